@@ -1,1 +1,402 @@
-//! TODO(stub)
+//! The versioned JSON schema of run artifacts.
+//!
+//! `trainer run` writes a run folder; the studio reads the same files in the browser:
+//!
+//! | file | type | content |
+//! |---|---|---|
+//! | `run.json` | [`RunManifest`] | configuration, task sequence, versions, device |
+//! | `stages/stage-NN.json` | [`StageRecord`] | W row, replay plan, loss curve, evaluation of every seen task |
+//! | `results.json` | [`RunResults`] | score matrix R, zero-shot and upper-bound scores, summary metrics |
+//! | `embeddings.json` | [`EmbeddingsFile`] | per task: instruction ids, texts, counts, tags and f32 embeddings |
+//!
+//! Every file is one JSON object carrying `"schema_version"` and a `"kind"` tag
+//! (see [`Artifact`]), so a dropped file identifies itself. A file of another schema version,
+//! of the wrong kind, truncated or not JSON is rejected with an [`ArtifactError`] that names
+//! the file. [`EmbeddingsFile`] is also the input of `trainer plan`, where `kind` and
+//! `schema_version` may be omitted.
+
+use std::collections::BTreeMap;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+
+use crate::insinfo::TagNormalizer;
+use crate::metrics::{ContinualSummary, ScoreMatrix};
+use crate::plan::StagePlan;
+use crate::replay::Strategy;
+use crate::similarity::SimilarityConfig;
+
+/// Version of the artifact schema written by this crate. Readers reject any other version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Any artifact file, tagged by its `"kind"` field (`run`, `stage`, `results`, `embeddings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Artifact {
+    /// `run.json`.
+    Run(RunManifest),
+    /// `stages/stage-NN.json`.
+    Stage(StageRecord),
+    /// `results.json`.
+    Results(RunResults),
+    /// `embeddings.json`.
+    Embeddings(EmbeddingsFile),
+}
+
+impl Artifact {
+    /// Parses any artifact, checking `schema_version` before the body so that a file from
+    /// another version gets a version error rather than a confusing field error.
+    ///
+    /// `source` names the file in errors (a path or a dropped file's name).
+    ///
+    /// # Errors
+    /// [`ArtifactError`]: not JSON, truncated, unknown version, unknown kind, bad field.
+    pub fn from_json(source: &str, text: &str) -> Result<Self, ArtifactError> {
+        check_version(source, text, false)?;
+        serde_json::from_str(text).map_err(|e| ArtifactError::from_serde(source, &e))
+    }
+
+    /// The `"kind"` tag of this artifact.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Artifact::Run(_) => "run",
+            Artifact::Stage(_) => "stage",
+            Artifact::Results(_) => "results",
+            Artifact::Embeddings(_) => "embeddings",
+        }
+    }
+}
+
+/// A typed artifact body that knows its `"kind"` tag, so it can be written and read on its own.
+pub trait ArtifactBody: Serialize + DeserializeOwned + Clone {
+    /// The `"kind"` tag written with this body.
+    const KIND: &'static str;
+    /// Wraps the body into the tagged [`Artifact`].
+    fn into_artifact(self) -> Artifact;
+
+    /// Serialises as pretty JSON with its `"kind"` tag.
+    fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.clone().into_artifact())
+            .expect("artifact types serialise infallibly (string keys, finite floats)")
+    }
+
+    /// Parses a file that must be of this kind and of [`SCHEMA_VERSION`].
+    ///
+    /// # Errors
+    /// [`ArtifactError`] naming `source`: not JSON, truncated, wrong version, wrong kind,
+    /// or a missing/invalid field (with its line and column).
+    fn from_json(source: &str, text: &str) -> Result<Self, ArtifactError> {
+        check_version(source, text, Self::KIND == EmbeddingsFile::KIND)?;
+        let header: KindHeader =
+            serde_json::from_str(text).map_err(|e| ArtifactError::from_serde(source, &e))?;
+        if let Some(kind) = header.kind
+            && kind != Self::KIND
+        {
+            return Err(ArtifactError::WrongKind {
+                source: source.to_owned(),
+                expected: Self::KIND,
+                found: kind,
+            });
+        }
+        serde_json::from_str(text).map_err(|e| ArtifactError::from_serde(source, &e))
+    }
+}
+
+macro_rules! artifact_body {
+    ($ty:ident, $variant:ident, $kind:literal) => {
+        impl ArtifactBody for $ty {
+            const KIND: &'static str = $kind;
+            fn into_artifact(self) -> Artifact {
+                Artifact::$variant(self)
+            }
+        }
+    };
+}
+artifact_body!(RunManifest, Run, "run");
+artifact_body!(StageRecord, Stage, "stage");
+artifact_body!(RunResults, Results, "results");
+artifact_body!(EmbeddingsFile, Embeddings, "embeddings");
+
+#[derive(Deserialize)]
+struct VersionHeader {
+    schema_version: Option<u32>,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct KindHeader {
+    kind: Option<String>,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, IgnoredAny>,
+}
+
+fn check_version(source: &str, text: &str, version_optional: bool) -> Result<(), ArtifactError> {
+    let header: VersionHeader =
+        serde_json::from_str(text).map_err(|e| ArtifactError::from_serde(source, &e))?;
+    match header.schema_version {
+        Some(SCHEMA_VERSION) => Ok(()),
+        None if version_optional => Ok(()),
+        None => Err(ArtifactError::MissingVersion { source: source.to_owned() }),
+        Some(found) => Err(ArtifactError::UnsupportedVersion { source: source.to_owned(), found }),
+    }
+}
+
+fn current_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+/// Why an artifact could not be read or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The text ends before the JSON value does (an interrupted copy or write).
+    #[error("{source}: truncated JSON (ends at line {line}, column {column})")]
+    Truncated { source: String, line: usize, column: usize },
+    /// The text is not JSON at all.
+    #[error("{source}: not valid JSON at line {line}, column {column}: {message}")]
+    Syntax { source: String, line: usize, column: usize, message: String },
+    /// JSON, but a field is missing or has the wrong type or value.
+    #[error("{source}: invalid artifact at line {line}, column {column}: {message}")]
+    Invalid { source: String, line: usize, column: usize, message: String },
+    /// No `schema_version` field.
+    #[error("{source}: no \"schema_version\" field; is this an inscl run artifact?")]
+    MissingVersion { source: String },
+    /// A `schema_version` this build does not read.
+    #[error(
+        "{source}: schema_version {found} is not supported (this build reads version {})",
+        SCHEMA_VERSION
+    )]
+    UnsupportedVersion { source: String, found: u32 },
+    /// The file is an artifact of another kind than the one asked for.
+    #[error("{source}: expected a \"{expected}\" artifact, found \"{found}\"")]
+    WrongKind { source: String, expected: &'static str, found: String },
+    /// Reading or writing the file failed.
+    #[error("{source}: {error}")]
+    Io { source: String, error: std::io::Error },
+}
+
+impl ArtifactError {
+    fn from_serde(source: &str, e: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let (source, line, column) = (source.to_owned(), e.line(), e.column());
+        match e.classify() {
+            Category::Eof => ArtifactError::Truncated { source, line, column },
+            Category::Syntax | Category::Io => {
+                ArtifactError::Syntax { source, line, column, message: e.to_string() }
+            }
+            Category::Data => ArtifactError::Invalid { source, line, column, message: e.to_string() },
+        }
+    }
+}
+
+/// Writes `body` as JSON to `path` atomically: a temporary file in the same folder is written,
+/// flushed to disk and renamed over `path`, so readers see the old file or the new one, never
+/// half of one. Native targets only.
+///
+/// # Errors
+/// [`ArtifactError::Io`] naming `path`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomic<T: ArtifactBody>(path: &std::path::Path, body: &T) -> Result<(), ArtifactError> {
+    use std::io::Write;
+    let io = |error| ArtifactError::Io { source: path.display().to_string(), error };
+    let file_name = path.file_name().ok_or_else(|| {
+        io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
+    })?;
+    let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(body.to_json().as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads an artifact of type `T` from `path`. Native targets only.
+///
+/// # Errors
+/// [`ArtifactError`] naming `path` (I/O, JSON, version, kind).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read<T: ArtifactBody>(path: &std::path::Path) -> Result<T, ArtifactError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ArtifactError::Io { source: source.clone(), error })?;
+    T::from_json(&source, &text)
+}
+
+/// `run.json`: what was run, on what, with which settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    /// Run name (the folder name under `runs/`).
+    pub name: String,
+    /// Model identifier (path, GGUF file or hub id) as given in the configuration.
+    pub model: String,
+    /// Name of the task order (e.g. `order1`, `curriculum`) or `custom`.
+    pub order: String,
+    /// The tasks in training order.
+    pub tasks: Vec<TaskInfo>,
+    /// The continual-learning strategy and the replay settings.
+    pub replay: ReplaySettings,
+    /// The complete trainer configuration (model, optimiser, LoRA, evaluation limits, ...),
+    /// kept verbatim so that runs can be compared field by field.
+    pub config: serde_json::Value,
+    /// Versions of the software that produced the run, e.g. `{"inscl": "0.1.0"}`.
+    pub versions: BTreeMap<String, String>,
+    /// The compute device, as reported by the trainer (e.g. `cpu (flex, 2 threads)`).
+    pub device: String,
+    /// Unix time in seconds when the run started.
+    pub created_unix: u64,
+}
+
+/// A task of the sequence and its sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Task name (unique in the run).
+    pub name: String,
+    /// Distinct instructions in the training split.
+    pub instructions: usize,
+    /// Training instances.
+    pub train_instances: usize,
+    /// Evaluated test instances.
+    pub test_instances: usize,
+}
+
+/// Replay settings of a run: everything [`crate::plan::plan_sequence`] needs besides embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplaySettings {
+    /// Strategy (`none`, `random`, `dynamic`, `insinfo`, `inscl`, or the references
+    /// `multitask` / `single`, which are not replay strategies and are stored as their name).
+    pub strategy: String,
+    /// Replay budget per stage step α (InsCL: budget at stage i is α × (i − 1)).
+    pub alpha: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Cost, weights and solver of the task distances.
+    pub similarity: SimilarityConfig,
+    /// Tag normalisation used for InsInfo.
+    pub tags: TagNormalizer,
+}
+
+impl ReplaySettings {
+    /// The replay strategy, or `None` for the non-sequential references (`multitask`, `single`).
+    pub fn replay_strategy(&self) -> Option<Strategy> {
+        self.strategy.parse().ok()
+    }
+}
+
+/// One training stage: task `task` was trained (with replay) and every seen task evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    /// 1-based stage number.
+    pub stage: usize,
+    /// The task trained at this stage.
+    pub task: String,
+    /// The replay plan (its `previous[j].distance` is the W row of this stage).
+    pub plan: StagePlan,
+    /// Training loss curve of this stage.
+    pub loss: Vec<LossPoint>,
+    /// Evaluation of every task seen so far, in task order.
+    pub eval: Vec<TaskEval>,
+    /// Wall-clock seconds of the stage (training + evaluation).
+    pub wall_seconds: f64,
+}
+
+/// One optimiser step of the loss curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// Optimiser step within the stage (1-based).
+    pub step: usize,
+    /// Mean token cross-entropy of the step (nats per response token).
+    pub loss: f64,
+    /// Learning rate used at the step.
+    pub lr: f64,
+}
+
+/// Evaluation of one task after a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEval {
+    /// Task name.
+    pub task: String,
+    /// Mean ROUGE-L F-measure ×100 over the instances.
+    pub rouge_l: f64,
+    /// Mean exact match ×100 over the instances.
+    pub exact_match: f64,
+    /// Per-instance predictions and scores.
+    pub predictions: Vec<Prediction>,
+}
+
+/// One evaluated test instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Instance id from the data.
+    pub id: String,
+    /// Greedy generation of the model.
+    pub prediction: String,
+    /// Reference outputs.
+    pub references: Vec<String>,
+    /// ROUGE-L F ×100, max over references.
+    pub rouge_l: f64,
+    /// Exact match ×100 (0 or 100).
+    pub exact_match: f64,
+}
+
+/// `results.json`: the score matrix and the summary metrics of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    /// Task names, in order (columns of `scores`).
+    pub tasks: Vec<String>,
+    /// R[i][j]: ROUGE-L of task j after stage i (lower-triangular).
+    pub scores: ScoreMatrix,
+    /// Zero-shot ROUGE-L of every task before stage 1 (for FWT), if evaluated.
+    pub zero_shot: Option<Vec<f64>>,
+    /// Single-task upper bounds (for Relative Gain), if known.
+    pub upper_bounds: Option<Vec<f64>>,
+    /// AP, F.Ra, BWT, FWT, Relative Gain.
+    pub summary: ContinualSummary,
+}
+
+/// `embeddings.json`: per task its instructions with counts, tags and embeddings — all the
+/// studio needs to recompute task distances and replay plans, and the input of `trainer plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingsFile {
+    /// [`SCHEMA_VERSION`]; may be omitted in hand-written `trainer plan` input.
+    #[serde(default = "current_version")]
+    pub schema_version: u32,
+    /// Model whose hidden states produced the embeddings, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Hidden layer that was mean-pooled, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    /// Tasks in sequence order.
+    pub tasks: Vec<TaskEmbeddings>,
+}
+
+/// One task's instructions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEmbeddings {
+    /// Task name.
+    pub name: String,
+    /// The task's distinct instructions.
+    pub instructions: Vec<InstructionEmbedding>,
+}
+
+/// One distinct instruction of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstructionEmbedding {
+    /// Id, unique within the task.
+    pub id: String,
+    /// Instruction text.
+    #[serde(default)]
+    pub text: String,
+    /// Number of training instances that use this instruction (its weight under `real`).
+    pub count: u32,
+    /// Tags for InsInfo, as given (normalised by the planner).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Embedding vector (all instructions share one dimension).
+    pub embedding: Vec<f32>,
+}
