@@ -36,7 +36,9 @@ struct PorterFixture {
 }
 
 fn rouge_cases() -> Vec<Case> {
-    serde_json::from_str::<RougeFixture>(include_str!("../fixtures/rouge_reference.json")).unwrap().cases
+    serde_json::from_str::<RougeFixture>(include_str!("../fixtures/rouge_reference.json"))
+        .unwrap()
+        .cases
 }
 
 fn assert_close(got: f64, expected: f64, what: &str, case: &Case) {
@@ -54,7 +56,12 @@ fn rouge_l_max_matches_rouge_score_without_stemming() {
     let cases = rouge_cases();
     assert!(cases.len() >= 300);
     for case in &cases {
-        assert_close(rouge_l_max(&case.prediction, &case.references, false), case.rouge_l, "rougeL", case);
+        assert_close(
+            rouge_l_max(&case.prediction, &case.references, false),
+            case.rouge_l,
+            "rougeL",
+            case,
+        );
     }
 }
 
@@ -65,7 +72,12 @@ fn rouge_l_max_matches_rouge_score_with_stemming() {
     // not tell the two modes apart.
     assert!(cases.iter().filter(|c| c.rouge_l != c.rouge_l_stem).count() >= 20);
     for case in &cases {
-        assert_close(rouge_l_max(&case.prediction, &case.references, true), case.rouge_l_stem, "rougeL stem", case);
+        assert_close(
+            rouge_l_max(&case.prediction, &case.references, true),
+            case.rouge_l_stem,
+            "rougeL stem",
+            case,
+        );
     }
 }
 
@@ -73,7 +85,12 @@ fn rouge_l_max_matches_rouge_score_with_stemming() {
 fn rouge_l_precision_recall_fmeasure_match_rouge_score() {
     for case in &rouge_cases() {
         let score = rouge_l(&case.prediction, &case.references[0], true);
-        assert_close(score.precision, case.first_stem.precision, "precision", case);
+        assert_close(
+            score.precision,
+            case.first_stem.precision,
+            "precision",
+            case,
+        );
         assert_close(score.recall, case.first_stem.recall, "recall", case);
         assert_close(score.fmeasure, case.first_stem.fmeasure, "fmeasure", case);
     }
@@ -97,7 +114,8 @@ fn exact_match_matches_superni() {
 
 #[test]
 fn porter_stems_match_nltk() {
-    let fixture: PorterFixture = serde_json::from_str(include_str!("../fixtures/porter_reference.json")).unwrap();
+    let fixture: PorterFixture =
+        serde_json::from_str(include_str!("../fixtures/porter_reference.json")).unwrap();
     assert!(fixture.words.len() >= 3000);
     let wrong: Vec<_> = fixture
         .words
@@ -113,7 +131,10 @@ fn porter_stems_match_nltk() {
 #[test]
 fn tokenizer_handles_unicode_like_python_lower() {
     // U+212A KELVIN SIGN lower-cases to ASCII `k`; U+0130 to `i` + U+0307, which splits.
-    assert_eq!(tokenize("\u{212a}ELVIN \u{130}stanbul café 3½", false), ["kelvin", "i", "stanbul", "caf", "3"]);
+    assert_eq!(
+        tokenize("\u{212a}ELVIN \u{130}stanbul café 3½", false),
+        ["kelvin", "i", "stanbul", "caf", "3"]
+    );
     assert_eq!(tokenize("", true), Vec::<String>::new());
 }
 
@@ -121,6 +142,9 @@ fn tokenizer_handles_unicode_like_python_lower() {
 fn multi_reference_takes_the_best_reference() {
     let references = ["completely different words", "the cat sat on the mat"];
     let best = rouge_l_max("the cat sat on a mat", &references, true);
-    assert!((best - 100.0 * rouge_l("the cat sat on a mat", references[1], true).fmeasure).abs() < 1e-12);
+    assert!(
+        (best - 100.0 * rouge_l("the cat sat on a mat", references[1], true).fmeasure).abs()
+            < 1e-12
+    );
     assert!((best - 500.0 / 6.0).abs() < 1e-9);
 }

@@ -97,9 +97,14 @@ impl ScoreMatrix {
         }
         for (row, values) in rows.iter().enumerate() {
             if values.len() != row + 1 {
-                return Err(MetricsError::RowLength { row, expected: row + 1, got: values.len() });
+                return Err(MetricsError::RowLength {
+                    row,
+                    expected: row + 1,
+                    got: values.len(),
+                });
             }
-            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite())
+            {
                 return Err(MetricsError::NonFiniteScore { row, column, value });
             }
         }
@@ -114,8 +119,17 @@ impl ScoreMatrix {
     /// As [`ScoreMatrix::new`], with every row required to have `T` entries.
     pub fn from_square(mut rows: Vec<Vec<f64>>) -> Result<Self, MetricsError> {
         let stages = rows.len();
-        if let Some((row, got)) = rows.iter().map(Vec::len).enumerate().find(|&(_, len)| len != stages) {
-            return Err(MetricsError::RowLength { row, expected: stages, got });
+        if let Some((row, got)) = rows
+            .iter()
+            .map(Vec::len)
+            .enumerate()
+            .find(|&(_, len)| len != stages)
+        {
+            return Err(MetricsError::RowLength {
+                row,
+                expected: stages,
+                got,
+            });
         }
         for (i, row) in rows.iter_mut().enumerate() {
             row.truncate(i + 1);
@@ -140,7 +154,9 @@ impl ScoreMatrix {
 
     /// The last row `R[T−1][·]`: every task's score at the end of training.
     fn final_row(&self) -> &[f64] {
-        self.rows.last().expect("a validated matrix has at least one stage")
+        self.rows
+            .last()
+            .expect("a validated matrix has at least one stage")
     }
 
     /// `R[j][j]`: each task's score right after it was learned.
@@ -164,14 +180,20 @@ impl From<ScoreMatrix> for Vec<Vec<f64>> {
 }
 
 fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
-    let (sum, count) = values.into_iter().fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
+    let (sum, count) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
     sum / count as f64
 }
 
 /// Checks that a per-task vector has one finite value per task.
 fn check_per_task(name: &'static str, values: &[f64], tasks: usize) -> Result<(), MetricsError> {
     if values.len() != tasks {
-        return Err(MetricsError::LengthMismatch { name, expected: tasks, got: values.len() });
+        return Err(MetricsError::LengthMismatch {
+            name,
+            expected: tasks,
+            got: values.len(),
+        });
     }
     match values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         Some((task, &value)) => Err(MetricsError::NonFiniteBaseline { name, task, value }),
@@ -189,7 +211,11 @@ pub fn average_performance(scores: &ScoreMatrix) -> f64 {
 /// mean over the tasks seen so far (Chaudhry et al. 2018, `A_k`). Length `T`; the last
 /// element is [`average_performance`].
 pub fn average_performance_per_stage(scores: &ScoreMatrix) -> Vec<f64> {
-    scores.rows().iter().map(|row| mean(row.iter().copied())).collect()
+    scores
+        .rows()
+        .iter()
+        .map(|row| mean(row.iter().copied()))
+        .collect()
 }
 
 /// Forgetting `F.Ra = (1/(T−1)) Σ_{j<T−1} (max_{j≤i<T−1} R[i][j] − R[T−1][j])`: how far each
@@ -204,7 +230,10 @@ pub fn forgetting(scores: &ScoreMatrix) -> f64 {
     }
     let final_row = scores.final_row();
     mean((0..last).map(|j| {
-        let best = scores.rows()[j..last].iter().map(|row| row[j]).fold(f64::NEG_INFINITY, f64::max);
+        let best = scores.rows()[j..last]
+            .iter()
+            .map(|row| row[j])
+            .fold(f64::NEG_INFINITY, f64::max);
         best - final_row[j]
     }))
 }
@@ -219,7 +248,13 @@ pub fn backward_transfer(scores: &ScoreMatrix) -> f64 {
         return 0.0;
     }
     let final_row = scores.final_row();
-    mean(scores.diagonal().take(last).enumerate().map(|(j, learned)| final_row[j] - learned))
+    mean(
+        scores
+            .diagonal()
+            .take(last)
+            .enumerate()
+            .map(|(j, learned)| final_row[j] - learned),
+    )
 }
 
 /// Forward transfer `FWT = (1/T) Σ_j (R[j][j] − zero_shot[j])`: the mean score on each task
@@ -231,7 +266,12 @@ pub fn backward_transfer(scores: &ScoreMatrix) -> f64 {
 /// [`MetricsError::NonFiniteBaseline`] for a NaN/±∞ entry.
 pub fn forward_transfer(scores: &ScoreMatrix, zero_shot: &[f64]) -> Result<f64, MetricsError> {
     check_per_task("zero_shot", zero_shot, scores.stages())?;
-    Ok(mean(scores.diagonal().zip(zero_shot).map(|(learned, &base)| learned - base)))
+    Ok(mean(
+        scores
+            .diagonal()
+            .zip(zero_shot)
+            .map(|(learned, &base)| learned - base),
+    ))
 }
 
 /// Relative Gain after every stage (InsCL, Wang et al. NAACL 2024, §4 "Relative Gain"):
@@ -243,7 +283,10 @@ pub fn forward_transfer(scores: &ScoreMatrix, zero_shot: &[f64]) -> Result<f64, 
 /// [`MetricsError::LengthMismatch`] unless `upper` has `T` entries,
 /// [`MetricsError::NonFiniteBaseline`] for NaN/±∞, [`MetricsError::NonPositiveUpperBound`]
 /// for an entry ≤ 0.
-pub fn relative_gain_per_stage(scores: &ScoreMatrix, upper: &[f64]) -> Result<Vec<f64>, MetricsError> {
+pub fn relative_gain_per_stage(
+    scores: &ScoreMatrix,
+    upper: &[f64],
+) -> Result<Vec<f64>, MetricsError> {
     check_per_task("upper", upper, scores.stages())?;
     if let Some((task, &value)) = upper.iter().enumerate().find(|(_, u)| **u <= 0.0) {
         return Err(MetricsError::NonPositiveUpperBound { task, value });
@@ -251,7 +294,13 @@ pub fn relative_gain_per_stage(scores: &ScoreMatrix, upper: &[f64]) -> Result<Ve
     Ok(scores
         .rows()
         .iter()
-        .map(|row| mean(row.iter().zip(upper).map(|(score, bound)| score / bound * 100.0)))
+        .map(|row| {
+            mean(
+                row.iter()
+                    .zip(upper)
+                    .map(|(score, bound)| score / bound * 100.0),
+            )
+        })
         .collect())
 }
 
@@ -302,9 +351,13 @@ impl ContinualSummary {
             ap: average_performance(scores),
             forgetting: forgetting(scores),
             bwt: backward_transfer(scores),
-            fwt: zero_shot.map(|base| forward_transfer(scores, base)).transpose()?,
+            fwt: zero_shot
+                .map(|base| forward_transfer(scores, base))
+                .transpose()?,
             relative_gain: upper
-                .map(|bounds| relative_gain_per_stage(scores, bounds).map(|gains| gains[gains.len() - 1]))
+                .map(|bounds| {
+                    relative_gain_per_stage(scores, bounds).map(|gains| gains[gains.len() - 1])
+                })
                 .transpose()?,
         })
     }

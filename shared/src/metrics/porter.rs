@@ -124,7 +124,12 @@ fn step1a(word: &str) -> String {
     }
     apply_rules(
         word,
-        &[("sses", "ss", &always), ("ies", "i", &always), ("ss", "ss", &always), ("s", "", &always)],
+        &[
+            ("sses", "ss", &always),
+            ("ies", "i", &always),
+            ("ss", "ss", &always),
+            ("s", "", &always),
+        ],
     )
 }
 
@@ -137,7 +142,11 @@ fn step1b(word: &str) -> String {
         return format!("{stem}{replacement}");
     }
     if let Some(stem) = word.strip_suffix("eed") {
-        return if has_positive_measure(stem) { format!("{stem}ee") } else { word.to_owned() };
+        return if has_positive_measure(stem) {
+            format!("{stem}ee")
+        } else {
+            word.to_owned()
+        };
     }
     let Some(stem) = ["ed", "ing"]
         .iter()
@@ -170,7 +179,8 @@ fn step1b(word: &str) -> String {
 /// Step 1c, NLTK's variant `(*c and not c) Y → I`: `y` becomes `i` after a consonant unless
 /// that consonant is the whole stem (`happy → happi`, `enjoy`, `by` unchanged).
 fn step1c(word: &str) -> String {
-    let condition = |stem: &str| stem.chars().count() > 1 && consonant_flags(stem).last() == Some(&true);
+    let condition =
+        |stem: &str| stem.chars().count() > 1 && consonant_flags(stem).last() == Some(&true);
     apply_rules(word, &[("y", "i", &condition)])
 }
 
@@ -262,7 +272,9 @@ fn step4(word: &str) -> String {
 /// conditions are tried (unlike the first-match rule lists), as in NLTK.
 fn step5a(word: &str) -> String {
     match word.strip_suffix('e') {
-        Some(stem) if measure(stem) > 1 || (measure(stem) == 1 && !ends_cvc(stem)) => stem.to_owned(),
+        Some(stem) if measure(stem) > 1 || (measure(stem) == 1 && !ends_cvc(stem)) => {
+            stem.to_owned()
+        }
         _ => word.to_owned(),
     }
 }
@@ -332,7 +344,10 @@ mod tests {
 
     #[test]
     fn y_alternates_between_consonant_and_vowel() {
-        assert_eq!(consonant_flags("syzygy"), [true, false, true, false, true, false]);
+        assert_eq!(
+            consonant_flags("syzygy"),
+            [true, false, true, false, true, false]
+        );
         assert_eq!(consonant_flags("yyyy"), [true, false, true, false]);
         assert_eq!(consonant_flags("toy"), [true, false, true]);
     }

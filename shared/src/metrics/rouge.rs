@@ -24,7 +24,11 @@ pub struct RougeScore {
 }
 
 impl RougeScore {
-    const ZERO: Self = Self { precision: 0.0, recall: 0.0, fmeasure: 0.0 };
+    const ZERO: Self = Self {
+        precision: 0.0,
+        recall: 0.0,
+        fmeasure: 0.0,
+    };
 }
 
 /// `rouge-score`'s default tokenizer (`tokenize.tokenize`): lower-case the text (Unicode
@@ -44,7 +48,13 @@ pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
         .filter(|token| !token.is_empty())
-        .map(|token| if stem && token.len() > 3 { porter::stem(token) } else { token.to_owned() })
+        .map(|token| {
+            if stem && token.len() > 3 {
+                porter::stem(token)
+            } else {
+                token.to_owned()
+            }
+        })
         .collect()
 }
 
@@ -59,7 +69,11 @@ fn lcs_length<T: PartialEq>(a: &[T], b: &[T]) -> usize {
         let mut diagonal = 0;
         for (j, other) in short.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = if item == other { diagonal + 1 } else { above.max(row[j]) };
+            row[j + 1] = if item == other {
+                diagonal + 1
+            } else {
+                above.max(row[j])
+            };
             diagonal = above;
         }
     }
@@ -90,7 +104,11 @@ pub fn rouge_l(prediction: &str, reference: &str, stem: bool) -> RougeScore {
     } else {
         0.0
     };
-    RougeScore { precision, recall, fmeasure }
+    RougeScore {
+        precision,
+        recall,
+        fmeasure,
+    }
 }
 
 /// ROUGE-L F-measure × 100 of `prediction` against its best reference (SuperNI's
@@ -112,8 +130,15 @@ fn normalize_answer(text: &str) -> String {
     // Python's `str.split()` also splits on the ASCII separators U+001C..U+001F, which
     // `char::is_whitespace` does not count as whitespace.
     let is_python_space = |c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c);
-    let kept: String = text.to_lowercase().chars().filter(|c| !c.is_ascii_punctuation()).collect();
-    kept.split(is_python_space).filter(|word| !word.is_empty()).collect::<Vec<_>>().join(" ")
+    let kept: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| !c.is_ascii_punctuation())
+        .collect();
+    kept.split(is_python_space)
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// SuperNI exact match: 100 if the normalised prediction equals some normalised reference
@@ -127,7 +152,10 @@ fn normalize_answer(text: &str) -> String {
 /// ```
 pub fn exact_match(prediction: &str, references: &[impl AsRef<str>]) -> f64 {
     let prediction = normalize_answer(prediction);
-    if references.iter().any(|reference| normalize_answer(reference.as_ref()) == prediction) {
+    if references
+        .iter()
+        .any(|reference| normalize_answer(reference.as_ref()) == prediction)
+    {
         100.0
     } else {
         0.0
