@@ -219,9 +219,9 @@ pub fn average_performance_per_stage(scores: &ScoreMatrix) -> Vec<f64> {
 }
 
 /// Forgetting `F.Ra = (1/(T−1)) Σ_{j<T−1} (max_{j≤i<T−1} R[i][j] − R[T−1][j])`: how far each
-/// earlier task fell from its best score before the last stage (Chaudhry et al., *Riemannian
-/// Walk*, ECCV 2018, Eq. 5 at `k = T`; the SuperNI-CL README's F.Ra). The last task cannot be
-/// forgotten yet and is excluded. Can be negative (a task improved at the last stage).
+/// earlier task fell from its best score before the last stage (the average forgetting of
+/// Chaudhry et al., *Riemannian Walk*, ECCV 2018, after the last task; the SuperNI-CL README's
+/// F.Ra). The last task cannot be forgotten yet and is excluded. Can be negative (a task improved at the last stage).
 /// A single-stage matrix has nothing to forget: 0 by convention.
 pub fn forgetting(scores: &ScoreMatrix) -> f64 {
     let last = scores.stages() - 1;
@@ -239,8 +239,8 @@ pub fn forgetting(scores: &ScoreMatrix) -> f64 {
 }
 
 /// Backward transfer `BWT = (1/(T−1)) Σ_{j<T−1} (R[T−1][j] − R[j][j])` (Lopez-Paz & Ranzato,
-/// *Gradient Episodic Memory*, NeurIPS 2017, Eq. 3 without the last task, whose term is 0
-/// by definition). Negative values mean forgetting. A single-stage matrix has no earlier
+/// *Gradient Episodic Memory*, NeurIPS 2017, which averages over the `T − 1` earlier tasks).
+/// Negative values mean forgetting. A single-stage matrix has no earlier
 /// task: 0 by convention.
 pub fn backward_transfer(scores: &ScoreMatrix) -> f64 {
     let last = scores.stages() - 1;
@@ -274,7 +274,7 @@ pub fn forward_transfer(scores: &ScoreMatrix, zero_shot: &[f64]) -> Result<f64, 
     ))
 }
 
-/// Relative Gain after every stage (InsCL, Wang et al. NAACL 2024, §4 "Relative Gain"):
+/// Relative Gain after every stage (InsCL, Wang et al. NAACL 2024, "Relative Gain"):
 /// element `i` is `(1/(i+1)) Σ_{j≤i} R[i][j] / upper[j] × 100`, the mean share (in percent)
 /// of each seen task's upper bound — its score when fine-tuned on that task alone — retained
 /// after stage `i`. Length `T`; the last element is the final Relative Gain.
