@@ -259,7 +259,7 @@ pub fn backward_transfer(scores: &ScoreMatrix) -> f64 {
 
 /// Forward transfer `FWT = (1/T) Σ_j (R[j][j] − zero_shot[j])`: the mean score on each task
 /// right after learning it, minus the zero-shot score of the base model on that task (the
-/// SuperNI-CL literature's "mean_j R[j][j] − zero-shot baseline", `superni-cl15/README.md`).
+/// SuperNI-CL literature's `mean_j R[j][j] − zero-shot baseline`, `superni-cl15/README.md`).
 ///
 /// # Errors
 /// [`MetricsError::LengthMismatch`] unless `zero_shot` has `T` entries,
