@@ -49,17 +49,18 @@ impl Default for TagNormalizer {
 impl TagNormalizer {
     /// Canonical form of one raw tag, or `None` when nothing is left of it.
     ///
-    /// Steps: lower-case; every character that is not a (Unicode) letter or whitespace becomes a
-    /// space, so digits and punctuation separate words ("Math-Problems" → "math problems");
+    /// Steps: lower-case; every character that is not an ASCII letter becomes a space, as the
+    /// official InsCL code does (`re.sub(r"[^A-Za-z]+", " ", tag.lower())`), so digits,
+    /// punctuation and non-ASCII letters separate words ("Math-Problems" → "math problems");
     /// collapse runs of whitespace to one space and trim; when [`stem`](Self::stem) is set,
     /// replace each word by its Snowball English stem (`rust-stemmers`, the algorithm of NLTK's
-    /// `SnowballStemmer("english")`). Example: `"Math-Problems "` → `Some("math problem")`,
-    /// `"42 !"` → `None`.
+    /// `SnowballStemmer("english")`; the official code lemmatises with WordNet instead).
+    /// Example: `"Math-Problems "` → `Some("math problem")`, `"42 !"` → `None`.
     pub fn normalize(&self, tag: &str) -> Option<String> {
         let cleaned: String = tag
             .to_lowercase()
             .chars()
-            .map(|c| if c.is_alphabetic() { c } else { ' ' })
+            .map(|c| if c.is_ascii_lowercase() { c } else { ' ' })
             .collect();
         let stemmer = self.stem.then(|| Stemmer::create(Algorithm::English));
         let words: Vec<String> = cleaned
@@ -212,6 +213,7 @@ mod tests {
         assert_eq!(n.normalize("  Coding_2  (Python3)").as_deref(), Some("code python"));
         assert_eq!(n.normalize("running\tGames").as_deref(), Some("run game"));
         assert_eq!(n.normalize("42 !?"), None);
+        assert_eq!(n.normalize("Café Reviews").as_deref(), Some("caf review"));
         assert_eq!(n.normalize(""), None);
     }
 
