@@ -93,6 +93,10 @@ impl TagNormalizer {
     /// leader clustering: similarity is not chained transitively). Every set is then rewritten
     /// with the representatives and sorted and deduplicated again.
     ///
+    /// The official InsCL code clusters phrase-BERT embeddings of the tags with DBSCAN and
+    /// likewise replaces every tag of a cluster by its most frequent member; string similarity
+    /// stands in for the embedding model here.
+    ///
     /// `s > 1` (or NaN) merges nothing; `s ≤ 0` merges everything into the most frequent tag.
     /// Cost: O(T²) similarity evaluations for T distinct tags.
     pub fn merge_near_duplicates(&self, tag_sets: &mut [Vec<String>]) {
@@ -105,7 +109,7 @@ impl TagNormalizer {
         }
         let mut order: Vec<(&str, usize)> = frequency.into_iter().collect();
         // The BTreeMap already yields lexicographic order; a stable sort keeps it among ties.
-        order.sort_by(|a, b| b.1.cmp(&a.1));
+        order.sort_by_key(|&(_, count)| std::cmp::Reverse(count));
 
         let mut canonical: BTreeMap<String, String> = BTreeMap::new();
         for (i, &(leader, _)) in order.iter().enumerate() {
@@ -209,8 +213,14 @@ mod tests {
     #[test]
     fn normalize_cleans_and_stems() {
         let n = TagNormalizer::default();
-        assert_eq!(n.normalize("Math-Problems ").as_deref(), Some("math problem"));
-        assert_eq!(n.normalize("  Coding_2  (Python3)").as_deref(), Some("code python"));
+        assert_eq!(
+            n.normalize("Math-Problems ").as_deref(),
+            Some("math problem")
+        );
+        assert_eq!(
+            n.normalize("  Coding_2  (Python3)").as_deref(),
+            Some("code python")
+        );
         assert_eq!(n.normalize("running\tGames").as_deref(), Some("run game"));
         assert_eq!(n.normalize("42 !?"), None);
         assert_eq!(n.normalize("Café Reviews").as_deref(), Some("caf review"));
@@ -223,14 +233,26 @@ mod tests {
             stem: false,
             merge_threshold: None,
         };
-        assert_eq!(n.normalize("Math-Problems ").as_deref(), Some("math problems"));
-        assert_eq!(n.normalize("RUNNING,games").as_deref(), Some("running games"));
+        assert_eq!(
+            n.normalize("Math-Problems ").as_deref(),
+            Some("math problems")
+        );
+        assert_eq!(
+            n.normalize("RUNNING,games").as_deref(),
+            Some("running games")
+        );
     }
 
     #[test]
     fn normalize_set_sorts_and_deduplicates() {
         let n = TagNormalizer::default();
-        let tags = ["Translation", "math problems", "Math-Problem", "123", "translations"];
+        let tags = [
+            "Translation",
+            "math problems",
+            "Math-Problem",
+            "123",
+            "translations",
+        ];
         assert_eq!(n.normalize_set(&tags), set(&["math problem", "translat"]));
     }
 

@@ -126,7 +126,9 @@ pub fn stage_budget(stage: usize, alpha: usize) -> usize {
 ///
 /// `distances[j]` is `W_j` for previous task `j`. Task `j` first gets `⌊W_j / ΣW × budget⌋`;
 /// the remaining `budget − Σ⌊…⌋` instances go one each to the tasks with the largest `W`
-/// (ties: the earlier task first), as in the official InsCL code. The result has one quota per
+/// (ties: the earlier task first), as in the official InsCL code (`cal_dynamic_num`; where
+/// distances tie exactly, that code's `list.index` lookup hands every extra instance to the
+/// first of the tied tasks, whereas here they go to distinct tasks). The result has one quota per
 /// task and sums to exactly `budget`; a task with larger `W` never gets less than one with a
 /// smaller `W`.
 ///
@@ -457,7 +459,10 @@ mod tests {
         assert_eq!(allocate_dynamic(&[1.0, 2.0, 2.0], 7), vec![1, 3, 3]);
         // W = [2, 2, 2, 1], budget 10: 10 × 2/7 = 2.857 → 2 (×3), 1.43 → 1; remainder 3 →
         // tasks 0, 1, 2.
-        assert_eq!(allocate_dynamic(&[2.0, 2.0, 2.0, 1.0], 10), vec![3, 3, 3, 1]);
+        assert_eq!(
+            allocate_dynamic(&[2.0, 2.0, 2.0, 1.0], 10),
+            vec![3, 3, 3, 1]
+        );
     }
 
     #[test]
@@ -544,7 +549,12 @@ mod tests {
     fn insinfo_sampling_trims_but_keeps_every_instruction() {
         // quota 4 over 4 instructions: floors 3, 0, 0, 0 → max(1, ·) = 3, 1, 1, 1 = 6 → trim 2,
         // which must come from instruction 0 (the others hold their last instance).
-        let chosen = sample_insinfo(&[9, 9, 9, 9], &[0.9, 0.05, 0.03, 0.02], 4, &mut replay_rng(1, 2, 0));
+        let chosen = sample_insinfo(
+            &[9, 9, 9, 9],
+            &[0.9, 0.05, 0.03, 0.02],
+            4,
+            &mut replay_rng(1, 2, 0),
+        );
         let sizes: Vec<usize> = chosen.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, 1, 1, 1]);
     }
@@ -565,10 +575,16 @@ mod tests {
         let insinfo = sample_insinfo(&counts, &scores, 9, &mut replay_rng(2024, 3, 1));
         // Regression values: they pin the ChaCha8 stream layout and the order of the draws, so
         // native and wasm32 must both reproduce them.
-        assert_eq!(random, vec![vec![1, 2], vec![], vec![0, 4], vec![0], vec![2]]);
+        assert_eq!(
+            random,
+            vec![vec![1, 2], vec![], vec![0, 4], vec![0], vec![2]]
+        );
         // Floors of 9 × scores: 0 → 1, 4, 1, 2 (8 in all); one top-up instance went to
         // instruction 4.
-        assert_eq!(insinfo, vec![vec![0], vec![], vec![1, 2, 3, 4], vec![0], vec![0, 1, 3]]);
+        assert_eq!(
+            insinfo,
+            vec![vec![0], vec![], vec![1, 2, 3, 4], vec![0], vec![0, 1, 3]]
+        );
         for (chosen, quota) in [(&random, 6), (&insinfo, 9)] {
             assert_eq!(chosen.iter().map(Vec::len).sum::<usize>(), quota);
             for (indices, &count) in chosen.iter().zip(&counts) {

@@ -22,7 +22,12 @@ fn strings(value: &Value) -> Vec<String> {
 }
 
 fn tag_sets(value: &Value) -> Vec<Vec<String>> {
-    value.as_array().expect("array of sets").iter().map(strings).collect()
+    value
+        .as_array()
+        .expect("array of sets")
+        .iter()
+        .map(strings)
+        .collect()
 }
 
 fn floats(value: &Value) -> Vec<f64> {
@@ -79,10 +84,12 @@ fn insinfo_matches_reference_at_every_stage() {
         .collect();
     for stage in fixture["statistics"]["stages"].as_array().unwrap() {
         let seen = stage["tasks_seen"].as_u64().unwrap() as usize;
-        let stats = TagStatistics::from_instructions(
-            tasks[..seen].iter().flatten().map(Vec::as_slice),
+        let stats =
+            TagStatistics::from_instructions(tasks[..seen].iter().flatten().map(Vec::as_slice));
+        assert_eq!(
+            stats.instructions as u64,
+            stage["instructions"].as_u64().unwrap()
         );
-        assert_eq!(stats.instructions as u64, stage["instructions"].as_u64().unwrap());
         let frequencies: Vec<(String, u64)> = stats
             .frequencies
             .iter()
@@ -106,13 +113,19 @@ fn insinfo_matches_reference_at_every_stage() {
             let instructions = &tasks[task];
             for (tags, expected) in instructions.iter().zip(floats(scores)) {
                 let got = stats.insinfo(tags);
-                assert!((got - expected).abs() <= 1e-12, "stage {seen} task {task}: {got} vs {expected}");
+                assert!(
+                    (got - expected).abs() <= 1e-12,
+                    "stage {seen} task {task}: {got} vs {expected}"
+                );
             }
             let got = stats.normalized_scores(instructions);
             let expected = floats(weights);
             assert_eq!(got.len(), expected.len());
             for (g, e) in got.iter().zip(&expected) {
-                assert!((g - e).abs() <= 1e-12, "stage {seen} task {task}: {got:?} vs {expected:?}");
+                assert!(
+                    (g - e).abs() <= 1e-12,
+                    "stage {seen} task {task}: {got:?} vs {expected:?}"
+                );
             }
         }
     }

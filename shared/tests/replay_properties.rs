@@ -9,9 +9,8 @@ use proptest::prelude::*;
 
 /// Instances per instruction of one task: 1–8 instructions, at least one instance overall.
 fn task_counts() -> impl Strategy<Value = Vec<u32>> {
-    prop::collection::vec(0u32..12, 1..8).prop_filter("task has instances", |c| {
-        c.iter().any(|&count| count > 0)
-    })
+    prop::collection::vec(0u32..12, 1..8)
+        .prop_filter("task has instances", |c| c.iter().any(|&count| count > 0))
 }
 
 /// A task with InsInfo weights that sum to 1 (some zero).
@@ -44,7 +43,9 @@ fn sorted_and_in_range(chosen: &[Vec<u32>], counts: &[u32]) -> bool {
 }
 
 fn has_repeats(chosen: &[Vec<u32>]) -> bool {
-    chosen.iter().any(|indices| indices.windows(2).any(|w| w[0] == w[1]))
+    chosen
+        .iter()
+        .any(|indices| indices.windows(2).any(|w| w[0] == w[1]))
 }
 
 proptest! {
