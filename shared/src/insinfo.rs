@@ -5,7 +5,7 @@
 //! its tags are among all instructions seen so far:
 //!
 //! ```text
-//! InsInfo(ins) = Σ_{tag ∈ tags(ins)} ln( N / f_tag )            (InsCL §3.2, Eq. 5)
+//! InsInfo(ins) = Σ_{tag ∈ tags(ins)} ln( N / f_tag )            (InsCL §3.2)
 //! ```
 //!
 //! where `N` is the number of instructions of all tasks seen so far (the current task included)
@@ -136,7 +136,8 @@ impl TagNormalizer {
     }
 }
 
-/// Tag frequencies over every instruction seen so far (InsCL §3.2): `N` and `f_tag` of Eq. 5.
+/// Tag frequencies over every instruction seen so far (InsCL §3.2): `N` and `f_tag` of the
+/// InsInfo formula.
 ///
 /// Build it from the tag sets of all instructions of all tasks up to and including the current
 /// one, and rebuild it at every stage.
@@ -163,7 +164,8 @@ impl TagStatistics {
         stats
     }
 
-    /// InsInfo of one instruction, InsCL §3.2 Eq. 5: `Σ_{tag} ln(N / f_tag)` (natural log, ≥ 0).
+    /// InsInfo of one instruction, InsCL §3.2 (the official code's idf sum):
+    /// `Σ_{tag} ln(N / f_tag)` (natural log, ≥ 0).
     ///
     /// `tags` is the instruction's tag set; a tag listed twice counts once. An instruction
     /// without tags scores 0, and so does a tag carried by every instruction. A tag absent from

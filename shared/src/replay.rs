@@ -1,9 +1,10 @@
 //! Replay budgets, their allocation over previous tasks and the choice of replayed instances
-//! (InsCL §3.1–§3.3).
+//! (InsCL §3).
 //!
 //! Before training on task `t` (stage `t`, 1-based) InsCL replays `α × (t − 1)` instances of
-//! the `t − 1` previous tasks (§3.3). The budget is split over the previous tasks either
-//! uniformly or in proportion to each task's Wasserstein distance to the current task (§3.1,
+//! the `t − 1` previous tasks (in the official code, `replay_num` per previous task). The
+//! budget is split over the previous tasks either uniformly or in proportion to each task's
+//! Wasserstein distance to the current task (§3.1,
 //! *dynamic replay*, [`allocate_dynamic`]); within a task, instances are drawn either uniformly
 //! ([`sample_random`]) or guided by the InsInfo of their instructions (§3.2,
 //! [`sample_insinfo`]). [`Strategy`] names the combinations compared in the paper.
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// A replay strategy: how the budget is allocated over previous tasks and how instances are
-/// chosen within a task (the methods compared in InsCL §4, Table 2).
+/// chosen within a task (the replay methods compared in InsCL's experiments).
 ///
 /// Serialised and parsed as `"none"`, `"random"`, `"dynamic"`, `"insinfo"`, `"inscl"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,7 +37,7 @@ pub enum Strategy {
     Dynamic,
     /// Uniform allocation and InsInfo-guided instances ([`sample_insinfo`], InsCL §3.2).
     InsInfo,
-    /// Full InsCL: Wasserstein-distance allocation and InsInfo-guided instances (§3.3).
+    /// Full InsCL: Wasserstein-distance allocation and InsInfo-guided instances.
     InsCL,
 }
 
@@ -105,11 +106,12 @@ impl FromStr for Strategy {
     }
 }
 
-/// Replayed instances per stage and previous task, `α`, as in InsCL §4.1 (α = 200).
+/// Replayed instances per stage and previous task, `α`: 200, the official InsCL code's default
+/// `--replay_num`.
 pub const DEFAULT_ALPHA: usize = 200;
 
-/// Replay budget of a stage, InsCL §3.3: `α × (stage − 1)` instances in total, `stage` 1-based
-/// (stage 1, the first task, replays nothing).
+/// Replay budget of a stage (InsCL §3; `pre_total_num` in the official code): `α × (stage − 1)`
+/// instances in total, `stage` 1-based (stage 1, the first task, replays nothing).
 ///
 /// # Panics
 /// If `stage == 0`, or if the product overflows `usize`.

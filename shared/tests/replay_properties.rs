@@ -81,7 +81,11 @@ proptest! {
 
     #[test]
     fn random_sampling_totals_and_ranges(
-        counts in task_counts(), quota in 0usize..120, seed: u64, stage in 1usize..20, task in 0usize..20,
+        counts in task_counts(),
+        quota in 0usize..120,
+        seed: u64,
+        stage in 1usize..20,
+        task in 0usize..20,
     ) {
         let chosen = sample_random(&counts, quota, &mut replay_rng(seed, stage, task));
         prop_assert_eq!(total(&chosen), quota);
