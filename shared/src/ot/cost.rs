@@ -82,7 +82,9 @@ impl<'a> PointCloud<'a> {
 /// The ground cost `c(x, y)` between two points, named as in POT's `ot.dist(metric=...)`.
 ///
 /// Serialised (and parsed by [`FromStr`]) as `"cosine"`, `"sqeuclidean"`, `"euclidean"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CostKind {
     /// `1 − cos(x, y)`, in `[0, 2]`; InsCL's choice for instruction embeddings. Undefined
