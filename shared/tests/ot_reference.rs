@@ -1,0 +1,137 @@
+//! The OT layer against POT 0.9.7 (fixture from `tools/reference/ot_reference.py`).
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use std::collections::BTreeMap;
+
+use inscl::ot::{
+    CostKind, PointCloud, SinkhornConfig, cost_matrix, emd, sinkhorn_divergence, sinkhorn_log,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fixture {
+    sinkhorn_max_iter: usize,
+    sinkhorn_tol: f64,
+    cost_matrices: CostCase,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct CostCase {
+    dim: usize,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    costs: BTreeMap<CostKind, Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    dim: usize,
+    metric: CostKind,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    emd2: f64,
+    sinkhorn: Vec<SinkhornValue>,
+    divergence: DivergenceValue,
+}
+
+#[derive(Deserialize)]
+struct SinkhornValue {
+    epsilon: f64,
+    cost: f64,
+}
+
+#[derive(Deserialize)]
+struct DivergenceValue {
+    epsilon: f64,
+    value: f64,
+}
+
+fn fixture() -> Fixture {
+    serde_json::from_str(include_str!("../fixtures/ot_reference.json")).expect("valid fixture")
+}
+
+fn assert_rel(actual: f64, expected: f64, rtol: f64, what: &str) {
+    let err = (actual - expected).abs() / expected.abs().max(1e-12);
+    assert!(err <= rtol, "{what}: got {actual}, POT {expected}, relative error {err:e} > {rtol:e}");
+}
+
+impl Fixture {
+    fn sinkhorn_config(&self, epsilon: f64) -> SinkhornConfig {
+        SinkhornConfig { epsilon, max_iter: self.sinkhorn_max_iter, tol: self.sinkhorn_tol }
+    }
+}
+
+#[test]
+fn cost_matrices_match_pot_dist() {
+    let f = fixture();
+    let c = &f.cost_matrices;
+    let x = PointCloud::new(&c.x, c.dim).unwrap();
+    let y = PointCloud::new(&c.y, c.dim).unwrap();
+    assert_eq!(c.costs.len(), 3, "fixture covers every cost kind");
+    for (&kind, expected) in &c.costs {
+        let m = cost_matrix(&x, &y, kind).unwrap();
+        assert_eq!((m.rows(), m.cols()), (x.rows(), y.rows()));
+        for (k, (&got, &want)) in m.as_slice().iter().zip(expected).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1e-3),
+                "{kind} entry {k}: got {got}, POT {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn emd_matches_pot_emd2() {
+    for case in fixture().cases {
+        let x = PointCloud::new(&case.x, case.dim).unwrap();
+        let y = PointCloud::new(&case.y, case.dim).unwrap();
+        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let sol = emd(&case.a, &case.b, &m).unwrap();
+        assert_rel(sol.cost, case.emd2, 1e-6, &case.name);
+        for (side, weights, index) in [("row", &case.a, 0), ("col", &case.b, 1)] {
+            let mut marginal = vec![0.0; weights.len()];
+            for p in &sol.plan {
+                marginal[if index == 0 { p.row } else { p.col }] += p.mass;
+            }
+            for (k, (got, want)) in marginal.iter().zip(weights.iter()).enumerate() {
+                assert!((got - want).abs() <= 1e-9, "{}: {side} {k} marginal {got} vs {want}", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn sinkhorn_log_matches_pot_sinkhorn2() {
+    let f = fixture();
+    for case in &f.cases {
+        let x = PointCloud::new(&case.x, case.dim).unwrap();
+        let y = PointCloud::new(&case.y, case.dim).unwrap();
+        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        for s in &case.sinkhorn {
+            let sol = sinkhorn_log(&case.a, &case.b, &m, &f.sinkhorn_config(s.epsilon)).unwrap();
+            assert_rel(sol.cost, s.cost, 1e-4, &format!("{} eps={}", case.name, s.epsilon));
+            // The entropic cost can only exceed the exact optimum when the plan is feasible.
+            if sol.converged {
+                assert!(sol.cost >= case.emd2 - 1e-6, "{}: sinkhorn below emd", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn sinkhorn_divergence_matches_pot() {
+    let f = fixture();
+    for case in &f.cases {
+        let x = PointCloud::new(&case.x, case.dim).unwrap();
+        let y = PointCloud::new(&case.y, case.dim).unwrap();
+        let cfg = f.sinkhorn_config(case.divergence.epsilon);
+        let got = sinkhorn_divergence(&x, &y, &case.a, &case.b, case.metric, &cfg).unwrap();
+        assert_rel(got, case.divergence.value, 1e-4, &case.name);
+    }
+}
