@@ -93,7 +93,7 @@ pub trait ArtifactBody: Serialize + DeserializeOwned + Clone {
             && kind != Self::KIND
         {
             return Err(ArtifactError::WrongKind {
-                source: source.to_owned(),
+                file: source.to_owned(),
                 expected: Self::KIND,
                 found: kind,
             });
@@ -137,8 +137,13 @@ fn check_version(source: &str, text: &str, version_optional: bool) -> Result<(),
     match header.schema_version {
         Some(SCHEMA_VERSION) => Ok(()),
         None if version_optional => Ok(()),
-        None => Err(ArtifactError::MissingVersion { source: source.to_owned() }),
-        Some(found) => Err(ArtifactError::UnsupportedVersion { source: source.to_owned(), found }),
+        None => Err(ArtifactError::MissingVersion {
+            file: source.to_owned(),
+        }),
+        Some(found) => Err(ArtifactError::UnsupportedVersion {
+            file: source.to_owned(),
+            found,
+        }),
     }
 }
 
@@ -150,41 +155,67 @@ fn current_version() -> u32 {
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     /// The text ends before the JSON value does (an interrupted copy or write).
-    #[error("{source}: truncated JSON (ends at line {line}, column {column})")]
-    Truncated { source: String, line: usize, column: usize },
+    #[error("{file}: truncated JSON (ends at line {line}, column {column})")]
+    Truncated {
+        file: String,
+        line: usize,
+        column: usize,
+    },
     /// The text is not JSON at all.
-    #[error("{source}: not valid JSON at line {line}, column {column}: {message}")]
-    Syntax { source: String, line: usize, column: usize, message: String },
+    #[error("{file}: not valid JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// JSON, but a field is missing or has the wrong type or value.
-    #[error("{source}: invalid artifact at line {line}, column {column}: {message}")]
-    Invalid { source: String, line: usize, column: usize, message: String },
+    #[error("{file}: invalid artifact at line {line}, column {column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// No `schema_version` field.
-    #[error("{source}: no \"schema_version\" field; is this an inscl run artifact?")]
-    MissingVersion { source: String },
+    #[error("{file}: no \"schema_version\" field; is this an inscl run artifact?")]
+    MissingVersion { file: String },
     /// A `schema_version` this build does not read.
     #[error(
-        "{source}: schema_version {found} is not supported (this build reads version {})",
+        "{file}: schema_version {found} is not supported (this build reads version {})",
         SCHEMA_VERSION
     )]
-    UnsupportedVersion { source: String, found: u32 },
+    UnsupportedVersion { file: String, found: u32 },
     /// The file is an artifact of another kind than the one asked for.
-    #[error("{source}: expected a \"{expected}\" artifact, found \"{found}\"")]
-    WrongKind { source: String, expected: &'static str, found: String },
+    #[error("{file}: expected a \"{expected}\" artifact, found \"{found}\"")]
+    WrongKind {
+        file: String,
+        expected: &'static str,
+        found: String,
+    },
     /// Reading or writing the file failed.
-    #[error("{source}: {error}")]
-    Io { source: String, error: std::io::Error },
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
 }
 
 impl ArtifactError {
     fn from_serde(source: &str, e: &serde_json::Error) -> Self {
         use serde_json::error::Category;
-        let (source, line, column) = (source.to_owned(), e.line(), e.column());
+        let (file, line, column) = (source.to_owned(), e.line(), e.column());
         match e.classify() {
-            Category::Eof => ArtifactError::Truncated { source, line, column },
-            Category::Syntax | Category::Io => {
-                ArtifactError::Syntax { source, line, column, message: e.to_string() }
-            }
-            Category::Data => ArtifactError::Invalid { source, line, column, message: e.to_string() },
+            Category::Eof => ArtifactError::Truncated { file, line, column },
+            Category::Syntax | Category::Io => ArtifactError::Syntax {
+                file,
+                line,
+                column,
+                message: e.to_string(),
+            },
+            Category::Data => ArtifactError::Invalid {
+                file,
+                line,
+                column,
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -196,11 +227,20 @@ impl ArtifactError {
 /// # Errors
 /// [`ArtifactError::Io`] naming `path`.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn write_atomic<T: ArtifactBody>(path: &std::path::Path, body: &T) -> Result<(), ArtifactError> {
+pub fn write_atomic<T: ArtifactBody>(
+    path: &std::path::Path,
+    body: &T,
+) -> Result<(), ArtifactError> {
     use std::io::Write;
-    let io = |error| ArtifactError::Io { source: path.display().to_string(), error };
+    let io = |error| ArtifactError::Io {
+        file: path.display().to_string(),
+        error,
+    };
     let file_name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path has no file name",
+        ))
     })?;
     let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
@@ -216,8 +256,10 @@ pub fn write_atomic<T: ArtifactBody>(path: &std::path::Path, body: &T) -> Result
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read<T: ArtifactBody>(path: &std::path::Path) -> Result<T, ArtifactError> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| ArtifactError::Io { source: source.clone(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ArtifactError::Io {
+        file: source.clone(),
+        error,
+    })?;
     T::from_json(&source, &text)
 }
 

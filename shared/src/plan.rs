@@ -120,13 +120,23 @@ pub enum PlanError {
     #[error(
         "task \"{task}\", instruction \"{instruction}\": embedding has {got} values, expected {expected} (ragged embeddings)"
     )]
-    Ragged { task: String, instruction: String, expected: usize, got: usize },
+    Ragged {
+        task: String,
+        instruction: String,
+        expected: usize,
+        got: usize,
+    },
     /// An empty embedding.
     #[error("task \"{task}\", instruction \"{instruction}\": embedding is empty")]
     EmptyEmbedding { task: String, instruction: String },
     /// A NaN or infinite embedding value.
     #[error("task \"{task}\", instruction \"{instruction}\": embedding[{index}] is {value}")]
-    NonFinite { task: String, instruction: String, index: usize, value: f32 },
+    NonFinite {
+        task: String,
+        instruction: String,
+        index: usize,
+        value: f32,
+    },
     /// An all-zero embedding, which has no direction under the cosine cost.
     #[error(
         "task \"{task}\", instruction \"{instruction}\": embedding is all zeros, which the cosine cost cannot compare"
@@ -141,13 +151,21 @@ pub enum PlanError {
 ///
 /// # Errors
 /// [`PlanError`] for malformed input (naming task and instruction) or an OT failure.
-pub fn plan_sequence(tasks: &[TaskEmbeddings], config: &PlanConfig) -> Result<SequencePlan, PlanError> {
+pub fn plan_sequence(
+    tasks: &[TaskEmbeddings],
+    config: &PlanConfig,
+) -> Result<SequencePlan, PlanError> {
     let clouds = instruction_clouds(tasks, config.similarity.cost)?;
     let distances = similarity::distance_matrix(&clouds, &config.similarity)?;
     let normalizer = &config.tags;
     let mut tag_sets: Vec<Vec<Vec<String>>> = tasks
         .iter()
-        .map(|task| task.instructions.iter().map(|q| normalizer.normalize_set(&q.tags)).collect())
+        .map(|task| {
+            task.instructions
+                .iter()
+                .map(|q| normalizer.normalize_set(&q.tags))
+                .collect()
+        })
         .collect();
     if normalizer.merge_threshold.is_some() {
         let mut flat: Vec<Vec<String>> = tag_sets.iter().flatten().cloned().collect();
@@ -158,9 +176,21 @@ pub fn plan_sequence(tasks: &[TaskEmbeddings], config: &PlanConfig) -> Result<Se
         }
     }
     let stages = (0..tasks.len())
-        .map(|current| plan_stage(tasks, &tag_sets, &distances[current][..current], current, config))
+        .map(|current| {
+            plan_stage(
+                tasks,
+                &tag_sets,
+                &distances[current][..current],
+                current,
+                config,
+            )
+        })
         .collect();
-    Ok(SequencePlan { tasks: tasks.iter().map(|t| t.name.clone()).collect(), distances, stages })
+    Ok(SequencePlan {
+        tasks: tasks.iter().map(|t| t.name.clone()).collect(),
+        distances,
+        stages,
+    })
 }
 
 /// Plans the stage that trains `tasks[current]` given its distances to the previous tasks.
@@ -173,7 +203,11 @@ fn plan_stage(
 ) -> StagePlan {
     let stage = current + 1;
     let strategy = config.strategy;
-    let budget = if strategy.replays() { replay::stage_budget(stage, config.alpha) } else { 0 };
+    let budget = if strategy.replays() {
+        replay::stage_budget(stage, config.alpha)
+    } else {
+        0
+    };
     let quotas = if strategy.uses_distance_allocation() {
         replay::allocate_dynamic(distances, budget)
     } else {
@@ -205,17 +239,30 @@ fn plan_stage(
                     instances,
                 })
                 .collect();
-            TaskReplay { task: task.name.clone(), distance: distances[j], quota: quotas[j], instructions }
+            TaskReplay {
+                task: task.name.clone(),
+                distance: distances[j],
+                quota: quotas[j],
+                instructions,
+            }
         })
         .collect();
-    StagePlan { stage, task: tasks[current].name.clone(), budget, previous }
+    StagePlan {
+        stage,
+        task: tasks[current].name.clone(),
+        budget,
+        previous,
+    }
 }
 
 /// Validates the tasks and turns them into weighted instruction clouds.
 ///
 /// # Errors
 /// The first malformed task or instruction, by name (see [`PlanError`]).
-pub fn instruction_clouds(tasks: &[TaskEmbeddings], cost: CostKind) -> Result<Vec<InstructionCloud>, PlanError> {
+pub fn instruction_clouds(
+    tasks: &[TaskEmbeddings],
+    cost: CostKind,
+) -> Result<Vec<InstructionCloud>, PlanError> {
     let dim = tasks
         .first()
         .ok_or(PlanError::NoTasks)?
@@ -238,13 +285,22 @@ pub fn instruction_clouds(tasks: &[TaskEmbeddings], cost: CostKind) -> Result<Ve
             for q in &task.instructions {
                 let instruction = || q.id.clone();
                 if !ids.insert(q.id.as_str()) {
-                    return Err(PlanError::DuplicateInstruction { task: name(), instruction: instruction() });
+                    return Err(PlanError::DuplicateInstruction {
+                        task: name(),
+                        instruction: instruction(),
+                    });
                 }
                 if q.count == 0 {
-                    return Err(PlanError::ZeroCount { task: name(), instruction: instruction() });
+                    return Err(PlanError::ZeroCount {
+                        task: name(),
+                        instruction: instruction(),
+                    });
                 }
                 if q.embedding.is_empty() {
-                    return Err(PlanError::EmptyEmbedding { task: name(), instruction: instruction() });
+                    return Err(PlanError::EmptyEmbedding {
+                        task: name(),
+                        instruction: instruction(),
+                    });
                 }
                 if q.embedding.len() != dim {
                     return Err(PlanError::Ragged {
@@ -254,11 +310,21 @@ pub fn instruction_clouds(tasks: &[TaskEmbeddings], cost: CostKind) -> Result<Ve
                         got: q.embedding.len(),
                     });
                 }
-                if let Some((index, &value)) = q.embedding.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                    return Err(PlanError::NonFinite { task: name(), instruction: instruction(), index, value });
+                if let Some((index, &value)) =
+                    q.embedding.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    return Err(PlanError::NonFinite {
+                        task: name(),
+                        instruction: instruction(),
+                        index,
+                        value,
+                    });
                 }
                 if cost == CostKind::Cosine && q.embedding.iter().all(|&v| v == 0.0) {
-                    return Err(PlanError::ZeroNorm { task: name(), instruction: instruction() });
+                    return Err(PlanError::ZeroNorm {
+                        task: name(),
+                        instruction: instruction(),
+                    });
                 }
                 points.extend_from_slice(&q.embedding);
             }

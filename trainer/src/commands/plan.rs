@@ -62,7 +62,10 @@ enum SolverKind {
 impl PlanArgs {
     fn config(&self) -> anyhow::Result<PlanConfig> {
         if let Some(s) = self.merge_tags {
-            anyhow::ensure!((0.0..=1.0).contains(&s), "--merge-tags must be in [0, 1], got {s}");
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&s),
+                "--merge-tags must be in [0, 1], got {s}"
+            );
         }
         let solver = match self.solver {
             SolverKind::Exact => Solver::Exact,
@@ -72,15 +75,24 @@ impl PlanArgs {
                     "--epsilon must be a positive number, got {}",
                     self.epsilon
                 );
-                Solver::Sinkhorn { epsilon: self.epsilon }
+                Solver::Sinkhorn {
+                    epsilon: self.epsilon,
+                }
             }
         };
         Ok(PlanConfig {
             alpha: self.alpha,
             strategy: self.strategy,
             seed: self.seed,
-            similarity: SimilarityConfig { cost: self.cost, weights: self.weights, solver },
-            tags: TagNormalizer { stem: !self.no_stem, merge_threshold: self.merge_tags },
+            similarity: SimilarityConfig {
+                cost: self.cost,
+                weights: self.weights,
+                solver,
+            },
+            tags: TagNormalizer {
+                stem: !self.no_stem,
+                merge_threshold: self.merge_tags,
+            },
         })
     }
 }
