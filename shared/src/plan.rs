@@ -157,7 +157,35 @@ pub fn plan_sequence(
 ) -> Result<SequencePlan, PlanError> {
     let clouds = instruction_clouds(tasks, config.similarity.cost)?;
     let distances = similarity::distance_matrix(&clouds, &config.similarity)?;
-    let normalizer = &config.tags;
+    let stages = (0..tasks.len())
+        .map(|current| plan_stage(&tasks[..=current], &distances[current][..current], config))
+        .collect();
+    Ok(SequencePlan {
+        tasks: tasks.iter().map(|t| t.name.clone()).collect(),
+        distances,
+        stages,
+    })
+}
+
+/// Plans only the last stage of `tasks`: the one that trains `tasks[T - 1]` after tasks
+/// `0..T - 1`. Equals `plan_sequence(tasks, config)?.stages[T - 1]` but solves only the
+/// T − 1 transport problems of that stage (what `trainer run` needs before each stage).
+///
+/// # Errors
+/// As [`plan_sequence`].
+pub fn plan_last_stage(
+    tasks: &[TaskEmbeddings],
+    config: &PlanConfig,
+) -> Result<StagePlan, PlanError> {
+    let clouds = instruction_clouds(tasks, config.similarity.cost)?;
+    let current = clouds.len() - 1;
+    let distances = similarity::distance_row(&clouds, current, &config.similarity)?;
+    Ok(plan_stage(tasks, &distances, config))
+}
+
+/// Normalised (and, if configured, merged) tag sets: `[task][instruction] -> tags`.
+/// Merging looks only at the tasks given, i.e. at what has been seen by that stage.
+fn normalized_tags(tasks: &[TaskEmbeddings], normalizer: &TagNormalizer) -> Vec<Vec<Vec<String>>> {
     let mut tag_sets: Vec<Vec<Vec<String>>> = tasks
         .iter()
         .map(|task| {
@@ -175,32 +203,13 @@ pub fn plan_sequence(
             *set = merged.next().expect("one merged set per instruction");
         }
     }
-    let stages = (0..tasks.len())
-        .map(|current| {
-            plan_stage(
-                tasks,
-                &tag_sets,
-                &distances[current][..current],
-                current,
-                config,
-            )
-        })
-        .collect();
-    Ok(SequencePlan {
-        tasks: tasks.iter().map(|t| t.name.clone()).collect(),
-        distances,
-        stages,
-    })
+    tag_sets
 }
 
-/// Plans the stage that trains `tasks[current]` given its distances to the previous tasks.
-fn plan_stage(
-    tasks: &[TaskEmbeddings],
-    tag_sets: &[Vec<Vec<String>>],
-    distances: &[f64],
-    current: usize,
-    config: &PlanConfig,
-) -> StagePlan {
+/// Plans the stage that trains the last of `tasks` given its distances to the others.
+fn plan_stage(tasks: &[TaskEmbeddings], distances: &[f64], config: &PlanConfig) -> StagePlan {
+    let current = tasks.len() - 1;
+    let tag_sets = normalized_tags(tasks, &config.tags);
     let stage = current + 1;
     let strategy = config.strategy;
     let budget = if strategy.replays() {
@@ -214,8 +223,7 @@ fn plan_stage(
         replay::allocate_uniform(current, budget)
     };
     // InsInfo's N and tag frequencies cover every instruction seen so far, current task included.
-    let statistics =
-        TagStatistics::from_instructions(tag_sets[..=current].iter().flatten().map(Vec::as_slice));
+    let statistics = TagStatistics::from_instructions(tag_sets.iter().flatten().map(Vec::as_slice));
     let previous = (0..current)
         .map(|j| {
             let task = &tasks[j];

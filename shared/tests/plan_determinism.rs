@@ -71,3 +71,15 @@ fn random_plan_equals_the_native_plan() {
         include_str!("../fixtures/plan_random_seed11.json"),
     );
 }
+
+#[test]
+fn last_stage_plan_equals_the_sequence_plan() {
+    let input = EmbeddingsFile::from_json("plan_input.json", INPUT).unwrap();
+    let mut config = PlanConfig { seed: 5, ..PlanConfig::default() };
+    config.tags.merge_threshold = Some(0.8);
+    let sequence = plan_sequence(&input.tasks, &config).unwrap();
+    for t in 1..=input.tasks.len() {
+        let last = inscl::plan::plan_last_stage(&input.tasks[..t], &config).unwrap();
+        assert_eq!(last, sequence.stages[t - 1], "stage {t}");
+    }
+}
