@@ -17,7 +17,7 @@
 pub mod llama;
 pub mod quants;
 
-pub use llama::{load_llama, unpermute_rows};
+pub use llama::{hf_name, llama_config, load_llama, unpermute_rows};
 pub use quants::GgmlType;
 
 use std::fmt;
