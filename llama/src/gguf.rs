@@ -556,7 +556,7 @@ impl GgufFile {
     /// Offsets aligned (ggml requires it) and data inside the file.
     fn check_tensors(&self, alignment: u64, len: u64) -> Result<(), GgufError> {
         for t in &self.tensors {
-            if t.offset % alignment != 0 {
+            if !t.offset.is_multiple_of(alignment) {
                 return Err(GgufError::BadTensor {
                     path: self.path.clone(),
                     tensor: t.name.clone(),
@@ -719,7 +719,7 @@ impl HeaderReader<'_> {
         }
         if dims
             .first()
-            .is_some_and(|ne0| ne0 % dtype.block_size() != 0)
+            .is_some_and(|ne0| !ne0.is_multiple_of(dtype.block_size()))
         {
             return Err(bad(format!(
                 "row length ne[0] = {} is not a multiple of the {dtype} block size {}",

@@ -85,7 +85,7 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, GgufError> {
 
     let hidden_size = file.get_usize("llama.embedding_length")?;
     let num_attention_heads = file.get_usize("llama.attention.head_count")?;
-    if num_attention_heads == 0 || hidden_size % num_attention_heads != 0 {
+    if num_attention_heads == 0 || !hidden_size.is_multiple_of(num_attention_heads) {
         return Err(bad_value(
             file,
             "llama.attention.head_count",
@@ -93,15 +93,15 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, GgufError> {
             &format!("does not divide embedding_length {hidden_size}"),
         ));
     }
-    if let Some(rot) = optional_usize("llama.rope.dimension_count")? {
-        if rot != hidden_size / num_attention_heads {
-            return Err(bad_value(
-                file,
-                "llama.rope.dimension_count",
-                rot,
-                "partial rotary embeddings are not supported (expected embedding_length / head_count)",
-            ));
-        }
+    if let Some(rot) = optional_usize("llama.rope.dimension_count")?
+        && rot != hidden_size / num_attention_heads
+    {
+        return Err(bad_value(
+            file,
+            "llama.rope.dimension_count",
+            rot,
+            "partial rotary embeddings are not supported (expected embedding_length / head_count)",
+        ));
     }
     let vocab_size = match file.metadata("tokenizer.ggml.tokens") {
         Some(_) => file.get_array("tokenizer.ggml.tokens")?.len(),
@@ -201,7 +201,7 @@ pub fn hf_name(gguf_name: &str) -> Option<String> {
 /// Returns `None` when the row count is not a multiple of `2·n_head`.
 pub fn unpermute_rows(t: &HostTensor, n_head: usize) -> Option<HostTensor> {
     let rows = *t.shape.first()?;
-    if n_head == 0 || rows % (2 * n_head) != 0 {
+    if n_head == 0 || !rows.is_multiple_of(2 * n_head) {
         return None;
     }
     let cols = t.data.len() / rows;

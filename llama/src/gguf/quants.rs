@@ -205,7 +205,7 @@ impl fmt::Display for GgmlType {
 /// whole number of blocks.
 pub fn dequantize(dtype: GgmlType, bytes: &[u8]) -> Option<Vec<f32>> {
     let type_size = dtype.type_size() as usize;
-    if !dtype.is_dequantizable() || bytes.len() % type_size != 0 {
+    if !dtype.is_dequantizable() || !bytes.len().is_multiple_of(type_size) {
         return None;
     }
     let mut out = vec![0.0; bytes.len() / type_size * dtype.block_size() as usize];
@@ -421,8 +421,8 @@ mod tests {
             assert_eq!(y0[j], (expect(j) - 16.0) * 2.0, "Q5_0 element {j}");
             assert_eq!(y1[j], expect(j) * 2.0 + 0.5, "Q5_1 element {j}");
         }
-        assert_eq!(y0[0], 0.0); // (0 | 16) − 16
-        assert_eq!(y1[31], (0 | 16) as f32 * 2.0 + 0.5);
+        assert_eq!(y0[0], 0.0); // nibble 0 with the fifth bit: 16 − 16
+        assert_eq!(y1[31], 16.0 * 2.0 + 0.5); // nibble 0 with the fifth bit
     }
 
     #[test]
@@ -449,7 +449,7 @@ mod tests {
             assert_eq!(scale_min_k4(s, &scales), (sc[s], mn[s]));
         }
         let qs: Vec<u8> = (0..128u32)
-            .map(|i| (i % 16 | (15 - i % 16) << 4) as u8)
+            .map(|i| ((i % 16) | ((15 - i % 16) << 4)) as u8)
             .collect();
         let b = [&f16_bytes(0.5)[..], &f16_bytes(0.25), &scales, &qs].concat();
         let y = dequantize(GgmlType::Q4_K, &b).unwrap();
