@@ -452,6 +452,16 @@ impl GgufFile {
             .ok_or_else(|| self.bad_value(key, v, "expected a number"))
     }
 
+    /// Metadata `key` as a bool.
+    ///
+    /// # Errors
+    /// [`GgufError::MissingKey`]; [`GgufError::BadValue`] when it is not a bool.
+    pub fn get_bool(&self, key: &str) -> Result<bool, GgufError> {
+        let v = self.require(key)?;
+        v.as_bool()
+            .ok_or_else(|| self.bad_value(key, v, "expected a bool"))
+    }
+
     /// Metadata `key` as a string.
     ///
     /// # Errors

@@ -245,7 +245,7 @@ impl Tokenizer {
         };
         let add_bos = match file.metadata("tokenizer.ggml.add_bos_token") {
             None => false,
-            Some(v) => v.as_bool().unwrap_or(false),
+            Some(_) => file.get_bool("tokenizer.ggml.add_bos_token")?,
         };
         let chat_template = match file.metadata("tokenizer.chat_template") {
             None => None,

@@ -143,7 +143,13 @@ fn round_trip_of_hand_built_file() {
     assert_eq!(f.get_u64("u32").unwrap(), 7);
     assert_eq!(f.metadata("i32").unwrap().as_i64(), Some(-7));
     assert_eq!(f.get_f64("f32").unwrap(), 1.5);
-    assert_eq!(f.metadata("bool").unwrap().as_bool(), Some(true));
+    assert!(f.get_bool("bool").unwrap());
+    assert!(
+        f.get_bool("u8")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a bool")
+    );
     assert_eq!(f.get_str("general.architecture").unwrap(), "llama");
     assert_eq!(
         f.get_array("arr").unwrap(),
