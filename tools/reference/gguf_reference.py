@@ -121,7 +121,7 @@ def file_reference():
         hf = unpermute(w, n_head)
         assert np.array_equal(permute(hf, heads, n_head if n_head != heads else None), w)
         # Rows 0..3 and 32..35: the first head's two halves (head_dim 64), which the permutation interleaves.
-        hf_rows[hf_name] = {str(r): floats(hf[r, :16]) for r in [0, 1, 2, 3, 32, 33, 34, 35]}
+        hf_rows[hf_name] = {str(r): floats(hf[r, :48]) for r in [0, 1, 2, 3, 32, 33, 34, 35]}
     return {"asset": ASSET.name, "data_offset": int(reader.data_offset), "metadata": scalars,
             "arrays": arrays, "tensors": tensors, "samples": samples, "hf_rows": hf_rows}
 
