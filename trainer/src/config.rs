@@ -363,7 +363,19 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn from_json(value: &serde_json::Value) -> Result<Self, ConfigError> {
-        let table: toml::Table = serde_json::from_value(value.clone()).map_err(|e| ConfigError::Parse {
+        // TOML has no null: an absent optional field is written as null in JSON.
+        fn strip_nulls(value: &serde_json::Value) -> serde_json::Value {
+            match value {
+                serde_json::Value::Object(map) => serde_json::Value::Object(
+                    map.iter()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        let table: toml::Table = serde_json::from_value(strip_nulls(value)).map_err(|e| ConfigError::Parse {
             source_name: "run.json config".into(),
             message: e.to_string(),
         })?;
