@@ -38,13 +38,26 @@ fn benchmark_folder_with_named_order_and_caps() {
     let dataset = data::load(&config, &fixtures()).unwrap();
     assert_eq!(dataset.order, "reversed");
     let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["task875_emotion_classification", "task181_outcome_extraction"]);
+    assert_eq!(
+        names,
+        [
+            "task875_emotion_classification",
+            "task181_outcome_extraction"
+        ]
+    );
     let emotion = &dataset.tasks[0];
     assert_eq!((emotion.train.len(), emotion.test.len()), (10, 6));
     // The cap keeps a subset in data order: ids are a subsequence of the file's.
-    let file = SuperNiTask::read(&fixtures().join("cl/task875_emotion_classification/train.json"), "x").unwrap();
+    let file = SuperNiTask::read(
+        &fixtures().join("cl/task875_emotion_classification/train.json"),
+        "x",
+    )
+    .unwrap();
     let all: Vec<&str> = file.instances.iter().map(|i| i.id.as_str()).collect();
-    let mut positions = emotion.train.iter().map(|e| all.iter().position(|id| *id == e.id).unwrap());
+    let mut positions = emotion
+        .train
+        .iter()
+        .map(|e| all.iter().position(|id| *id == e.id).unwrap());
     let mut last = positions.next().unwrap();
     for p in positions {
         assert!(p > last);
@@ -64,10 +77,20 @@ fn benchmark_metadata_keeps_drifted_string_fields() {
     assert_eq!((task.train.len(), task.test.len()), (12, 6));
     let definition = &task.train[0].instruction;
     // `Categories` and `Domains` are plain strings in this real file.
-    assert_eq!(task.metadata[definition], ["Basic Sentiment Analysis", "Reviews -> Movies"]);
-    assert_eq!(metadata_tags(&task.metadata[definition]), ["Basic Sentiment Analysis", "Reviews", "Movies"]);
+    assert_eq!(
+        task.metadata[definition],
+        ["Basic Sentiment Analysis", "Reviews -> Movies"]
+    );
+    assert_eq!(
+        metadata_tags(&task.metadata[definition]),
+        ["Basic Sentiment Analysis", "Reviews", "Movies"]
+    );
     // `output` is a plain string in this real file, not a list.
-    assert!(task.train.iter().all(|e| e.output == ["POS"] || e.output == ["NEG"]));
+    assert!(
+        task.train
+            .iter()
+            .all(|e| e.output == ["POS"] || e.output == ["NEG"])
+    );
 }
 
 #[test]
@@ -75,13 +98,25 @@ fn unknown_order_and_task_are_named() {
     let mut config = data_config(DataFormat::Benchmark, "cl");
     config.order = Some("order9".into());
     let err = data::load(&config, &fixtures()).unwrap_err().to_string();
-    assert!(err.contains("order9") && err.contains("order1, reversed"), "{err}");
+    assert!(
+        err.contains("order9") && err.contains("order1, reversed"),
+        "{err}"
+    );
     config.order = None;
-    config.tasks = vec!["task363_sst2_polarity_classification".into(), "task999_nope".into()];
+    config.tasks = vec![
+        "task363_sst2_polarity_classification".into(),
+        "task999_nope".into(),
+    ];
     let err = data::load(&config, &fixtures()).unwrap_err().to_string();
     assert!(err.contains("task999_nope"), "{err}");
-    config.tasks = vec!["task181_outcome_extraction".into(), "task181_outcome_extraction".into()];
-    assert!(matches!(data::load(&config, &fixtures()), Err(DataError::DuplicateTask { .. })));
+    config.tasks = vec![
+        "task181_outcome_extraction".into(),
+        "task181_outcome_extraction".into(),
+    ];
+    assert!(matches!(
+        data::load(&config, &fixtures()),
+        Err(DataError::DuplicateTask { .. })
+    ));
     let missing = data_config(DataFormat::Benchmark, "no-such-folder");
     let err = data::load(&missing, &fixtures()).unwrap_err().to_string();
     assert!(err.contains("scripts/fetch-data"), "{err}");
@@ -96,7 +131,12 @@ fn category_file_groups_tasks_and_splits_each_one() {
     assert_eq!(names, ["Extraction", "Rewriting", "Mathematics"]);
     for task in &dataset.tasks {
         // Two SuperNI tasks of 8 instances, 25% (2) of each held out.
-        assert_eq!((task.train.len(), task.test.len()), (12, 4), "{}", task.name);
+        assert_eq!(
+            (task.train.len(), task.test.len()),
+            (12, 4),
+            "{}",
+            task.name
+        );
         let groups = task.instruction_groups();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups.iter().map(|g| g.instances.len()).sum::<usize>(), 12);
@@ -109,7 +149,12 @@ fn category_file_groups_tasks_and_splits_each_one() {
     }
     // Rewriting's files carry `Categories` as a plain string.
     let rewriting = &dataset.tasks[1];
-    assert!(rewriting.metadata.values().all(|v| v == &["Text Modification".to_owned()]));
+    assert!(
+        rewriting
+            .metadata
+            .values()
+            .all(|v| v == &["Text Modification".to_owned()])
+    );
     // Extraction's task181 has no `Categories` at all.
     assert!(dataset.tasks[0].metadata.values().any(Vec::is_empty));
 
@@ -123,7 +168,10 @@ fn category_file_groups_tasks_and_splits_each_one() {
 #[test]
 fn single_task_files_with_held_out_fraction() {
     let mut config = data_config(DataFormat::Superni, "inscl/tasks");
-    config.tasks = vec!["task092_check_prime_classification".into(), "task132_dais_text_modification".into()];
+    config.tasks = vec![
+        "task092_check_prime_classification".into(),
+        "task132_dais_text_modification".into(),
+    ];
     config.held_out = 0.2;
     let dataset = data::load(&config, &fixtures()).unwrap();
     for task in &dataset.tasks {
@@ -148,7 +196,11 @@ fn held_out_split_sizes_and_order() {
         .collect();
     let (train, test) = held_out_split(examples.clone(), 0.2, 7, "t");
     assert_eq!((train.len(), test.len()), (8, 2));
-    let ids = |v: &[data::Example]| v.iter().map(|e| e.id.parse::<u32>().unwrap()).collect::<Vec<_>>();
+    let ids = |v: &[data::Example]| {
+        v.iter()
+            .map(|e| e.id.parse::<u32>().unwrap())
+            .collect::<Vec<_>>()
+    };
     let mut joined = ids(&train);
     joined.extend(ids(&test));
     joined.sort();
@@ -188,21 +240,45 @@ fn drift_that_is_accepted() {
 #[test]
 fn drift_that_is_rejected_names_file_field_and_value() {
     let cases: [(&str, serde_json::Value, &str); 5] = [
-        ("Definition", json!(42), "field Definition: expected a string or list of strings, got 42"),
-        ("Definition", json!("   "), "field Definition: empty, got \"   \""),
-        ("Categories", json!({"a": 1}), "field Categories: expected a string or list of strings, got {\"a\":1}"),
-        ("Instances", json!("none"), "field Instances: expected a list, got \"none\""),
-        ("Instances", json!([{"input": "x", "output": [3]}]), "field Instances[0].output: expected a string or list of strings, got [3]"),
+        (
+            "Definition",
+            json!(42),
+            "field Definition: expected a string or list of strings, got 42",
+        ),
+        (
+            "Definition",
+            json!("   "),
+            "field Definition: empty, got \"   \"",
+        ),
+        (
+            "Categories",
+            json!({"a": 1}),
+            "field Categories: expected a string or list of strings, got {\"a\":1}",
+        ),
+        (
+            "Instances",
+            json!("none"),
+            "field Instances: expected a list, got \"none\"",
+        ),
+        (
+            "Instances",
+            json!([{"input": "x", "output": [3]}]),
+            "field Instances[0].output: expected a string or list of strings, got [3]",
+        ),
     ];
     for (field, bad, expected) in cases {
         let mut value = real_task();
         value[field] = bad;
-        let err = SuperNiTask::parse("cl/t/test.json", "t", &value).unwrap_err().to_string();
+        let err = SuperNiTask::parse("cl/t/test.json", "t", &value)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, format!("cl/t/test.json: {expected}"));
     }
     let mut value = real_task();
     value.as_object_mut().unwrap().remove("Definition");
-    let err = SuperNiTask::parse("f.json", "t", &value).unwrap_err().to_string();
+    let err = SuperNiTask::parse("f.json", "t", &value)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("field Definition: missing"), "{err}");
 }
 
@@ -215,7 +291,10 @@ fn task_without_usable_instances_is_an_error() {
     let mut config = data_config(DataFormat::Superni, ".");
     config.tasks = vec!["empty_task".into()];
     let err = data::load(&config, dir.path()).unwrap_err().to_string();
-    assert!(err.contains("task \"empty_task\" has no usable train instances"), "{err}");
+    assert!(
+        err.contains("task \"empty_task\" has no usable train instances"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -236,21 +315,48 @@ fn alpaca_json_and_jsonl() {
     assert_eq!(dataset.order, "file");
     let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["math", "mine"]);
-    assert_eq!((dataset.tasks[0].train.len(), dataset.tasks[0].test.len()), (2, 1));
-    assert_eq!((dataset.tasks[1].train.len(), dataset.tasks[1].test.len()), (1, 1));
+    assert_eq!(
+        (dataset.tasks[0].train.len(), dataset.tasks[0].test.len()),
+        (2, 1)
+    );
+    assert_eq!(
+        (dataset.tasks[1].train.len(), dataset.tasks[1].test.len()),
+        (1, 1)
+    );
 
     let lines = "{\"instruction\": \"Echo.\", \"input\": \"a\", \"output\": \"a\"}\n\n{\"instruction\": \"Echo.\", \"input\": \"b\", \"output\": \"b\"}\n";
     std::fs::write(dir.path().join("echo.jsonl"), lines).unwrap();
     let dataset = data::load(&data_config(DataFormat::Alpaca, "echo.jsonl"), dir.path()).unwrap();
     assert_eq!(dataset.tasks[0].name, "echo");
-    assert_eq!(dataset.tasks[0].train.len() + dataset.tasks[0].test.len(), 2);
+    assert_eq!(
+        dataset.tasks[0].train.len() + dataset.tasks[0].test.len(),
+        2
+    );
 
-    std::fs::write(dir.path().join("bad.jsonl"), "{\"instruction\": \"x\", \"output\": \"y\"}\n{\"instruction\": \"x\"}\n").unwrap();
-    let err = data::load(&data_config(DataFormat::Alpaca, "bad.jsonl"), dir.path()).unwrap_err().to_string();
-    assert!(err.contains("bad.jsonl") && err.contains("line 2.output: missing"), "{err}");
-    std::fs::write(dir.path().join("bad.json"), "[{\"instruction\": 5, \"output\": \"y\"}]").unwrap();
-    let err = data::load(&data_config(DataFormat::Alpaca, "bad.json"), dir.path()).unwrap_err().to_string();
-    assert!(err.contains("[0].instruction: expected a string, got 5"), "{err}");
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"instruction\": \"x\", \"output\": \"y\"}\n{\"instruction\": \"x\"}\n",
+    )
+    .unwrap();
+    let err = data::load(&data_config(DataFormat::Alpaca, "bad.jsonl"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.jsonl") && err.contains("line 2.output: missing"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "[{\"instruction\": 5, \"output\": \"y\"}]",
+    )
+    .unwrap();
+    let err = data::load(&data_config(DataFormat::Alpaca, "bad.json"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[0].instruction: expected a string, got 5"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -271,7 +377,10 @@ fn keyphrases_of_every_fixture_definition() {
             assert_eq!(phrase, &phrase.to_lowercase());
             // YAKE keyphrases are n-grams of the text.
             let first = phrase.split(' ').next().unwrap();
-            assert!(text.to_lowercase().contains(first), "{phrase:?} not in {text}");
+            assert!(
+                text.to_lowercase().contains(first),
+                "{phrase:?} not in {text}"
+            );
         }
     }
     assert!(keyphrases("", 5).is_empty());
@@ -284,8 +393,13 @@ fn tagger_combines_sources_and_reads_tag_files() {
     let task = data::load(&data_cfg, &fixtures()).unwrap().tasks.remove(0);
     let group = task.instruction_groups().remove(0);
     let mut config = Config::embedded_default().strategy;
-    let tags = Tagger::new(&config, Path::new(".")).unwrap().tags(&task, &group);
-    assert_eq!(&tags[..3], ["Basic Sentiment Analysis", "Reviews", "Movies"]);
+    let tags = Tagger::new(&config, Path::new("."))
+        .unwrap()
+        .tags(&task, &group);
+    assert_eq!(
+        &tags[..3],
+        ["Basic Sentiment Analysis", "Reviews", "Movies"]
+    );
     assert_eq!(tags[3..], keyphrases(&group.text, 5)[..]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -296,10 +410,15 @@ fn tagger_combines_sources_and_reads_tag_files() {
     std::fs::write(dir.path().join("tags.jsonl"), lines).unwrap();
     config.tags = "file".parse().unwrap();
     config.tag_file = Some("tags.jsonl".into());
-    let tags = Tagger::new(&config, dir.path()).unwrap().tags(&task, &group);
+    let tags = Tagger::new(&config, dir.path())
+        .unwrap()
+        .tags(&task, &group);
     assert_eq!(tags, ["sentiment", "movie review"]);
 
     std::fs::write(dir.path().join("tags.jsonl"), "{\"tags\": []}\n").unwrap();
     let err = Tagger::new(&config, dir.path()).unwrap_err().to_string();
-    assert!(err.contains("tags.jsonl:1") && err.contains("neither"), "{err}");
+    assert!(
+        err.contains("tags.jsonl:1") && err.contains("neither"),
+        "{err}"
+    );
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use inscl::artifact::{self, Artifact, EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord};
+use inscl::artifact::{
+    self, Artifact, EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord,
+};
 use trainer::config::{Config, DataFormat, RunStrategy};
 use trainer::learner::{Example, Learner, StepReport, TrainPlan};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
@@ -56,9 +58,19 @@ impl MemorisingDouble {
 impl MemorisingDouble {
     /// The most frequent remembered output of `example`'s instruction (ties: the earliest).
     fn prior(&self, example: &Example) -> String {
-        let same: Vec<&String> = self.memory.iter().filter(|(_, q, _)| *q == instruction_key(example)).map(|(_, _, o)| o).collect();
+        let same: Vec<&String> = self
+            .memory
+            .iter()
+            .filter(|(_, q, _)| *q == instruction_key(example))
+            .map(|(_, _, o)| o)
+            .collect();
         same.iter()
-            .max_by_key(|o| (same.iter().filter(|p| p == o).count(), std::cmp::Reverse(same.iter().position(|p| p == *o))))
+            .max_by_key(|o| {
+                (
+                    same.iter().filter(|p| p == o).count(),
+                    std::cmp::Reverse(same.iter().position(|p| p == *o)),
+                )
+            })
             .map(|o| (*o).clone())
             .unwrap_or_default()
     }
@@ -92,14 +104,21 @@ impl Learner for MemorisingDouble {
         let mut curve = Vec::new();
         for step in 1..=total_steps {
             let batch = batches[(step - 1) % batches.len()];
-            let unknown = batch.iter().filter(|e| !self.memory.iter().any(|(k, _, _)| *k == key(e))).count();
+            let unknown = batch
+                .iter()
+                .filter(|e| !self.memory.iter().any(|(k, _, _)| *k == key(e)))
+                .count();
             let mut loss = 0.01 + unknown as f64 / batch.len() as f64;
             if self.nan_at_stage == Some(plan.stage) {
                 loss = f64::NAN;
             }
             for example in batch {
                 self.memory.retain(|(k, _, _)| *k != key(example));
-                self.memory.push((key(example), instruction_key(example), example.output[0].clone()));
+                self.memory.push((
+                    key(example),
+                    instruction_key(example),
+                    example.output[0].clone(),
+                ));
                 if self.memory.len() > self.capacity {
                     self.memory.remove(0);
                 }
@@ -112,9 +131,19 @@ impl Learner for MemorisingDouble {
             {
                 flag.store(true, Ordering::SeqCst);
             }
-            let point = LossPoint { step, loss, lr: plan.config.lr };
+            let point = LossPoint {
+                step,
+                loss,
+                lr: plan.config.lr,
+            };
             curve.push(point);
-            let report = StepReport { step, total_steps, loss, lr: plan.config.lr, tokens_per_s: 1.0 };
+            let report = StepReport {
+                step,
+                total_steps,
+                loss,
+                lr: plan.config.lr,
+                tokens_per_s: 1.0,
+            };
             if on_step(&report).is_break() {
                 break;
             }
@@ -130,7 +159,11 @@ impl Learner for MemorisingDouble {
     ) -> anyhow::Result<Vec<String>> {
         let mut outputs = Vec::new();
         for example in examples {
-            let exact = self.memory.iter().find(|(k, _, _)| *k == key(example)).map(|(_, _, o)| o.clone());
+            let exact = self
+                .memory
+                .iter()
+                .find(|(k, _, _)| *k == key(example))
+                .map(|(_, _, o)| o.clone());
             outputs.push(exact.unwrap_or_else(|| self.prior(example)));
             if on_done(outputs.len()).is_break() {
                 break;
@@ -140,7 +173,10 @@ impl Learner for MemorisingDouble {
     }
 
     fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::write(dir.join("memory.json"), serde_json::to_string(&self.memory)?)?;
+        std::fs::write(
+            dir.join("memory.json"),
+            serde_json::to_string(&self.memory)?,
+        )?;
         Ok(())
     }
 
@@ -192,7 +228,10 @@ fn options() -> RunOptions {
 /// Every artifact file of a run, as text, with wall-clock fields zeroed.
 fn artifacts(folder: &Path) -> Vec<(String, String)> {
     let mut files: Vec<PathBuf> = vec![folder.join("results.json"), folder.join("embeddings.json")];
-    let mut stages: Vec<PathBuf> = std::fs::read_dir(folder.join("stages")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut stages: Vec<PathBuf> = std::fs::read_dir(folder.join("stages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     stages.sort();
     files.extend(stages);
     files
@@ -206,7 +245,10 @@ fn artifacts(folder: &Path) -> Vec<(String, String)> {
                 }
                 other => serde_json::to_string(&other).unwrap(),
             };
-            (path.file_name().unwrap().to_string_lossy().into_owned(), text)
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                text,
+            )
         })
         .collect()
 }
@@ -214,7 +256,15 @@ fn artifacts(folder: &Path) -> Vec<(String, String)> {
 #[test]
 fn every_strategy_runs_and_writes_valid_artifacts() {
     let out = tempfile::tempdir().unwrap();
-    for strategy in ["none", "random", "dynamic", "insinfo", "inscl", "multitask", "single"] {
+    for strategy in [
+        "none",
+        "random",
+        "dynamic",
+        "insinfo",
+        "inscl",
+        "multitask",
+        "single",
+    ] {
         let config = config(strategy, out.path());
         let outcome = run::run(&config, &mut MemorisingDouble::new(1000), &mut options()).unwrap();
         let folder = RunFolder::new(&outcome.folder);
@@ -249,11 +299,24 @@ fn every_strategy_runs_and_writes_valid_artifacts() {
             let trained: usize = if strategy == "multitask" { 36 } else { 12 };
             assert_eq!(record.train_examples, trained + expected);
             assert_eq!(record.loss.len(), (trained + expected).div_ceil(4));
-            assert_eq!(record.eval.len(), if strategy == "multitask" { 3 } else { stage });
+            assert_eq!(
+                record.eval.len(),
+                if strategy == "multitask" { 3 } else { stage }
+            );
             for replay in &record.replayed {
-                let task = manifest.tasks.iter().position(|t| t.name == replay.task).unwrap();
+                let task = manifest
+                    .tasks
+                    .iter()
+                    .position(|t| t.name == replay.task)
+                    .unwrap();
                 assert!(task < stage - 1, "replays only previous tasks");
-                let quota = record.plan.previous.iter().find(|p| p.task == replay.task).unwrap().quota;
+                let quota = record
+                    .plan
+                    .previous
+                    .iter()
+                    .find(|p| p.task == replay.task)
+                    .unwrap()
+                    .quota;
                 assert_eq!(replay.ids.len(), quota);
             }
         }
@@ -261,10 +324,16 @@ fn every_strategy_runs_and_writes_valid_artifacts() {
         // sst2 and emotion test instances and 1 of 6 outcome-extraction ones.
         let last = results.scores.rows().last().unwrap();
         // `single` starts every stage from the base model, so only its last task scores.
-        let expected = if strategy == "single" { [0.0, 0.0, 50.0 / 3.0] } else { [200.0 / 3.0, 200.0 / 3.0, 50.0 / 3.0] };
+        let expected = if strategy == "single" {
+            [0.0, 0.0, 50.0 / 3.0]
+        } else {
+            [200.0 / 3.0, 200.0 / 3.0, 50.0 / 3.0]
+        };
         assert_eq!(last, &expected, "{strategy}");
         assert_eq!(folder.finished_stages(), stages);
-        let kept: Vec<_> = std::fs::read_dir(outcome.folder.join("checkpoints")).unwrap().collect();
+        let kept: Vec<_> = std::fs::read_dir(outcome.folder.join("checkpoints"))
+            .unwrap()
+            .collect();
         assert_eq!(kept.len(), 1, "keep_checkpoints = 1");
     }
 }
@@ -274,7 +343,15 @@ fn replay_counters_forgetting_of_a_small_memory() {
     // A memory of 14 examples holds little more than one task (12 training instances):
     // without replay the double forgets the class prior of earlier tasks; replay keeps some.
     let out = tempfile::tempdir().unwrap();
-    let run = |strategy: &str| run::run(&config(strategy, out.path()), &mut MemorisingDouble::new(14), &mut options()).unwrap().results;
+    let run = |strategy: &str| {
+        run::run(
+            &config(strategy, out.path()),
+            &mut MemorisingDouble::new(14),
+            &mut options(),
+        )
+        .unwrap()
+        .results
+    };
     let none = run("none");
     let random = run("random");
     let inscl = run("inscl");
@@ -285,8 +362,14 @@ fn replay_counters_forgetting_of_a_small_memory() {
     assert!(close(none.summary.ap, 50.0 / 9.0));
     // Replaying 4 / 8 instances keeps task 2's prior and half of task 1's.
     for replayed in [&random, &inscl] {
-        assert_eq!(replayed.scores.rows()[2], [100.0 / 3.0, 200.0 / 3.0, 50.0 / 3.0]);
-        assert!(close(replayed.summary.forgetting, 50.0 / 3.0) && close(replayed.summary.ap, 350.0 / 9.0));
+        assert_eq!(
+            replayed.scores.rows()[2],
+            [100.0 / 3.0, 200.0 / 3.0, 50.0 / 3.0]
+        );
+        assert!(
+            close(replayed.summary.forgetting, 50.0 / 3.0)
+                && close(replayed.summary.ap, 350.0 / 9.0)
+        );
     }
     // FWT: diagonal mean 50 against zero-shot 0.
     assert!(close(none.summary.fwt.unwrap(), 50.0));
@@ -296,10 +379,16 @@ fn replay_counters_forgetting_of_a_small_memory() {
 fn inscl_replays_different_quotas_than_random() {
     let out = tempfile::tempdir().unwrap();
     let quotas = |strategy: &str| -> Vec<Vec<usize>> {
-        let outcome = run::run(&category_config(strategy, out.path()), &mut MemorisingDouble::new(1000), &mut options()).unwrap();
+        let outcome = run::run(
+            &category_config(strategy, out.path()),
+            &mut MemorisingDouble::new(1000),
+            &mut options(),
+        )
+        .unwrap();
         (2..=3)
             .map(|stage| {
-                let record: StageRecord = artifact::read(&RunFolder::new(&outcome.folder).stage(stage)).unwrap();
+                let record: StageRecord =
+                    artifact::read(&RunFolder::new(&outcome.folder).stage(stage)).unwrap();
                 record.plan.previous.iter().map(|p| p.quota).collect()
             })
             .collect()
@@ -310,7 +399,10 @@ fn inscl_replays_different_quotas_than_random() {
     assert_eq!(random, vec![vec![9], vec![9, 9]]);
     assert_eq!(inscl[0], vec![9]);
     assert_eq!(inscl[1].iter().sum::<usize>(), 18);
-    assert_ne!(inscl[1], random[1], "InsCL allocates by Wasserstein distance");
+    assert_ne!(
+        inscl[1], random[1],
+        "InsCL allocates by Wasserstein distance"
+    );
 }
 
 #[test]
@@ -318,7 +410,12 @@ fn resume_after_crash_and_interrupt_equals_uninterrupted_run() {
     let out = tempfile::tempdir().unwrap();
     let mut reference_config = category_config("inscl", out.path());
     reference_config.output.name = Some("reference".into());
-    let reference = run::run(&reference_config, &mut MemorisingDouble::new(20), &mut options()).unwrap();
+    let reference = run::run(
+        &reference_config,
+        &mut MemorisingDouble::new(20),
+        &mut options(),
+    )
+    .unwrap();
 
     let mut config = category_config("inscl", out.path());
     config.output.name = Some("resumed".into());
@@ -327,7 +424,17 @@ fn resume_after_crash_and_interrupt_equals_uninterrupted_run() {
     let mut crashing = MemorisingDouble::new(20);
     crashing.fail_at_stage = Some(2);
     let err = run::run(&config, &mut crashing, &mut options()).unwrap_err();
-    assert!(matches!(err, RunError::Learner { stage: 2, what: "training", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RunError::Learner {
+                stage: 2,
+                what: "training",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("simulated crash at stage 2"));
     assert_eq!(RunFolder::new(&folder).finished_stages(), 1);
     assert!(!folder.join("stages/stage-02.json").exists());
@@ -343,18 +450,34 @@ fn resume_after_crash_and_interrupt_equals_uninterrupted_run() {
     let mut opts = options();
     opts.resume = Some(folder.clone());
     opts.interrupt = flag;
-    let err = run::run(&run::resume_config(&folder).unwrap(), &mut interrupted, &mut opts).unwrap_err();
-    assert!(matches!(err, RunError::Interrupted { stage: 3, .. }), "{err}");
+    let err = run::run(
+        &run::resume_config(&folder).unwrap(),
+        &mut interrupted,
+        &mut opts,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, RunError::Interrupted { stage: 3, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("--resume"));
     assert_eq!(RunFolder::new(&folder).finished_stages(), 2);
 
     // Resume again with a fresh learner: it must load the stage-2 checkpoint.
     let mut opts = options();
     opts.resume = Some(folder.clone());
-    let resumed = run::run(&run::resume_config(&folder).unwrap(), &mut MemorisingDouble::new(20), &mut opts).unwrap();
+    let resumed = run::run(
+        &run::resume_config(&folder).unwrap(),
+        &mut MemorisingDouble::new(20),
+        &mut opts,
+    )
+    .unwrap();
     assert_eq!(resumed.results, reference.results);
     assert_eq!(artifacts(&folder), artifacts(&reference.folder));
-    let leftovers: Vec<_> = walk(&folder).into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = walk(&folder)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -378,32 +501,66 @@ fn nan_loss_stops_without_half_written_files() {
     learner.nan_at_stage = Some(2);
     let err = run::run(&config, &mut learner, &mut options()).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, RunError::NonFiniteLoss { stage: 2, step: 1, .. }), "{message}");
-    assert!(message.contains("stage 2 (task \"task181_outcome_extraction\"): training loss is NaN at step 1"), "{message}");
+    assert!(
+        matches!(
+            err,
+            RunError::NonFiniteLoss {
+                stage: 2,
+                step: 1,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "stage 2 (task \"task181_outcome_extraction\"): training loss is NaN at step 1"
+        ),
+        "{message}"
+    );
     let folder = out.path().join(config.run_name());
     assert_eq!(RunFolder::new(&folder).finished_stages(), 1);
     assert!(!folder.join("checkpoints/stage-02").exists());
     let results: RunResults = artifact::read(&folder.join("results.json")).unwrap();
     assert_eq!(results.scores.stages(), 1);
-    let leftovers: Vec<_> = walk(&folder).into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = walk(&folder)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
 fn single_run_gives_upper_bounds_and_compare_reads_runs() {
     let out = tempfile::tempdir().unwrap();
-    let single = run::run(&config("single", out.path()), &mut MemorisingDouble::new(14), &mut options()).unwrap();
+    let single = run::run(
+        &config("single", out.path()),
+        &mut MemorisingDouble::new(14),
+        &mut options(),
+    )
+    .unwrap();
     let diagonal = [200.0 / 3.0, 200.0 / 3.0, 50.0 / 3.0];
     assert_eq!(single.results.upper_bounds.as_deref(), Some(&diagonal[..]));
     // Each stage starts from the base model: earlier tasks score 0 after a later stage.
     assert_eq!(single.results.scores.rows()[2], [0.0, 0.0, 50.0 / 3.0]);
-    let none = run::run(&config("none", out.path()), &mut MemorisingDouble::new(14), &mut options()).unwrap();
+    let none = run::run(
+        &config("none", out.path()),
+        &mut MemorisingDouble::new(14),
+        &mut options(),
+    )
+    .unwrap();
     assert_eq!(none.results.summary.relative_gain, None);
 
     let rows = trainer::report::compare(&[&single.folder, &none.folder]).unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].strategy.as_str(), rows[0].alpha, rows[0].seed), ("single", 4, 0));
-    assert_eq!((rows[0].forgetting, rows[0].bwt, rows[0].fwt), (None, None, None));
+    assert_eq!(
+        (rows[0].strategy.as_str(), rows[0].alpha, rows[0].seed),
+        ("single", 4, 0)
+    );
+    assert_eq!(
+        (rows[0].forgetting, rows[0].bwt, rows[0].fwt),
+        (None, None, None)
+    );
     assert_eq!(rows[1].stages, "3/3");
     assert!((rows[1].forgetting.unwrap() - 200.0 / 3.0).abs() < 1e-9);
     // RG of `none` from the single run's diagonal: (0 + 0 + 16.7 / 16.7) / 3 × 100.
@@ -411,11 +568,23 @@ fn single_run_gives_upper_bounds_and_compare_reads_runs() {
     let table = trainer::report::format_compare(&rows);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines[0].ends_with("AP   F.Ra     BWT    FWT     RG"), "{table}");
-    assert!(lines[2].ends_with("5.56  66.67  -66.67  50.00  33.33"), "{table}");
+    assert!(
+        lines[0].ends_with("AP   F.Ra     BWT    FWT     RG"),
+        "{table}"
+    );
+    assert!(
+        lines[2].ends_with("5.56  66.67  -66.67  50.00  33.33"),
+        "{table}"
+    );
     let printed = trainer::report::format_results(&none.results);
-    assert!(printed.contains("stage 3") && printed.contains("zero-shot"), "{printed}");
-    assert!(printed.ends_with("AP 5.56  F.Ra 66.67  BWT -66.67  FWT 50.00  RG -"), "{printed}");
+    assert!(
+        printed.contains("stage 3") && printed.contains("zero-shot"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("AP 5.56  F.Ra 66.67  BWT -66.67  FWT 50.00  RG -"),
+        "{printed}"
+    );
 
     // The same bounds through eval.upper_bounds.
     let mut bounded = config("none", out.path());

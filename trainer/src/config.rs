@@ -308,7 +308,10 @@ pub enum ConfigError {
     Io { file: String, error: std::io::Error },
     /// TOML syntax error or a field of the wrong type (the message names the field).
     #[error("{source_name}: {message}")]
-    Parse { source_name: String, message: String },
+    Parse {
+        source_name: String,
+        message: String,
+    },
     /// A field no section has.
     #[error("unknown config field `{path}`")]
     UnknownField { path: String },
@@ -336,10 +339,11 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, field path and value.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError::Parse {
-            source_name: "embedded default".into(),
-            message: e.to_string(),
-        })?;
+        let mut table: toml::Table =
+            toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError::Parse {
+                source_name: "embedded default".into(),
+                message: e.to_string(),
+            })?;
         if let Some(file) = file {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Io {
@@ -375,20 +379,22 @@ impl Config {
                 other => other.clone(),
             }
         }
-        let table: toml::Table = serde_json::from_value(strip_nulls(value)).map_err(|e| ConfigError::Parse {
-            source_name: "run.json config".into(),
-            message: e.to_string(),
-        })?;
+        let table: toml::Table =
+            serde_json::from_value(strip_nulls(value)).map_err(|e| ConfigError::Parse {
+                source_name: "run.json config".into(),
+                message: e.to_string(),
+            })?;
         Self::from_table(table, "run.json config")
     }
 
     fn from_table(table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::Value::Table(table.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                source_name: source_name.into(),
-                message: e.message().to_owned(),
-            })?;
+        let config: Config =
+            toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    source_name: source_name.into(),
+                    message: e.message().to_owned(),
+                })?;
         // serde skips unknown fields of the core crate's types; a round trip finds them all.
         let known = toml::Table::try_from(&config).expect("config serialises to TOML");
         if let Some(path) = first_unknown(&table, &known, "") {
@@ -406,12 +412,20 @@ impl Config {
     /// The run folder name: `output.name`, or `<strategy>-a<alpha>-s<seed>`.
     pub fn run_name(&self) -> String {
         self.output.name.clone().unwrap_or_else(|| {
-            format!("{}-a{}-s{}", self.strategy.name, self.strategy.alpha, self.strategy.seed)
+            format!(
+                "{}-a{}-s{}",
+                self.strategy.name, self.strategy.alpha, self.strategy.seed
+            )
         })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        fn check(ok: bool, field: &'static str, value: impl fmt::Display, reason: &'static str) -> Result<(), ConfigError> {
+        fn check(
+            ok: bool,
+            field: &'static str,
+            value: impl fmt::Display,
+            reason: &'static str,
+        ) -> Result<(), ConfigError> {
             if ok {
                 Ok(())
             } else {
@@ -423,32 +437,147 @@ impl Config {
             }
         }
         let t = &self.training;
-        check(["auto", "gpu", "cpu"].contains(&self.model.device.as_str()), "model.device", &self.model.device, "expected auto, gpu or cpu")?;
-        check((0.0..1.0).contains(&self.data.held_out), "data.held_out", self.data.held_out, "must be in [0, 1)")?;
-        check(self.data.max_train != Some(0), "data.max_train", 0, "must be at least 1")?;
-        check(self.data.max_test != Some(0), "data.max_test", 0, "must be at least 1")?;
-        check(self.strategy.keyphrases > 0 || !self.strategy.tags.0.contains(&TagSource::Keyphrase), "strategy.keyphrases", self.strategy.keyphrases, "must be at least 1 with the keyphrase tagger")?;
-        check(self.strategy.tag_file.is_some() || !self.strategy.tags.0.contains(&TagSource::File), "strategy.tag_file", "(missing)", "the file tagger needs strategy.tag_file")?;
-        check(t.epochs >= 1, "training.epochs", t.epochs, "must be at least 1")?;
-        check(t.lr.is_finite() && t.lr > 0.0, "training.lr", t.lr, "must be positive and finite")?;
-        check((0.0..1.0).contains(&t.warmup_ratio), "training.warmup_ratio", t.warmup_ratio, "must be in [0, 1)")?;
-        check(t.weight_decay.is_finite() && t.weight_decay >= 0.0, "training.weight_decay", t.weight_decay, "must be ≥ 0")?;
-        check(t.batch_size >= 1, "training.batch_size", t.batch_size, "must be at least 1")?;
-        check(t.grad_accumulation >= 1, "training.grad_accumulation", t.grad_accumulation, "must be at least 1")?;
-        check(t.max_length >= 8, "training.max_length", t.max_length, "must be at least 8 tokens")?;
-        check(t.clip_norm.is_finite() && t.clip_norm > 0.0, "training.clip_norm", t.clip_norm, "must be positive")?;
-        check(t.lora_rank >= 1, "training.lora_rank", t.lora_rank, "must be at least 1")?;
-        check(t.lora_alpha.is_finite() && t.lora_alpha > 0.0, "training.lora_alpha", t.lora_alpha, "must be positive")?;
-        check((0.0..1.0).contains(&t.lora_dropout), "training.lora_dropout", t.lora_dropout, "must be in [0, 1)")?;
-        check(!t.lora_targets.is_empty(), "training.lora_targets", "[]", "needs at least one module")?;
+        check(
+            ["auto", "gpu", "cpu"].contains(&self.model.device.as_str()),
+            "model.device",
+            &self.model.device,
+            "expected auto, gpu or cpu",
+        )?;
+        check(
+            (0.0..1.0).contains(&self.data.held_out),
+            "data.held_out",
+            self.data.held_out,
+            "must be in [0, 1)",
+        )?;
+        check(
+            self.data.max_train != Some(0),
+            "data.max_train",
+            0,
+            "must be at least 1",
+        )?;
+        check(
+            self.data.max_test != Some(0),
+            "data.max_test",
+            0,
+            "must be at least 1",
+        )?;
+        check(
+            self.strategy.keyphrases > 0 || !self.strategy.tags.0.contains(&TagSource::Keyphrase),
+            "strategy.keyphrases",
+            self.strategy.keyphrases,
+            "must be at least 1 with the keyphrase tagger",
+        )?;
+        check(
+            self.strategy.tag_file.is_some() || !self.strategy.tags.0.contains(&TagSource::File),
+            "strategy.tag_file",
+            "(missing)",
+            "the file tagger needs strategy.tag_file",
+        )?;
+        check(
+            t.epochs >= 1,
+            "training.epochs",
+            t.epochs,
+            "must be at least 1",
+        )?;
+        check(
+            t.lr.is_finite() && t.lr > 0.0,
+            "training.lr",
+            t.lr,
+            "must be positive and finite",
+        )?;
+        check(
+            (0.0..1.0).contains(&t.warmup_ratio),
+            "training.warmup_ratio",
+            t.warmup_ratio,
+            "must be in [0, 1)",
+        )?;
+        check(
+            t.weight_decay.is_finite() && t.weight_decay >= 0.0,
+            "training.weight_decay",
+            t.weight_decay,
+            "must be ≥ 0",
+        )?;
+        check(
+            t.batch_size >= 1,
+            "training.batch_size",
+            t.batch_size,
+            "must be at least 1",
+        )?;
+        check(
+            t.grad_accumulation >= 1,
+            "training.grad_accumulation",
+            t.grad_accumulation,
+            "must be at least 1",
+        )?;
+        check(
+            t.max_length >= 8,
+            "training.max_length",
+            t.max_length,
+            "must be at least 8 tokens",
+        )?;
+        check(
+            t.clip_norm.is_finite() && t.clip_norm > 0.0,
+            "training.clip_norm",
+            t.clip_norm,
+            "must be positive",
+        )?;
+        check(
+            t.lora_rank >= 1,
+            "training.lora_rank",
+            t.lora_rank,
+            "must be at least 1",
+        )?;
+        check(
+            t.lora_alpha.is_finite() && t.lora_alpha > 0.0,
+            "training.lora_alpha",
+            t.lora_alpha,
+            "must be positive",
+        )?;
+        check(
+            (0.0..1.0).contains(&t.lora_dropout),
+            "training.lora_dropout",
+            t.lora_dropout,
+            "must be in [0, 1)",
+        )?;
+        check(
+            !t.lora_targets.is_empty(),
+            "training.lora_targets",
+            "[]",
+            "needs at least one module",
+        )?;
         for target in &t.lora_targets {
-            check(["q", "k", "v", "o", "gate", "up", "down"].contains(&target.as_str()), "training.lora_targets", target, "expected q, k, v, o, gate, up or down")?;
+            check(
+                ["q", "k", "v", "o", "gate", "up", "down"].contains(&target.as_str()),
+                "training.lora_targets",
+                target,
+                "expected q, k, v, o, gate, up or down",
+            )?;
         }
-        check(self.eval.max_new_tokens >= 1, "eval.max_new_tokens", self.eval.max_new_tokens, "must be at least 1")?;
-        check(self.eval.batch_size >= 1, "eval.batch_size", self.eval.batch_size, "must be at least 1")?;
-        check(self.output.keep_checkpoints >= 1, "output.keep_checkpoints", self.output.keep_checkpoints, "must be at least 1 (resume needs the last checkpoint)")?;
+        check(
+            self.eval.max_new_tokens >= 1,
+            "eval.max_new_tokens",
+            self.eval.max_new_tokens,
+            "must be at least 1",
+        )?;
+        check(
+            self.eval.batch_size >= 1,
+            "eval.batch_size",
+            self.eval.batch_size,
+            "must be at least 1",
+        )?;
+        check(
+            self.output.keep_checkpoints >= 1,
+            "output.keep_checkpoints",
+            self.output.keep_checkpoints,
+            "must be at least 1 (resume needs the last checkpoint)",
+        )?;
         if let Some(name) = &self.output.name {
-            check(!name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..", "output.name", name, "must be a plain folder name")?;
+            check(
+                !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
+                "output.name",
+                name,
+                "must be a plain folder name",
+            )?;
         }
         Ok(())
     }
@@ -467,7 +596,9 @@ fn merge(base: &mut toml::Table, top: toml::Table) {
 }
 
 fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::BadOverride { arg: arg.to_owned() };
+    let bad = || ConfigError::BadOverride {
+        arg: arg.to_owned(),
+    };
     let (path, raw) = arg.split_once('=').ok_or_else(bad)?;
     let keys: Vec<&str> = path.trim().split('.').collect();
     if keys.len() < 2 || keys.iter().any(|k| k.is_empty()) {
@@ -484,7 +615,11 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         node = match entry {
             toml::Value::Table(t) => t,
-            _ => return Err(ConfigError::UnknownField { path: path.to_owned() }),
+            _ => {
+                return Err(ConfigError::UnknownField {
+                    path: path.to_owned(),
+                });
+            }
         };
     }
     node.insert(keys[keys.len() - 1].to_owned(), value);
@@ -494,7 +629,11 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
 /// The first key path of `given` that `known` (the parsed config serialised back) lacks.
 fn first_unknown(given: &toml::Table, known: &toml::Table, prefix: &str) -> Option<String> {
     given.iter().find_map(|(key, value)| {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match (value, known.get(key)) {
             (_, None) => Some(path),
             (toml::Value::Table(g), Some(toml::Value::Table(k))) => first_unknown(g, k, &path),

@@ -83,7 +83,10 @@ struct Bars {
 impl Progress {
     /// No bars, no JSON (tests, `--quiet` without `--log-json`).
     pub fn quiet() -> Self {
-        Progress { bars: None, json: None }
+        Progress {
+            bars: None,
+            json: None,
+        }
     }
 
     /// Bars on stderr unless `quiet`; JSON lines to `json` if given.
@@ -122,14 +125,20 @@ impl Progress {
         if let Some(json) = &self.json {
             let mut out = json.lock().unwrap_or_else(|e| e.into_inner());
             // Progress output must never stop a run: a closed log pipe only loses lines.
-            let _ = writeln!(out, "{}", serde_json::to_string(event).expect("events serialise"));
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string(event).expect("events serialise")
+            );
             let _ = out.flush();
         }
         let Some(bars) = &mut self.bars else {
             return;
         };
         match event {
-            Event::RunStarted { stages, finished, .. } => {
+            Event::RunStarted {
+                stages, finished, ..
+            } => {
                 bars.stages.set_length(*stages as u64);
                 bars.stages.set_position(*finished as u64);
             }
@@ -157,8 +166,14 @@ impl Progress {
                     bar.set_message(format!("loss {loss:.4} {tokens_per_s:.0} tok/s"));
                 }
             }
-            Event::EvalStarted { task, instances, .. } => {
-                let bar = Self::sub_bar(bars, *instances, "eval   {bar:30.yellow/white} {pos}/{len} {msg} eta {eta}");
+            Event::EvalStarted {
+                task, instances, ..
+            } => {
+                let bar = Self::sub_bar(
+                    bars,
+                    *instances,
+                    "eval   {bar:30.yellow/white} {pos}/{len} {msg} eta {eta}",
+                );
                 bar.set_message(task.clone());
             }
             Event::EvalProgress { done } => {

@@ -12,7 +12,10 @@ use crate::run::RunFolder;
 pub fn format_results(results: &RunResults) -> String {
     let mut out = String::new();
     let width = 8;
-    let _ = writeln!(out, "R (ROUGE-L x100; row i = after stage i, column j = task j):");
+    let _ = writeln!(
+        out,
+        "R (ROUGE-L x100; row i = after stage i, column j = task j):"
+    );
     for (j, task) in results.tasks.iter().enumerate() {
         let _ = writeln!(out, "  T{:<2} {task}", j + 1);
     }
@@ -36,7 +39,15 @@ pub fn format_results(results: &RunResults) -> String {
         out.push('\n');
     }
     let s = &results.summary;
-    let _ = write!(out, "AP {:.2}  F.Ra {:.2}  BWT {:.2}  FWT {}  RG {}", s.ap, s.forgetting, s.bwt, optional(s.fwt), optional(s.relative_gain));
+    let _ = write!(
+        out,
+        "AP {:.2}  F.Ra {:.2}  BWT {:.2}  FWT {}  RG {}",
+        s.ap,
+        s.forgetting,
+        s.bwt,
+        optional(s.fwt),
+        optional(s.relative_gain)
+    );
     out
 }
 
@@ -82,7 +93,14 @@ pub fn compare(folders: &[impl AsRef<Path>]) -> Result<Vec<CompareRow>, artifact
     let single_bounds: Vec<(Vec<String>, Vec<f64>)> = runs
         .iter()
         .filter(|(_, m, r)| m.replay.strategy == "single" && r.scores.stages() == m.tasks.len())
-        .map(|(_, _, r)| (r.tasks.clone(), (0..r.tasks.len()).map(|j| r.scores.get(j, j).unwrap_or(0.0)).collect()))
+        .map(|(_, _, r)| {
+            (
+                r.tasks.clone(),
+                (0..r.tasks.len())
+                    .map(|j| r.scores.get(j, j).unwrap_or(0.0))
+                    .collect(),
+            )
+        })
         .collect();
     Ok(runs
         .into_iter()
@@ -92,7 +110,10 @@ pub fn compare(folders: &[impl AsRef<Path>]) -> Result<Vec<CompareRow>, artifact
                 single_bounds
                     .iter()
                     .find(|(tasks, _)| tasks.starts_with(&results.tasks))
-                    .and_then(|(_, bounds)| relative_gain_per_stage(&results.scores, &bounds[..results.tasks.len()]).ok())
+                    .and_then(|(_, bounds)| {
+                        relative_gain_per_stage(&results.scores, &bounds[..results.tasks.len()])
+                            .ok()
+                    })
                     .and_then(|gains| gains.last().copied())
             });
             CompareRow {
@@ -113,7 +134,9 @@ pub fn compare(folders: &[impl AsRef<Path>]) -> Result<Vec<CompareRow>, artifact
 
 /// [`compare`]'s rows as an aligned text table.
 pub fn format_compare(rows: &[CompareRow]) -> String {
-    let header = ["run", "strategy", "alpha", "seed", "stages", "AP", "F.Ra", "BWT", "FWT", "RG"];
+    let header = [
+        "run", "strategy", "alpha", "seed", "stages", "AP", "F.Ra", "BWT", "FWT", "RG",
+    ];
     let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
@@ -132,7 +155,14 @@ pub fn format_compare(rows: &[CompareRow]) -> String {
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| cells.iter().map(|row| row[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let line = |out: &mut String, row: &[&str]| {
@@ -147,7 +177,10 @@ pub fn format_compare(rows: &[CompareRow]) -> String {
     };
     line(&mut out, &header);
     for row in &cells {
-        line(&mut out, &row.iter().map(String::as_str).collect::<Vec<_>>());
+        line(
+            &mut out,
+            &row.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
     }
     out
 }

@@ -26,7 +26,9 @@ pub enum TagError {
     #[error("{file}: {error}")]
     Io { file: String, error: std::io::Error },
     /// A JSONL line that is not a tag record.
-    #[error("{file}:{line}: expected {{\"instruction_id\" | \"text\": ..., \"tags\": [...]}}: {error}")]
+    #[error(
+        "{file}:{line}: expected {{\"instruction_id\" | \"text\": ..., \"tags\": [...]}}: {error}"
+    )]
     Record {
         file: String,
         line: usize,
@@ -74,15 +76,22 @@ impl Tagger {
                 file: name.clone(),
                 error,
             })?;
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let record: TagRecord = serde_json::from_str(line).map_err(|error| TagError::Record {
-                    file: name.clone(),
-                    line: n + 1,
-                    error,
-                })?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let record: TagRecord =
+                    serde_json::from_str(line).map_err(|error| TagError::Record {
+                        file: name.clone(),
+                        line: n + 1,
+                        error,
+                    })?;
                 match (record.instruction_id, record.text) {
                     (Some(id), _) => tagger.by_id.entry(id).or_default().extend(record.tags),
-                    (None, Some(text)) => tagger.by_text.entry(text).or_default().extend(record.tags),
+                    (None, Some(text)) => {
+                        tagger.by_text.entry(text).or_default().extend(record.tags)
+                    }
                     (None, None) => {
                         return Err(TagError::NoKey {
                             file: name,
@@ -138,7 +147,8 @@ pub fn metadata_tags(values: &[String]) -> Vec<String> {
 
 /// The `k` best YAKE keyphrases of `text` (lower-case), best first.
 pub fn keyphrases(text: &str, k: usize) -> Vec<String> {
-    let stop_words = yake_rust::StopWords::predefined("en").expect("the `en` feature of yake-rust is enabled");
+    let stop_words =
+        yake_rust::StopWords::predefined("en").expect("the `en` feature of yake-rust is enabled");
     yake_rust::get_n_best(k, text, &stop_words, &yake_rust::Config::default())
         .into_iter()
         .map(|item| item.keyword)

@@ -23,7 +23,11 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "resume")]
     pub config: Option<PathBuf>,
     /// Override one field, e.g. `--set training.lr=1e-4` (repeatable; TOML value syntax).
-    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE", conflicts_with = "resume")]
+    #[arg(
+        long = "set",
+        value_name = "SECTION.FIELD=VALUE",
+        conflicts_with = "resume"
+    )]
     pub overrides: Vec<String>,
     /// strategy.name: none, random, dynamic, insinfo, inscl, multitask, single.
     #[arg(long, conflicts_with = "resume")]

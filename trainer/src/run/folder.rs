@@ -48,12 +48,16 @@ impl RunFolder {
 
     /// `stages/stage-NN.json` (stage 0 = zero-shot).
     pub fn stage(&self, stage: usize) -> PathBuf {
-        self.root.join("stages").join(format!("stage-{stage:02}.json"))
+        self.root
+            .join("stages")
+            .join(format!("stage-{stage:02}.json"))
     }
 
     /// `checkpoints/stage-NN/`.
     pub fn checkpoint(&self, stage: usize) -> PathBuf {
-        self.root.join("checkpoints").join(format!("stage-{stage:02}"))
+        self.root
+            .join("checkpoints")
+            .join(format!("stage-{stage:02}"))
     }
 
     /// `cache/embed-KEY.json`.
@@ -84,7 +88,10 @@ impl RunFolder {
     /// The learner's or I/O failures.
     pub fn save_checkpoint(&self, learner: &dyn Learner, stage: usize) -> anyhow::Result<()> {
         let target = self.checkpoint(stage);
-        let tmp = self.root.join("checkpoints").join(format!(".stage-{stage:02}.tmp"));
+        let tmp = self
+            .root
+            .join("checkpoints")
+            .join(format!(".stage-{stage:02}.tmp"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use inscl::artifact::{
-    self, EmbeddingsFile, InstructionEmbedding, ReplayedInstances, ReplaySettings, RunManifest,
+    self, EmbeddingsFile, InstructionEmbedding, ReplaySettings, ReplayedInstances, RunManifest,
     RunResults, SCHEMA_VERSION, StageRecord, TaskEmbeddings, TaskEval, TaskInfo,
 };
 use inscl::metrics::{ContinualSummary, ScoreMatrix};
@@ -66,13 +66,17 @@ pub enum RunError {
     #[error("score matrix: {0}")]
     Metrics(#[from] inscl::metrics::MetricsError),
     /// The run folder exists and `--resume` was not given.
-    #[error("{folder} already exists: resume it with `trainer run --resume {folder}` or choose another --name")]
+    #[error(
+        "{folder} already exists: resume it with `trainer run --resume {folder}` or choose another --name"
+    )]
     Exists { folder: String },
     /// `--resume` on a folder without `run.json`.
     #[error("{folder} is not a run folder (no run.json)")]
     NotARun { folder: String },
     /// A finished stage whose checkpoint is gone.
-    #[error("cannot resume {folder}: stage {stage} is finished but its checkpoint {checkpoint} is missing")]
+    #[error(
+        "cannot resume {folder}: stage {stage} is finished but its checkpoint {checkpoint} is missing"
+    )]
     MissingCheckpoint {
         folder: String,
         stage: usize,
@@ -174,7 +178,11 @@ pub fn resume_config(folder: &Path) -> Result<Config, RunError> {
 ///
 /// # Errors
 /// [`RunError`]; the run folder then holds only complete files and can be resumed.
-pub fn run(config: &Config, learner: &mut dyn Learner, options: &mut RunOptions) -> Result<RunOutcome, RunError> {
+pub fn run(
+    config: &Config,
+    learner: &mut dyn Learner,
+    options: &mut RunOptions,
+) -> Result<RunOutcome, RunError> {
     let dataset = data::load(&config.data, &options.root)?;
     let tagger = Tagger::new(&config.strategy, &options.root)?;
     let upper_bounds = match &config.eval.upper_bounds {
@@ -191,7 +199,10 @@ pub fn run(config: &Config, learner: &mut dyn Learner, options: &mut RunOptions)
             RunFolder::new(folder)
         }
         None => {
-            let path = options.root.join(&config.output.dir).join(config.run_name());
+            let path = options
+                .root
+                .join(&config.output.dir)
+                .join(config.run_name());
             if path.exists() {
                 return Err(RunError::Exists {
                     folder: path.display().to_string(),
@@ -201,9 +212,16 @@ pub fn run(config: &Config, learner: &mut dyn Learner, options: &mut RunOptions)
         }
     };
     folder.create_dirs().map_err(io_error(folder.root()))?;
-    let groups: Vec<Vec<InstructionGroup>> = dataset.tasks.iter().map(TaskData::instruction_groups).collect();
+    let groups: Vec<Vec<InstructionGroup>> = dataset
+        .tasks
+        .iter()
+        .map(TaskData::instruction_groups)
+        .collect();
     if options.resume.is_none() {
-        artifact::write_atomic(&folder.manifest(), &manifest(config, &dataset, &groups, learner, &options.versions))?;
+        artifact::write_atomic(
+            &folder.manifest(),
+            &manifest(config, &dataset, &groups, learner, &options.versions),
+        )?;
     }
     let mut state = Stages {
         config,
@@ -228,7 +246,8 @@ fn manifest(
     learner: &dyn Learner,
     versions: &[(String, String)],
 ) -> RunManifest {
-    let mut all_versions: std::collections::BTreeMap<String, String> = versions.iter().cloned().collect();
+    let mut all_versions: std::collections::BTreeMap<String, String> =
+        versions.iter().cloned().collect();
     all_versions.insert("inscl".into(), inscl_version().into());
     all_versions.insert("trainer".into(), env!("CARGO_PKG_VERSION").into());
     RunManifest {
@@ -279,13 +298,25 @@ fn read_upper_bounds(folder: &Path, dataset: &Dataset) -> Result<Vec<f64>, RunEr
     let results: RunResults = artifact::read(&RunFolder::new(folder).results())?;
     let tasks: Vec<String> = dataset.tasks.iter().map(|t| t.name.clone()).collect();
     if results.tasks != tasks {
-        return Err(fail(format!("its tasks {:?} differ from this run's {:?}", results.tasks, tasks)));
+        return Err(fail(format!(
+            "its tasks {:?} differ from this run's {:?}",
+            results.tasks, tasks
+        )));
     }
     if results.scores.stages() != tasks.len() {
-        return Err(fail(format!("it finished {} of {} stages", results.scores.stages(), tasks.len())));
+        return Err(fail(format!(
+            "it finished {} of {} stages",
+            results.scores.stages(),
+            tasks.len()
+        )));
     }
     Ok((0..tasks.len())
-        .map(|j| results.scores.get(j, j).expect("diagonal of a complete matrix"))
+        .map(|j| {
+            results
+                .scores
+                .get(j, j)
+                .expect("diagonal of a complete matrix")
+        })
         .collect())
 }
 
@@ -324,7 +355,11 @@ impl Stages<'_> {
         }
     }
 
-    fn run(&mut self, learner: &mut dyn Learner, progress: &mut Progress) -> Result<RunOutcome, RunError> {
+    fn run(
+        &mut self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+    ) -> Result<RunOutcome, RunError> {
         let total = self.total_stages();
         let finished = self.folder.finished_stages().min(total);
         progress.event(&Event::RunStarted {
@@ -369,7 +404,8 @@ impl Stages<'_> {
         }
         for stage in 1..=finished {
             let record: StageRecord = artifact::read(&self.folder.stage(stage))?;
-            self.rows.push(record.eval.iter().map(|e| e.rouge_l).collect());
+            self.rows
+                .push(record.eval.iter().map(|e| e.rouge_l).collect());
         }
         let embeddings: EmbeddingsFile = artifact::read(&self.folder.embeddings())?;
         let planned = match self.config.strategy.name {
@@ -394,7 +430,11 @@ impl Stages<'_> {
             })
     }
 
-    fn zero_shot_pass(&mut self, learner: &mut dyn Learner, progress: &mut Progress) -> Result<(), RunError> {
+    fn zero_shot_pass(
+        &mut self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+    ) -> Result<(), RunError> {
         progress.event(&Event::ZeroShot {
             tasks: self.dataset.tasks.len(),
         });
@@ -433,12 +473,25 @@ impl Stages<'_> {
         }
     }
 
-    fn stage(&mut self, learner: &mut dyn Learner, progress: &mut Progress, stage: usize) -> Result<(), RunError> {
+    fn stage(
+        &mut self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+        stage: usize,
+    ) -> Result<(), RunError> {
         let started = Instant::now();
-        let learner_error = |what| move |source| RunError::Learner { stage, what, source };
+        let learner_error = |what| {
+            move |source| RunError::Learner {
+                stage,
+                what,
+                source,
+            }
+        };
         let multitask = self.config.strategy.name == RunStrategy::Multitask;
         if self.config.strategy.name == RunStrategy::Single {
-            learner.reset().map_err(learner_error("resetting to the base model"))?;
+            learner
+                .reset()
+                .map_err(learner_error("resetting to the base model"))?;
         }
         // Tasks trained at this stage and tasks evaluated after it.
         let (trained, seen) = if multitask {
@@ -472,7 +525,11 @@ impl Stages<'_> {
             .flat_map(|t| self.dataset.tasks[t].train.iter().cloned())
             .chain(replay)
             .collect();
-        mix.shuffle(&mut ChaCha8Rng::seed_from_u64(stage_seed(self.config.strategy.seed, "shuffle", stage)));
+        mix.shuffle(&mut ChaCha8Rng::seed_from_u64(stage_seed(
+            self.config.strategy.seed,
+            "shuffle",
+            stage,
+        )));
         progress.event(&Event::StageStarted {
             stage,
             stages: self.total_stages(),
@@ -506,7 +563,8 @@ impl Stages<'_> {
             },
         )?;
         artifact::write_atomic(&self.folder.stage(stage), &record)?;
-        self.rows.push(record.eval.iter().map(|e| e.rouge_l).collect());
+        self.rows
+            .push(record.eval.iter().map(|e| e.rouge_l).collect());
         artifact::write_atomic(&self.folder.results(), &self.results()?)?;
         self.folder
             .prune_checkpoints(stage, self.config.output.keep_checkpoints)
@@ -519,21 +577,38 @@ impl Stages<'_> {
     }
 
     /// Embeddings and tags of task `task`'s instructions, from the cache or the learner.
-    fn embed_task(&self, learner: &mut dyn Learner, stage: usize, task: usize) -> Result<TaskEmbeddings, RunError> {
+    fn embed_task(
+        &self,
+        learner: &mut dyn Learner,
+        stage: usize,
+        task: usize,
+    ) -> Result<TaskEmbeddings, RunError> {
         let data = &self.dataset.tasks[task];
         let groups = &self.groups[task];
         let texts: Vec<String> = groups.iter().map(|g| g.text.clone()).collect();
         let mut hasher = Sha256::new();
-        hasher.update(format!("{}\0{}\0{:?}\0", self.config.model.path, stage, self.config.model.embedding_layer));
+        hasher.update(format!(
+            "{}\0{}\0{:?}\0",
+            self.config.model.path, stage, self.config.model.embedding_layer
+        ));
         for text in &texts {
             hasher.update(text.as_bytes());
             hasher.update([0]);
         }
-        let key: String = hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let key: String = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let cache = self.folder.embedding_cache(&key);
         let vectors: Vec<Vec<f32>> = match artifact::read::<EmbeddingsFile>(&cache) {
-            Ok(file) if file.tasks.len() == 1 && file.tasks[0].instructions.len() == texts.len() => {
-                file.tasks[0].instructions.iter().map(|q| q.embedding.clone()).collect()
+            Ok(file)
+                if file.tasks.len() == 1 && file.tasks[0].instructions.len() == texts.len() =>
+            {
+                file.tasks[0]
+                    .instructions
+                    .iter()
+                    .map(|q| q.embedding.clone())
+                    .collect()
             }
             _ => {
                 let vectors = learner.embed(&texts).map_err(|source| RunError::Learner {
@@ -545,7 +620,11 @@ impl Stages<'_> {
                     return Err(RunError::Learner {
                         stage,
                         what: "embedding instructions",
-                        source: anyhow::anyhow!("{} embeddings for {} texts", vectors.len(), texts.len()),
+                        source: anyhow::anyhow!(
+                            "{} embeddings for {} texts",
+                            vectors.len(),
+                            texts.len()
+                        ),
                     });
                 }
                 vectors
@@ -643,7 +722,11 @@ impl Stages<'_> {
                 what: "training",
                 source,
             })?;
-        let bad_loss = bad_loss.or_else(|| loss.iter().find(|p| !p.loss.is_finite()).map(|p| (p.step, p.loss)));
+        let bad_loss = bad_loss.or_else(|| {
+            loss.iter()
+                .find(|p| !p.loss.is_finite())
+                .map(|p| (p.step, p.loss))
+        });
         if let Some((step, loss)) = bad_loss {
             return Err(RunError::NonFiniteLoss {
                 stage,
@@ -672,14 +755,20 @@ impl Stages<'_> {
                 instances: task.test.len(),
             });
             let interrupt = self.interrupt.clone();
-            let eval = eval::evaluate_task(learner, task, self.config.eval.max_new_tokens, self.config.eval.stem, &mut |done| {
-                progress.event(&Event::EvalProgress { done });
-                if interrupt.load(Ordering::SeqCst) {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            })
+            let eval = eval::evaluate_task(
+                learner,
+                task,
+                self.config.eval.max_new_tokens,
+                self.config.eval.stem,
+                &mut |done| {
+                    progress.event(&Event::EvalProgress { done });
+                    if interrupt.load(Ordering::SeqCst) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )
             .map_err(|source| RunError::Learner {
                 stage,
                 what: "evaluation",
@@ -707,20 +796,32 @@ impl Stages<'_> {
         let tasks: Vec<String> = self.dataset.tasks.iter().map(|t| t.name.clone()).collect();
         let (scores, upper) = match self.config.strategy.name {
             // One joint model: every "stage" row is the same final row.
-            RunStrategy::Multitask => (ScoreMatrix::from_square(vec![self.rows[0].clone(); tasks.len()])?, self.upper_bounds.clone()),
+            RunStrategy::Multitask => (
+                ScoreMatrix::from_square(vec![self.rows[0].clone(); tasks.len()])?,
+                self.upper_bounds.clone(),
+            ),
             RunStrategy::Single => {
                 let scores = ScoreMatrix::new(self.rows.clone())?;
-                let diagonal = (self.rows.len() == tasks.len())
-                    .then(|| (0..tasks.len()).map(|j| self.rows[j][j]).collect::<Vec<_>>());
+                let diagonal = (self.rows.len() == tasks.len()).then(|| {
+                    (0..tasks.len())
+                        .map(|j| self.rows[j][j])
+                        .collect::<Vec<_>>()
+                });
                 (scores, diagonal)
             }
-            RunStrategy::Sequential(_) => (ScoreMatrix::new(self.rows.clone())?, self.upper_bounds.clone()),
+            RunStrategy::Sequential(_) => (
+                ScoreMatrix::new(self.rows.clone())?,
+                self.upper_bounds.clone(),
+            ),
         };
         let stages = scores.stages();
         let zero_shot = self.zero_shot.as_ref().map(|z| z[..stages].to_vec());
         // Relative Gain divides by the upper bounds: only defined when all are positive.
-        let upper = upper.filter(|u| u.iter().all(|&v| v > 0.0)).map(|u| u[..stages].to_vec());
-        let summary = ContinualSummary::from_scores(&scores, zero_shot.as_deref(), upper.as_deref())?;
+        let upper = upper
+            .filter(|u| u.iter().all(|&v| v > 0.0))
+            .map(|u| u[..stages].to_vec());
+        let summary =
+            ContinualSummary::from_scores(&scores, zero_shot.as_deref(), upper.as_deref())?;
         Ok(RunResults {
             schema_version: SCHEMA_VERSION,
             tasks: tasks[..stages].to_vec(),
