@@ -5,7 +5,8 @@
 //! | file | type | content |
 //! |---|---|---|
 //! | `run.json` | [`RunManifest`] | configuration, task sequence, versions, device |
-//! | `stages/stage-NN.json` | [`StageRecord`] | W row, replay plan, loss curve, evaluation of every seen task |
+//! | `stages/stage-NN.json` | [`StageRecord`] | W row, replay plan, replayed instance ids, loss curve, evaluation of every seen task |
+//! | `stages/stage-00.json` | [`StageRecord`] | zero-shot evaluation of every task before stage 1 (stage 0, empty `task`, no training) |
 //! | `results.json` | [`RunResults`] | score matrix R, zero-shot and upper-bound scores, summary metrics |
 //! | `embeddings.json` | [`EmbeddingsFile`] | per task: instruction ids, texts, counts, tags and f32 embeddings |
 //!
@@ -336,12 +337,29 @@ pub struct StageRecord {
     pub task: String,
     /// The replay plan (its `previous[j].distance` is the W row of this stage).
     pub plan: StagePlan,
+    /// The plan's chosen instances as instance ids of the data, per previous task in plan
+    /// order (an id repeats when the plan repeats an instance). Empty without replay.
+    #[serde(default)]
+    pub replayed: Vec<ReplayedInstances>,
+    /// Size of the training mix: the task's training instances plus the replayed ones
+    /// (0 for the zero-shot record).
+    #[serde(default)]
+    pub train_examples: usize,
     /// Training loss curve of this stage.
     pub loss: Vec<LossPoint>,
     /// Evaluation of every task seen so far, in task order.
     pub eval: Vec<TaskEval>,
     /// Wall-clock seconds of the stage (training + evaluation).
     pub wall_seconds: f64,
+}
+
+/// The instances replayed from one previous task at a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayedInstances {
+    /// Previous task name.
+    pub task: String,
+    /// Instance ids, grouped by instruction in plan order.
+    pub ids: Vec<String>,
 }
 
 /// One optimiser step of the loss curve.

@@ -3,6 +3,9 @@
 //! Subcommands:
 //! - `trainer plan`: the replay plan InsCL makes for a task sequence, from instruction
 //!   embeddings and tags (no model needed).
+//! - `trainer run`: fine-tune a model through a task sequence with replay, evaluating every
+//!   seen task after each stage; writes a run folder of versioned artifacts.
+//! - `trainer compare`: the summary metrics of several runs side by side.
 
 use clap::{Parser, Subcommand};
 
@@ -20,10 +23,23 @@ struct Cli {
 enum Command {
     /// Print the replay plan of every stage of a task sequence as JSON.
     Plan(commands::plan::PlanArgs),
+    /// Train through a task sequence with replay (or resume a run).
+    Run(commands::run::RunArgs),
+    /// Print the summary metrics of runs side by side.
+    Compare(commands::compare::CompareArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::Compare(args) => commands::compare::run(&args),
     }
 }

@@ -1,0 +1,156 @@
+//! `trainer run` configuration: the embedded default, file layering, `--set` overrides, and
+//! errors naming the field and value.
+#![cfg(not(target_arch = "wasm32"))]
+
+use trainer::config::{Config, ConfigError, DataFormat, RunStrategy, TrainMethod};
+
+fn set(overrides: &[&str]) -> Result<Config, ConfigError> {
+    let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Config::load(None, &owned)
+}
+
+#[test]
+fn embedded_default_is_the_small_cpu_run() {
+    let config = Config::embedded_default();
+    assert_eq!(config.model.path, "assets/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert_eq!(config.data.format, DataFormat::Benchmark);
+    assert_eq!(
+        (
+            config.data.path.as_str(),
+            config.data.order.as_deref(),
+            config.data.first
+        ),
+        ("data/superni-cl15", Some("order1"), Some(4))
+    );
+    assert_eq!(
+        (config.data.max_train, config.data.max_test),
+        (Some(64), Some(20))
+    );
+    assert_eq!(config.strategy.name.to_string(), "inscl");
+    assert_eq!(config.strategy.tags.to_string(), "metadata+keyphrase");
+    assert_eq!(
+        (
+            config.training.method,
+            config.training.epochs,
+            config.training.max_length,
+            config.training.lora_rank
+        ),
+        (TrainMethod::Lora, 1, 256, 8)
+    );
+    assert_eq!(config.run_name(), "inscl-a16-s0");
+    // Round trip through run.json.
+    assert_eq!(Config::from_json(&config.to_json()).unwrap(), config);
+}
+
+#[test]
+fn overrides_and_file_layering() {
+    let config = set(&[
+        "training.lr=1e-4",
+        "strategy.name=random",
+        "data.tasks=[\"a\", \"b\"]",
+        "strategy.similarity.solver={kind = \"sinkhorn\", epsilon = 0.1}",
+        "output.name=x",
+    ])
+    .unwrap();
+    assert_eq!(config.training.lr, 1e-4);
+    assert_eq!(
+        config.strategy.name,
+        RunStrategy::Sequential(inscl::replay::Strategy::Random)
+    );
+    assert_eq!(config.data.tasks, ["a", "b"]);
+    assert_eq!(
+        config.strategy.similarity.solver,
+        inscl::similarity::Solver::Sinkhorn { epsilon: 0.1 }
+    );
+    assert_eq!(config.run_name(), "x");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.toml");
+    std::fs::write(
+        &file,
+        "[training]\nepochs = 2\n[strategy]\nname = \"multitask\"\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&file), &["training.epochs=3".into()]).unwrap();
+    assert_eq!(config.training.epochs, 3, "flags override the file");
+    assert_eq!(config.strategy.name, RunStrategy::Multitask);
+    assert_eq!(
+        config.training.batch_size,
+        Config::embedded_default().training.batch_size
+    );
+}
+
+#[test]
+fn unknown_fields_are_named_with_their_path() {
+    let err = set(&["strategy.similarity.kost=\"cosine\""])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "unknown config field `strategy.similarity.kost`");
+    let err = set(&["evaluation.stem=true"]).unwrap_err().to_string();
+    assert!(err.contains("evaluation"), "{err}");
+    let err = set(&["training.lrr=1"]).unwrap_err().to_string();
+    assert!(err.contains("unknown field `lrr`"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[model]\npath = 3\n").unwrap();
+    let err = Config::load(Some(&file), &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("invalid type: integer `3`, expected a string"),
+        "{err}"
+    );
+    std::fs::write(&file, "[model\n").unwrap();
+    let err = Config::load(Some(&file), &[]).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:", file.display())), "{err}");
+}
+
+#[test]
+fn invalid_values_name_field_and_value() {
+    let cases = [
+        (
+            "training.lr=-1",
+            "invalid config value training.lr = -1: must be positive and finite",
+        ),
+        (
+            "training.epochs=0",
+            "invalid config value training.epochs = 0: must be at least 1",
+        ),
+        (
+            "training.lora_targets=[\"q\", \"qq\"]",
+            "invalid config value training.lora_targets = qq: expected q, k, v, o, gate, up or down",
+        ),
+        (
+            "data.held_out=1.0",
+            "invalid config value data.held_out = 1: must be in [0, 1)",
+        ),
+        (
+            "output.keep_checkpoints=0",
+            "invalid config value output.keep_checkpoints = 0: must be at least 1 (resume needs the last checkpoint)",
+        ),
+        (
+            "output.name=\"a/b\"",
+            "invalid config value output.name = a/b: must be a plain folder name",
+        ),
+        (
+            "model.device=tpu",
+            "invalid config value model.device = tpu: expected auto, gpu or cpu",
+        ),
+        (
+            "strategy.tags=file",
+            "invalid config value strategy.tag_file = (missing): the file tagger needs strategy.tag_file",
+        ),
+    ];
+    for (arg, expected) in cases {
+        assert_eq!(set(&[arg]).unwrap_err().to_string(), expected, "{arg}");
+    }
+    let err = set(&["strategy.name=greedy"]).unwrap_err().to_string();
+    assert!(err.contains("unknown strategy \"greedy\"; expected one of: none, random, dynamic, insinfo, inscl, multitask, single"), "{err}");
+    let err = set(&["strategy.tags=metadata+llm"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown tagger \"llm\""), "{err}");
+    let err = set(&["training"]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "override \"training\" is not of the form section.field=value"
+    );
+}

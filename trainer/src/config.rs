@@ -1,0 +1,643 @@
+//! The `trainer run` configuration: one TOML document with the sections `model`, `data`,
+//! `strategy`, `training`, `eval`, `output` (documented field by field in
+//! `trainer/configs/default.toml`, which is embedded as the default).
+//!
+//! Layering: the embedded default, then a user file (which needs only the fields it changes),
+//! then `--set section.field=value` overrides; the result is checked as a whole: an unknown
+//! field anywhere is an error naming its full path, an invalid value one naming field and value.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use inscl::insinfo::TagNormalizer;
+use inscl::replay::Strategy;
+use inscl::similarity::SimilarityConfig;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub strategy: StrategyConfig,
+    pub training: TrainingConfig,
+    pub eval: EvalConfig,
+    pub output: OutputConfig,
+}
+
+/// `[model]`: which checkpoint, on which device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// GGUF file or HF model folder, relative to the working directory.
+    pub path: String,
+    /// `auto`, `gpu` or `cpu`.
+    pub device: String,
+    /// Hidden layer mean-pooled into instruction embeddings; `None` = last layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_layer: Option<usize>,
+}
+
+/// Data source kind of `[data]` (see [`crate::data`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    Benchmark,
+    Superni,
+    Categories,
+    Alpaca,
+}
+
+/// `[data]`: source, order and sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub format: DataFormat,
+    /// Folder (benchmark, superni), `categories.json` or Alpaca file, relative to the
+    /// working directory.
+    pub path: String,
+    /// Named order of the source; ignored when `tasks` is non-empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// Explicit task list (wins over `order`).
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    /// Keep only the first N tasks of the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<usize>,
+    /// At most this many training instances per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_train: Option<usize>,
+    /// At most this many test instances per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_test: Option<usize>,
+    /// Held-out test fraction in `[0, 1)` for sources without a test split.
+    pub held_out: f64,
+    /// Seed of the held-out split and of the caps.
+    pub split_seed: u64,
+}
+
+/// A run strategy: a sequential replay strategy of the core crate, or one of the two
+/// non-sequential references. Written as its name: `none`, `random`, `dynamic`, `insinfo`,
+/// `inscl`, `multitask`, `single`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStrategy {
+    /// Sequential fine-tuning with this replay strategy.
+    Sequential(Strategy),
+    /// All tasks trained jointly in one stage (the upper bound of continual learning).
+    Multitask,
+    /// Every task trained alone from the base model (the per-task upper bounds that
+    /// Relative Gain divides by).
+    Single,
+}
+
+impl RunStrategy {
+    /// Every name, for error messages.
+    pub const NAMES: &'static str = "none, random, dynamic, insinfo, inscl, multitask, single";
+
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStrategy::Sequential(s) => s.name(),
+            RunStrategy::Multitask => "multitask",
+            RunStrategy::Single => "single",
+        }
+    }
+}
+
+impl fmt::Display for RunStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RunStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "multitask" => Ok(RunStrategy::Multitask),
+            "single" => Ok(RunStrategy::Single),
+            _ => s
+                .parse()
+                .map(RunStrategy::Sequential)
+                .map_err(|_| format!("unknown strategy {s:?}; expected one of: {}", Self::NAMES)),
+        }
+    }
+}
+
+impl Serialize for RunStrategy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for RunStrategy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One source of InsInfo tags (see [`crate::tags`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TagSource {
+    /// SuperNI `Categories` / `Reasoning` / `Domains`.
+    Metadata,
+    /// YAKE keyphrases of the instruction text.
+    Keyphrase,
+    /// An external tagger's JSONL file (`strategy.tag_file`).
+    File,
+}
+
+/// A `+`-joined set of tag sources, e.g. `metadata+keyphrase`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSources(pub Vec<TagSource>);
+
+impl FromStr for TagSources {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut sources: Vec<TagSource> = s
+            .split('+')
+            .map(|part| match part.trim() {
+                "metadata" => Ok(TagSource::Metadata),
+                "keyphrase" => Ok(TagSource::Keyphrase),
+                "file" => Ok(TagSource::File),
+                other => Err(format!(
+                    "unknown tagger {other:?} in {s:?}; expected metadata, keyphrase, file or a `+` combination"
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        sources.sort();
+        sources.dedup();
+        Ok(TagSources(sources))
+    }
+}
+
+impl fmt::Display for TagSources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self
+            .0
+            .iter()
+            .map(|s| match s {
+                TagSource::Metadata => "metadata",
+                TagSource::Keyphrase => "keyphrase",
+                TagSource::File => "file",
+            })
+            .collect();
+        f.write_str(&names.join("+"))
+    }
+}
+
+impl Serialize for TagSources {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TagSources {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[strategy]`: what is replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    pub name: RunStrategy,
+    /// Replayed instances per previous stage α.
+    pub alpha: usize,
+    /// Seed of replay sampling, shuffling and training.
+    pub seed: u64,
+    /// Tag sources for InsInfo.
+    pub tags: TagSources,
+    /// External tagger output for the `file` source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_file: Option<String>,
+    /// YAKE keyphrases per instruction for the `keyphrase` source.
+    pub keyphrases: usize,
+    /// Task distance settings (cost, weights, solver).
+    pub similarity: SimilarityConfig,
+    /// Tag normalisation for InsInfo.
+    pub tag_normalizer: TagNormalizer,
+}
+
+/// LoRA adapters or all weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainMethod {
+    Lora,
+    Full,
+}
+
+/// Learning-rate schedule after the linear warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Cosine,
+    Linear,
+    Constant,
+}
+
+/// `[training]`: optimiser and adapter settings, handed to the [`crate::learner::Learner`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub method: TrainMethod,
+    /// Passes over each stage's training mix (≥ 1).
+    pub epochs: usize,
+    /// Peak learning rate (> 0).
+    pub lr: f64,
+    pub schedule: Schedule,
+    /// Fraction of the steps with linear warmup, in `[0, 1)`.
+    pub warmup_ratio: f64,
+    /// AdamW decoupled weight decay (≥ 0).
+    pub weight_decay: f64,
+    /// Examples per micro-batch (≥ 1).
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step (≥ 1).
+    pub grad_accumulation: usize,
+    /// Tokens per example (prompt + response), longer ones truncated (≥ 8).
+    pub max_length: usize,
+    /// Global gradient-norm clip (> 0).
+    pub clip_norm: f64,
+    pub lora_rank: usize,
+    pub lora_alpha: f64,
+    /// In `[0, 1)`.
+    pub lora_dropout: f64,
+    /// Among q, k, v, o, gate, up, down.
+    pub lora_targets: Vec<String>,
+}
+
+/// `[eval]`: generation limits and metric settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub max_new_tokens: usize,
+    pub batch_size: usize,
+    pub zero_shot: bool,
+    pub stem: bool,
+    /// Folder of a finished `single` run; its diagonal are the upper bounds of Relative Gain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper_bounds: Option<String>,
+}
+
+/// `[output]`: where the run folder goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Checkpoints kept (≥ 1: resuming needs the last one).
+    pub keep_checkpoints: usize,
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
+    /// TOML syntax error or a field of the wrong type (the message names the field).
+    #[error("{source_name}: {message}")]
+    Parse {
+        source_name: String,
+        message: String,
+    },
+    /// A field no section has.
+    #[error("unknown config field `{path}`")]
+    UnknownField { path: String },
+    /// A field whose value is out of range.
+    #[error("invalid config value {field} = {value}: {reason}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// A `--set` argument that is not `section.field=value`.
+    #[error("override {arg:?} is not of the form section.field=value")]
+    BadOverride { arg: String },
+}
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded_default() -> Self {
+        Self::load(None, &[]).expect("the embedded default configuration is valid")
+    }
+
+    /// Default, then `file` (if any), then `overrides` (`section.field=value`, value in TOML
+    /// syntax; a bare word is taken as a string), then validation.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, field path and value.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError::Parse {
+                source_name: "embedded default".into(),
+                message: e.to_string(),
+            })?;
+        if let Some(file) = file {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Io {
+                file: name.clone(),
+                error,
+            })?;
+            let user: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                source_name: name,
+                message: e.to_string(),
+            })?;
+            merge(&mut table, user);
+        }
+        for arg in overrides {
+            apply_override(&mut table, arg)?;
+        }
+        Self::from_table(table, "configuration")
+    }
+
+    /// Parses and validates a complete configuration given as JSON (as stored in `run.json`).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, ConfigError> {
+        // TOML has no null: an absent optional field is written as null in JSON.
+        fn strip_nulls(value: &serde_json::Value) -> serde_json::Value {
+            match value {
+                serde_json::Value::Object(map) => serde_json::Value::Object(
+                    map.iter()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        let table: toml::Table =
+            serde_json::from_value(strip_nulls(value)).map_err(|e| ConfigError::Parse {
+                source_name: "run.json config".into(),
+                message: e.to_string(),
+            })?;
+        Self::from_table(table, "run.json config")
+    }
+
+    fn from_table(table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    source_name: source_name.into(),
+                    message: e.message().to_owned(),
+                })?;
+        // serde skips unknown fields of the core crate's types; a round trip finds them all.
+        let known = toml::Table::try_from(&config).expect("config serialises to TOML");
+        if let Some(path) = first_unknown(&table, &known, "") {
+            return Err(ConfigError::UnknownField { path });
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration as JSON, for `run.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("config serialises to JSON")
+    }
+
+    /// The run folder name: `output.name`, or `<strategy>-a<alpha>-s<seed>`.
+    pub fn run_name(&self) -> String {
+        self.output.name.clone().unwrap_or_else(|| {
+            format!(
+                "{}-a{}-s{}",
+                self.strategy.name, self.strategy.alpha, self.strategy.seed
+            )
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn check(
+            ok: bool,
+            field: &'static str,
+            value: impl fmt::Display,
+            reason: &'static str,
+        ) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    value: value.to_string(),
+                    reason,
+                })
+            }
+        }
+        let t = &self.training;
+        check(
+            ["auto", "gpu", "cpu"].contains(&self.model.device.as_str()),
+            "model.device",
+            &self.model.device,
+            "expected auto, gpu or cpu",
+        )?;
+        check(
+            (0.0..1.0).contains(&self.data.held_out),
+            "data.held_out",
+            self.data.held_out,
+            "must be in [0, 1)",
+        )?;
+        check(
+            self.data.max_train != Some(0),
+            "data.max_train",
+            0,
+            "must be at least 1",
+        )?;
+        check(
+            self.data.max_test != Some(0),
+            "data.max_test",
+            0,
+            "must be at least 1",
+        )?;
+        check(
+            self.strategy.keyphrases > 0 || !self.strategy.tags.0.contains(&TagSource::Keyphrase),
+            "strategy.keyphrases",
+            self.strategy.keyphrases,
+            "must be at least 1 with the keyphrase tagger",
+        )?;
+        check(
+            self.strategy.tag_file.is_some() || !self.strategy.tags.0.contains(&TagSource::File),
+            "strategy.tag_file",
+            "(missing)",
+            "the file tagger needs strategy.tag_file",
+        )?;
+        check(
+            t.epochs >= 1,
+            "training.epochs",
+            t.epochs,
+            "must be at least 1",
+        )?;
+        check(
+            t.lr.is_finite() && t.lr > 0.0,
+            "training.lr",
+            t.lr,
+            "must be positive and finite",
+        )?;
+        check(
+            (0.0..1.0).contains(&t.warmup_ratio),
+            "training.warmup_ratio",
+            t.warmup_ratio,
+            "must be in [0, 1)",
+        )?;
+        check(
+            t.weight_decay.is_finite() && t.weight_decay >= 0.0,
+            "training.weight_decay",
+            t.weight_decay,
+            "must be ≥ 0",
+        )?;
+        check(
+            t.batch_size >= 1,
+            "training.batch_size",
+            t.batch_size,
+            "must be at least 1",
+        )?;
+        check(
+            t.grad_accumulation >= 1,
+            "training.grad_accumulation",
+            t.grad_accumulation,
+            "must be at least 1",
+        )?;
+        check(
+            t.max_length >= 8,
+            "training.max_length",
+            t.max_length,
+            "must be at least 8 tokens",
+        )?;
+        check(
+            t.clip_norm.is_finite() && t.clip_norm > 0.0,
+            "training.clip_norm",
+            t.clip_norm,
+            "must be positive",
+        )?;
+        check(
+            t.lora_rank >= 1,
+            "training.lora_rank",
+            t.lora_rank,
+            "must be at least 1",
+        )?;
+        check(
+            t.lora_alpha.is_finite() && t.lora_alpha > 0.0,
+            "training.lora_alpha",
+            t.lora_alpha,
+            "must be positive",
+        )?;
+        check(
+            (0.0..1.0).contains(&t.lora_dropout),
+            "training.lora_dropout",
+            t.lora_dropout,
+            "must be in [0, 1)",
+        )?;
+        check(
+            !t.lora_targets.is_empty(),
+            "training.lora_targets",
+            "[]",
+            "needs at least one module",
+        )?;
+        for target in &t.lora_targets {
+            check(
+                ["q", "k", "v", "o", "gate", "up", "down"].contains(&target.as_str()),
+                "training.lora_targets",
+                target,
+                "expected q, k, v, o, gate, up or down",
+            )?;
+        }
+        check(
+            self.eval.max_new_tokens >= 1,
+            "eval.max_new_tokens",
+            self.eval.max_new_tokens,
+            "must be at least 1",
+        )?;
+        check(
+            self.eval.batch_size >= 1,
+            "eval.batch_size",
+            self.eval.batch_size,
+            "must be at least 1",
+        )?;
+        check(
+            self.output.keep_checkpoints >= 1,
+            "output.keep_checkpoints",
+            self.output.keep_checkpoints,
+            "must be at least 1 (resume needs the last checkpoint)",
+        )?;
+        if let Some(name) = &self.output.name {
+            check(
+                !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
+                "output.name",
+                name,
+                "must be a plain folder name",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Deep merge: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::BadOverride {
+        arg: arg.to_owned(),
+    };
+    let (path, raw) = arg.split_once('=').ok_or_else(bad)?;
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    if keys.len() < 2 || keys.iter().any(|k| k.is_empty()) {
+        return Err(bad());
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let mut node = table;
+    for key in &keys[..keys.len() - 1] {
+        let entry = node
+            .entry(key.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::UnknownField {
+                    path: path.to_owned(),
+                });
+            }
+        };
+    }
+    node.insert(keys[keys.len() - 1].to_owned(), value);
+    Ok(())
+}
+
+/// The first key path of `given` that `known` (the parsed config serialised back) lacks.
+fn first_unknown(given: &toml::Table, known: &toml::Table, prefix: &str) -> Option<String> {
+    given.iter().find_map(|(key, value)| {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (value, known.get(key)) {
+            (_, None) => Some(path),
+            (toml::Value::Table(g), Some(toml::Value::Table(k))) => first_unknown(g, k, &path),
+            _ => None,
+        }
+    })
+}

@@ -1,0 +1,102 @@
+//! The model behind `trainer run`, as a trait: the runner does data, replay planning,
+//! evaluation, artifacts and resume; a [`Learner`] embeds, trains, generates and checkpoints.
+//!
+//! The burn LLaMA of the model layer implements it (`impl Learner for LlamaLearner`); the
+//! runner's tests use a deterministic test double.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+pub use inscl::artifact::LossPoint;
+
+use crate::config::TrainingConfig;
+pub use crate::data::Example;
+
+/// What one stage's training needs besides the examples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainPlan {
+    /// 1-based stage number (1 for the single `multitask` stage).
+    pub stage: usize,
+    /// Seed of everything random inside training (dropout, batching): derived from the run
+    /// seed and the stage, so a resumed stage trains exactly like an uninterrupted one.
+    pub seed: u64,
+    /// Optimiser, schedule, batch and adapter settings.
+    pub config: TrainingConfig,
+}
+
+/// Progress of one optimiser step, reported to the runner as it happens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Optimiser step within the stage, 1-based.
+    pub step: usize,
+    /// Optimiser steps of the whole stage.
+    pub total_steps: usize,
+    /// Mean token cross-entropy of the step (nats per response token). The runner stops the
+    /// run when it is NaN or infinite.
+    pub loss: f64,
+    /// Learning rate used at the step.
+    pub lr: f64,
+    /// Training throughput of the step (prompt + response tokens per second).
+    pub tokens_per_s: f64,
+}
+
+/// The neural network of a run.
+///
+/// Callbacks return [`ControlFlow::Break`] when the runner wants the learner to stop early
+/// (Ctrl-C, or a NaN/inf loss): the learner must return promptly (with `Ok` and what it has;
+/// the runner discards the stage). Implementations must be deterministic given the
+/// checkpointed state and [`TrainPlan::seed`]: resuming a run relies on it.
+pub trait Learner {
+    /// Mean-pooled hidden states (of the configured layer) of each text: one f32 vector per
+    /// text, all of one dimension, none all-zero.
+    ///
+    /// # Errors
+    /// Any model failure.
+    fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>>;
+
+    /// Trains one stage on `examples` (already mixed and shuffled) and returns the loss curve,
+    /// one point per optimiser step; calls `on_step` after every step.
+    ///
+    /// # Errors
+    /// Any model failure (e.g. out of memory).
+    fn train(
+        &mut self,
+        examples: &[Example],
+        plan: &TrainPlan,
+        on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
+    ) -> anyhow::Result<Vec<LossPoint>>;
+
+    /// Greedy generation, one output per example, at most `max_new_tokens` tokens each (the
+    /// prompt is built from instruction and input); calls `on_done(n)` after each batch with
+    /// the number of examples finished so far.
+    ///
+    /// # Errors
+    /// Any model failure.
+    fn generate(
+        &mut self,
+        examples: &[Example],
+        max_new_tokens: usize,
+        on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> anyhow::Result<Vec<String>>;
+
+    /// Writes the trainable state (the adapter, or all weights) into the existing folder `dir`.
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()>;
+
+    /// Restores the state written by [`Learner::save_checkpoint`].
+    ///
+    /// # Errors
+    /// A missing or incompatible checkpoint.
+    fn load_checkpoint(&mut self, dir: &Path) -> anyhow::Result<()>;
+
+    /// Back to the pretrained weights with a fresh adapter (the `single` reference strategy).
+    ///
+    /// # Errors
+    /// Any model failure.
+    fn reset(&mut self) -> anyhow::Result<()>;
+
+    /// The compute device in words, e.g. `cpu (flex, 2 threads)`.
+    fn device(&self) -> String;
+}

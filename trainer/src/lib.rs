@@ -1,0 +1,19 @@
+//! Library of the `trainer` binary: continual instruction tuning with InsCL replay.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | the TOML configuration of `trainer run` (embedded default, file, `--set` overrides) |
+//! | [`data`] | SuperNI / benchmark / category / Alpaca data, orders, splits, caps |
+//! | [`tags`] | InsInfo taggers: SuperNI metadata, YAKE keyphrases, external tag files |
+//! | [`learner`] | the [`learner::Learner`] trait the model implements |
+//! | [`run`] | the stage loop, artifacts, resume |
+//! | [`progress`] | progress bars and JSON-lines events |
+//! | [`report`] | the R matrix / summary printout and `trainer compare` |
+
+pub mod config;
+pub mod data;
+pub mod learner;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod tags;

@@ -1,0 +1,122 @@
+//! The layout of a run folder `runs/NAME/`:
+//!
+//! | path | content |
+//! |---|---|
+//! | `run.json` | [`inscl::artifact::RunManifest`], written once at the start |
+//! | `stages/stage-00.json` | zero-shot evaluation of every task (stage 0, empty task name) |
+//! | `stages/stage-NN.json` | [`inscl::artifact::StageRecord`] of stage NN; its presence marks the stage finished |
+//! | `results.json` | R matrix and summary over the finished stages |
+//! | `embeddings.json` | instruction embeddings and tags of the tasks trained so far |
+//! | `checkpoints/stage-NN/` | the learner's state after stage NN (the last K kept) |
+//! | `cache/embed-HASH.json` | instruction embeddings by content hash (stage, layer, texts) |
+
+use std::path::{Path, PathBuf};
+
+use crate::learner::Learner;
+
+/// Paths of one run folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFolder {
+    root: PathBuf,
+}
+
+impl RunFolder {
+    /// The folder at `root` (nothing is created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunFolder { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `run.json`.
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("run.json")
+    }
+
+    /// `results.json`.
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results.json")
+    }
+
+    /// `embeddings.json`.
+    pub fn embeddings(&self) -> PathBuf {
+        self.root.join("embeddings.json")
+    }
+
+    /// `stages/stage-NN.json` (stage 0 = zero-shot).
+    pub fn stage(&self, stage: usize) -> PathBuf {
+        self.root
+            .join("stages")
+            .join(format!("stage-{stage:02}.json"))
+    }
+
+    /// `checkpoints/stage-NN/`.
+    pub fn checkpoint(&self, stage: usize) -> PathBuf {
+        self.root
+            .join("checkpoints")
+            .join(format!("stage-{stage:02}"))
+    }
+
+    /// `cache/embed-KEY.json`.
+    pub fn embedding_cache(&self, key: &str) -> PathBuf {
+        self.root.join("cache").join(format!("embed-{key}.json"))
+    }
+
+    /// Creates the sub-folders.
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn create_dirs(&self) -> std::io::Result<()> {
+        for sub in ["stages", "checkpoints", "cache"] {
+            std::fs::create_dir_all(self.root.join(sub))?;
+        }
+        Ok(())
+    }
+
+    /// Number of leading finished stages (1, 2, ... with a stage file; stage 0 not counted).
+    pub fn finished_stages(&self) -> usize {
+        (1..).take_while(|&s| self.stage(s).is_file()).count()
+    }
+
+    /// Saves the learner's state after `stage`: written into a temporary folder that is
+    /// renamed into place, so a checkpoint folder is always complete.
+    ///
+    /// # Errors
+    /// The learner's or I/O failures.
+    pub fn save_checkpoint(&self, learner: &dyn Learner, stage: usize) -> anyhow::Result<()> {
+        let target = self.checkpoint(stage);
+        let tmp = self
+            .root
+            .join("checkpoints")
+            .join(format!(".stage-{stage:02}.tmp"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        learner.save_checkpoint(&tmp)?;
+        if target.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        std::fs::rename(&tmp, &target)?;
+        Ok(())
+    }
+
+    /// Removes the checkpoints before `stage` except the last `keep` (counting `stage`'s).
+    /// Called only after `stage`'s stage file is written, so resume always finds the
+    /// checkpoint of the last finished stage.
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn prune_checkpoints(&self, stage: usize, keep: usize) -> std::io::Result<()> {
+        for old in (1..stage).rev().skip(keep.saturating_sub(1)) {
+            let dir = self.checkpoint(old);
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,834 @@
+//! `trainer run`: continual instruction tuning through a task sequence (InsCL, Algorithm 1).
+//!
+//! Stage t (1-based), training task t:
+//! 1. embed task t's distinct instructions with the learner in its current state (cached by
+//!    content hash in the run folder);
+//! 2. tag them ([`crate::tags`]);
+//! 3. plan the replay over tasks 1..=t ([`inscl::plan::plan_last_stage`]);
+//! 4. train on task t's data plus the replayed instances, shuffled by a stream seeded by
+//!    (seed, stage);
+//! 5. evaluate every task seen so far;
+//! 6. checkpoint, then write `stages/stage-NN.json`, `embeddings.json`, `results.json`
+//!    atomically (the stage file marks the stage finished; see [`folder`]).
+//!
+//! Before stage 1 every task is evaluated zero-shot (for FWT). `single` resets the learner
+//! before each stage and replays nothing (its diagonal gives Relative Gain's upper bounds);
+//! `multitask` trains all tasks in one stage and evaluates all of them once.
+//!
+//! Resume continues after the last finished stage from its checkpoint; every random choice
+//! is seeded per stage, so the artifacts equal an uninterrupted run's (except wall-clock
+//! fields).
+
+pub mod eval;
+pub mod folder;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use inscl::artifact::{
+    self, EmbeddingsFile, InstructionEmbedding, ReplaySettings, ReplayedInstances, RunManifest,
+    RunResults, SCHEMA_VERSION, StageRecord, TaskEmbeddings, TaskEval, TaskInfo,
+};
+use inscl::metrics::{ContinualSummary, ScoreMatrix};
+use inscl::plan::{PlanConfig, StagePlan, plan_last_stage};
+use inscl::replay::Strategy;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, RunStrategy};
+use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
+use crate::learner::{Learner, StepReport, TrainPlan};
+use crate::progress::{Event, Progress};
+use crate::tags::Tagger;
+pub use folder::RunFolder;
+
+/// Why a run stopped. Nothing half-written is left behind in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Tags(#[from] crate::tags::TagError),
+    #[error("stage {stage}: replay plan: {source}")]
+    Plan {
+        stage: usize,
+        source: inscl::plan::PlanError,
+    },
+    #[error(transparent)]
+    Artifact(#[from] artifact::ArtifactError),
+    #[error("score matrix: {0}")]
+    Metrics(#[from] inscl::metrics::MetricsError),
+    /// The run folder exists and `--resume` was not given.
+    #[error(
+        "{folder} already exists: resume it with `trainer run --resume {folder}` or choose another --name"
+    )]
+    Exists { folder: String },
+    /// `--resume` on a folder without `run.json`.
+    #[error("{folder} is not a run folder (no run.json)")]
+    NotARun { folder: String },
+    /// A finished stage whose checkpoint is gone.
+    #[error(
+        "cannot resume {folder}: stage {stage} is finished but its checkpoint {checkpoint} is missing"
+    )]
+    MissingCheckpoint {
+        folder: String,
+        stage: usize,
+        checkpoint: String,
+    },
+    /// The training loss became NaN or infinite.
+    #[error(
+        "stage {stage} (task \"{task}\"): training loss is {loss} at step {step}; stopped before writing the stage \
+         (lower training.lr or raise training.clip_norm; the run can be resumed from the previous stage)"
+    )]
+    NonFiniteLoss {
+        stage: usize,
+        task: String,
+        step: usize,
+        loss: f64,
+    },
+    /// Ctrl-C.
+    #[error("interrupted during stage {stage}; resume with `trainer run --resume {folder}`")]
+    Interrupted { stage: usize, folder: String },
+    /// The learner failed.
+    #[error("stage {stage}: {what}: {source:#}")]
+    Learner {
+        stage: usize,
+        what: &'static str,
+        source: anyhow::Error,
+    },
+    /// The upper-bound run does not fit this run.
+    #[error("eval.upper_bounds {folder}: {problem}")]
+    UpperBounds { folder: String, problem: String },
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+}
+
+/// How to run, besides the configuration.
+pub struct RunOptions {
+    /// Folder that relative paths of the configuration (data, model, output) start from.
+    pub root: PathBuf,
+    /// Continue this run folder instead of creating a new one.
+    pub resume: Option<PathBuf>,
+    /// Set (e.g. by Ctrl-C) to stop after the current write, leaving a resumable run.
+    pub interrupt: Arc<AtomicBool>,
+    /// Where progress goes.
+    pub progress: Progress,
+    /// Software versions recorded in `run.json` (e.g. the model layer's).
+    pub versions: Vec<(String, String)>,
+}
+
+impl RunOptions {
+    /// Quiet options rooted at `root`, no resume, no interrupt.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            root: root.into(),
+            resume: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            progress: Progress::quiet(),
+            versions: Vec::new(),
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The run folder.
+    pub folder: PathBuf,
+    /// What `results.json` holds.
+    pub results: RunResults,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |error| RunError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// A seed for `purpose` at `stage`, independent of every other (seed, purpose, stage).
+fn stage_seed(seed: u64, purpose: &str, stage: usize) -> u64 {
+    let digest = Sha256::digest(format!("{seed}/{purpose}/{stage}").as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Reads the configuration stored in a run folder's `run.json` (for `--resume`).
+///
+/// # Errors
+/// [`RunError::NotARun`], artifact or configuration errors.
+pub fn resume_config(folder: &Path) -> Result<Config, RunError> {
+    let run = RunFolder::new(folder);
+    if !run.manifest().is_file() {
+        return Err(RunError::NotARun {
+            folder: folder.display().to_string(),
+        });
+    }
+    let manifest: RunManifest = artifact::read(&run.manifest())?;
+    Ok(Config::from_json(&manifest.config)?)
+}
+
+/// Runs (or resumes) the continual-learning run `config` describes with `learner`.
+///
+/// # Errors
+/// [`RunError`]; the run folder then holds only complete files and can be resumed.
+pub fn run(
+    config: &Config,
+    learner: &mut dyn Learner,
+    options: &mut RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let dataset = data::load(&config.data, &options.root)?;
+    let tagger = Tagger::new(&config.strategy, &options.root)?;
+    let upper_bounds = match &config.eval.upper_bounds {
+        Some(folder) => Some(read_upper_bounds(&options.root.join(folder), &dataset)?),
+        None => None,
+    };
+    let folder = match &options.resume {
+        Some(folder) => {
+            if !folder.join("run.json").is_file() {
+                return Err(RunError::NotARun {
+                    folder: folder.display().to_string(),
+                });
+            }
+            RunFolder::new(folder)
+        }
+        None => {
+            let path = options
+                .root
+                .join(&config.output.dir)
+                .join(config.run_name());
+            if path.exists() {
+                return Err(RunError::Exists {
+                    folder: path.display().to_string(),
+                });
+            }
+            RunFolder::new(path)
+        }
+    };
+    folder.create_dirs().map_err(io_error(folder.root()))?;
+    let groups: Vec<Vec<InstructionGroup>> = dataset
+        .tasks
+        .iter()
+        .map(TaskData::instruction_groups)
+        .collect();
+    if options.resume.is_none() {
+        artifact::write_atomic(
+            &folder.manifest(),
+            &manifest(config, &dataset, &groups, learner, &options.versions),
+        )?;
+    }
+    let mut state = Stages {
+        config,
+        dataset: &dataset,
+        groups: &groups,
+        tagger: &tagger,
+        folder: &folder,
+        interrupt: options.interrupt.clone(),
+        embeddings: Vec::new(),
+        rows: Vec::new(),
+        zero_shot: None,
+        upper_bounds,
+    };
+    state.run(learner, &mut options.progress)
+}
+
+/// `run.json` of a new run.
+fn manifest(
+    config: &Config,
+    dataset: &Dataset,
+    groups: &[Vec<InstructionGroup>],
+    learner: &dyn Learner,
+    versions: &[(String, String)],
+) -> RunManifest {
+    let mut all_versions: std::collections::BTreeMap<String, String> =
+        versions.iter().cloned().collect();
+    all_versions.insert("inscl".into(), inscl_version().into());
+    all_versions.insert("trainer".into(), env!("CARGO_PKG_VERSION").into());
+    RunManifest {
+        schema_version: SCHEMA_VERSION,
+        name: config.run_name(),
+        model: config.model.path.clone(),
+        order: dataset.order.clone(),
+        tasks: dataset
+            .tasks
+            .iter()
+            .zip(groups)
+            .map(|(task, groups)| TaskInfo {
+                name: task.name.clone(),
+                instructions: groups.len(),
+                train_instances: task.train.len(),
+                test_instances: task.test.len(),
+            })
+            .collect(),
+        replay: ReplaySettings {
+            strategy: config.strategy.name.name().into(),
+            alpha: config.strategy.alpha,
+            seed: config.strategy.seed,
+            similarity: config.strategy.similarity,
+            tags: config.strategy.tag_normalizer,
+        },
+        config: config.to_json(),
+        versions: all_versions,
+        device: learner.device(),
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }
+}
+
+/// The core crate's version (both crates share the workspace version).
+fn inscl_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// The diagonal of a finished `single` run on the same tasks.
+fn read_upper_bounds(folder: &Path, dataset: &Dataset) -> Result<Vec<f64>, RunError> {
+    let name = folder.display().to_string();
+    let fail = |problem: String| RunError::UpperBounds {
+        folder: name.clone(),
+        problem,
+    };
+    let results: RunResults = artifact::read(&RunFolder::new(folder).results())?;
+    let tasks: Vec<String> = dataset.tasks.iter().map(|t| t.name.clone()).collect();
+    if results.tasks != tasks {
+        return Err(fail(format!(
+            "its tasks {:?} differ from this run's {:?}",
+            results.tasks, tasks
+        )));
+    }
+    if results.scores.stages() != tasks.len() {
+        return Err(fail(format!(
+            "it finished {} of {} stages",
+            results.scores.stages(),
+            tasks.len()
+        )));
+    }
+    Ok((0..tasks.len())
+        .map(|j| {
+            results
+                .scores
+                .get(j, j)
+                .expect("diagonal of a complete matrix")
+        })
+        .collect())
+}
+
+/// The state of a run between stages.
+struct Stages<'a> {
+    config: &'a Config,
+    dataset: &'a Dataset,
+    groups: &'a [Vec<InstructionGroup>],
+    tagger: &'a Tagger,
+    folder: &'a RunFolder,
+    interrupt: Arc<AtomicBool>,
+    /// Embeddings of the tasks planned so far, in order.
+    embeddings: Vec<TaskEmbeddings>,
+    /// ROUGE-L of every evaluated task after each finished stage.
+    rows: Vec<Vec<f64>>,
+    zero_shot: Option<Vec<f64>>,
+    upper_bounds: Option<Vec<f64>>,
+}
+
+impl Stages<'_> {
+    fn total_stages(&self) -> usize {
+        match self.config.strategy.name {
+            RunStrategy::Multitask => 1,
+            _ => self.dataset.tasks.len(),
+        }
+    }
+
+    fn interrupted(&self, stage: usize) -> Result<(), RunError> {
+        if self.interrupt.load(Ordering::SeqCst) {
+            Err(RunError::Interrupted {
+                stage,
+                folder: self.folder.root().display().to_string(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn run(
+        &mut self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+    ) -> Result<RunOutcome, RunError> {
+        let total = self.total_stages();
+        let finished = self.folder.finished_stages().min(total);
+        progress.event(&Event::RunStarted {
+            folder: self.folder.root().display().to_string(),
+            strategy: self.config.strategy.name.name().into(),
+            stages: total,
+            finished,
+            device: learner.device(),
+        });
+        self.restore(learner, finished)?;
+        if self.config.eval.zero_shot && self.zero_shot.is_none() {
+            self.zero_shot_pass(learner, progress)?;
+        }
+        for stage in finished + 1..=total {
+            self.interrupted(stage)?;
+            self.stage(learner, progress, stage)?;
+        }
+        let results = self.results()?;
+        progress.event(&Event::RunFinished {
+            folder: self.folder.root().display().to_string(),
+            ap: results.summary.ap,
+            forgetting: results.summary.forgetting,
+            bwt: results.summary.bwt,
+            fwt: results.summary.fwt,
+        });
+        Ok(RunOutcome {
+            folder: self.folder.root().to_path_buf(),
+            results,
+        })
+    }
+
+    /// Reloads what the first `finished` stages left: scores, embeddings, zero-shot scores and
+    /// the learner's checkpoint.
+    fn restore(&mut self, learner: &mut dyn Learner, finished: usize) -> Result<(), RunError> {
+        let zero_path = self.folder.stage(0);
+        if zero_path.is_file() {
+            let record: StageRecord = artifact::read(&zero_path)?;
+            self.zero_shot = Some(record.eval.iter().map(|e| e.rouge_l).collect());
+        }
+        if finished == 0 {
+            return Ok(());
+        }
+        for stage in 1..=finished {
+            let record: StageRecord = artifact::read(&self.folder.stage(stage))?;
+            self.rows
+                .push(record.eval.iter().map(|e| e.rouge_l).collect());
+        }
+        let embeddings: EmbeddingsFile = artifact::read(&self.folder.embeddings())?;
+        let planned = match self.config.strategy.name {
+            RunStrategy::Multitask => self.dataset.tasks.len(),
+            _ => finished,
+        };
+        self.embeddings = embeddings.tasks.into_iter().take(planned).collect();
+        let checkpoint = self.folder.checkpoint(finished);
+        if !checkpoint.is_dir() {
+            return Err(RunError::MissingCheckpoint {
+                folder: self.folder.root().display().to_string(),
+                stage: finished,
+                checkpoint: checkpoint.display().to_string(),
+            });
+        }
+        learner
+            .load_checkpoint(&checkpoint)
+            .map_err(|source| RunError::Learner {
+                stage: finished,
+                what: "loading the checkpoint",
+                source,
+            })
+    }
+
+    fn zero_shot_pass(
+        &mut self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+    ) -> Result<(), RunError> {
+        progress.event(&Event::ZeroShot {
+            tasks: self.dataset.tasks.len(),
+        });
+        let eval = self.evaluate(learner, progress, 0, self.dataset.tasks.len())?;
+        self.zero_shot = Some(eval.iter().map(|e| e.rouge_l).collect());
+        let record = StageRecord {
+            schema_version: SCHEMA_VERSION,
+            stage: 0,
+            task: String::new(),
+            plan: StagePlan {
+                stage: 0,
+                task: String::new(),
+                budget: 0,
+                previous: Vec::new(),
+            },
+            replayed: Vec::new(),
+            train_examples: 0,
+            loss: Vec::new(),
+            eval,
+            wall_seconds: 0.0,
+        };
+        artifact::write_atomic(&self.folder.stage(0), &record)?;
+        Ok(())
+    }
+
+    fn plan_config(&self) -> PlanConfig {
+        PlanConfig {
+            alpha: self.config.strategy.alpha,
+            strategy: match self.config.strategy.name {
+                RunStrategy::Sequential(strategy) => strategy,
+                RunStrategy::Multitask | RunStrategy::Single => Strategy::None,
+            },
+            seed: self.config.strategy.seed,
+            similarity: self.config.strategy.similarity,
+            tags: self.config.strategy.tag_normalizer,
+        }
+    }
+
+    fn stage(
+        &mut self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+        stage: usize,
+    ) -> Result<(), RunError> {
+        let started = Instant::now();
+        let learner_error = |what| {
+            move |source| RunError::Learner {
+                stage,
+                what,
+                source,
+            }
+        };
+        let multitask = self.config.strategy.name == RunStrategy::Multitask;
+        if self.config.strategy.name == RunStrategy::Single {
+            learner
+                .reset()
+                .map_err(learner_error("resetting to the base model"))?;
+        }
+        // Tasks trained at this stage and tasks evaluated after it.
+        let (trained, seen) = if multitask {
+            (0..self.dataset.tasks.len(), self.dataset.tasks.len())
+        } else {
+            (stage - 1..stage, stage)
+        };
+        for task in trained.clone() {
+            let embedded = self.embed_task(learner, stage, task)?;
+            self.embeddings.truncate(task);
+            self.embeddings.push(embedded);
+        }
+        let task_name = if multitask {
+            "multitask".to_owned()
+        } else {
+            self.dataset.tasks[stage - 1].name.clone()
+        };
+        let plan = if multitask {
+            StagePlan {
+                stage,
+                task: task_name.clone(),
+                budget: 0,
+                previous: Vec::new(),
+            }
+        } else {
+            plan_last_stage(&self.embeddings[..stage], &self.plan_config())
+                .map_err(|source| RunError::Plan { stage, source })?
+        };
+        let (replay, replayed) = self.replay_examples(&plan);
+        let mut mix: Vec<Example> = trained
+            .flat_map(|t| self.dataset.tasks[t].train.iter().cloned())
+            .chain(replay)
+            .collect();
+        mix.shuffle(&mut ChaCha8Rng::seed_from_u64(stage_seed(
+            self.config.strategy.seed,
+            "shuffle",
+            stage,
+        )));
+        progress.event(&Event::StageStarted {
+            stage,
+            stages: self.total_stages(),
+            task: task_name.clone(),
+            examples: mix.len(),
+            replayed: replayed.iter().map(|r| r.ids.len()).sum(),
+        });
+        let loss = self.train(learner, progress, stage, &task_name, &mix)?;
+        let eval = self.evaluate(learner, progress, stage, seen)?;
+        self.folder
+            .save_checkpoint(learner, stage)
+            .map_err(learner_error("saving the checkpoint"))?;
+        let record = StageRecord {
+            schema_version: SCHEMA_VERSION,
+            stage,
+            task: task_name,
+            plan,
+            replayed,
+            train_examples: mix.len(),
+            loss,
+            eval,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        };
+        artifact::write_atomic(
+            &self.folder.embeddings(),
+            &EmbeddingsFile {
+                schema_version: SCHEMA_VERSION,
+                model: Some(self.config.model.path.clone()),
+                layer: self.config.model.embedding_layer,
+                tasks: self.embeddings.clone(),
+            },
+        )?;
+        artifact::write_atomic(&self.folder.stage(stage), &record)?;
+        self.rows
+            .push(record.eval.iter().map(|e| e.rouge_l).collect());
+        artifact::write_atomic(&self.folder.results(), &self.results()?)?;
+        self.folder
+            .prune_checkpoints(stage, self.config.output.keep_checkpoints)
+            .map_err(io_error(self.folder.root()))?;
+        progress.event(&Event::StageFinished {
+            stage,
+            wall_seconds: record.wall_seconds,
+        });
+        Ok(())
+    }
+
+    /// Embeddings and tags of task `task`'s instructions, from the cache or the learner.
+    fn embed_task(
+        &self,
+        learner: &mut dyn Learner,
+        stage: usize,
+        task: usize,
+    ) -> Result<TaskEmbeddings, RunError> {
+        let data = &self.dataset.tasks[task];
+        let groups = &self.groups[task];
+        let texts: Vec<String> = groups.iter().map(|g| g.text.clone()).collect();
+        let mut hasher = Sha256::new();
+        hasher.update(format!(
+            "{}\0{}\0{:?}\0",
+            self.config.model.path, stage, self.config.model.embedding_layer
+        ));
+        for text in &texts {
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        let key: String = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let cache = self.folder.embedding_cache(&key);
+        let vectors: Vec<Vec<f32>> = match artifact::read::<EmbeddingsFile>(&cache) {
+            Ok(file)
+                if file.tasks.len() == 1 && file.tasks[0].instructions.len() == texts.len() =>
+            {
+                file.tasks[0]
+                    .instructions
+                    .iter()
+                    .map(|q| q.embedding.clone())
+                    .collect()
+            }
+            _ => {
+                let vectors = learner.embed(&texts).map_err(|source| RunError::Learner {
+                    stage,
+                    what: "embedding instructions",
+                    source,
+                })?;
+                if vectors.len() != texts.len() {
+                    return Err(RunError::Learner {
+                        stage,
+                        what: "embedding instructions",
+                        source: anyhow::anyhow!(
+                            "{} embeddings for {} texts",
+                            vectors.len(),
+                            texts.len()
+                        ),
+                    });
+                }
+                vectors
+            }
+        };
+        let embedded = TaskEmbeddings {
+            name: data.name.clone(),
+            instructions: groups
+                .iter()
+                .zip(vectors)
+                .map(|(group, embedding)| InstructionEmbedding {
+                    id: group.id.clone(),
+                    text: group.text.clone(),
+                    count: group.instances.len() as u32,
+                    tags: self.tagger.tags(data, group),
+                    embedding,
+                })
+                .collect(),
+        };
+        artifact::write_atomic(
+            &cache,
+            &EmbeddingsFile {
+                schema_version: SCHEMA_VERSION,
+                model: Some(self.config.model.path.clone()),
+                layer: self.config.model.embedding_layer,
+                tasks: vec![embedded.clone()],
+            },
+        )?;
+        Ok(embedded)
+    }
+
+    /// The plan's instances as examples, and their ids per previous task.
+    fn replay_examples(&self, plan: &StagePlan) -> (Vec<Example>, Vec<ReplayedInstances>) {
+        let mut examples = Vec::new();
+        let mut replayed = Vec::new();
+        for previous in plan.previous.iter().filter(|p| p.quota > 0) {
+            let task = self
+                .dataset
+                .tasks
+                .iter()
+                .position(|t| t.name == previous.task)
+                .expect("the plan names tasks of the run");
+            let mut ids = Vec::with_capacity(previous.quota);
+            for (instruction, group) in previous.instructions.iter().zip(&self.groups[task]) {
+                for &local in &instruction.instances {
+                    let example = &self.dataset.tasks[task].train[group.instances[local as usize]];
+                    ids.push(example.id.clone());
+                    examples.push(example.clone());
+                }
+            }
+            replayed.push(ReplayedInstances {
+                task: previous.task.clone(),
+                ids,
+            });
+        }
+        (examples, replayed)
+    }
+
+    fn train(
+        &self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+        stage: usize,
+        task: &str,
+        mix: &[Example],
+    ) -> Result<Vec<inscl::artifact::LossPoint>, RunError> {
+        let plan = TrainPlan {
+            stage,
+            seed: stage_seed(self.config.strategy.seed, "train", stage),
+            config: self.config.training.clone(),
+        };
+        let mut bad_loss: Option<(usize, f64)> = None;
+        let interrupt = self.interrupt.clone();
+        let loss = learner
+            .train(mix, &plan, &mut |report: &StepReport| {
+                progress.event(&Event::Step {
+                    stage,
+                    step: report.step,
+                    total_steps: report.total_steps,
+                    loss: report.loss,
+                    lr: report.lr,
+                    tokens_per_s: report.tokens_per_s,
+                });
+                if !report.loss.is_finite() {
+                    bad_loss.get_or_insert((report.step, report.loss));
+                    return ControlFlow::Break(());
+                }
+                if interrupt.load(Ordering::SeqCst) {
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            })
+            .map_err(|source| RunError::Learner {
+                stage,
+                what: "training",
+                source,
+            })?;
+        let bad_loss = bad_loss.or_else(|| {
+            loss.iter()
+                .find(|p| !p.loss.is_finite())
+                .map(|p| (p.step, p.loss))
+        });
+        if let Some((step, loss)) = bad_loss {
+            return Err(RunError::NonFiniteLoss {
+                stage,
+                task: task.to_owned(),
+                step,
+                loss,
+            });
+        }
+        self.interrupted(stage)?;
+        Ok(loss)
+    }
+
+    /// Evaluates the first `seen` tasks.
+    fn evaluate(
+        &self,
+        learner: &mut dyn Learner,
+        progress: &mut Progress,
+        stage: usize,
+        seen: usize,
+    ) -> Result<Vec<TaskEval>, RunError> {
+        let mut evals = Vec::with_capacity(seen);
+        for task in &self.dataset.tasks[..seen] {
+            progress.event(&Event::EvalStarted {
+                stage,
+                task: task.name.clone(),
+                instances: task.test.len(),
+            });
+            let interrupt = self.interrupt.clone();
+            let eval = eval::evaluate_task(
+                learner,
+                task,
+                self.config.eval.max_new_tokens,
+                self.config.eval.stem,
+                &mut |done| {
+                    progress.event(&Event::EvalProgress { done });
+                    if interrupt.load(Ordering::SeqCst) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )
+            .map_err(|source| RunError::Learner {
+                stage,
+                what: "evaluation",
+                source,
+            })?;
+            let Some(eval) = eval else {
+                return Err(RunError::Interrupted {
+                    stage,
+                    folder: self.folder.root().display().to_string(),
+                });
+            };
+            progress.event(&Event::EvalFinished {
+                stage,
+                task: task.name.clone(),
+                rouge_l: eval.rouge_l,
+                exact_match: eval.exact_match,
+            });
+            evals.push(eval);
+        }
+        Ok(evals)
+    }
+
+    /// `results.json` over the finished stages.
+    fn results(&self) -> Result<RunResults, RunError> {
+        let tasks: Vec<String> = self.dataset.tasks.iter().map(|t| t.name.clone()).collect();
+        let (scores, upper) = match self.config.strategy.name {
+            // One joint model: every "stage" row is the same final row.
+            RunStrategy::Multitask => (
+                ScoreMatrix::from_square(vec![self.rows[0].clone(); tasks.len()])?,
+                self.upper_bounds.clone(),
+            ),
+            RunStrategy::Single => {
+                let scores = ScoreMatrix::new(self.rows.clone())?;
+                let diagonal = (self.rows.len() == tasks.len()).then(|| {
+                    (0..tasks.len())
+                        .map(|j| self.rows[j][j])
+                        .collect::<Vec<_>>()
+                });
+                (scores, diagonal)
+            }
+            RunStrategy::Sequential(_) => (
+                ScoreMatrix::new(self.rows.clone())?,
+                self.upper_bounds.clone(),
+            ),
+        };
+        let stages = scores.stages();
+        let zero_shot = self.zero_shot.as_ref().map(|z| z[..stages].to_vec());
+        // Relative Gain divides by the upper bounds: only defined when all are positive.
+        let upper = upper
+            .filter(|u| u.iter().all(|&v| v > 0.0))
+            .map(|u| u[..stages].to_vec());
+        let summary =
+            ContinualSummary::from_scores(&scores, zero_shot.as_deref(), upper.as_deref())?;
+        Ok(RunResults {
+            schema_version: SCHEMA_VERSION,
+            tasks: tasks[..stages].to_vec(),
+            scores,
+            zero_shot,
+            upper_bounds: upper,
+            summary,
+        })
+    }
+}

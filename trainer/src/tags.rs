@@ -1,0 +1,156 @@
+//! Instruction taggers for InsInfo (InsCL §3.2 tags instructions with InsTag; these are the
+//! sources available without a tagging LLM):
+//!
+//! - `metadata`: the SuperNI `Categories`, `Reasoning` and `Domains` of the instruction's task;
+//!   hierarchical values `"A -> B"` give the tags `A` and `B`.
+//! - `keyphrase`: the top-k YAKE keyphrases of the instruction text (crate `yake-rust`,
+//!   English stop words, default YAKE settings: up to 3-grams, deduplication at 0.9).
+//! - `file`: tags from an external tagger such as InsTag, a JSONL file of
+//!   `{"instruction_id": ID | "text": TEXT, "tags": [..]}` where ID is
+//!   [`crate::data::instruction_id`] of the text.
+//!
+//! Sources combine as a union in order (`metadata+keyphrase` is the default). Raw tags are
+//! returned as written; the planner normalises them ([`inscl::insinfo::TagNormalizer`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{StrategyConfig, TagSource};
+use crate::data::{InstructionGroup, TaskData};
+
+/// Why the tag file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
+    /// A JSONL line that is not a tag record.
+    #[error(
+        "{file}:{line}: expected {{\"instruction_id\" | \"text\": ..., \"tags\": [...]}}: {error}"
+    )]
+    Record {
+        file: String,
+        line: usize,
+        error: serde_json::Error,
+    },
+    /// A record with neither an id nor a text.
+    #[error("{file}:{line}: record has neither \"instruction_id\" nor \"text\"")]
+    NoKey { file: String, line: usize },
+}
+
+/// Produces the raw tags of an instruction from the configured sources.
+#[derive(Debug, Clone)]
+pub struct Tagger {
+    sources: Vec<TagSource>,
+    keyphrases: usize,
+    by_id: HashMap<String, Vec<String>>,
+    by_text: HashMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct TagRecord {
+    #[serde(default)]
+    instruction_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    tags: Vec<String>,
+}
+
+impl Tagger {
+    /// A tagger for `config.tags`; reads `config.tag_file` (relative to `root`) for `file`.
+    ///
+    /// # Errors
+    /// [`TagError`] for an unreadable or malformed tag file.
+    pub fn new(config: &StrategyConfig, root: &Path) -> Result<Self, TagError> {
+        let mut tagger = Tagger {
+            sources: config.tags.0.clone(),
+            keyphrases: config.keyphrases,
+            by_id: HashMap::new(),
+            by_text: HashMap::new(),
+        };
+        if let (true, Some(file)) = (tagger.sources.contains(&TagSource::File), &config.tag_file) {
+            let path = root.join(file);
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|error| TagError::Io {
+                file: name.clone(),
+                error,
+            })?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let record: TagRecord =
+                    serde_json::from_str(line).map_err(|error| TagError::Record {
+                        file: name.clone(),
+                        line: n + 1,
+                        error,
+                    })?;
+                match (record.instruction_id, record.text) {
+                    (Some(id), _) => tagger.by_id.entry(id).or_default().extend(record.tags),
+                    (None, Some(text)) => {
+                        tagger.by_text.entry(text).or_default().extend(record.tags)
+                    }
+                    (None, None) => {
+                        return Err(TagError::NoKey {
+                            file: name,
+                            line: n + 1,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(tagger)
+    }
+
+    /// Raw tags of one instruction of `task`, without duplicates, in source order.
+    pub fn tags(&self, task: &TaskData, instruction: &InstructionGroup) -> Vec<String> {
+        let mut tags: Vec<String> = Vec::new();
+        for source in &self.sources {
+            let found: Vec<String> = match source {
+                TagSource::Metadata => task
+                    .metadata
+                    .get(&instruction.text)
+                    .map(|values| metadata_tags(values))
+                    .unwrap_or_default(),
+                TagSource::Keyphrase => keyphrases(&instruction.text, self.keyphrases),
+                TagSource::File => self
+                    .by_id
+                    .get(&instruction.id)
+                    .or_else(|| self.by_text.get(&instruction.text))
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            for tag in found {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+        tags
+    }
+}
+
+/// SuperNI metadata values as tags: `"Commonsense Reasoning -> Social Situations"` gives
+/// `Commonsense Reasoning` and `Social Situations`; blanks are dropped.
+pub fn metadata_tags(values: &[String]) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for part in values.iter().flat_map(|v| v.split("->")) {
+        let part = part.trim();
+        if !part.is_empty() && !tags.iter().any(|t| t == part) {
+            tags.push(part.to_owned());
+        }
+    }
+    tags
+}
+
+/// The `k` best YAKE keyphrases of `text` (lower-case), best first.
+pub fn keyphrases(text: &str, k: usize) -> Vec<String> {
+    let stop_words =
+        yake_rust::StopWords::predefined("en").expect("the `en` feature of yake-rust is enabled");
+    yake_rust::get_n_best(k, text, &stop_words, &yake_rust::Config::default())
+        .into_iter()
+        .map(|item| item.keyword)
+        .collect()
+}
