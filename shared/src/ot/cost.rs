@@ -204,12 +204,15 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
         return Err(OtError::DimensionMismatch { left: x.dim(), right: y.dim() });
     }
     let (n, m, d) = (x.rows(), y.rows(), x.dim());
-    let xs: Vec<f64> = x.as_slice().iter().map(|&v| f64::from(v)).collect();
+    // y is read by every row block, so it is widened once; x is widened block by block.
     let ys: Vec<f64> = y.as_slice().iter().map(|&v| f64::from(v)).collect();
-    let sq_norms = |p: &[f64]| -> Vec<f64> {
-        p.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect()
+    let sq_norms = |p: &PointCloud| -> Vec<f64> {
+        p.as_slice()
+            .chunks_exact(d)
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+            .collect()
     };
-    let (mut xn, mut yn) = (sq_norms(&xs), sq_norms(&ys));
+    let (mut xn, mut yn) = (sq_norms(x), sq_norms(y));
     if kind == CostKind::Cosine {
         for (cloud, norms) in [("source", &mut xn), ("target", &mut yn)] {
             if let Some(row) = norms.iter().position(|&v| v == 0.0) {
@@ -223,15 +226,17 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
     let fill_block = |(block, out): (usize, &mut [f64])| {
         let r0 = block * ROW_BLOCK;
         let rows = out.len() / m;
-        // SAFETY: `xs[r0 * d..]` holds `rows × d` values with row stride d, `ys` holds m × d
-        // (read transposed: row stride 1, column stride d), and `out` is `rows × m`.
+        let xs: Vec<f64> =
+            x.as_slice()[r0 * d..(r0 + rows) * d].iter().map(|&v| f64::from(v)).collect();
+        // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
+        // transposed: row stride 1, column stride d), and `out` is `rows × m`.
         unsafe {
             matrixmultiply::dgemm(
                 rows,
                 d,
                 m,
                 1.0,
-                xs[r0 * d..].as_ptr(),
+                xs.as_ptr(),
                 d as isize,
                 1,
                 ys.as_ptr(),

@@ -142,9 +142,9 @@ struct NetworkSimplex<'c> {
     n: usize,
     m: usize,
     cost: &'c [f64],
-    /// 1.0 for an arc at its lower bound (zero flow, may enter), 0.0 for a tree arc, so that
+    /// 1 for an arc at its lower bound (zero flow, may enter), 0 for a tree arc, so that
     /// `lower[e] * reduced_cost` is LEMON's `state * c` without a branch.
-    lower: Vec<f64>,
+    lower: Vec<u8>,
     parent: Vec<usize>,
     pred: Vec<usize>,
     /// [`UP`] or [`DOWN`]: orientation of `pred[u]` relative to `u`.
@@ -179,7 +179,7 @@ impl<'c> NetworkSimplex<'c> {
             n,
             m,
             cost,
-            lower: vec![1.0; n * m],
+            lower: vec![1; n * m],
             parent: vec![root; nodes + 1],
             pred: (0..=nodes).map(|u| n * m + u).collect(),
             pred_dir: vec![UP; nodes + 1],
@@ -285,7 +285,7 @@ impl<'c> NetworkSimplex<'c> {
                 .zip(&self.lower[e..e + len])
                 .zip(&pi_dst[j0..j0 + len]);
             for (k, ((&c, &lower), &pj)) in run.enumerate() {
-                let reduced = lower * (c + pi_i - pj);
+                let reduced = f64::from(lower) * (c + pi_i - pj);
                 if reduced < min {
                     min = reduced;
                     best = e + k;
@@ -377,10 +377,10 @@ impl<'c> NetworkSimplex<'c> {
                 u = self.parent[u];
             }
         }
-        self.lower[self.in_arc] = 0.0;
+        self.lower[self.in_arc] = 0;
         let leaving = self.pred[self.u_out];
         if leaving < self.n * self.m {
-            self.lower[leaving] = 1.0;
+            self.lower[leaving] = 1;
         }
     }
 
