@@ -17,7 +17,10 @@ const EPSILON: f64 = 0.05;
 /// Coordinate `index` of cloud `seed`, uniform in [-1, 1): a 32-bit multiply–xorshift hash
 /// (mirrored in `tools/bench/pot_timing.py`).
 fn point(seed: u32, index: u32) -> f32 {
-    let mut h = index.wrapping_mul(0x9E37_79B1).wrapping_add(seed.wrapping_mul(0x85EB_CA77)).wrapping_add(1);
+    let mut h = index
+        .wrapping_mul(0x9E37_79B1)
+        .wrapping_add(seed.wrapping_mul(0x85EB_CA77))
+        .wrapping_add(1);
     h ^= h >> 15;
     h = h.wrapping_mul(0x2C1B_3C6D);
     h ^= h >> 12;
@@ -35,7 +38,10 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(name);
         for n in SIZES {
             let (xs, ys) = (cloud(1, n), cloud(2, n));
-            let (x, y) = (PointCloud::new(&xs, DIM).unwrap(), PointCloud::new(&ys, DIM).unwrap());
+            let (x, y) = (
+                PointCloud::new(&xs, DIM).unwrap(),
+                PointCloud::new(&ys, DIM).unwrap(),
+            );
             let w = vec![1.0 / n as f64; n];
             group.sample_size(if n >= 1000 { 10 } else { 20 });
             group.measurement_time(Duration::from_secs(if n >= 1000 { 20 } else { 5 }));
@@ -45,7 +51,11 @@ fn bench(c: &mut Criterion) {
                     if solve {
                         black_box(emd(&w, &w, &m).unwrap().cost)
                     } else {
-                        black_box(sinkhorn_log(&w, &w, &m, &SinkhornConfig::new(EPSILON)).unwrap().cost)
+                        black_box(
+                            sinkhorn_log(&w, &w, &m, &SinkhornConfig::new(EPSILON))
+                                .unwrap()
+                                .cost,
+                        )
                     }
                 });
             });

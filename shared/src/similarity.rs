@@ -109,12 +109,19 @@ impl InstructionCloud {
     pub fn new(dim: usize, points: Vec<f32>, counts: Vec<u32>) -> Result<Self, OtError> {
         let rows = PointCloud::new(&points, dim)?.rows();
         if counts.len() != rows {
-            return Err(OtError::CountLength { counts: counts.len(), rows });
+            return Err(OtError::CountLength {
+                counts: counts.len(),
+                rows,
+            });
         }
         if let Some(row) = counts.iter().position(|&c| c == 0) {
             return Err(OtError::ZeroCount { row });
         }
-        Ok(Self { dim, points, counts })
+        Ok(Self {
+            dim,
+            points,
+            counts,
+        })
     }
 
     /// Number of distinct instructions (≥ 1).
@@ -211,8 +218,9 @@ pub fn distance_matrix(
     cfg: &SimilarityConfig,
 ) -> Result<Vec<Vec<f64>>, OtError> {
     let t = tasks.len();
-    let pairs: Vec<(usize, usize)> =
-        (0..t).flat_map(|i| (i + 1..t).map(move |j| (i, j))).collect();
+    let pairs: Vec<(usize, usize)> = (0..t)
+        .flat_map(|i| (i + 1..t).map(move |j| (i, j)))
+        .collect();
     let values = solve_pairs(tasks, &pairs, cfg)?;
     let mut d = vec![vec![0.0; t]; t];
     for (&(i, j), w) in pairs.iter().zip(values) {
@@ -233,7 +241,10 @@ pub fn distance_row(
     cfg: &SimilarityConfig,
 ) -> Result<Vec<f64>, OtError> {
     if current >= tasks.len() {
-        return Err(OtError::TaskIndex { index: current, len: tasks.len() });
+        return Err(OtError::TaskIndex {
+            index: current,
+            len: tasks.len(),
+        });
     }
     let pairs: Vec<(usize, usize)> = (0..current).map(|j| (current, j)).collect();
     solve_pairs(tasks, &pairs, cfg)

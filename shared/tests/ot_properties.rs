@@ -35,7 +35,9 @@ fn problem() -> impl Strategy<Value = (usize, Vec<f32>, Vec<f32>, Vec<f64>, Vec<
         // Cosine needs non-zero vectors; random floats are never exactly zero in practice,
         // but keep the strategy total.
         .prop_filter("non-zero vectors", |(d, x, y, ..)| {
-            x.chunks(*d).chain(y.chunks(*d)).all(|r| r.iter().any(|&v| v != 0.0))
+            x.chunks(*d)
+                .chain(y.chunks(*d))
+                .all(|r| r.iter().any(|&v| v != 0.0))
         })
 }
 

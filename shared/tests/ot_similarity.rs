@@ -13,7 +13,9 @@ use rand_chacha::ChaCha8Rng;
 
 fn task(seed: u64, n: usize, dim: usize) -> InstructionCloud {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let points = (0..n * dim).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    let points = (0..n * dim)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
     let counts = (0..n).map(|_| 1 + rng.random::<u32>() % 5).collect();
     InstructionCloud::new(dim, points, counts).unwrap()
 }
@@ -37,7 +39,10 @@ fn instruction_cloud_errors() {
         InstructionCloud::new(2, vec![1.0; 4], vec![1, 0]),
         Err(OtError::ZeroCount { row: 1 })
     );
-    assert_eq!(InstructionCloud::new(2, vec![], vec![]), Err(OtError::EmptyCloud));
+    assert_eq!(
+        InstructionCloud::new(2, vec![], vec![]),
+        Err(OtError::EmptyCloud)
+    );
     assert_eq!(
         InstructionCloud::new(2, vec![1.0; 3], vec![1]),
         Err(OtError::RaggedData { len: 3, dim: 2 })
@@ -73,11 +78,17 @@ fn real_weights_equal_duplicated_instructions() {
     let other = InstructionCloud::new(5, other.points().as_slice().to_vec(), vec![1; 7]).unwrap();
     let base = task(4, 3, 5);
     let p = base.points();
-    let dup_points: Vec<f32> = [0, 0, 1, 2].iter().flat_map(|&r| p.row(r).to_vec()).collect();
+    let dup_points: Vec<f32> = [0, 0, 1, 2]
+        .iter()
+        .flat_map(|&r| p.row(r).to_vec())
+        .collect();
     let counted = InstructionCloud::new(5, p.as_slice().to_vec(), vec![2, 1, 1]).unwrap();
     let duplicated = InstructionCloud::new(5, dup_points, vec![1; 4]).unwrap();
     let real = SimilarityConfig::default();
-    let uniform = SimilarityConfig { weights: WeightScheme::Uniform, ..real };
+    let uniform = SimilarityConfig {
+        weights: WeightScheme::Uniform,
+        ..real
+    };
     let w_counted = wasserstein(&counted, &other, &real).unwrap();
     let w_dup = wasserstein(&duplicated, &other, &uniform).unwrap();
     assert!((w_counted - w_dup).abs() < 1e-12, "{w_counted} vs {w_dup}");
@@ -87,12 +98,21 @@ fn real_weights_equal_duplicated_instructions() {
 #[test]
 fn solvers_dispatch_to_the_ot_layer() {
     let (a, b) = (task(1, 9, 4), task(2, 6, 4));
-    let exact = SimilarityConfig { cost: CostKind::Euclidean, ..SimilarityConfig::default() };
+    let exact = SimilarityConfig {
+        cost: CostKind::Euclidean,
+        ..SimilarityConfig::default()
+    };
     let m = cost_matrix(&a.points(), &b.points(), CostKind::Euclidean).unwrap();
     let (wa, wb) = (a.weights(WeightScheme::Real), b.weights(WeightScheme::Real));
-    assert_eq!(wasserstein(&a, &b, &exact).unwrap(), emd(&wa, &wb, &m).unwrap().cost);
+    assert_eq!(
+        wasserstein(&a, &b, &exact).unwrap(),
+        emd(&wa, &wb, &m).unwrap().cost
+    );
 
-    let sk = SimilarityConfig { solver: Solver::Sinkhorn { epsilon: 0.5 }, ..exact };
+    let sk = SimilarityConfig {
+        solver: Solver::Sinkhorn { epsilon: 0.5 },
+        ..exact
+    };
     let expected = sinkhorn_divergence(
         &a.points(),
         &b.points(),
@@ -103,13 +123,18 @@ fn solvers_dispatch_to_the_ot_layer() {
     )
     .unwrap();
     assert_eq!(wasserstein(&a, &b, &sk).unwrap(), expected);
-    let bad = SimilarityConfig { solver: Solver::Sinkhorn { epsilon: 0.0 }, ..exact };
+    let bad = SimilarityConfig {
+        solver: Solver::Sinkhorn { epsilon: 0.0 },
+        ..exact
+    };
     assert_eq!(wasserstein(&a, &b, &bad), Err(OtError::InvalidEpsilon(0.0)));
 }
 
 #[test]
 fn distance_matrix_is_symmetric_with_zero_diagonal() {
-    let tasks: Vec<_> = (0..5).map(|k| task(10 + k, 4 + k as usize * 3, 8)).collect();
+    let tasks: Vec<_> = (0..5)
+        .map(|k| task(10 + k, 4 + k as usize * 3, 8))
+        .collect();
     let cfg = SimilarityConfig::default();
     let d = distance_matrix(&tasks, &cfg).unwrap();
     assert_eq!(d.len(), 5);
@@ -123,14 +148,17 @@ fn distance_matrix_is_symmetric_with_zero_diagonal() {
             }
         }
     }
-    for current in 0..5 {
+    for (current, full_row) in d.iter().enumerate() {
         let row = distance_row(&tasks, current, &cfg).unwrap();
         assert_eq!(row.len(), current);
         for (j, w) in row.iter().enumerate() {
-            assert!((w - d[current][j]).abs() < 1e-12, "row {current}, task {j}");
+            assert!((w - full_row[j]).abs() < 1e-12, "row {current}, task {j}");
         }
     }
-    assert_eq!(distance_row(&tasks, 5, &cfg), Err(OtError::TaskIndex { index: 5, len: 5 }));
+    assert_eq!(
+        distance_row(&tasks, 5, &cfg),
+        Err(OtError::TaskIndex { index: 5, len: 5 })
+    );
     assert!(distance_matrix(&[], &cfg).unwrap().is_empty());
 }
 

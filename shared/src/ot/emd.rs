@@ -107,7 +107,11 @@ pub fn emd_with(
         Cow::Borrowed(full)
     } else {
         let m = cost.cols();
-        Cow::Owned(rows.iter().flat_map(|&i| cols.iter().map(move |&j| full[i * m + j])).collect())
+        Cow::Owned(
+            rows.iter()
+                .flat_map(|&i| cols.iter().map(move |&j| full[i * m + j]))
+                .collect(),
+        )
     };
 
     let mut simplex = NetworkSimplex::new(rows.len(), cols.len(), &arc_cost, &supply);
@@ -116,11 +120,19 @@ pub fn emd_with(
     let m = cols.len();
     let mut plan: Vec<PlanEntry> = simplex
         .tree_flows()
-        .map(|(e, mass)| PlanEntry { row: rows[e / m], col: cols[e % m], mass })
+        .map(|(e, mass)| PlanEntry {
+            row: rows[e / m],
+            col: cols[e % m],
+            mass,
+        })
         .collect();
     plan.sort_unstable_by_key(|p| (p.row, p.col));
     let total = plan.iter().map(|p| p.mass * cost.get(p.row, p.col)).sum();
-    Ok(EmdSolution { cost: total, plan, iterations })
+    Ok(EmdSolution {
+        cost: total,
+        plan,
+        iterations,
+    })
 }
 
 /// Sentinel for "no node / no arc".
@@ -132,6 +144,56 @@ const EPSILON: f64 = 2.220_446_049_250_313e-15;
 const UP: f64 = 1.0;
 /// Direction of a tree arc relative to its child node: parent → child.
 const DOWN: f64 = -1.0;
+
+/// LEMON's `state × (c_e + π_source − π_target)`: the reduced cost of a non-tree arc, 0 for a
+/// tree arc (whose reduced cost is zero up to rounding and must never enter again).
+#[inline(always)]
+fn reduced_cost(cost: f64, lower: u8, pi_source: f64, pi_target: f64) -> f64 {
+    f64::from(lower) * (cost + pi_source - pi_target)
+}
+
+/// The most negative [`reduced_cost`] over a run of arcs leaving one source, as
+/// `(value, offset in the run)` with the first offset on ties (LEMON's strict `<` while
+/// scanning); `(0.0, None)` if no arc is negative. Independent lanes let the compiler
+/// vectorise the scan.
+fn min_reduced_cost(
+    cost: &[f64],
+    lower: &[u8],
+    pi_target: &[f64],
+    pi_source: f64,
+) -> (f64, Option<usize>) {
+    const LANES: usize = 8;
+    let mut acc = [0.0; LANES];
+    let mut at = [usize::MAX; LANES];
+    let chunks = cost
+        .chunks_exact(LANES)
+        .zip(lower.chunks_exact(LANES))
+        .zip(pi_target.chunks_exact(LANES));
+    for (chunk, ((c, l), p)) in chunks.enumerate() {
+        for k in 0..LANES {
+            let r = reduced_cost(c[k], l[k], pi_source, p[k]);
+            if r < acc[k] {
+                acc[k] = r;
+                at[k] = chunk * LANES + k;
+            }
+        }
+    }
+    let tail = cost.len() - cost.len() % LANES;
+    let rest =
+        (tail..cost.len()).map(|k| (reduced_cost(cost[k], lower[k], pi_source, pi_target[k]), k));
+    let (min, at) = acc
+        .into_iter()
+        .zip(at)
+        .chain(rest)
+        .fold((0.0, usize::MAX), |best, (r, k)| {
+            if r < best.0 || (r == best.0 && k < best.1) {
+                (r, k)
+            } else {
+                best
+            }
+        });
+    (min, (at != usize::MAX).then_some(at))
+}
 
 /// Network simplex state for the complete bipartite graph with `n` sources (nodes `0..n`),
 /// `m` sinks (nodes `n..n+m`) and the artificial root (node `n + m`).
@@ -199,14 +261,13 @@ impl<'c> NetworkSimplex<'c> {
             u_out: NONE,
             delta: 0.0,
         };
-        for u in 0..nodes {
+        for (u, &sup) in supply.iter().enumerate() {
             s.rev_thread[u + 1] = u;
-            if supply[u] >= 0.0 {
-                s.flow[u] = supply[u];
-            } else {
+            s.flow[u] = sup.abs();
+            // Demand nodes hang from the root by a root → node arc of artificial cost.
+            if sup < 0.0 {
                 s.pred_dir[u] = DOWN;
                 s.pi[u] = art_cost;
-                s.flow[u] = -supply[u];
             }
         }
         s.parent[root] = NONE;
@@ -223,7 +284,10 @@ impl<'c> NetworkSimplex<'c> {
         let mut iterations = 0;
         while self.find_entering_arc() {
             if iterations == max_iter {
-                return Err(OtError::IterationLimit { solver: "network simplex", max_iter });
+                return Err(OtError::IterationLimit {
+                    solver: "network simplex",
+                    max_iter,
+                });
             }
             iterations += 1;
             self.find_join_node();
@@ -279,17 +343,16 @@ impl<'c> NetworkSimplex<'c> {
             // Scan a run of arcs that stays in one source row and one block.
             let (i, j0) = (e / m, e % m);
             let len = left_in_block.min(m - j0);
-            let pi_i = pi_src[i];
-            let run = self.cost[e..e + len]
-                .iter()
-                .zip(&self.lower[e..e + len])
-                .zip(&pi_dst[j0..j0 + len]);
-            for (k, ((&c, &lower), &pj)) in run.enumerate() {
-                let reduced = f64::from(lower) * (c + pi_i - pj);
-                if reduced < min {
-                    min = reduced;
-                    best = e + k;
-                }
+            let (cost, lower, pj) = (
+                &self.cost[e..e + len],
+                &self.lower[e..e + len],
+                &pi_dst[j0..j0 + len],
+            );
+            if let (run_min, Some(k)) = min_reduced_cost(cost, lower, pj, pi_src[i])
+                && run_min < min
+            {
+                min = run_min;
+                best = e + k;
             }
             e += len;
             if e == arcs {
@@ -359,7 +422,11 @@ impl<'c> NetworkSimplex<'c> {
         debug_assert!(out != NONE, "unbounded cycle in a transport problem");
         self.u_out = out;
         self.delta = delta;
-        (self.u_in, self.v_in) = if on_first { (first, second) } else { (second, first) };
+        (self.u_in, self.v_in) = if on_first {
+            (first, second)
+        } else {
+            (second, first)
+        };
     }
 
     /// Pushes `delta` around the cycle and swaps arc states.
@@ -389,7 +456,11 @@ impl<'c> NetworkSimplex<'c> {
     /// and last successors (LEMON's `updateTreeStructure`).
     fn update_tree_structure(&mut self) {
         let (u_in, v_in, u_out, join) = (self.u_in, self.v_in, self.u_out, self.join);
-        let in_dir = if u_in == self.source(self.in_arc) { UP } else { DOWN };
+        let in_dir = if u_in == self.source(self.in_arc) {
+            UP
+        } else {
+            DOWN
+        };
         let old_rev_thread = self.rev_thread[u_out];
         let old_succ_num = self.succ_num[u_out];
         let old_last_succ = self.last_succ[u_out];
@@ -474,7 +545,11 @@ impl<'c> NetworkSimplex<'c> {
             self.succ_num[u_in] = old_succ_num;
         }
 
-        let up_limit_out = if self.last_succ[join] == v_in { join } else { NONE };
+        let up_limit_out = if self.last_succ[join] == v_in {
+            join
+        } else {
+            NONE
+        };
         let last_succ_out = self.last_succ[u_out];
         let mut u = v_in;
         while u != NONE && self.last_succ[u] == v_in {
@@ -510,8 +585,9 @@ impl<'c> NetworkSimplex<'c> {
     /// Shifts the potentials of the re-hung subtree so the entering arc has zero reduced
     /// cost (the subtree is the thread segment from `u_in` to its last successor).
     fn update_potential(&mut self) {
-        let sigma =
-            self.pi[self.v_in] - self.pi[self.u_in] - self.pred_dir[self.u_in] * self.cost[self.in_arc];
+        let sigma = self.pi[self.v_in]
+            - self.pi[self.u_in]
+            - self.pred_dir[self.u_in] * self.cost[self.in_arc];
         let end = self.thread[self.last_succ[self.u_in]];
         let mut u = self.u_in;
         while u != end {

@@ -34,7 +34,11 @@ const MASS_RTOL: f64 = 1e-7;
 /// Validates one weight vector against its expected length; returns its sum.
 fn check_side(w: &[f64], side: &'static str, expected: usize) -> Result<f64, OtError> {
     if w.len() != expected {
-        return Err(OtError::WeightLength { side, len: w.len(), expected });
+        return Err(OtError::WeightLength {
+            side,
+            len: w.len(),
+            expected,
+        });
     }
     for (index, &value) in w.iter().enumerate() {
         if !value.is_finite() {
@@ -68,7 +72,11 @@ pub(crate) fn check_weights(
     let target_mass = check_side(b, "target", cols)?;
     let difference = source_mass - target_mass;
     if difference.abs() > MASS_RTOL * source_mass.max(target_mass) {
-        return Err(OtError::MassMismatch { source_mass, target_mass, difference });
+        return Err(OtError::MassMismatch {
+            source_mass,
+            target_mass,
+            difference,
+        });
     }
     Ok((source_mass, target_mass))
 }

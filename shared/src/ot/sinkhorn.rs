@@ -23,7 +23,11 @@ pub struct SinkhornConfig {
 impl SinkhornConfig {
     /// POT's defaults for `ot.sinkhorn`: `max_iter = 1000`, `tol = 1e-9`.
     pub fn new(epsilon: f64) -> Self {
-        Self { epsilon, max_iter: 1000, tol: 1e-9 }
+        Self {
+            epsilon,
+            max_iter: 1000,
+            tol: 1e-9,
+        }
     }
 }
 
@@ -47,7 +51,11 @@ pub struct SinkhornSolution {
 /// `scipy.special.logsumexp` computes it; `−∞` when every term is `−∞` (zero-weight points),
 /// whatever `sum_shifted` is then.
 fn logsumexp(max: f64, sum_shifted: f64) -> f64 {
-    if max == f64::NEG_INFINITY { max } else { sum_shifted.ln() + max }
+    if max == f64::NEG_INFINITY {
+        max
+    } else {
+        sum_shifted.ln() + max
+    }
 }
 
 /// Entropic optimal transport in the log domain (POT `sinkhorn_log`).
@@ -103,8 +111,17 @@ pub fn sinkhorn_log(
         }
         // u update: row-wise logsumexp.
         let row_lse = |row: &[f64]| {
-            let mx = row.iter().zip(&v).fold(f64::NEG_INFINITY, |acc, (&k, &vj)| acc.max(k + vj));
-            logsumexp(mx, row.iter().zip(&v).map(|(&k, &vj)| (k + vj - mx).exp()).sum())
+            let mx = row
+                .iter()
+                .zip(&v)
+                .fold(f64::NEG_INFINITY, |acc, (&k, &vj)| acc.max(k + vj));
+            logsumexp(
+                mx,
+                row.iter()
+                    .zip(&v)
+                    .map(|(&k, &vj)| (k + vj - mx).exp())
+                    .sum(),
+            )
         };
         for (ui, (row, &la)) in u.iter_mut().zip(kernel.chunks_exact(m).zip(&log_a)) {
             *ui = la - row_lse(row);
@@ -116,7 +133,12 @@ pub fn sinkhorn_log(
                     *s += (k + ui + vj).exp();
                 }
             }
-            err = col_sum.iter().zip(b).map(|(s, bj)| (s - bj).powi(2)).sum::<f64>().sqrt();
+            err = col_sum
+                .iter()
+                .zip(b)
+                .map(|(s, bj)| (s - bj).powi(2))
+                .sum::<f64>()
+                .sqrt();
             if err < cfg.tol {
                 converged = true;
                 break;
@@ -130,7 +152,13 @@ pub fn sinkhorn_log(
         .flat_map(|(row, &ui)| row.iter().zip(&v).map(move |(&k, &vj)| (k + ui + vj).exp()))
         .collect();
     let total = plan.iter().zip(cost.as_slice()).map(|(p, c)| p * c).sum();
-    Ok(SinkhornSolution { cost: total, plan, iterations, converged, marginal_error: err })
+    Ok(SinkhornSolution {
+        cost: total,
+        plan,
+        iterations,
+        converged,
+        marginal_error: err,
+    })
 }
 
 /// Debiased Sinkhorn divergence between weighted clouds `(x, a)` and `(y, b)`:
