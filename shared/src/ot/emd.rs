@@ -145,33 +145,18 @@ const UP: f64 = 1.0;
 /// Direction of a tree arc relative to its child node: parent → child.
 const DOWN: f64 = -1.0;
 
-/// LEMON's `state × (c_e + π_source − π_target)`: the reduced cost of a non-tree arc, 0 for a
-/// tree arc (whose reduced cost is zero up to rounding and must never enter again).
-#[inline(always)]
-fn reduced_cost(cost: f64, lower: u8, pi_source: f64, pi_target: f64) -> f64 {
-    f64::from(lower) * (cost + pi_source - pi_target)
-}
-
-/// The most negative [`reduced_cost`] over a run of arcs leaving one source, as
-/// `(value, offset in the run)` with the first offset on ties (LEMON's strict `<` while
-/// scanning); `(0.0, None)` if no arc is negative. Independent lanes let the compiler
+/// The most negative reduced cost `c_e + π_source − π_target` over a run of arcs leaving one
+/// source, as `(value, offset in the run)` with the first offset on ties (LEMON's strict `<`
+/// while scanning); `(0.0, None)` if no arc is negative. Independent lanes let the compiler
 /// vectorise the scan.
-fn min_reduced_cost(
-    cost: &[f64],
-    lower: &[u8],
-    pi_target: &[f64],
-    pi_source: f64,
-) -> (f64, Option<usize>) {
+fn min_reduced_cost(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f64, Option<usize>) {
     const LANES: usize = 8;
     let mut acc = [0.0; LANES];
     let mut at = [usize::MAX; LANES];
-    let chunks = cost
-        .chunks_exact(LANES)
-        .zip(lower.chunks_exact(LANES))
-        .zip(pi_target.chunks_exact(LANES));
-    for (chunk, ((c, l), p)) in chunks.enumerate() {
+    let chunks = cost.chunks_exact(LANES).zip(pi_target.chunks_exact(LANES));
+    for (chunk, (c, p)) in chunks.enumerate() {
         for k in 0..LANES {
-            let r = reduced_cost(c[k], l[k], pi_source, p[k]);
+            let r = c[k] + pi_source - p[k];
             if r < acc[k] {
                 acc[k] = r;
                 at[k] = chunk * LANES + k;
@@ -179,8 +164,7 @@ fn min_reduced_cost(
         }
     }
     let tail = cost.len() - cost.len() % LANES;
-    let rest =
-        (tail..cost.len()).map(|k| (reduced_cost(cost[k], lower[k], pi_source, pi_target[k]), k));
+    let rest = (tail..cost.len()).map(|k| (cost[k] + pi_source - pi_target[k], k));
     let (min, at) = acc
         .into_iter()
         .zip(at)
@@ -204,9 +188,10 @@ struct NetworkSimplex<'c> {
     n: usize,
     m: usize,
     cost: &'c [f64],
-    /// 1 for an arc at its lower bound (zero flow, may enter), 0 for a tree arc, so that
-    /// `lower[e] * reduced_cost` is LEMON's `state * c` without a branch.
-    lower: Vec<u8>,
+    /// `cost` with tree arcs masked by `+∞`: the pivot scan reads only this array, and a
+    /// tree arc (reduced cost zero up to rounding) can never look improving. This replaces
+    /// LEMON's per-arc `state × reduced cost`.
+    scan_cost: Vec<f64>,
     parent: Vec<usize>,
     pred: Vec<usize>,
     /// [`UP`] or [`DOWN`]: orientation of `pred[u]` relative to `u`.
@@ -241,7 +226,7 @@ impl<'c> NetworkSimplex<'c> {
             n,
             m,
             cost,
-            lower: vec![1; n * m],
+            scan_cost: cost.to_vec(),
             parent: vec![root; nodes + 1],
             pred: (0..=nodes).map(|u| n * m + u).collect(),
             pred_dir: vec![UP; nodes + 1],
@@ -343,12 +328,8 @@ impl<'c> NetworkSimplex<'c> {
             // Scan a run of arcs that stays in one source row and one block.
             let (i, j0) = (e / m, e % m);
             let len = left_in_block.min(m - j0);
-            let (cost, lower, pj) = (
-                &self.cost[e..e + len],
-                &self.lower[e..e + len],
-                &pi_dst[j0..j0 + len],
-            );
-            if let (run_min, Some(k)) = min_reduced_cost(cost, lower, pj, pi_src[i])
+            let (cost, pj) = (&self.scan_cost[e..e + len], &pi_dst[j0..j0 + len]);
+            if let (run_min, Some(k)) = min_reduced_cost(cost, pj, pi_src[i])
                 && run_min < min
             {
                 min = run_min;
@@ -444,10 +425,10 @@ impl<'c> NetworkSimplex<'c> {
                 u = self.parent[u];
             }
         }
-        self.lower[self.in_arc] = 0;
+        self.scan_cost[self.in_arc] = f64::INFINITY;
         let leaving = self.pred[self.u_out];
         if leaving < self.n * self.m {
-            self.lower[leaving] = 1;
+            self.scan_cost[leaving] = self.cost[leaving];
         }
     }
 
