@@ -93,10 +93,28 @@ pub struct SimilarityConfig {
 /// `points` is `len() × dim()` row-major (row `k` = embedding of instruction `k`) and
 /// `counts[k] ≥ 1` is how many examples of the task use instruction `k`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawInstructionCloud")]
 pub struct InstructionCloud {
     dim: usize,
     points: Vec<f32>,
     counts: Vec<u32>,
+}
+
+/// The serialised form of [`InstructionCloud`], validated by [`InstructionCloud::new`] on
+/// deserialisation.
+#[derive(Deserialize)]
+struct RawInstructionCloud {
+    dim: usize,
+    points: Vec<f32>,
+    counts: Vec<u32>,
+}
+
+impl TryFrom<RawInstructionCloud> for InstructionCloud {
+    type Error = OtError;
+
+    fn try_from(raw: RawInstructionCloud) -> Result<Self, OtError> {
+        Self::new(raw.dim, raw.points, raw.counts)
+    }
 }
 
 impl InstructionCloud {

@@ -50,6 +50,21 @@ fn instruction_cloud_errors() {
 }
 
 #[test]
+fn instruction_cloud_serde_validates() {
+    let t = InstructionCloud::new(2, vec![1.0, 0.0, 0.5, 0.5], vec![2, 1]).unwrap();
+    let json = serde_json::to_string(&t).unwrap();
+    assert_eq!(
+        json,
+        r#"{"dim":2,"points":[1.0,0.0,0.5,0.5],"counts":[2,1]}"#
+    );
+    assert_eq!(serde_json::from_str::<InstructionCloud>(&json).unwrap(), t);
+    let err =
+        serde_json::from_str::<InstructionCloud>(r#"{"dim":2,"points":[1.0,0.0],"counts":[0]}"#)
+            .unwrap_err();
+    assert!(err.to_string().contains("count at row 0 is zero"), "{err}");
+}
+
+#[test]
 fn config_serde_and_names() {
     let cfg = SimilarityConfig::default();
     assert_eq!(

@@ -17,8 +17,8 @@
 //! - float64 supplies, and POT's relative tolerance on reduced costs.
 //!
 //! Capacities are infinite, so non-tree arcs always carry zero flow: flows are stored per
-//! tree node (the flow of its `pred` arc) and the only arc state is "in tree" or "at lower
-//! bound".
+//! tree node (the flow of its `pred` arc), and the only arc states are "in tree" and "at lower
+//! bound", kept by masking tree arcs with `+∞` in the scanned copy of the costs.
 
 use std::borrow::Cow;
 
