@@ -20,8 +20,6 @@
 //! tree node (the flow of its `pred` arc), and the only arc states are "in tree" and "at lower
 //! bound", kept by masking tree arcs with `+∞` in the scanned copy of the costs.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use super::{CostMatrix, OtError, check_weights};
@@ -103,18 +101,16 @@ pub fn emd_with(
         .chain(cols.iter().map(|&j| -b[j] * scale))
         .collect();
     let full = cost.as_slice();
-    let arc_cost: Cow<[f64]> = if rows.len() == a.len() && cols.len() == b.len() {
-        Cow::Borrowed(full)
+    let arc_cost: Vec<f64> = if rows.len() == a.len() && cols.len() == b.len() {
+        full.to_vec()
     } else {
         let m = cost.cols();
-        Cow::Owned(
-            rows.iter()
-                .flat_map(|&i| cols.iter().map(move |&j| full[i * m + j]))
-                .collect(),
-        )
+        rows.iter()
+            .flat_map(|&i| cols.iter().map(move |&j| full[i * m + j]))
+            .collect()
     };
 
-    let mut simplex = NetworkSimplex::new(rows.len(), cols.len(), &arc_cost, &supply);
+    let mut simplex = NetworkSimplex::new(rows.len(), cols.len(), arc_cost, &supply);
     let iterations = simplex.run(cfg.max_iter)?;
 
     let m = cols.len();
@@ -184,13 +180,13 @@ fn min_reduced_cost(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f64, Op
 ///
 /// Arc `e < n·m` goes from source `e / m` to sink `n + e % m` with cost `cost[e]`; arc
 /// `n·m + u` is the artificial arc between node `u` and the root.
-struct NetworkSimplex<'c> {
+struct NetworkSimplex {
     n: usize,
     m: usize,
-    cost: &'c [f64],
-    /// `cost` with tree arcs masked by `+∞`: the pivot scan reads only this array, and a
+    /// Arc costs with tree arcs masked by `+∞`: the pivot scan reads only this array, and a
     /// tree arc (reduced cost zero up to rounding) can never look improving. This replaces
-    /// LEMON's per-arc `state × reduced cost`.
+    /// LEMON's per-arc `state × reduced cost`; the true costs of tree arcs live in
+    /// `pred_cost`.
     scan_cost: Vec<f64>,
     parent: Vec<usize>,
     pred: Vec<usize>,
@@ -198,6 +194,9 @@ struct NetworkSimplex<'c> {
     pred_dir: Vec<f64>,
     /// Flow on `pred[u]`.
     flow: Vec<f64>,
+    /// Cost of `pred[u]` (kept per node so that pivots never touch the big cost array at
+    /// random places).
+    pred_cost: Vec<f64>,
     thread: Vec<usize>,
     rev_thread: Vec<usize>,
     succ_num: Vec<usize>,
@@ -208,6 +207,7 @@ struct NetworkSimplex<'c> {
     next_arc: usize,
     // Current pivot.
     in_arc: usize,
+    in_cost: f64,
     join: usize,
     u_in: usize,
     v_in: usize,
@@ -215,22 +215,22 @@ struct NetworkSimplex<'c> {
     delta: f64,
 }
 
-impl<'c> NetworkSimplex<'c> {
+impl NetworkSimplex {
     /// Builds the initial strongly feasible tree: every node hangs from the root by an
     /// artificial arc carrying its supply (LEMON's `init()` for the `EQ` supply type).
-    fn new(n: usize, m: usize, cost: &'c [f64], supply: &[f64]) -> Self {
+    fn new(n: usize, m: usize, cost: Vec<f64>, supply: &[f64]) -> Self {
         let nodes = n + m;
         let root = nodes;
         let art_cost = (cost.iter().fold(0.0_f64, |acc, &c| acc.max(c)) + 1.0) * nodes as f64;
         let mut s = Self {
             n,
             m,
-            cost,
-            scan_cost: cost.to_vec(),
+            scan_cost: cost,
             parent: vec![root; nodes + 1],
             pred: (0..=nodes).map(|u| n * m + u).collect(),
             pred_dir: vec![UP; nodes + 1],
             flow: vec![0.0; nodes + 1],
+            pred_cost: vec![0.0; nodes + 1],
             thread: (1..=nodes + 1).collect(),
             rev_thread: vec![0; nodes + 1],
             succ_num: vec![1; nodes + 1],
@@ -240,6 +240,7 @@ impl<'c> NetworkSimplex<'c> {
             block_size: ((n * m) as f64).sqrt().ceil().max(10.0) as usize,
             next_arc: 0,
             in_arc: NONE,
+            in_cost: 0.0,
             join: NONE,
             u_in: NONE,
             v_in: NONE,
@@ -253,6 +254,7 @@ impl<'c> NetworkSimplex<'c> {
             if sup < 0.0 {
                 s.pred_dir[u] = DOWN;
                 s.pi[u] = art_cost;
+                s.pred_cost[u] = art_cost;
             }
         }
         s.parent[root] = NONE;
@@ -308,7 +310,7 @@ impl<'c> NetworkSimplex<'c> {
         let scale = self.pi[self.source(best)]
             .abs()
             .max(self.pi[self.target(best)].abs())
-            .max(self.cost[best].abs());
+            .max(self.scan_cost[best].abs());
         min < -EPSILON * scale
     }
 
@@ -352,6 +354,7 @@ impl<'c> NetworkSimplex<'c> {
             return false;
         }
         self.in_arc = best;
+        self.in_cost = self.scan_cost[best];
         self.next_arc = e;
         true
     }
@@ -428,7 +431,7 @@ impl<'c> NetworkSimplex<'c> {
         self.scan_cost[self.in_arc] = f64::INFINITY;
         let leaving = self.pred[self.u_out];
         if leaving < self.n * self.m {
-            self.scan_cost[leaving] = self.cost[leaving];
+            self.scan_cost[leaving] = self.pred_cost[self.u_out];
         }
     }
 
@@ -452,6 +455,7 @@ impl<'c> NetworkSimplex<'c> {
             self.pred[u_in] = self.in_arc;
             self.pred_dir[u_in] = in_dir;
             self.flow[u_in] = self.delta;
+            self.pred_cost[u_in] = self.in_cost;
             if self.thread[v_in] != u_out {
                 let mut after = self.thread[old_last_succ];
                 self.thread[old_rev_thread] = after;
@@ -515,6 +519,7 @@ impl<'c> NetworkSimplex<'c> {
                 self.pred[u] = self.pred[p];
                 self.pred_dir[u] = -self.pred_dir[p];
                 self.flow[u] = self.flow[p];
+                self.pred_cost[u] = self.pred_cost[p];
                 tmp_sc += self.succ_num[u] - self.succ_num[p];
                 self.succ_num[u] = tmp_sc;
                 self.last_succ[p] = tmp_ls;
@@ -523,6 +528,7 @@ impl<'c> NetworkSimplex<'c> {
             self.pred[u_in] = self.in_arc;
             self.pred_dir[u_in] = in_dir;
             self.flow[u_in] = self.delta;
+            self.pred_cost[u_in] = self.in_cost;
             self.succ_num[u_in] = old_succ_num;
         }
 
@@ -566,9 +572,8 @@ impl<'c> NetworkSimplex<'c> {
     /// Shifts the potentials of the re-hung subtree so the entering arc has zero reduced
     /// cost (the subtree is the thread segment from `u_in` to its last successor).
     fn update_potential(&mut self) {
-        let sigma = self.pi[self.v_in]
-            - self.pi[self.u_in]
-            - self.pred_dir[self.u_in] * self.cost[self.in_arc];
+        let sigma =
+            self.pi[self.v_in] - self.pi[self.u_in] - self.pred_dir[self.u_in] * self.in_cost;
         let end = self.thread[self.last_succ[self.u_in]];
         let mut u = self.u_in;
         while u != end {
