@@ -6,7 +6,7 @@
 //!
 //! - [`cost`]: borrowed `f32` point clouds ([`PointCloud`]) and float64 ground-cost matrices
 //!   ([`cost_matrix`], same formulas as POT's `ot.dist`).
-//! - [`emd`](mod@emd): exact OT by the network simplex ([`emd`], like POT's `ot.emd2`),
+//! - [`emd`](mod@emd): exact OT by the network simplex ([`emd()`], like POT's `ot.emd2`),
 //!   returning the cost `⟨P, M⟩` and the sparse optimal plan.
 //! - [`sinkhorn`]: entropic OT in the log domain ([`sinkhorn_log`], like POT's
 //!   `ot.sinkhorn2(method="sinkhorn_log")`) and the debiased [`sinkhorn_divergence`].
