@@ -14,8 +14,9 @@
 //!
 //! Weights (histograms) are `f64` slices, one entry per point, non-negative with equal total
 //! mass on both sides (checked to 1e-7 relative). Everything is deterministic and runs on
-//! wasm32; under the `parallel` feature on native targets the cost matrix is filled by
-//! row blocks in parallel.
+//! wasm32; under the `parallel` feature on native targets the cost matrix and the Sinkhorn
+//! passes are split into row/column blocks that run in parallel, with the same reduction
+//! order as the sequential build.
 
 pub mod cost;
 pub mod emd;
