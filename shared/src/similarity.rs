@@ -66,7 +66,7 @@ impl FromStr for WeightScheme {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Solver {
-    /// Exact Wasserstein cost by the network simplex ([`crate::ot::emd`]), as in InsCL.
+    /// Exact Wasserstein cost by the network simplex ([`crate::ot::emd()`]), as in InsCL.
     #[default]
     Exact,
     /// Debiased Sinkhorn divergence ([`crate::ot::sinkhorn_divergence`]) with POT's default
@@ -93,10 +93,28 @@ pub struct SimilarityConfig {
 /// `points` is `len() × dim()` row-major (row `k` = embedding of instruction `k`) and
 /// `counts[k] ≥ 1` is how many examples of the task use instruction `k`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawInstructionCloud")]
 pub struct InstructionCloud {
     dim: usize,
     points: Vec<f32>,
     counts: Vec<u32>,
+}
+
+/// The serialised form of [`InstructionCloud`], validated by [`InstructionCloud::new`] on
+/// deserialisation.
+#[derive(Deserialize)]
+struct RawInstructionCloud {
+    dim: usize,
+    points: Vec<f32>,
+    counts: Vec<u32>,
+}
+
+impl TryFrom<RawInstructionCloud> for InstructionCloud {
+    type Error = OtError;
+
+    fn try_from(raw: RawInstructionCloud) -> Result<Self, OtError> {
+        Self::new(raw.dim, raw.points, raw.counts)
+    }
 }
 
 impl InstructionCloud {
@@ -109,12 +127,19 @@ impl InstructionCloud {
     pub fn new(dim: usize, points: Vec<f32>, counts: Vec<u32>) -> Result<Self, OtError> {
         let rows = PointCloud::new(&points, dim)?.rows();
         if counts.len() != rows {
-            return Err(OtError::CountLength { counts: counts.len(), rows });
+            return Err(OtError::CountLength {
+                counts: counts.len(),
+                rows,
+            });
         }
         if let Some(row) = counts.iter().position(|&c| c == 0) {
             return Err(OtError::ZeroCount { row });
         }
-        Ok(Self { dim, points, counts })
+        Ok(Self {
+            dim,
+            points,
+            counts,
+        })
     }
 
     /// Number of distinct instructions (≥ 1).
@@ -211,8 +236,9 @@ pub fn distance_matrix(
     cfg: &SimilarityConfig,
 ) -> Result<Vec<Vec<f64>>, OtError> {
     let t = tasks.len();
-    let pairs: Vec<(usize, usize)> =
-        (0..t).flat_map(|i| (i + 1..t).map(move |j| (i, j))).collect();
+    let pairs: Vec<(usize, usize)> = (0..t)
+        .flat_map(|i| (i + 1..t).map(move |j| (i, j)))
+        .collect();
     let values = solve_pairs(tasks, &pairs, cfg)?;
     let mut d = vec![vec![0.0; t]; t];
     for (&(i, j), w) in pairs.iter().zip(values) {
@@ -233,7 +259,10 @@ pub fn distance_row(
     cfg: &SimilarityConfig,
 ) -> Result<Vec<f64>, OtError> {
     if current >= tasks.len() {
-        return Err(OtError::TaskIndex { index: current, len: tasks.len() });
+        return Err(OtError::TaskIndex {
+            index: current,
+            len: tasks.len(),
+        });
     }
     let pairs: Vec<(usize, usize)> = (0..current).map(|j| (current, j)).collect();
     solve_pairs(tasks, &pairs, cfg)

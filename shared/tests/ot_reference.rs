@@ -58,12 +58,19 @@ fn fixture() -> Fixture {
 
 fn assert_rel(actual: f64, expected: f64, rtol: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(1e-12);
-    assert!(err <= rtol, "{what}: got {actual}, POT {expected}, relative error {err:e} > {rtol:e}");
+    assert!(
+        err <= rtol,
+        "{what}: got {actual}, POT {expected}, relative error {err:e} > {rtol:e}"
+    );
 }
 
 impl Fixture {
     fn sinkhorn_config(&self, epsilon: f64) -> SinkhornConfig {
-        SinkhornConfig { epsilon, max_iter: self.sinkhorn_max_iter, tol: self.sinkhorn_tol }
+        SinkhornConfig {
+            epsilon,
+            max_iter: self.sinkhorn_max_iter,
+            tol: self.sinkhorn_tol,
+        }
     }
 }
 
@@ -100,7 +107,11 @@ fn emd_matches_pot_emd2() {
                 marginal[if index == 0 { p.row } else { p.col }] += p.mass;
             }
             for (k, (got, want)) in marginal.iter().zip(weights.iter()).enumerate() {
-                assert!((got - want).abs() <= 1e-9, "{}: {side} {k} marginal {got} vs {want}", case.name);
+                assert!(
+                    (got - want).abs() <= 1e-9,
+                    "{}: {side} {k} marginal {got} vs {want}",
+                    case.name
+                );
             }
         }
     }
@@ -115,10 +126,19 @@ fn sinkhorn_log_matches_pot_sinkhorn2() {
         let m = cost_matrix(&x, &y, case.metric).unwrap();
         for s in &case.sinkhorn {
             let sol = sinkhorn_log(&case.a, &case.b, &m, &f.sinkhorn_config(s.epsilon)).unwrap();
-            assert_rel(sol.cost, s.cost, 1e-4, &format!("{} eps={}", case.name, s.epsilon));
+            assert_rel(
+                sol.cost,
+                s.cost,
+                1e-4,
+                &format!("{} eps={}", case.name, s.epsilon),
+            );
             // The entropic cost can only exceed the exact optimum when the plan is feasible.
             if sol.converged {
-                assert!(sol.cost >= case.emd2 - 1e-6, "{}: sinkhorn below emd", case.name);
+                assert!(
+                    sol.cost >= case.emd2 - 1e-6,
+                    "{}: sinkhorn below emd",
+                    case.name
+                );
             }
         }
     }

@@ -41,11 +41,18 @@ impl<'a> PointCloud<'a> {
         if data.is_empty() {
             return Err(OtError::EmptyCloud);
         }
-        if data.len() % dim != 0 {
-            return Err(OtError::RaggedData { len: data.len(), dim });
+        if !data.len().is_multiple_of(dim) {
+            return Err(OtError::RaggedData {
+                len: data.len(),
+                dim,
+            });
         }
         if let Some(k) = data.iter().position(|v| !v.is_finite()) {
-            return Err(OtError::NonFiniteCoordinate { row: k / dim, col: k % dim, value: data[k] });
+            return Err(OtError::NonFiniteCoordinate {
+                row: k / dim,
+                col: k % dim,
+                value: data[k],
+            });
         }
         Ok(Self { data, dim })
     }
@@ -152,10 +159,17 @@ impl CostMatrix {
             return Err(OtError::EmptyCloud);
         }
         if data.len() != rows * cols {
-            return Err(OtError::RaggedData { len: data.len(), dim: cols });
+            return Err(OtError::RaggedData {
+                len: data.len(),
+                dim: cols,
+            });
         }
         if let Some(k) = data.iter().position(|v| !v.is_finite()) {
-            return Err(OtError::NonFiniteCost { row: k / cols, col: k % cols, value: data[k] });
+            return Err(OtError::NonFiniteCost {
+                row: k / cols,
+                col: k % cols,
+                value: data[k],
+            });
         }
         Ok(Self { rows, cols, data })
     }
@@ -175,7 +189,11 @@ impl CostMatrix {
     /// # Panics
     /// If `i >= rows()` or `j >= cols()`.
     pub fn get(&self, i: usize, j: usize) -> f64 {
-        assert!(j < self.cols, "column {j} out of range for {} columns", self.cols);
+        assert!(
+            j < self.cols,
+            "column {j} out of range for {} columns",
+            self.cols
+        );
         self.data[i * self.cols + j]
     }
 
@@ -201,15 +219,21 @@ const ROW_BLOCK: usize = 64;
 /// the cosine cost.
 pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<CostMatrix, OtError> {
     if x.dim() != y.dim() {
-        return Err(OtError::DimensionMismatch { left: x.dim(), right: y.dim() });
+        return Err(OtError::DimensionMismatch {
+            left: x.dim(),
+            right: y.dim(),
+        });
     }
     let (n, m, d) = (x.rows(), y.rows(), x.dim());
-    let xs: Vec<f64> = x.as_slice().iter().map(|&v| f64::from(v)).collect();
+    // y is read by every row block, so it is widened once; x is widened block by block.
     let ys: Vec<f64> = y.as_slice().iter().map(|&v| f64::from(v)).collect();
-    let sq_norms = |p: &[f64]| -> Vec<f64> {
-        p.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect()
+    let sq_norms = |p: &PointCloud| -> Vec<f64> {
+        p.as_slice()
+            .chunks_exact(d)
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+            .collect()
     };
-    let (mut xn, mut yn) = (sq_norms(&xs), sq_norms(&ys));
+    let (mut xn, mut yn) = (sq_norms(x), sq_norms(y));
     if kind == CostKind::Cosine {
         for (cloud, norms) in [("source", &mut xn), ("target", &mut yn)] {
             if let Some(row) = norms.iter().position(|&v| v == 0.0) {
@@ -223,15 +247,19 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
     let fill_block = |(block, out): (usize, &mut [f64])| {
         let r0 = block * ROW_BLOCK;
         let rows = out.len() / m;
-        // SAFETY: `xs[r0 * d..]` holds `rows × d` values with row stride d, `ys` holds m × d
-        // (read transposed: row stride 1, column stride d), and `out` is `rows × m`.
+        let xs: Vec<f64> = x.as_slice()[r0 * d..(r0 + rows) * d]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
+        // transposed: row stride 1, column stride d), and `out` is `rows × m`.
         unsafe {
             matrixmultiply::dgemm(
                 rows,
                 d,
                 m,
                 1.0,
-                xs[r0 * d..].as_ptr(),
+                xs.as_ptr(),
                 d as isize,
                 1,
                 ys.as_ptr(),
@@ -258,13 +286,21 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
     #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
     {
         use rayon::prelude::*;
-        data.par_chunks_mut(ROW_BLOCK * m).enumerate().for_each(fill_block);
+        data.par_chunks_mut(ROW_BLOCK * m)
+            .enumerate()
+            .for_each(fill_block);
     }
     #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-    data.chunks_mut(ROW_BLOCK * m).enumerate().for_each(fill_block);
+    data.chunks_mut(ROW_BLOCK * m)
+        .enumerate()
+        .for_each(fill_block);
 
     if kind != CostKind::Cosine && x.same_buffer(y) {
         (0..n).for_each(|i| data[i * m + i] = 0.0);
     }
-    Ok(CostMatrix { rows: n, cols: m, data })
+    Ok(CostMatrix {
+        rows: n,
+        cols: m,
+        data,
+    })
 }

@@ -17,10 +17,8 @@
 //! - float64 supplies, and POT's relative tolerance on reduced costs.
 //!
 //! Capacities are infinite, so non-tree arcs always carry zero flow: flows are stored per
-//! tree node (the flow of its `pred` arc) and the only arc state is "in tree" or "at lower
-//! bound".
-
-use std::borrow::Cow;
+//! tree node (the flow of its `pred` arc), and the only arc states are "in tree" and "at lower
+//! bound", kept by masking tree arcs with `+∞` in the scanned copy of the costs.
 
 use serde::{Deserialize, Serialize};
 
@@ -103,24 +101,34 @@ pub fn emd_with(
         .chain(cols.iter().map(|&j| -b[j] * scale))
         .collect();
     let full = cost.as_slice();
-    let arc_cost: Cow<[f64]> = if rows.len() == a.len() && cols.len() == b.len() {
-        Cow::Borrowed(full)
+    let arc_cost: Vec<f64> = if rows.len() == a.len() && cols.len() == b.len() {
+        full.to_vec()
     } else {
         let m = cost.cols();
-        Cow::Owned(rows.iter().flat_map(|&i| cols.iter().map(move |&j| full[i * m + j])).collect())
+        rows.iter()
+            .flat_map(|&i| cols.iter().map(move |&j| full[i * m + j]))
+            .collect()
     };
 
-    let mut simplex = NetworkSimplex::new(rows.len(), cols.len(), &arc_cost, &supply);
+    let mut simplex = NetworkSimplex::new(rows.len(), cols.len(), arc_cost, &supply);
     let iterations = simplex.run(cfg.max_iter)?;
 
     let m = cols.len();
     let mut plan: Vec<PlanEntry> = simplex
         .tree_flows()
-        .map(|(e, mass)| PlanEntry { row: rows[e / m], col: cols[e % m], mass })
+        .map(|(e, mass)| PlanEntry {
+            row: rows[e / m],
+            col: cols[e % m],
+            mass,
+        })
         .collect();
     plan.sort_unstable_by_key(|p| (p.row, p.col));
     let total = plan.iter().map(|p| p.mass * cost.get(p.row, p.col)).sum();
-    Ok(EmdSolution { cost: total, plan, iterations })
+    Ok(EmdSolution {
+        cost: total,
+        plan,
+        iterations,
+    })
 }
 
 /// Sentinel for "no node / no arc".
@@ -133,24 +141,82 @@ const UP: f64 = 1.0;
 /// Direction of a tree arc relative to its child node: parent → child.
 const DOWN: f64 = -1.0;
 
+/// The most negative reduced cost `c_e + π_source − π_target` over a run of arcs leaving one
+/// source, as `(value, offset in the run)` with the first offset on ties (LEMON's strict `<`
+/// while scanning); `(0.0, None)` if no arc is negative. Independent lanes let the compiler
+/// vectorise the scan; [`scan_run`] picks the widest vector unit available.
+#[inline(always)]
+fn min_reduced_cost(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f64, Option<usize>) {
+    const LANES: usize = 8;
+    let mut acc = [0.0; LANES];
+    let mut at = [usize::MAX; LANES];
+    let chunks = cost.chunks_exact(LANES).zip(pi_target.chunks_exact(LANES));
+    for (chunk, (c, p)) in chunks.enumerate() {
+        for k in 0..LANES {
+            let r = c[k] + pi_source - p[k];
+            if r < acc[k] {
+                acc[k] = r;
+                at[k] = chunk * LANES + k;
+            }
+        }
+    }
+    let tail = cost.len() - cost.len() % LANES;
+    let rest = (tail..cost.len()).map(|k| (cost[k] + pi_source - pi_target[k], k));
+    let (min, at) = acc
+        .into_iter()
+        .zip(at)
+        .chain(rest)
+        .fold((0.0, usize::MAX), |best, (r, k)| {
+            if r < best.0 || (r == best.0 && k < best.1) {
+                (r, k)
+            } else {
+                best
+            }
+        });
+    (min, (at != usize::MAX).then_some(at))
+}
+
+/// [`min_reduced_cost`] compiled for AVX2 (4 lanes instead of SSE2's 2). Only
+/// element-wise IEEE `+`, `−` and comparisons are involved, so the result is bit-identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn min_reduced_cost_avx2(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f64, Option<usize>) {
+    min_reduced_cost(cost, pi_target, pi_source)
+}
+
+/// [`min_reduced_cost`] with the AVX2 build when the CPU has it (checked once, cached by
+/// `std`).
+fn scan_run(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f64, Option<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, the only requirement of the function.
+        return unsafe { min_reduced_cost_avx2(cost, pi_target, pi_source) };
+    }
+    min_reduced_cost(cost, pi_target, pi_source)
+}
+
 /// Network simplex state for the complete bipartite graph with `n` sources (nodes `0..n`),
 /// `m` sinks (nodes `n..n+m`) and the artificial root (node `n + m`).
 ///
 /// Arc `e < n·m` goes from source `e / m` to sink `n + e % m` with cost `cost[e]`; arc
 /// `n·m + u` is the artificial arc between node `u` and the root.
-struct NetworkSimplex<'c> {
+struct NetworkSimplex {
     n: usize,
     m: usize,
-    cost: &'c [f64],
-    /// 1.0 for an arc at its lower bound (zero flow, may enter), 0.0 for a tree arc, so that
-    /// `lower[e] * reduced_cost` is LEMON's `state * c` without a branch.
-    lower: Vec<f64>,
+    /// Arc costs with tree arcs masked by `+∞`: the pivot scan reads only this array, and a
+    /// tree arc (reduced cost zero up to rounding) can never look improving. This replaces
+    /// LEMON's per-arc `state × reduced cost`; the true costs of tree arcs live in
+    /// `pred_cost`.
+    scan_cost: Vec<f64>,
     parent: Vec<usize>,
     pred: Vec<usize>,
     /// [`UP`] or [`DOWN`]: orientation of `pred[u]` relative to `u`.
     pred_dir: Vec<f64>,
     /// Flow on `pred[u]`.
     flow: Vec<f64>,
+    /// Cost of `pred[u]` (kept per node so that pivots never touch the big cost array at
+    /// random places).
+    pred_cost: Vec<f64>,
     thread: Vec<usize>,
     rev_thread: Vec<usize>,
     succ_num: Vec<usize>,
@@ -161,6 +227,7 @@ struct NetworkSimplex<'c> {
     next_arc: usize,
     // Current pivot.
     in_arc: usize,
+    in_cost: f64,
     join: usize,
     u_in: usize,
     v_in: usize,
@@ -168,22 +235,22 @@ struct NetworkSimplex<'c> {
     delta: f64,
 }
 
-impl<'c> NetworkSimplex<'c> {
+impl NetworkSimplex {
     /// Builds the initial strongly feasible tree: every node hangs from the root by an
     /// artificial arc carrying its supply (LEMON's `init()` for the `EQ` supply type).
-    fn new(n: usize, m: usize, cost: &'c [f64], supply: &[f64]) -> Self {
+    fn new(n: usize, m: usize, cost: Vec<f64>, supply: &[f64]) -> Self {
         let nodes = n + m;
         let root = nodes;
         let art_cost = (cost.iter().fold(0.0_f64, |acc, &c| acc.max(c)) + 1.0) * nodes as f64;
         let mut s = Self {
             n,
             m,
-            cost,
-            lower: vec![1.0; n * m],
+            scan_cost: cost,
             parent: vec![root; nodes + 1],
             pred: (0..=nodes).map(|u| n * m + u).collect(),
             pred_dir: vec![UP; nodes + 1],
             flow: vec![0.0; nodes + 1],
+            pred_cost: vec![0.0; nodes + 1],
             thread: (1..=nodes + 1).collect(),
             rev_thread: vec![0; nodes + 1],
             succ_num: vec![1; nodes + 1],
@@ -193,20 +260,21 @@ impl<'c> NetworkSimplex<'c> {
             block_size: ((n * m) as f64).sqrt().ceil().max(10.0) as usize,
             next_arc: 0,
             in_arc: NONE,
+            in_cost: 0.0,
             join: NONE,
             u_in: NONE,
             v_in: NONE,
             u_out: NONE,
             delta: 0.0,
         };
-        for u in 0..nodes {
+        for (u, &sup) in supply.iter().enumerate() {
             s.rev_thread[u + 1] = u;
-            if supply[u] >= 0.0 {
-                s.flow[u] = supply[u];
-            } else {
+            s.flow[u] = sup.abs();
+            // Demand nodes hang from the root by a root → node arc of artificial cost.
+            if sup < 0.0 {
                 s.pred_dir[u] = DOWN;
                 s.pi[u] = art_cost;
-                s.flow[u] = -supply[u];
+                s.pred_cost[u] = art_cost;
             }
         }
         s.parent[root] = NONE;
@@ -223,7 +291,10 @@ impl<'c> NetworkSimplex<'c> {
         let mut iterations = 0;
         while self.find_entering_arc() {
             if iterations == max_iter {
-                return Err(OtError::IterationLimit { solver: "network simplex", max_iter });
+                return Err(OtError::IterationLimit {
+                    solver: "network simplex",
+                    max_iter,
+                });
             }
             iterations += 1;
             self.find_join_node();
@@ -259,7 +330,7 @@ impl<'c> NetworkSimplex<'c> {
         let scale = self.pi[self.source(best)]
             .abs()
             .max(self.pi[self.target(best)].abs())
-            .max(self.cost[best].abs());
+            .max(self.scan_cost[best].abs());
         min < -EPSILON * scale
     }
 
@@ -279,17 +350,12 @@ impl<'c> NetworkSimplex<'c> {
             // Scan a run of arcs that stays in one source row and one block.
             let (i, j0) = (e / m, e % m);
             let len = left_in_block.min(m - j0);
-            let pi_i = pi_src[i];
-            let run = self.cost[e..e + len]
-                .iter()
-                .zip(&self.lower[e..e + len])
-                .zip(&pi_dst[j0..j0 + len]);
-            for (k, ((&c, &lower), &pj)) in run.enumerate() {
-                let reduced = lower * (c + pi_i - pj);
-                if reduced < min {
-                    min = reduced;
-                    best = e + k;
-                }
+            let (cost, pj) = (&self.scan_cost[e..e + len], &pi_dst[j0..j0 + len]);
+            if let (run_min, Some(k)) = scan_run(cost, pj, pi_src[i])
+                && run_min < min
+            {
+                min = run_min;
+                best = e + k;
             }
             e += len;
             if e == arcs {
@@ -308,6 +374,7 @@ impl<'c> NetworkSimplex<'c> {
             return false;
         }
         self.in_arc = best;
+        self.in_cost = self.scan_cost[best];
         self.next_arc = e;
         true
     }
@@ -359,7 +426,11 @@ impl<'c> NetworkSimplex<'c> {
         debug_assert!(out != NONE, "unbounded cycle in a transport problem");
         self.u_out = out;
         self.delta = delta;
-        (self.u_in, self.v_in) = if on_first { (first, second) } else { (second, first) };
+        (self.u_in, self.v_in) = if on_first {
+            (first, second)
+        } else {
+            (second, first)
+        };
     }
 
     /// Pushes `delta` around the cycle and swaps arc states.
@@ -377,10 +448,10 @@ impl<'c> NetworkSimplex<'c> {
                 u = self.parent[u];
             }
         }
-        self.lower[self.in_arc] = 0.0;
+        self.scan_cost[self.in_arc] = f64::INFINITY;
         let leaving = self.pred[self.u_out];
         if leaving < self.n * self.m {
-            self.lower[leaving] = 1.0;
+            self.scan_cost[leaving] = self.pred_cost[self.u_out];
         }
     }
 
@@ -389,7 +460,11 @@ impl<'c> NetworkSimplex<'c> {
     /// and last successors (LEMON's `updateTreeStructure`).
     fn update_tree_structure(&mut self) {
         let (u_in, v_in, u_out, join) = (self.u_in, self.v_in, self.u_out, self.join);
-        let in_dir = if u_in == self.source(self.in_arc) { UP } else { DOWN };
+        let in_dir = if u_in == self.source(self.in_arc) {
+            UP
+        } else {
+            DOWN
+        };
         let old_rev_thread = self.rev_thread[u_out];
         let old_succ_num = self.succ_num[u_out];
         let old_last_succ = self.last_succ[u_out];
@@ -400,6 +475,7 @@ impl<'c> NetworkSimplex<'c> {
             self.pred[u_in] = self.in_arc;
             self.pred_dir[u_in] = in_dir;
             self.flow[u_in] = self.delta;
+            self.pred_cost[u_in] = self.in_cost;
             if self.thread[v_in] != u_out {
                 let mut after = self.thread[old_last_succ];
                 self.thread[old_rev_thread] = after;
@@ -463,6 +539,7 @@ impl<'c> NetworkSimplex<'c> {
                 self.pred[u] = self.pred[p];
                 self.pred_dir[u] = -self.pred_dir[p];
                 self.flow[u] = self.flow[p];
+                self.pred_cost[u] = self.pred_cost[p];
                 tmp_sc += self.succ_num[u] - self.succ_num[p];
                 self.succ_num[u] = tmp_sc;
                 self.last_succ[p] = tmp_ls;
@@ -471,10 +548,15 @@ impl<'c> NetworkSimplex<'c> {
             self.pred[u_in] = self.in_arc;
             self.pred_dir[u_in] = in_dir;
             self.flow[u_in] = self.delta;
+            self.pred_cost[u_in] = self.in_cost;
             self.succ_num[u_in] = old_succ_num;
         }
 
-        let up_limit_out = if self.last_succ[join] == v_in { join } else { NONE };
+        let up_limit_out = if self.last_succ[join] == v_in {
+            join
+        } else {
+            NONE
+        };
         let last_succ_out = self.last_succ[u_out];
         let mut u = v_in;
         while u != NONE && self.last_succ[u] == v_in {
@@ -511,7 +593,7 @@ impl<'c> NetworkSimplex<'c> {
     /// cost (the subtree is the thread segment from `u_in` to its last successor).
     fn update_potential(&mut self) {
         let sigma =
-            self.pi[self.v_in] - self.pi[self.u_in] - self.pred_dir[self.u_in] * self.cost[self.in_arc];
+            self.pi[self.v_in] - self.pi[self.u_in] - self.pred_dir[self.u_in] * self.in_cost;
         let end = self.thread[self.last_succ[self.u_in]];
         let mut u = self.u_in;
         while u != end {

@@ -127,7 +127,9 @@ pub enum OtError {
         rows: usize,
     },
     /// An instruction count is zero.
-    #[error("instruction count at row {row} is zero; every distinct instruction occurs at least once")]
+    #[error(
+        "instruction count at row {row} is zero; every distinct instruction occurs at least once"
+    )]
     ZeroCount {
         /// Row of the zero count.
         row: usize,

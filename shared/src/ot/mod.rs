@@ -6,7 +6,7 @@
 //!
 //! - [`cost`]: borrowed `f32` point clouds ([`PointCloud`]) and float64 ground-cost matrices
 //!   ([`cost_matrix`], same formulas as POT's `ot.dist`).
-//! - [`emd`](mod@emd): exact OT by the network simplex ([`emd`], like POT's `ot.emd2`),
+//! - [`emd`](mod@emd): exact OT by the network simplex ([`emd()`], like POT's `ot.emd2`),
 //!   returning the cost `⟨P, M⟩` and the sparse optimal plan.
 //! - [`sinkhorn`]: entropic OT in the log domain ([`sinkhorn_log`], like POT's
 //!   `ot.sinkhorn2(method="sinkhorn_log")`) and the debiased [`sinkhorn_divergence`].
@@ -14,8 +14,9 @@
 //!
 //! Weights (histograms) are `f64` slices, one entry per point, non-negative with equal total
 //! mass on both sides (checked to 1e-7 relative). Everything is deterministic and runs on
-//! wasm32; under the `parallel` feature on native targets the cost matrix is filled by
-//! row blocks in parallel.
+//! wasm32; under the `parallel` feature on native targets the cost matrix and the Sinkhorn
+//! passes are split into row/column blocks that run in parallel, with the same reduction
+//! order as the sequential build.
 
 pub mod cost;
 pub mod emd;
@@ -34,7 +35,11 @@ const MASS_RTOL: f64 = 1e-7;
 /// Validates one weight vector against its expected length; returns its sum.
 fn check_side(w: &[f64], side: &'static str, expected: usize) -> Result<f64, OtError> {
     if w.len() != expected {
-        return Err(OtError::WeightLength { side, len: w.len(), expected });
+        return Err(OtError::WeightLength {
+            side,
+            len: w.len(),
+            expected,
+        });
     }
     for (index, &value) in w.iter().enumerate() {
         if !value.is_finite() {
@@ -68,7 +73,11 @@ pub(crate) fn check_weights(
     let target_mass = check_side(b, "target", cols)?;
     let difference = source_mass - target_mass;
     if difference.abs() > MASS_RTOL * source_mass.max(target_mass) {
-        return Err(OtError::MassMismatch { source_mass, target_mass, difference });
+        return Err(OtError::MassMismatch {
+            source_mass,
+            target_mass,
+            difference,
+        });
     }
     Ok((source_mass, target_mass))
 }

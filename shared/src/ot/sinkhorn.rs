@@ -23,7 +23,11 @@ pub struct SinkhornConfig {
 impl SinkhornConfig {
     /// POT's defaults for `ot.sinkhorn`: `max_iter = 1000`, `tol = 1e-9`.
     pub fn new(epsilon: f64) -> Self {
-        Self { epsilon, max_iter: 1000, tol: 1e-9 }
+        Self {
+            epsilon,
+            max_iter: 1000,
+            tol: 1e-9,
+        }
     }
 }
 
@@ -43,11 +47,36 @@ pub struct SinkhornSolution {
     pub marginal_error: f64,
 }
 
+/// Block length of the parallel passes: columns (or rows) handled by one task. Every
+/// column and row is reduced in the same sequential order whatever the thread count, so
+/// results do not depend on the `parallel` feature.
+const BLOCK: usize = 256;
+
+/// Calls `f(first_index, block)` on consecutive `BLOCK`-long blocks of `out`, in parallel
+/// under the `parallel` feature on native targets.
+fn for_each_block(out: &mut [f64], f: impl Fn(usize, &mut [f64]) + Sync + Send) {
+    #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, block)| f(b * BLOCK, block));
+    }
+    #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+    out.chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(b, block)| f(b * BLOCK, block));
+}
+
 /// `log Σ_k exp(x_k)` from `max = max_k x_k` and `sum_shifted = Σ_k exp(x_k − max)`, as
 /// `scipy.special.logsumexp` computes it; `−∞` when every term is `−∞` (zero-weight points),
 /// whatever `sum_shifted` is then.
 fn logsumexp(max: f64, sum_shifted: f64) -> f64 {
-    if max == f64::NEG_INFINITY { max } else { sum_shifted.ln() + max }
+    if max == f64::NEG_INFINITY {
+        max
+    } else {
+        sum_shifted.ln() + max
+    }
 }
 
 /// Entropic optimal transport in the log domain (POT `sinkhorn_log`).
@@ -79,44 +108,64 @@ pub fn sinkhorn_log(
     let log_b: Vec<f64> = b.iter().map(|w| w.ln()).collect();
     let mut u = vec![0.0; n];
     let mut v = vec![0.0; m];
-    let mut col_max = vec![0.0; m];
     let mut col_sum = vec![0.0; m];
+    let rows = |first: usize, count: usize| kernel[first * m..(first + count) * m].chunks_exact(m);
 
     let (mut iterations, mut converged, mut err) = (0, false, f64::INFINITY);
     for sweep in 0..cfg.max_iter {
         iterations = sweep + 1;
-        // v update: column-wise logsumexp, accumulated row by row for contiguous access.
-        col_max.fill(f64::NEG_INFINITY);
-        for (row, &ui) in kernel.chunks_exact(m).zip(&u) {
-            for (mx, &k) in col_max.iter_mut().zip(row) {
-                *mx = mx.max(k + ui);
-            }
-        }
-        col_sum.fill(0.0);
-        for (row, &ui) in kernel.chunks_exact(m).zip(&u) {
-            for ((s, &k), &mx) in col_sum.iter_mut().zip(row).zip(&col_max) {
-                *s += (k + ui - mx).exp();
-            }
-        }
-        for j in 0..m {
-            v[j] = log_b[j] - logsumexp(col_max[j], col_sum[j]);
-        }
-        // u update: row-wise logsumexp.
-        let row_lse = |row: &[f64]| {
-            let mx = row.iter().zip(&v).fold(f64::NEG_INFINITY, |acc, (&k, &vj)| acc.max(k + vj));
-            logsumexp(mx, row.iter().zip(&v).map(|(&k, &vj)| (k + vj - mx).exp()).sum())
-        };
-        for (ui, (row, &la)) in u.iter_mut().zip(kernel.chunks_exact(m).zip(&log_a)) {
-            *ui = la - row_lse(row);
-        }
-        if sweep % 10 == 0 {
-            col_sum.fill(0.0);
-            for (row, &ui) in kernel.chunks_exact(m).zip(&u) {
-                for ((s, &k), &vj) in col_sum.iter_mut().zip(row).zip(&v) {
-                    *s += (k + ui + vj).exp();
+        // v_j = log b_j − logsumexp_i(K_ij + u_i), by blocks of columns walked row by row.
+        for_each_block(&mut v, |j0, v_block| {
+            let w = v_block.len();
+            let mut col_max = [f64::NEG_INFINITY; BLOCK];
+            for (row, &ui) in rows(0, n).zip(&u) {
+                for (mx, &k) in col_max.iter_mut().zip(&row[j0..j0 + w]) {
+                    *mx = mx.max(k + ui);
                 }
             }
-            err = col_sum.iter().zip(b).map(|(s, bj)| (s - bj).powi(2)).sum::<f64>().sqrt();
+            let mut sum = [0.0; BLOCK];
+            for (row, &ui) in rows(0, n).zip(&u) {
+                for ((s, &k), &mx) in sum.iter_mut().zip(&row[j0..j0 + w]).zip(&col_max) {
+                    *s += (k + ui - mx).exp();
+                }
+            }
+            for (jj, vj) in v_block.iter_mut().enumerate() {
+                *vj = log_b[j0 + jj] - logsumexp(col_max[jj], sum[jj]);
+            }
+        });
+        // u_i = log a_i − logsumexp_j(K_ij + v_j), row by row.
+        for_each_block(&mut u, |i0, u_block| {
+            let block_rows = rows(i0, u_block.len());
+            for ((ui, row), &la) in u_block.iter_mut().zip(block_rows).zip(&log_a[i0..]) {
+                let mx = row
+                    .iter()
+                    .zip(&v)
+                    .fold(f64::NEG_INFINITY, |acc, (&k, &vj)| acc.max(k + vj));
+                let sum = row
+                    .iter()
+                    .zip(&v)
+                    .map(|(&k, &vj)| (k + vj - mx).exp())
+                    .sum();
+                *ui = la - logsumexp(mx, sum);
+            }
+        });
+        if sweep % 10 == 0 {
+            // Column marginals of the current plan, compared with b.
+            for_each_block(&mut col_sum, |j0, s_block| {
+                s_block.fill(0.0);
+                let vs = &v[j0..j0 + s_block.len()];
+                for (row, &ui) in rows(0, n).zip(&u) {
+                    for ((s, &k), &vj) in s_block.iter_mut().zip(&row[j0..]).zip(vs) {
+                        *s += (k + ui + vj).exp();
+                    }
+                }
+            });
+            err = col_sum
+                .iter()
+                .zip(b)
+                .map(|(s, bj)| (s - bj).powi(2))
+                .sum::<f64>()
+                .sqrt();
             if err < cfg.tol {
                 converged = true;
                 break;
@@ -124,13 +173,22 @@ pub fn sinkhorn_log(
         }
     }
 
-    let plan: Vec<f64> = kernel
-        .chunks_exact(m)
-        .zip(&u)
-        .flat_map(|(row, &ui)| row.iter().zip(&v).map(move |(&k, &vj)| (k + ui + vj).exp()))
-        .collect();
+    let mut plan = vec![0.0; n * m];
+    for_each_block(&mut plan, |first, block| {
+        // Blocks of a dense n × m buffer may straddle rows: index each entry.
+        for (k, p) in block.iter_mut().enumerate() {
+            let (i, j) = ((first + k) / m, (first + k) % m);
+            *p = (kernel[first + k] + u[i] + v[j]).exp();
+        }
+    });
     let total = plan.iter().zip(cost.as_slice()).map(|(p, c)| p * c).sum();
-    Ok(SinkhornSolution { cost: total, plan, iterations, converged, marginal_error: err })
+    Ok(SinkhornSolution {
+        cost: total,
+        plan,
+        iterations,
+        converged,
+        marginal_error: err,
+    })
 }
 
 /// Debiased Sinkhorn divergence between weighted clouds `(x, a)` and `(y, b)`:

@@ -1,0 +1,187 @@
+//! Task similarity (InsCL §3.1) on top of the OT layer.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use inscl::ot::{CostKind, OtError, SinkhornConfig, cost_matrix, emd, sinkhorn_divergence};
+use inscl::similarity::{
+    InstructionCloud, SimilarityConfig, Solver, WeightScheme, distance_matrix, distance_row,
+    wasserstein,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn task(seed: u64, n: usize, dim: usize) -> InstructionCloud {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let points = (0..n * dim)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
+    let counts = (0..n).map(|_| 1 + rng.random::<u32>() % 5).collect();
+    InstructionCloud::new(dim, points, counts).unwrap()
+}
+
+#[test]
+fn weights_follow_the_scheme() {
+    let t = InstructionCloud::new(2, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], vec![1, 3, 4]).unwrap();
+    assert_eq!((t.len(), t.dim(), t.is_empty()), (3, 2, false));
+    assert_eq!(t.weights(WeightScheme::Real), vec![0.125, 0.375, 0.5]);
+    assert_eq!(t.weights(WeightScheme::Uniform), vec![1.0 / 3.0; 3]);
+    assert_eq!(t.points().row(2), &[1.0, 1.0]);
+}
+
+#[test]
+fn instruction_cloud_errors() {
+    assert_eq!(
+        InstructionCloud::new(2, vec![1.0; 4], vec![1]),
+        Err(OtError::CountLength { counts: 1, rows: 2 })
+    );
+    assert_eq!(
+        InstructionCloud::new(2, vec![1.0; 4], vec![1, 0]),
+        Err(OtError::ZeroCount { row: 1 })
+    );
+    assert_eq!(
+        InstructionCloud::new(2, vec![], vec![]),
+        Err(OtError::EmptyCloud)
+    );
+    assert_eq!(
+        InstructionCloud::new(2, vec![1.0; 3], vec![1]),
+        Err(OtError::RaggedData { len: 3, dim: 2 })
+    );
+}
+
+#[test]
+fn instruction_cloud_serde_validates() {
+    let t = InstructionCloud::new(2, vec![1.0, 0.0, 0.5, 0.5], vec![2, 1]).unwrap();
+    let json = serde_json::to_string(&t).unwrap();
+    assert_eq!(
+        json,
+        r#"{"dim":2,"points":[1.0,0.0,0.5,0.5],"counts":[2,1]}"#
+    );
+    assert_eq!(serde_json::from_str::<InstructionCloud>(&json).unwrap(), t);
+    let err =
+        serde_json::from_str::<InstructionCloud>(r#"{"dim":2,"points":[1.0,0.0],"counts":[0]}"#)
+            .unwrap_err();
+    assert!(err.to_string().contains("count at row 0 is zero"), "{err}");
+}
+
+#[test]
+fn config_serde_and_names() {
+    let cfg = SimilarityConfig::default();
+    assert_eq!(
+        serde_json::to_string(&cfg).unwrap(),
+        r#"{"cost":"cosine","weights":"real","solver":{"kind":"exact"}}"#
+    );
+    let sk: SimilarityConfig = serde_json::from_str(
+        r#"{"cost":"sqeuclidean","weights":"uniform","solver":{"kind":"sinkhorn","epsilon":0.05}}"#,
+    )
+    .unwrap();
+    assert_eq!(sk.cost, CostKind::SqEuclidean);
+    assert_eq!(sk.weights, WeightScheme::Uniform);
+    assert_eq!(sk.solver, Solver::Sinkhorn { epsilon: 0.05 });
+    for w in [WeightScheme::Real, WeightScheme::Uniform] {
+        assert_eq!(w.to_string().parse::<WeightScheme>().unwrap(), w);
+    }
+    let err = "frequency".parse::<WeightScheme>().unwrap_err().to_string();
+    assert!(err.contains("\"frequency\"") && err.contains("real") && err.contains("uniform"));
+}
+
+#[test]
+fn real_weights_equal_duplicated_instructions() {
+    // Counts are multiplicities: a task with instruction 0 used twice is the same
+    // distribution as listing it twice with uniform weights.
+    let other = task(3, 7, 5);
+    let other = InstructionCloud::new(5, other.points().as_slice().to_vec(), vec![1; 7]).unwrap();
+    let base = task(4, 3, 5);
+    let p = base.points();
+    let dup_points: Vec<f32> = [0, 0, 1, 2]
+        .iter()
+        .flat_map(|&r| p.row(r).to_vec())
+        .collect();
+    let counted = InstructionCloud::new(5, p.as_slice().to_vec(), vec![2, 1, 1]).unwrap();
+    let duplicated = InstructionCloud::new(5, dup_points, vec![1; 4]).unwrap();
+    let real = SimilarityConfig::default();
+    let uniform = SimilarityConfig {
+        weights: WeightScheme::Uniform,
+        ..real
+    };
+    let w_counted = wasserstein(&counted, &other, &real).unwrap();
+    let w_dup = wasserstein(&duplicated, &other, &uniform).unwrap();
+    assert!((w_counted - w_dup).abs() < 1e-12, "{w_counted} vs {w_dup}");
+    assert!(w_counted > 0.0);
+}
+
+#[test]
+fn solvers_dispatch_to_the_ot_layer() {
+    let (a, b) = (task(1, 9, 4), task(2, 6, 4));
+    let exact = SimilarityConfig {
+        cost: CostKind::Euclidean,
+        ..SimilarityConfig::default()
+    };
+    let m = cost_matrix(&a.points(), &b.points(), CostKind::Euclidean).unwrap();
+    let (wa, wb) = (a.weights(WeightScheme::Real), b.weights(WeightScheme::Real));
+    assert_eq!(
+        wasserstein(&a, &b, &exact).unwrap(),
+        emd(&wa, &wb, &m).unwrap().cost
+    );
+
+    let sk = SimilarityConfig {
+        solver: Solver::Sinkhorn { epsilon: 0.5 },
+        ..exact
+    };
+    let expected = sinkhorn_divergence(
+        &a.points(),
+        &b.points(),
+        &wa,
+        &wb,
+        CostKind::Euclidean,
+        &SinkhornConfig::new(0.5),
+    )
+    .unwrap();
+    assert_eq!(wasserstein(&a, &b, &sk).unwrap(), expected);
+    let bad = SimilarityConfig {
+        solver: Solver::Sinkhorn { epsilon: 0.0 },
+        ..exact
+    };
+    assert_eq!(wasserstein(&a, &b, &bad), Err(OtError::InvalidEpsilon(0.0)));
+}
+
+#[test]
+fn distance_matrix_is_symmetric_with_zero_diagonal() {
+    let tasks: Vec<_> = (0..5)
+        .map(|k| task(10 + k, 4 + k as usize * 3, 8))
+        .collect();
+    let cfg = SimilarityConfig::default();
+    let d = distance_matrix(&tasks, &cfg).unwrap();
+    assert_eq!(d.len(), 5);
+    for i in 0..5 {
+        assert_eq!(d[i][i], 0.0);
+        for j in 0..5 {
+            assert_eq!(d[i][j], d[j][i]);
+            if i < j {
+                assert_eq!(d[i][j], wasserstein(&tasks[i], &tasks[j], &cfg).unwrap());
+                assert!(d[i][j] > 0.0);
+            }
+        }
+    }
+    for (current, full_row) in d.iter().enumerate() {
+        let row = distance_row(&tasks, current, &cfg).unwrap();
+        assert_eq!(row.len(), current);
+        for (j, w) in row.iter().enumerate() {
+            assert!((w - full_row[j]).abs() < 1e-12, "row {current}, task {j}");
+        }
+    }
+    assert_eq!(
+        distance_row(&tasks, 5, &cfg),
+        Err(OtError::TaskIndex { index: 5, len: 5 })
+    );
+    assert!(distance_matrix(&[], &cfg).unwrap().is_empty());
+}
+
+#[test]
+fn mismatched_dimensions_are_reported() {
+    let tasks = [task(1, 3, 4), task(2, 3, 5)];
+    assert_eq!(
+        distance_matrix(&tasks, &SimilarityConfig::default()),
+        Err(OtError::DimensionMismatch { left: 4, right: 5 })
+    );
+}
