@@ -264,6 +264,8 @@ pub fn distance_row(
             len: tasks.len(),
         });
     }
-    let pairs: Vec<(usize, usize)> = (0..current).map(|j| (current, j)).collect();
+    // Solved as (j, current), the orientation of `distance_matrix`'s upper triangle, so that
+    // both give bit-identical values (cost sums run in a different order when transposed).
+    let pairs: Vec<(usize, usize)> = (0..current).map(|j| (j, current)).collect();
     solve_pairs(tasks, &pairs, cfg)
 }
