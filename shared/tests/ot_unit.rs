@@ -238,7 +238,10 @@ fn emd_plan_marginals_and_self_distance() {
     let (rows, cols) = marginals(&sol.plan, 40, 23);
     assert_close(&rows, &a, 1e-9);
     assert_close(&cols, &b, 1e-9);
-    assert!(sol.plan.len() < 40 + 23, "a basic solution has at most n + m - 1 entries");
+    assert!(
+        sol.plan.len() < 40 + 23,
+        "a basic solution has at most n + m - 1 entries"
+    );
     assert!(sol.iterations > 0);
 
     for kind in CostKind::ALL {

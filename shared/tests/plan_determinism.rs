@@ -75,7 +75,10 @@ fn random_plan_equals_the_native_plan() {
 #[test]
 fn last_stage_plan_equals_the_sequence_plan() {
     let input = EmbeddingsFile::from_json("plan_input.json", INPUT).unwrap();
-    let mut config = PlanConfig { seed: 5, ..PlanConfig::default() };
+    let mut config = PlanConfig {
+        seed: 5,
+        ..PlanConfig::default()
+    };
     config.tags.merge_threshold = Some(0.8);
     let sequence = plan_sequence(&input.tasks, &config).unwrap();
     for t in 1..=input.tasks.len() {
