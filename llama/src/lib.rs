@@ -3,9 +3,13 @@
 //! - [`config`]: hyper-parameters (HF `config.json` names).
 //! - [`host`]: checkpoint tensors on the host in HF names and layouts.
 //! - [`gguf`]: a reader for llama.cpp's GGUF checkpoints (metadata, tensors, dequantisation).
+//! - [`model`]: the LLaMA decoder (HF `LlamaForCausalLM`) in burn, with KV cache.
+//! - [`safetensors`]: HF checkpoint directories (`config.json` + safetensors, single or sharded).
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
 
 pub mod config;
 pub mod gguf;
 pub mod host;
+pub mod model;
+pub mod safetensors;
 pub mod tokenizer;
