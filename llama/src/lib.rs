@@ -1,6 +1,7 @@
 //! LLaMA-family causal language models for inscl's trainer.
 //!
 //! - [`config`]: hyper-parameters (HF `config.json` names).
+//! - [`generate`]: batched greedy / top-p generation with a KV cache.
 //! - [`host`]: checkpoint tensors on the host in HF names and layouts.
 //! - [`gguf`]: a reader for llama.cpp's GGUF checkpoints (metadata, tensors, dequantisation).
 //! - [`model`]: the LLaMA decoder (HF `LlamaForCausalLM`) in burn, with KV cache.
@@ -8,6 +9,7 @@
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
 
 pub mod config;
+pub mod generate;
 pub mod gguf;
 pub mod host;
 pub mod model;
