@@ -10,11 +10,14 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::config::LlamaConfig;
 use crate::host::{HostTensor, HostTensors};
+
+/// Label value excluded from the loss (PyTorch `CrossEntropyLoss(ignore_index=-100)`).
+pub const IGNORE_INDEX: i64 = -100;
 
 /// Errors while building a [`Llama`] from a configuration and checkpoint tensors.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -506,6 +509,28 @@ impl Llama {
         let m = attention_mask.float().unsqueeze_dim::<3>(2);
         let summed = (h * m.clone()).sum_dim(1).squeeze_dim::<2>(1);
         summed / m.sum_dim(1).squeeze_dim::<2>(1)
+    }
+
+    /// Mean next-token cross-entropy (nats) as HF `LlamaForCausalLM(labels=...)`: the logits
+    /// at position i are scored against `labels[i + 1]` and labels equal to [`IGNORE_INDEX`]
+    /// (-100: prompt and padding tokens) are skipped. `tokens`, `attention_mask`, `labels`:
+    /// `[b, s]`; returns `[1]`. NaN when no label is scored (as in PyTorch).
+    pub fn causal_lm_loss(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        labels: Tensor<2, Int>,
+    ) -> Tensor<1> {
+        let [b, s] = tokens.dims();
+        let logits = self.forward(tokens, attention_mask).narrow(1, 0, s - 1);
+        let labels = labels.narrow(1, 1, s - 1);
+        let ignored = labels.clone().equal_elem(IGNORE_INDEX);
+        let scored = ignored.clone().bool_not().float();
+        let targets = labels.mask_fill(ignored, 0).reshape([b, s - 1, 1]);
+        let log_p = log_softmax(logits, 2)
+            .gather(2, targets)
+            .reshape([b, s - 1]);
+        (log_p * scored.clone()).sum().neg() / scored.sum()
     }
 
     fn head(&self, h: Tensor<3>) -> Tensor<3> {

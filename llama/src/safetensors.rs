@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ::safetensors::{Dtype, SafeTensors};
+use ::safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::config::LlamaConfig;
 use crate::host::{HostTensor, HostTensors};
@@ -135,4 +135,42 @@ pub fn read_file_into(path: &Path, tensors: &mut HostTensors) -> Result<(), Safe
         );
     }
     Ok(())
+}
+
+/// Writes `tensors` as one F32 `.safetensors` file (e.g. LoRA adapters for PEFT's
+/// `adapter_model.safetensors`, or full weights for `model.safetensors`).
+///
+/// # Errors
+/// [`SafetensorsError::Format`] when a tensor's data does not match its shape,
+/// [`SafetensorsError::Io`] when the file cannot be written.
+pub fn save_host_tensors(path: &Path, tensors: &HostTensors) -> Result<(), SafetensorsError> {
+    let format = |source| SafetensorsError::Format {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes: Vec<(&String, Vec<u8>, &HostTensor)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            (
+                name,
+                t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                t,
+            )
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, raw, t)| {
+            Ok((
+                name.as_str(),
+                TensorView::new(Dtype::F32, t.shape.clone(), raw)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, ::safetensors::SafeTensorError>>()
+        .map_err(format)?;
+    let serialized = ::safetensors::serialize(views, None).map_err(format)?;
+    std::fs::write(path, serialized).map_err(|source| SafetensorsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
