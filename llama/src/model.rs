@@ -497,8 +497,8 @@ impl Llama {
     }
 
     /// Mean of [`Llama::hidden_states`] over each row's real tokens: `[b, d]`. Used as an
-    /// instruction embedding (InsCL, Wang et al. 2024, §3.2). A row without real tokens
-    /// gives NaN.
+    /// instruction embedding (InsCL, Wang et al. 2024: task similarity from the embeddings of its
+    /// instructions). A row without real tokens gives NaN.
     pub fn mean_pooled_hidden(
         &self,
         tokens: Tensor<2, Int>,
