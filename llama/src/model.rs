@@ -369,8 +369,8 @@ impl Llama {
     ///
     /// # Errors
     /// [`ModelError::MissingTensor`] / [`ModelError::ShapeMismatch`] naming the tensor,
-    /// [`ModelError::InvalidConfig`] when heads do not divide `hidden_size` or `n_kv_heads`
-    /// does not divide `n_heads`, and the RoPE-scaling errors of [`rope_inv_freq`].
+    /// [`ModelError::InvalidConfig`] when heads do not divide `hidden_size`, `n_kv_heads`
+    /// does not divide `n_heads` or the head dimension is odd, and the RoPE-scaling errors of [`rope_inv_freq`].
     pub fn from_host_tensors(
         config: &LlamaConfig,
         tensors: &HostTensors,
@@ -392,6 +392,11 @@ impl Llama {
             )));
         }
         let head_dim = config.head_dim();
+        if head_dim % 2 != 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "head dimension {head_dim} must be even for rotary embeddings"
+            )));
+        }
         let (v, ff, eps) = (
             config.vocab_size,
             config.intermediate_size,

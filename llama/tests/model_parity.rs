@@ -228,4 +228,11 @@ fn gqa_head_counts_must_divide() {
         Llama::from_host_tensors(&config, &tensors, &Device::default()),
         Err(ModelError::InvalidConfig(msg)) if msg.contains("num_key_value_heads 3")
     ));
+    // 64 heads of width 1: rotary embeddings rotate pairs, so the head width must be even.
+    config.num_key_value_heads = Some(64);
+    config.num_attention_heads = 64;
+    assert!(matches!(
+        Llama::from_host_tensors(&config, &tensors, &Device::default()),
+        Err(ModelError::InvalidConfig(msg)) if msg.contains("head dimension 1")
+    ));
 }
