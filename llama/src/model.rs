@@ -392,7 +392,7 @@ impl Llama {
             )));
         }
         let head_dim = config.head_dim();
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return Err(ModelError::InvalidConfig(format!(
                 "head dimension {head_dim} must be even for rotary embeddings"
             )));
