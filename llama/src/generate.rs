@@ -209,14 +209,13 @@ pub fn generate(
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut cache = KvCache::new(model.layers.len());
-    let mut logits = model.forward_cached(int(ids, s), int(mask, s), &mut cache);
+    let mut logits = model.next_token_logits(int(ids, s), int(mask, s), &mut cache);
     let mut tokens = vec![Vec::new(); b];
     let mut finished = vec![false; b];
     let mut produced = 0usize;
     for step in 0..config.max_new_tokens {
-        let [_, len, v] = logits.dims();
+        let v = logits.dims()[1];
         let last = logits
-            .narrow(1, len - 1, 1)
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
@@ -237,7 +236,7 @@ pub fn generate(
         if finished.iter().all(|&f| f) || step + 1 == config.max_new_tokens {
             break;
         }
-        logits = model.forward_cached(int(next, 1), int(vec![1; b], 1), &mut cache);
+        logits = model.next_token_logits(int(next, 1), int(vec![1; b], 1), &mut cache);
     }
     let seconds = start.elapsed().as_secs_f64();
     Ok(Generation {

@@ -489,6 +489,22 @@ impl Llama {
         self.head(h)
     }
 
+    /// [`Llama::forward_cached`] restricted to the last new position: next-token logits
+    /// `[b, V]`. Skips the output head at the other positions (the head is a d × V matmul per
+    /// position, the largest single cost for small models with large vocabularies).
+    pub fn next_token_logits(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        cache: &mut KvCache,
+    ) -> Tensor<2> {
+        let h = self.run(tokens, attention_mask, Some(cache), self.layers.len());
+        let [b, s, _] = h.dims();
+        let logits = self.head(h.narrow(1, s - 1, 1));
+        let v = logits.dims()[2];
+        logits.reshape([b, v])
+    }
+
     /// Hidden states `[b, s, d]` with HF's `output_hidden_states` indexing: `layer = 0` is the
     /// token embedding, `layer = i` the output of decoder layer i, and `layer = num_layers`
     /// the final (RMS-normalised) hidden state. `layer` is clamped to `num_layers`.
@@ -542,7 +558,15 @@ impl Llama {
         match &self.lm_head {
             Some(head) => head.forward(h),
             None => {
-                burn::tensor::module::linear(h, self.embed_tokens.weight.val().transpose(), None)
+                // Tied: `h · Eᵀ` as a 2-D matmul on the transposed view; burn's `linear` on a
+                // 3-D input broadcasts the transposed [d, V] weight, which costs a copy of it
+                // (≈ 130 ms per call for SmolLM2's 49152 × 576 on flex).
+                let [b, s, d] = h.dims();
+                let embedding = self.embed_tokens.weight.val();
+                let v = embedding.dims()[0];
+                h.reshape([b * s, d])
+                    .matmul(embedding.transpose())
+                    .reshape([b, s, v])
             }
         }
     }
