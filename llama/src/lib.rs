@@ -1,11 +1,19 @@
 //! LLaMA-family causal language models for inscl's trainer.
 //!
 //! - [`config`]: hyper-parameters (HF `config.json` names).
+//! - [`generate`]: batched greedy / top-p generation with a KV cache.
 //! - [`host`]: checkpoint tensors on the host in HF names and layouts.
 //! - [`gguf`]: a reader for llama.cpp's GGUF checkpoints (metadata, tensors, dequantisation).
+//! - [`lora`]: LoRA adapters on the attention/MLP projections, PEFT-compatible export.
+//! - [`model`]: the LLaMA decoder (HF `LlamaForCausalLM`) in burn, with KV cache.
+//! - [`safetensors`]: HF checkpoint directories (`config.json` + safetensors, single or sharded).
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
 
 pub mod config;
+pub mod generate;
 pub mod gguf;
 pub mod host;
+pub mod lora;
+pub mod model;
+pub mod safetensors;
 pub mod tokenizer;

@@ -1,0 +1,632 @@
+//! LLaMA decoder in burn, following Hugging Face `transformers`' `LlamaForCausalLM`
+//! (`models/llama/modeling_llama.py`): token embedding, pre-norm decoder layers (RMSNorm,
+//! grouped-query self-attention with rotary position embeddings in the rotate-half
+//! convention, SwiGLU MLP), final RMSNorm and a tied or untied output head.
+//!
+//! Tensors are burn's backend-dispatched [`Tensor`]s: the same code runs on any device
+//! (flex CPU, wgpu) chosen at run time through [`Device`]. Module field names mirror HF's
+//! (`layers.3.self_attn.q_proj.weight`), so parameter groups for LoRA can be written as regexes
+//! over HF module names.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use crate::config::LlamaConfig;
+use crate::host::{HostTensor, HostTensors};
+
+/// Label value excluded from the loss (PyTorch `CrossEntropyLoss(ignore_index=-100)`).
+pub const IGNORE_INDEX: i64 = -100;
+
+/// Errors while building a [`Llama`] from a configuration and checkpoint tensors.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    /// A tensor the architecture needs is absent from the checkpoint.
+    #[error("checkpoint has no tensor `{0}`")]
+    MissingTensor(String),
+    /// A tensor has a different shape than the configuration implies.
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// HF tensor name.
+        name: String,
+        /// Shape implied by the configuration (HF layout).
+        expected: Vec<usize>,
+        /// Shape found in the checkpoint.
+        found: Vec<usize>,
+    },
+    /// Head counts or widths that do not divide as LLaMA requires.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// `rope_scaling` names a scaling type this implementation does not know.
+    #[error("unsupported rope_scaling type `{0}` (supported: default, linear, llama3)")]
+    UnsupportedRopeScaling(String),
+    /// `rope_scaling` lacks a field (or has a non-numeric one) that its type requires.
+    #[error("rope_scaling of type `{kind}` needs a numeric `{field}`")]
+    InvalidRopeScaling {
+        /// Scaling type.
+        kind: String,
+        /// Missing or malformed field.
+        field: String,
+    },
+}
+
+/// RoPE inverse frequencies `θ^(-2i/d)` for `i < d/2` (HF `_compute_default_rope_parameters`),
+/// adjusted by `config.rope_scaling`:
+/// - `linear`: divided by `factor` (HF `_compute_linear_scaling_rope_parameters`);
+/// - `llama3`: long wavelengths divided by `factor`, short ones kept, the band between smoothly
+///   interpolated (HF `_compute_llama3_parameters`).
+///
+/// Both leave HF's attention scaling at 1. Computed in f64, returned as f32.
+///
+/// # Errors
+/// [`ModelError::UnsupportedRopeScaling`] for another `rope_type`/`type`,
+/// [`ModelError::InvalidRopeScaling`] when a required field is missing.
+pub fn rope_inv_freq(config: &LlamaConfig) -> Result<Vec<f32>, ModelError> {
+    let d = config.head_dim();
+    let inv: Vec<f64> = (0..d / 2)
+        .map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f64 / d as f64))
+        .collect();
+    let Some(scaling) = &config.rope_scaling else {
+        return Ok(inv.into_iter().map(|f| f as f32).collect());
+    };
+    let kind = scaling
+        .get("rope_type")
+        .or_else(|| scaling.get("type"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("default")
+        .to_string();
+    let field = |name: &str| {
+        scaling
+            .get(name)
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| ModelError::InvalidRopeScaling {
+                kind: kind.clone(),
+                field: name.to_string(),
+            })
+    };
+    let scaled: Vec<f64> = match kind.as_str() {
+        "default" => inv,
+        "linear" => {
+            let factor = field("factor")?;
+            inv.into_iter().map(|f| f / factor).collect()
+        }
+        "llama3" => {
+            let factor = field("factor")?;
+            let low = field("low_freq_factor")?;
+            let high = field("high_freq_factor")?;
+            let old_ctx = field("original_max_position_embeddings")?;
+            let (low_wavelen, high_wavelen) = (old_ctx / low, old_ctx / high);
+            inv.into_iter()
+                .map(|f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old_ctx / wavelen - low) / (high - low);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+        _ => return Err(ModelError::UnsupportedRopeScaling(kind)),
+    };
+    Ok(scaled.into_iter().map(|f| f as f32).collect())
+}
+
+/// Grouped-query self-attention (HF `LlamaAttention`, no biases).
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// Query projection, burn layout `[d, n_heads * head_dim]`.
+    pub q_proj: Linear,
+    /// Key projection, `[d, n_kv_heads * head_dim]`.
+    pub k_proj: Linear,
+    /// Value projection, `[d, n_kv_heads * head_dim]`.
+    pub v_proj: Linear,
+    /// Output projection, `[n_heads * head_dim, d]`.
+    pub o_proj: Linear,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+/// SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))` (HF `LlamaMLP`).
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `[d, intermediate]`.
+    pub gate_proj: Linear,
+    /// `[d, intermediate]`.
+    pub up_proj: Linear,
+    /// `[intermediate, d]`.
+    pub down_proj: Linear,
+}
+
+/// One pre-norm decoder layer (HF `LlamaDecoderLayer`).
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// RMSNorm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Self-attention.
+    pub self_attn: Attention,
+    /// RMSNorm before the MLP.
+    pub post_attention_layernorm: RmsNorm,
+    /// Feed-forward block.
+    pub mlp: Mlp,
+}
+
+/// A LLaMA causal language model (HF `LlamaForCausalLM`).
+#[derive(Module, Debug)]
+pub struct Llama {
+    /// Token embedding `[V, d]` (also the output head when embeddings are tied).
+    pub embed_tokens: Embedding,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer>,
+    /// Final RMSNorm.
+    pub norm: RmsNorm,
+    /// Untied output head `[d, V]`; `None` when it is the transposed embedding.
+    pub lm_head: Option<Linear>,
+    #[module(skip)]
+    inv_freq: Vec<f32>,
+    #[module(skip)]
+    config: LlamaConfig,
+}
+
+/// Key/value cache for incremental decoding: per layer the rotated keys and the values of every
+/// position seen so far (`[b, n_kv_heads, t, head_dim]`), and the attention mask of those
+/// positions (`[b, t]`, 1 = real token, 0 = padding).
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    mask: Option<Tensor<2, Int>>,
+}
+
+impl KvCache {
+    /// An empty cache for a model with `num_layers` decoder layers.
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+            mask: None,
+        }
+    }
+
+    /// Number of cached positions t (including padding positions).
+    pub fn len(&self) -> usize {
+        self.mask.as_ref().map_or(0, |m| m.dims()[1])
+    }
+
+    /// Whether nothing has been cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Position-dependent inputs shared by all layers of one forward pass.
+struct Positional {
+    /// `[b, 1, s, head_dim]` RoPE cosines and sines.
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    /// `[b, 1, s, t]`: true where a query may not attend to a key (future or padding).
+    blocked: Tensor<4, Bool>,
+}
+
+fn rotate_half(x: Tensor<4>) -> Tensor<4> {
+    let half = x.dims()[3] / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.narrow(3, half, half);
+    Tensor::cat(vec![x2.neg(), x1], 3)
+}
+
+fn apply_rope(x: Tensor<4>, pos: &Positional) -> Tensor<4> {
+    x.clone() * pos.cos.clone() + rotate_half(x) * pos.sin.clone()
+}
+
+impl Attention {
+    /// `x`: `[b, s, d]` → `[b, s, d]`. Appends this call's keys/values to `cache` when given.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        pos: &Positional,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let heads = |proj: &Linear, n: usize| {
+            proj.forward(x.clone())
+                .reshape([b, s, n, self.head_dim])
+                .swap_dims(1, 2)
+        };
+        let q = apply_rope(heads(&self.q_proj, self.n_heads), pos);
+        let mut k = apply_rope(heads(&self.k_proj, self.n_kv_heads), pos);
+        let mut v = heads(&self.v_proj, self.n_kv_heads);
+        if let Some(slot) = cache {
+            if let Some((k_old, v_old)) = slot.take() {
+                k = Tensor::cat(vec![k_old, k], 2);
+                v = Tensor::cat(vec![v_old, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        let t = k.dims()[2];
+        let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt();
+        // Fill (not add) HF's float32 minimum: a fully masked row (a padding query) then gets a
+        // uniform distribution instead of NaN.
+        let scores = scores.mask_fill(
+            pos.blocked.clone().expand([b, self.n_heads, s, t]),
+            f32::MIN,
+        );
+        let out = softmax(scores, 3).matmul(v);
+        self.o_proj.forward(
+            out.swap_dims(1, 2)
+                .reshape([b, s, self.n_heads * self.head_dim]),
+        )
+    }
+
+    /// HF `repeat_kv`: `[b, n_kv, t, hd]` → `[b, n_heads, t, hd]`, query head `h` reading
+    /// key/value head `h / (n_heads / n_kv)`.
+    fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
+        let n_rep = self.n_heads / self.n_kv_heads;
+        if n_rep == 1 {
+            return x;
+        }
+        let [b, n_kv, t, hd] = x.dims();
+        x.unsqueeze_dim::<5>(2)
+            .expand([b, n_kv, n_rep, t, hd])
+            .reshape([b, n_kv * n_rep, t, hd])
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        pos: &Positional,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), pos, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}
+
+/// Looks up `name`, checks its HF shape and returns it.
+fn tensor<'a>(
+    tensors: &'a HostTensors,
+    name: &str,
+    shape: &[usize],
+) -> Result<&'a HostTensor, ModelError> {
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    if t.shape != shape {
+        return Err(ModelError::ShapeMismatch {
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: t.shape.clone(),
+        });
+    }
+    Ok(t)
+}
+
+fn param<const D: usize>(t: &HostTensor, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(t.data.clone(), shape),
+        device,
+    ))
+}
+
+/// A bias-free linear layer from an HF weight `[out, in]` (transposed to burn's `[in, out]`).
+fn linear(
+    tensors: &HostTensors,
+    name: &str,
+    out_features: usize,
+    in_features: usize,
+    device: &Device,
+) -> Result<Linear, ModelError> {
+    let t = tensor(tensors, name, &[out_features, in_features])?;
+    let mut data = vec![0.0f32; t.data.len()];
+    for (o, row) in t.data.chunks_exact(in_features).enumerate() {
+        for (i, &w) in row.iter().enumerate() {
+            data[i * out_features + o] = w;
+        }
+    }
+    Ok(Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(data, [in_features, out_features]),
+            device,
+        )),
+        bias: None,
+    })
+}
+
+fn rms_norm(
+    tensors: &HostTensors,
+    name: &str,
+    d: usize,
+    eps: f64,
+    device: &Device,
+) -> Result<RmsNorm, ModelError> {
+    Ok(RmsNorm {
+        gamma: param(tensor(tensors, name, &[d])?, [d], device),
+        epsilon: eps,
+    })
+}
+
+impl Llama {
+    /// Builds the model from HF-named host tensors (`model.embed_tokens.weight`,
+    /// `model.layers.{i}.self_attn.q_proj.weight`, …, `model.norm.weight`, and `lm_head.weight`
+    /// unless `tie_word_embeddings`). Linear weights are HF `[out, in]`; extra tensors are
+    /// ignored.
+    ///
+    /// # Errors
+    /// [`ModelError::MissingTensor`] / [`ModelError::ShapeMismatch`] naming the tensor,
+    /// [`ModelError::InvalidConfig`] when heads do not divide `hidden_size`, `n_kv_heads`
+    /// does not divide `n_heads` or the head dimension is odd, and the RoPE-scaling errors of [`rope_inv_freq`].
+    pub fn from_host_tensors(
+        config: &LlamaConfig,
+        tensors: &HostTensors,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let (d, n_heads, n_kv) = (
+            config.hidden_size,
+            config.num_attention_heads,
+            config.kv_heads(),
+        );
+        if n_heads == 0 || d % n_heads != 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "hidden_size {d} is not a multiple of num_attention_heads {n_heads}"
+            )));
+        }
+        if n_kv == 0 || n_heads % n_kv != 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}"
+            )));
+        }
+        let head_dim = config.head_dim();
+        if !head_dim.is_multiple_of(2) {
+            return Err(ModelError::InvalidConfig(format!(
+                "head dimension {head_dim} must be even for rotary embeddings"
+            )));
+        }
+        let (v, ff, eps) = (
+            config.vocab_size,
+            config.intermediate_size,
+            config.rms_norm_eps,
+        );
+        let inv_freq = rope_inv_freq(config)?;
+        let embed = tensor(tensors, "model.embed_tokens.weight", &[v, d])?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let p = format!("model.layers.{i}.");
+                let lin = |name: &str, out_f, in_f| {
+                    linear(tensors, &format!("{p}{name}"), out_f, in_f, device)
+                };
+                Ok(DecoderLayer {
+                    input_layernorm: rms_norm(
+                        tensors,
+                        &format!("{p}input_layernorm.weight"),
+                        d,
+                        eps,
+                        device,
+                    )?,
+                    self_attn: Attention {
+                        q_proj: lin("self_attn.q_proj.weight", n_heads * head_dim, d)?,
+                        k_proj: lin("self_attn.k_proj.weight", n_kv * head_dim, d)?,
+                        v_proj: lin("self_attn.v_proj.weight", n_kv * head_dim, d)?,
+                        o_proj: lin("self_attn.o_proj.weight", d, n_heads * head_dim)?,
+                        n_heads,
+                        n_kv_heads: n_kv,
+                        head_dim,
+                    },
+                    post_attention_layernorm: rms_norm(
+                        tensors,
+                        &format!("{p}post_attention_layernorm.weight"),
+                        d,
+                        eps,
+                        device,
+                    )?,
+                    mlp: Mlp {
+                        gate_proj: lin("mlp.gate_proj.weight", ff, d)?,
+                        up_proj: lin("mlp.up_proj.weight", ff, d)?,
+                        down_proj: lin("mlp.down_proj.weight", d, ff)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(linear(tensors, "lm_head.weight", v, d, device)?)
+        };
+        Ok(Self {
+            embed_tokens: Embedding {
+                weight: param(embed, [v, d], device),
+            },
+            layers,
+            norm: rms_norm(tensors, "model.norm.weight", d, eps, device)?,
+            lm_head,
+            inv_freq,
+            config: config.clone(),
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// Next-token logits `[b, s, V]` for `tokens` `[b, s]` with `attention_mask` `[b, s]`
+    /// (1 = real token, 0 = padding; left or right padding).
+    ///
+    /// Position ids are `cumsum(mask) - 1` clamped at 0 (what HF `generate` passes for padded
+    /// batches; `arange(s)` for unpadded and right-padded rows), so the logits at a row's real
+    /// positions equal those of the unpadded sequence. Logits at padding positions are finite
+    /// but meaningless.
+    pub fn forward(&self, tokens: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
+        let h = self.run(tokens, attention_mask, None, self.layers.len());
+        self.head(h)
+    }
+
+    /// Like [`Llama::forward`] for the new tokens `[b, s]` after the positions already in
+    /// `cache`, which is extended with them (incremental decoding). `attention_mask` `[b, s]`
+    /// covers the new tokens only; the cached positions keep their mask. Returns `[b, s, V]`.
+    pub fn forward_cached(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let h = self.run(tokens, attention_mask, Some(cache), self.layers.len());
+        self.head(h)
+    }
+
+    /// [`Llama::forward_cached`] restricted to the last new position: next-token logits
+    /// `[b, V]`. Skips the output head at the other positions (the head is a d × V matmul per
+    /// position, the largest single cost for small models with large vocabularies).
+    pub fn next_token_logits(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        cache: &mut KvCache,
+    ) -> Tensor<2> {
+        let h = self.run(tokens, attention_mask, Some(cache), self.layers.len());
+        let [b, s, _] = h.dims();
+        let logits = self.head(h.narrow(1, s - 1, 1));
+        let v = logits.dims()[2];
+        logits.reshape([b, v])
+    }
+
+    /// Hidden states `[b, s, d]` with HF's `output_hidden_states` indexing: `layer = 0` is the
+    /// token embedding, `layer = i` the output of decoder layer i, and `layer = num_layers`
+    /// the final (RMS-normalised) hidden state. `layer` is clamped to `num_layers`.
+    pub fn hidden_states(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        layer: usize,
+    ) -> Tensor<3> {
+        self.run(tokens, attention_mask, None, layer.min(self.layers.len()))
+    }
+
+    /// Mean of [`Llama::hidden_states`] over each row's real tokens: `[b, d]`. Used as an
+    /// instruction embedding (InsCL, Wang et al. 2024: task similarity from the embeddings of its
+    /// instructions). A row without real tokens gives NaN.
+    pub fn mean_pooled_hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        layer: usize,
+    ) -> Tensor<2> {
+        let h = self.hidden_states(tokens, attention_mask.clone(), layer);
+        let m = attention_mask.float().unsqueeze_dim::<3>(2);
+        let summed = (h * m.clone()).sum_dim(1).squeeze_dim::<2>(1);
+        summed / m.sum_dim(1).squeeze_dim::<2>(1)
+    }
+
+    /// Mean next-token cross-entropy (nats) as HF `LlamaForCausalLM(labels=...)`: the logits
+    /// at position i are scored against `labels[i + 1]` and labels equal to [`IGNORE_INDEX`]
+    /// (-100: prompt and padding tokens) are skipped. `tokens`, `attention_mask`, `labels`:
+    /// `[b, s]`; returns `[1]`. NaN when no label is scored (as in PyTorch).
+    pub fn causal_lm_loss(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        labels: Tensor<2, Int>,
+    ) -> Tensor<1> {
+        let [b, s] = tokens.dims();
+        let logits = self.forward(tokens, attention_mask).narrow(1, 0, s - 1);
+        let labels = labels.narrow(1, 1, s - 1);
+        let ignored = labels.clone().equal_elem(IGNORE_INDEX);
+        let scored = ignored.clone().bool_not().float();
+        let targets = labels.mask_fill(ignored, 0).reshape([b, s - 1, 1]);
+        let log_p = log_softmax(logits, 2)
+            .gather(2, targets)
+            .reshape([b, s - 1]);
+        (log_p * scored.clone()).sum().neg() / scored.sum()
+    }
+
+    fn head(&self, h: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => {
+                // Tied: `h · Eᵀ` as a 2-D matmul on the transposed view; burn's `linear` on a
+                // 3-D input broadcasts the transposed [d, V] weight, which costs a copy of it
+                // (≈ 130 ms per call for SmolLM2's 49152 × 576 on flex).
+                let [b, s, d] = h.dims();
+                let embedding = self.embed_tokens.weight.val();
+                let v = embedding.dims()[0];
+                h.reshape([b * s, d])
+                    .matmul(embedding.transpose())
+                    .reshape([b, s, v])
+            }
+        }
+    }
+
+    /// Embedding, then `depth` decoder layers, then the final norm when all layers ran.
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+        depth: usize,
+    ) -> Tensor<3> {
+        let [b, s] = tokens.dims();
+        let device = tokens.device();
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        let full_mask = match cache.as_deref_mut() {
+            Some(c) => {
+                let full = match c.mask.take() {
+                    Some(old) => Tensor::cat(vec![old, attention_mask], 1),
+                    None => attention_mask,
+                };
+                c.mask = Some(full.clone());
+                full
+            }
+            None => attention_mask,
+        };
+        let t = past + s;
+        let positions = (full_mask.clone().cumsum(1) - 1)
+            .clamp_min(0)
+            .narrow(1, past, s)
+            .float();
+        let half = self.inv_freq.len();
+        let inv_freq =
+            Tensor::<1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device);
+        let freqs = positions.reshape([b, s, 1]) * inv_freq.reshape([1, 1, half]);
+        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
+        let causal: Vec<bool> = (0..s)
+            .flat_map(|i| (0..t).map(move |j| j > past + i))
+            .collect();
+        let causal = Tensor::<2, Bool>::from_data(TensorData::new(causal, [s, t]), &device)
+            .reshape([1, 1, s, t])
+            .expand([b, 1, s, t]);
+        let padding = full_mask
+            .equal_elem(0)
+            .reshape([b, 1, 1, t])
+            .expand([b, 1, s, t]);
+        let pos = Positional {
+            cos: emb.clone().cos(),
+            sin: emb.sin(),
+            blocked: causal.bool_or(padding),
+        };
+
+        let mut h = self.embed_tokens.forward(tokens);
+        for (i, layer) in self.layers.iter().take(depth).enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            h = layer.forward(h, &pos, slot);
+        }
+        if depth == self.layers.len() {
+            h = self.norm.forward(h);
+        }
+        h
+    }
+}
