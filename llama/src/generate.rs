@@ -7,12 +7,14 @@ use std::time::Instant;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
 use crate::model::{KvCache, Llama};
 
 /// How the next token is chosen from the logits.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Sampling {
     /// The arg-max token (lowest id on ties).
     Greedy,
@@ -27,7 +29,7 @@ pub enum Sampling {
 }
 
 /// Generation settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationConfig {
     /// Most tokens generated per prompt.
     pub max_new_tokens: usize,
@@ -65,7 +67,7 @@ pub fn eos_token_ids(config: &LlamaConfig) -> Vec<u32> {
 }
 
 /// Result of [`generate`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Generation {
     /// New token ids per prompt, without the EOS token.
     pub tokens: Vec<Vec<u32>>,

@@ -143,6 +143,10 @@ fn top_p_keeps_the_nucleus_and_samples_proportionally() {
         0
     );
     assert_eq!(
+        serde_json::to_value(sampling).unwrap(),
+        serde_json::json!({"top_p": {"temperature": 1.0, "top_p": 0.75}})
+    );
+    assert_eq!(
         sample_token(
             &logits,
             Sampling::TopP {

@@ -5,6 +5,10 @@
 //!
 //! Tolerance: 1e-4 absolute; the reference logits are O(1) (|logit| ≤ 9), so this is a
 //! relative error of about 1e-5 against a float64 reference.
+//!
+//! These tests (like the crate's other tests) run on `Device::default()`: flex (CPU) in the
+//! default build; with `--features wgpu` burn picks the wgpu device, so the same parity checks
+//! cover the GPU path (`BURN_DEVICE=flex` keeps them on the CPU).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::host::HostTensors;
