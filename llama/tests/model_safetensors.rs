@@ -9,13 +9,12 @@ use safetensors::{Dtype, tensor::TensorView};
 const CONFIG: &str = r#"{"vocab_size": 4, "hidden_size": 2, "intermediate_size": 4,
   "num_hidden_layers": 1, "num_attention_heads": 1, "eos_token_id": [2, 3]}"#;
 
-/// A fresh directory with `config.json` under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llama-st-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), CONFIG).unwrap();
-    dir
+/// A fresh temporary directory (removed when dropped) with `config.json`, and its path.
+fn scratch() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("config.json"), CONFIG).unwrap();
+    let dir = tmp.path().to_path_buf();
+    (tmp, dir)
 }
 
 fn write(path: PathBuf, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
@@ -38,7 +37,7 @@ fn half_precision_tensors_become_exact_f32() {
         .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
         .collect();
     let f32: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let dir = scratch("dtypes");
+    let (_tmp, dir) = scratch();
     write(
         dir.join("model.safetensors"),
         &[
@@ -57,7 +56,7 @@ fn half_precision_tensors_become_exact_f32() {
         assert_eq!(tensors[name].data, values, "{name}");
     }
     // BF16 keeps 8 significand bits: 1 + 2^-8 rounds to 1 (ties to even), 1 + 2^-7 is exact.
-    let dir = scratch("bf16-rounding");
+    let (_tmp, dir) = scratch();
     let bytes = [1.0f32 + 1.0 / 256.0, 1.0 + 1.0 / 128.0]
         .iter()
         .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
@@ -86,7 +85,7 @@ fn sharded_checkpoint_reads_every_shard() {
 
 #[test]
 fn errors_name_the_problem() {
-    let dir = scratch("errors");
+    let (_tmp, dir) = scratch();
     assert!(matches!(load_llama(&dir), Err(SafetensorsError::NoWeights(d)) if d == dir));
     write(
         dir.join("model.safetensors"),
