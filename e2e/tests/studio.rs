@@ -148,6 +148,11 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
     assert!(find("huge.json").contains("too large"), "{errors:?}");
     assert_eq!(texts(&client, "tr.run-row td:nth-child(2)").await, [name], "the run stays");
     assert!(client.find(Locator::Css("#score-heatmap g.cell")).await.is_ok());
+    assert_eq!(
+        client.find_all(Locator::Css("td.new-quota")).await.unwrap().len(),
+        want.len(),
+        "the recomputed plan stays on screen"
+    );
 
     let height = client
         .execute("return document.body.scrollHeight", Vec::new())
@@ -157,6 +162,7 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
         .unwrap_or(3000)
         .min(8000) as u32;
     client.set_window_size(1400, height + 100).await.unwrap();
+    client.execute("window.scrollTo(0, 0)", Vec::new()).await.unwrap();
     let png = client.screenshot().await.unwrap();
     let shot = output_dir().join("studio.png");
     std::fs::write(&shot, png).unwrap();

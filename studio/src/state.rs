@@ -158,6 +158,22 @@ impl AppState {
     /// new runs, focuses the first new run if none is focused, and records the errors.
     pub fn add(&self, new_runs: Vec<Run>, errors: Vec<LoadError>) {
         let mut added = Vec::new();
+        // Errors alone must not touch the runs: views keyed on them (the recompute panel)
+        // would be rebuilt and lose their state.
+        if !new_runs.is_empty() {
+            self.merge(new_runs, &mut added);
+        }
+        self.selected.update(|s| s.extend(&added));
+        if self.focus.get_untracked().is_none() {
+            self.focus.set(added.first().copied());
+        }
+        if !errors.is_empty() {
+            self.errors.update(|e| e.extend(errors));
+        }
+    }
+
+    /// Adds or merges `new_runs` into the runs; pushes the ids of new runs to `added`.
+    fn merge(&self, new_runs: Vec<Run>, added: &mut Vec<usize>) {
         self.runs.update(|runs| {
             for mut run in new_runs {
                 // Unnamed groups (files dropped without run.json or folder) extend the
@@ -180,13 +196,6 @@ impl AppState {
                 }
             }
         });
-        self.selected.update(|s| s.extend(&added));
-        if self.focus.get_untracked().is_none() {
-            self.focus.set(added.first().copied());
-        }
-        if !errors.is_empty() {
-            self.errors.update(|e| e.extend(errors));
-        }
     }
 
     /// The runs selected for comparison, in loading order.

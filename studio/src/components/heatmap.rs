@@ -42,7 +42,8 @@ pub fn Heatmap(
         (lo.min(v), hi.max(v))
     });
     let span = if hi > lo { hi - lo } else { 1.0 };
-    let width = MARGIN_LEFT + CELL * cols.len() as f64 + 10.0;
+    // Room on the right for the last column label, drawn rotated up and to the right.
+    let width = MARGIN_LEFT + CELL * cols.len() as f64 + 70.0;
     let height = MARGIN_TOP + CELL * rows.len() as f64 + 10.0;
     let cells = values
         .iter()

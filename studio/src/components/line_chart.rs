@@ -20,8 +20,12 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// `count` evenly spaced tick values over `[lo, hi]`.
+/// Tick values over `[lo, hi]`: every integer when the axis spans at most 12 integers
+/// (stages, tasks), else `count + 1` evenly spaced values.
 fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
+    if lo.fract() == 0.0 && hi.fract() == 0.0 && hi - lo <= 12.0 {
+        return (lo as i64..=hi as i64).map(|v| v as f64).collect();
+    }
     (0..=count)
         .map(|k| lo + (hi - lo) * k as f64 / count as f64)
         .collect()
