@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 
 /// The repository root (this crate's parent folder).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ has a parent")
+        .to_path_buf()
 }
 
 /// Where tests write screenshots and other outputs: `$CARGO_TARGET_DIR/e2e`, else
@@ -71,7 +74,11 @@ fn answer(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
         line.clear();
     }
     let target = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let path = target.split(['?', '#']).next().unwrap_or("/").trim_start_matches('/');
+    let path = target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("/")
+        .trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     let file = root.join(path);
     let body = (!path.split('/').any(|c| c == ".."))
@@ -87,7 +94,8 @@ fn answer(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
             )?;
             stream.write_all(&body)
         }
-        None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        None => stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     }
 }
 
@@ -137,15 +145,25 @@ pub fn chromedriver() -> Driver {
         .unwrap_or_else(|e| panic!("cannot start {program}: {e} (set CHROMEDRIVER)"));
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "{program} did not listen on {port}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{program} did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Driver { child, url: format!("http://127.0.0.1:{port}") }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 /// A headless Chromium session (fresh profile, no network services, runs as root).
 pub async fn browser(driver: &Driver) -> Client {
-    let profile = std::env::temp_dir().join(format!("studio-e2e-profile-{}-{}", std::process::id(), rand_suffix()));
+    let profile = std::env::temp_dir().join(format!(
+        "studio-e2e-profile-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     let mut options = json!({
         "args": [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -186,23 +204,38 @@ pub fn trainer_plan(args: &[String]) -> Value {
         .args(args)
         .output()
         .expect("run cargo run -p trainer");
-    assert!(out.status.success(), "trainer plan failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "trainer plan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("trainer plan prints JSON")
 }
 
 /// `trainer plan` arguments that reproduce a run's replay settings (`run.json`'s `replay`),
 /// with α replaced by `alpha`.
 pub fn plan_args(embeddings: &Path, replay: &Value, alpha: usize) -> Vec<String> {
-    let s = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
+    };
     let similarity = &replay["similarity"];
     let mut args = vec![
-        "--embeddings".to_owned(), embeddings.display().to_string(),
-        "--alpha".to_owned(), alpha.to_string(),
-        "--strategy".to_owned(), s(&replay["strategy"]),
-        "--seed".to_owned(), s(&replay["seed"]),
-        "--cost".to_owned(), s(&similarity["cost"]),
-        "--weights".to_owned(), s(&similarity["weights"]),
-        "--solver".to_owned(), s(&similarity["solver"]["kind"]),
+        "--embeddings".to_owned(),
+        embeddings.display().to_string(),
+        "--alpha".to_owned(),
+        alpha.to_string(),
+        "--strategy".to_owned(),
+        s(&replay["strategy"]),
+        "--seed".to_owned(),
+        s(&replay["seed"]),
+        "--cost".to_owned(),
+        s(&similarity["cost"]),
+        "--weights".to_owned(),
+        s(&similarity["weights"]),
+        "--solver".to_owned(),
+        s(&similarity["solver"]["kind"]),
     ];
     if let Some(eps) = similarity["solver"]["epsilon"].as_f64() {
         args.extend(["--epsilon".to_owned(), eps.to_string()]);

@@ -88,27 +88,58 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
         for (j, value) in row.as_array().unwrap().iter().enumerate() {
             let want = value.as_f64().unwrap();
             let cell = client
-                .find(Locator::Css(&format!("#score-heatmap g.cell[data-row='{i}'][data-col='{j}']")))
+                .find(Locator::Css(&format!(
+                    "#score-heatmap g.cell[data-row='{i}'][data-col='{j}']"
+                )))
                 .await
                 .unwrap_or_else(|_| panic!("no heatmap cell R[{i}][{j}]"));
-            let shown: f64 = cell.attr("data-value").await.unwrap().unwrap().parse().unwrap();
+            let shown: f64 = cell
+                .attr("data-value")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert_eq!(shown, want, "R[{i}][{j}]");
-            assert_eq!(cell.text().await.unwrap(), format!("{want:.1}"), "R[{i}][{j}] as text");
+            assert_eq!(
+                cell.text().await.unwrap(),
+                format!("{want:.1}"),
+                "R[{i}][{j}] as text"
+            );
         }
     }
-    let cells = client.find_all(Locator::Css("#score-heatmap g.cell")).await.unwrap();
-    assert_eq!(cells.len(), rows.len() * (rows.len() + 1) / 2, "only the lower triangle");
+    let cells = client
+        .find_all(Locator::Css("#score-heatmap g.cell"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cells.len(),
+        rows.len() * (rows.len() + 1) / 2,
+        "only the lower triangle"
+    );
 
     // Recompute with another α: the quotas equal `trainer plan --alpha` on the same inputs.
     let alpha = manifest["replay"]["alpha"].as_u64().unwrap() as usize + 37;
     let alpha_input = client.find(Locator::Css("#rc-alpha")).await.unwrap();
     alpha_input.clear().await.unwrap();
     alpha_input.send_keys(&alpha.to_string()).await.unwrap();
-    client.find(Locator::Css("#rc-run")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#rc-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(&client, "#rc-time").await;
     let mut shown: BTreeMap<(u64, String), u64> = BTreeMap::new();
     for cell in client.find_all(Locator::Css("td.new-quota")).await.unwrap() {
-        let stage = cell.attr("data-stage").await.unwrap().unwrap().parse().unwrap();
+        let stage = cell
+            .attr("data-stage")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
         let task = cell.attr("data-task").await.unwrap().unwrap();
         shown.insert((stage, task), cell.text().await.unwrap().parse().unwrap());
     }
@@ -117,14 +148,27 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
     let mut want = BTreeMap::new();
     for stage in expected["stages"].as_array().unwrap() {
         for prev in stage["previous"].as_array().unwrap() {
-            let key = (stage["stage"].as_u64().unwrap(), prev["task"].as_str().unwrap().to_owned());
+            let key = (
+                stage["stage"].as_u64().unwrap(),
+                prev["task"].as_str().unwrap().to_owned(),
+            );
             want.insert(key, prev["quota"].as_u64().unwrap());
         }
     }
     assert!(!want.is_empty());
-    assert_eq!(shown, want, "recomputed quotas vs trainer plan --alpha {alpha}");
-    let changed = client.find_all(Locator::Css("#rc-table tr.changed")).await.unwrap();
-    assert_eq!(changed.len(), want.len(), "every quota changes with α and is marked");
+    assert_eq!(
+        shown, want,
+        "recomputed quotas vs trainer plan --alpha {alpha}"
+    );
+    let changed = client
+        .find_all(Locator::Css("#rc-table tr.changed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.len(),
+        want.len(),
+        "every quota changes with α and is marked"
+    );
 
     // Broken files get messages; the loaded run stays.
     let scratch = output_dir().join("broken");
@@ -135,21 +179,56 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
     let not_json = scratch.join("notes.json");
     std::fs::write(&not_json, "these are notes, not JSON").unwrap();
     let future = scratch.join("future.json");
-    std::fs::write(&future, text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1)).unwrap();
+    std::fs::write(
+        &future,
+        text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+    )
+    .unwrap();
     let huge = scratch.join("huge.json");
-    std::fs::File::create(&huge).unwrap().set_len(201 * 1024 * 1024).unwrap();
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(201 * 1024 * 1024)
+        .unwrap();
     drop_files(&client, &[truncated, not_json, future, huge]).await;
     wait_for(&client, "#errors li").await;
     let errors = texts(&client, "#errors li").await;
-    let find = |file: &str| errors.iter().find(|e| e.contains(file)).cloned().unwrap_or_default();
-    assert!(find("truncated.json").starts_with("truncated.json: truncated JSON"), "{errors:?}");
-    assert!(find("notes.json").starts_with("notes.json: not valid JSON"), "{errors:?}");
-    assert!(find("future.json").contains("schema_version 99 is not supported"), "{errors:?}");
+    let find = |file: &str| {
+        errors
+            .iter()
+            .find(|e| e.contains(file))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        find("truncated.json").starts_with("truncated.json: truncated JSON"),
+        "{errors:?}"
+    );
+    assert!(
+        find("notes.json").starts_with("notes.json: not valid JSON"),
+        "{errors:?}"
+    );
+    assert!(
+        find("future.json").contains("schema_version 99 is not supported"),
+        "{errors:?}"
+    );
     assert!(find("huge.json").contains("too large"), "{errors:?}");
-    assert_eq!(texts(&client, "tr.run-row td:nth-child(2)").await, [name], "the run stays");
-    assert!(client.find(Locator::Css("#score-heatmap g.cell")).await.is_ok());
     assert_eq!(
-        client.find_all(Locator::Css("td.new-quota")).await.unwrap().len(),
+        texts(&client, "tr.run-row td:nth-child(2)").await,
+        [name],
+        "the run stays"
+    );
+    assert!(
+        client
+            .find(Locator::Css("#score-heatmap g.cell"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        client
+            .find_all(Locator::Css("td.new-quota"))
+            .await
+            .unwrap()
+            .len(),
         want.len(),
         "the recomputed plan stays on screen"
     );
@@ -162,7 +241,10 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
         .unwrap_or(3000)
         .min(8000) as u32;
     client.set_window_size(1400, height + 100).await.unwrap();
-    client.execute("window.scrollTo(0, 0)", Vec::new()).await.unwrap();
+    client
+        .execute("window.scrollTo(0, 0)", Vec::new())
+        .await
+        .unwrap();
     let png = client.screenshot().await.unwrap();
     let shot = output_dir().join("studio.png");
     std::fs::write(&shot, png).unwrap();
@@ -176,13 +258,79 @@ async fn example_run_loads_from_the_site() {
     let driver = chromedriver();
     let client = browser(&driver).await;
     open_studio(&client, &url).await;
-    client.find(Locator::Css("#load-example")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#load-example"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(&client, "#score-heatmap g.cell").await;
     let (_, manifest) = artifact("run");
-    assert_eq!(texts(&client, "tr.run-row td:nth-child(2)").await, [manifest["name"].as_str().unwrap()]);
-    for id in ["#wasserstein-heatmap", "#plan-bars", "#loss-chart", "#final-scores", "#rc-run"] {
+    assert_eq!(
+        texts(&client, "tr.run-row td:nth-child(2)").await,
+        [manifest["name"].as_str().unwrap()]
+    );
+    for id in [
+        "#wasserstein-heatmap",
+        "#plan-bars",
+        "#loss-chart",
+        "#final-scores",
+        "#rc-run",
+    ] {
         assert!(client.find(Locator::Css(id)).await.is_ok(), "{id} is shown");
     }
-    assert!(client.find(Locator::Css("#errors")).await.is_err(), "no load errors");
+    assert!(
+        client.find(Locator::Css("#errors")).await.is_err(),
+        "no load errors"
+    );
+
+    // A real drop event (a script-made DataTransfer) goes through the same loading.
+    client
+        .execute(
+            r#"const transfer = new DataTransfer();
+               transfer.items.add(new File(['{"schema_version": 1,'], 'dropped.json'));
+               document.querySelector('.drop-zone').dispatchEvent(
+                   new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));"#,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let error = wait_for(&client, "#errors li[data-file='dropped.json']").await;
+    assert!(
+        error
+            .text()
+            .await
+            .unwrap()
+            .starts_with("dropped.json: truncated JSON")
+    );
+    assert_eq!(
+        texts(&client, "tr.run-row").await.len(),
+        1,
+        "the example run stays"
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn picked_run_folder_groups_into_one_run() {
+    let url = serve(dist_dir());
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    open_studio(&client, &url).await;
+    let folder = e2e::repo_root().join("public/example-run");
+    let input = client.find(Locator::Css("#folder-input")).await.unwrap();
+    input.send_keys(&folder.display().to_string()).await.unwrap();
+    wait_for(&client, "tr.run-row").await;
+    let (_, manifest) = artifact("run");
+    assert_eq!(
+        texts(&client, "tr.run-row td:nth-child(2)").await,
+        [manifest["name"].as_str().unwrap()],
+        "run.json, stages/*.json, results.json and embeddings.json form one run"
+    );
+    let stages = manifest["tasks"].as_array().unwrap().len();
+    let bars = client.find_all(Locator::Css("#plan-bars g.bar")).await.unwrap();
+    assert_eq!(bars.len(), stages - 1, "every stage with replay, from stages/");
+    assert!(client.find(Locator::Css("#rc-run")).await.is_ok(), "embeddings.json loaded");
     client.close().await.unwrap();
 }

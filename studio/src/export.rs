@@ -68,6 +68,10 @@ pub fn download_svg(container: &str, filename: &str) {
         .and_then(|d| d.get_element_by_id(container))
         .and_then(|c| c.query_selector("svg").ok().flatten());
     if let Some(svg) = svg {
-        download(filename, "image/svg+xml", &standalone_svg(&svg.outer_html()));
+        download(
+            filename,
+            "image/svg+xml",
+            &standalone_svg(&svg.outer_html()),
+        );
     }
 }

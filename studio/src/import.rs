@@ -97,7 +97,11 @@ pub fn inscl_output_state(file: &str, text: &str) -> Result<RunResults, ImportEr
         });
     }
     // The rouge package reports fractions; the studio shows ×100 like the trainer.
-    let scale = if cells.iter().all(|c| c.2 <= 1.0) { 100.0 } else { 1.0 };
+    let scale = if cells.iter().all(|c| c.2 <= 1.0) {
+        100.0
+    } else {
+        1.0
+    };
     let rows = (0..models.len())
         .map(|i| {
             (0..=i)
@@ -111,7 +115,10 @@ pub fn inscl_output_state(file: &str, text: &str) -> Result<RunResults, ImportEr
                             file: file.to_owned(),
                             stage: i + 1,
                             model: models[i].clone(),
-                            task: tasks.get(j).cloned().unwrap_or_else(|| format!("#{}", j + 1)),
+                            task: tasks
+                                .get(j)
+                                .cloned()
+                                .unwrap_or_else(|| format!("#{}", j + 1)),
                         })
                 })
                 .collect::<Result<Vec<f64>, _>>()

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod components;
+pub mod dropped_folders;
 pub mod export;
 pub mod import;
 pub mod load;

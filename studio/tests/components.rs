@@ -42,7 +42,10 @@ async fn heatmap_shows_every_present_value() {
     });
     TimeoutFuture::new(0).await;
     assert_eq!(texts(&root, "g.cell text"), ["50.3", "40.0", "61.5"]);
-    let cell = root.query_selector("g.cell[data-row='1'][data-col='1']").unwrap().unwrap();
+    let cell = root
+        .query_selector("g.cell[data-row='1'][data-col='1']")
+        .unwrap()
+        .unwrap();
     assert_eq!(cell.get_attribute("data-value").as_deref(), Some("61.5"));
     assert_eq!(texts(&root, "g.cell title")[0], "s1 / a: 50.2600");
     drop(handle);
@@ -60,19 +63,40 @@ async fn runs_table_lists_runs_and_keeps_them_after_a_bad_file() {
         "zero_shot": null, "upper_bounds": null,
         "summary": {"ap": 70.0, "forgetting": 0.0, "bwt": 0.0, "fwt": null, "relative_gain": null}}"#;
     let parsed = parse("run-x/results.json", results).unwrap();
-    state.add(group(vec![("run-x/results.json".into(), parsed)]), Vec::new());
+    state.add(
+        group(vec![("run-x/results.json".into(), parsed)]),
+        Vec::new(),
+    );
     TimeoutFuture::new(0).await;
     assert_eq!(texts(&root, "tr.run-row td:nth-child(2)"), ["run-x"]);
-    assert_eq!(texts(&root, "tr.run-row td:nth-child(8)"), ["70.00"], "AP column");
+    assert_eq!(
+        texts(&root, "tr.run-row td:nth-child(8)"),
+        ["70.00"],
+        "AP column"
+    );
 
     let bad = parse("broken.json", "{\"schema_version\": 1,").unwrap_err();
     state.add(Vec::new(), vec![bad]);
-    state.add(vec![Run { name: "run-y".into(), ..Run::default() }], Vec::new());
+    state.add(
+        vec![Run {
+            name: "run-y".into(),
+            ..Run::default()
+        }],
+        Vec::new(),
+    );
     TimeoutFuture::new(0).await;
-    assert_eq!(texts(&root, "tr.run-row td:nth-child(2)"), ["run-x", "run-y"]);
+    assert_eq!(
+        texts(&root, "tr.run-row td:nth-child(2)"),
+        ["run-x", "run-y"]
+    );
     assert_eq!(state.errors.get_untracked()[0].file, "broken.json");
     assert_eq!(state.selected.get_untracked(), [0, 1]);
     assert_eq!(state.focus.get_untracked(), Some(0));
-    let ids: Vec<usize> = state.runs.get_untracked().iter().map(|r: &Arc<Run>| r.id).collect();
+    let ids: Vec<usize> = state
+        .runs
+        .get_untracked()
+        .iter()
+        .map(|r: &Arc<Run>| r.id)
+        .collect();
     assert_eq!(ids, [0, 1]);
 }

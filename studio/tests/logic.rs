@@ -39,10 +39,16 @@ fn broken_files_get_messages_naming_file_and_problem() {
     let text = results_json();
     let m = message("results.json", &text[..text.len() / 2]);
     assert!(m.starts_with("results.json: truncated JSON"), "{m}");
-    let m = message("results.json", &text.replace("\"schema_version\":1", "\"schema_version\":7"));
+    let m = message(
+        "results.json",
+        &text.replace("\"schema_version\":1", "\"schema_version\":7"),
+    );
     assert!(m.contains("schema_version 7 is not supported"), "{m}");
     let m = message("x.json", r#"{"schema_version": 1, "kind": "checkpoint"}"#);
-    assert!(m.starts_with("x.json: invalid artifact") && m.contains("checkpoint"), "{m}");
+    assert!(
+        m.starts_with("x.json: invalid artifact") && m.contains("checkpoint"),
+        "{m}"
+    );
     let m = message("x.json", r#"{"kind": "results"}"#);
     assert!(m.contains("no \"schema_version\""), "{m}");
 }
@@ -52,7 +58,10 @@ fn files_over_the_limit_are_refused_by_size() {
     assert!(check_size("big.json", load::MAX_FILE_BYTES).is_ok());
     let e = check_size("big.json", 250 * 1_000_000).unwrap_err();
     assert_eq!(e.file, "big.json");
-    assert_eq!(e.message, "big.json: 250.0 MB is too large (the studio reads files up to 200 MB)");
+    assert_eq!(
+        e.message,
+        "big.json: 250.0 MB is too large (the studio reads files up to 200 MB)"
+    );
 }
 
 #[test]
@@ -69,7 +78,10 @@ fn files_are_grouped_into_runs_by_folder() {
     ]);
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["", "a", "b"], "loose files form one unnamed group");
-    assert!(runs.iter().all(|r| r.results.as_ref().unwrap().scores.get(1, 1) == Some(60.0)));
+    assert!(
+        runs.iter()
+            .all(|r| r.results.as_ref().unwrap().scores.get(1, 1) == Some(60.0))
+    );
 }
 
 #[test]
@@ -85,7 +97,10 @@ fn inscl_output_state_becomes_a_score_matrix() {
     assert_eq!(results.scores.rows(), [vec![50.0], vec![40.0, 60.0]]);
     assert!((results.summary.ap - 50.0).abs() < 1e-12);
     assert!((results.summary.bwt + 10.0).abs() < 1e-12);
-    let holes = inscl_output_state("o.jsonl", &lines.lines().take(2).collect::<Vec<_>>().join("\n"));
+    let holes = inscl_output_state(
+        "o.jsonl",
+        &lines.lines().take(2).collect::<Vec<_>>().join("\n"),
+    );
     assert_eq!(
         holes.unwrap_err().to_string(),
         "o.jsonl: no score of task \"#2\" after stage 2 (\"out/2\")"
@@ -101,7 +116,10 @@ fn hf_trainer_state_gives_the_loss_curve() {
     let text = r#"{"log_history": [{"step": 10, "loss": 2.5, "learning_rate": 1e-4},
         {"step": 10, "eval_loss": 2.0}, {"step": 20, "loss": 1.5}]}"#;
     let loss = hf_trainer_state("trainer_state.json", text).unwrap();
-    assert_eq!(loss.iter().map(|p| (p.step, p.loss)).collect::<Vec<_>>(), [(10, 2.5), (20, 1.5)]);
+    assert_eq!(
+        loss.iter().map(|p| (p.step, p.loss)).collect::<Vec<_>>(),
+        [(10, 2.5), (20, 1.5)]
+    );
     assert_eq!(loss[0].lr, 1e-4);
     let Parsed::Imported(run) = parse("ckpt/trainer_state.json", text).unwrap() else {
         panic!("log_history without schema_version is an import");
@@ -114,7 +132,10 @@ fn hf_trainer_state_gives_the_loss_curve() {
 fn csv_quotes_fields_and_svg_gets_its_namespace() {
     let doc = csv(&["a", "b"], &[vec!["1,5".into(), "say \"hi\"".into()]]);
     assert_eq!(doc, "a,b\n\"1,5\",\"say \"\"hi\"\"\"\n");
-    assert_eq!(standalone_svg("<svg width=\"1\"></svg>"), "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\"></svg>");
+    assert_eq!(
+        standalone_svg("<svg width=\"1\"></svg>"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\"></svg>"
+    );
 }
 
 #[test]
@@ -138,19 +159,56 @@ fn recomputed_plan_matches_the_reference_and_compares_with_itself() {
     let input = EmbeddingsFile::from_json("plan_input.json", PLAN_INPUT).unwrap();
     let plan = plan_sequence(&input.tasks, &PlanConfig::default()).unwrap();
     let expected: Value = serde_json::from_str(PLAN_EXPECTED).unwrap();
-    for (stage, reference) in plan.stages.iter().zip(expected["stages"].as_array().unwrap()) {
-        for (got, want) in stage.previous.iter().zip(reference["previous"].as_array().unwrap()) {
-            assert_eq!(got.quota as u64, want["quota"].as_u64().unwrap(), "stage {}", stage.stage);
+    for (stage, reference) in plan
+        .stages
+        .iter()
+        .zip(expected["stages"].as_array().unwrap())
+    {
+        for (got, want) in stage
+            .previous
+            .iter()
+            .zip(reference["previous"].as_array().unwrap())
+        {
+            assert_eq!(
+                got.quota as u64,
+                want["quota"].as_u64().unwrap(),
+                "stage {}",
+                stage.stage
+            );
             let w = want["distance"].as_f64().unwrap();
-            assert!((got.distance - w).abs() < 1e-9 * w, "stage {}: {} vs {w}", stage.stage, got.distance);
+            assert!(
+                (got.distance - w).abs() < 1e-9 * w,
+                "stage {}: {} vs {w}",
+                stage.stage,
+                got.distance
+            );
         }
     }
     let recorded: Vec<_> = plan.stages.iter().collect();
     let rows = compare(&recorded, &plan);
     assert_eq!(rows.len(), 1 + 2 + 3);
-    assert!(rows.iter().all(|r| !r.quota_changed() && r.changed_instructions == 0));
-    let smaller = plan_sequence(&input.tasks, &PlanConfig { alpha: 10, ..PlanConfig::default() }).unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| !r.quota_changed() && r.changed_instructions == 0)
+    );
+    let smaller = plan_sequence(
+        &input.tasks,
+        &PlanConfig {
+            alpha: 10,
+            ..PlanConfig::default()
+        },
+    )
+    .unwrap();
     let rows = compare(&recorded, &smaller);
-    assert!(rows.iter().all(|r| r.quota_changed()), "every quota shrinks with α = 10");
-    assert_eq!(rows.iter().filter(|r| r.stage == 4).map(|r| r.recomputed.1).sum::<usize>(), 30);
+    assert!(
+        rows.iter().all(|r| r.quota_changed()),
+        "every quota shrinks with α = 10"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.stage == 4)
+            .map(|r| r.recomputed.1)
+            .sum::<usize>(),
+        30
+    );
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use e2e::{browser, chromedriver, dist_dir, output_dir, serve};
 use fantoccini::Locator;
-use inscl::artifact::{ArtifactBody, EmbeddingsFile, InstructionEmbedding, SCHEMA_VERSION, TaskEmbeddings};
+use inscl::artifact::{
+    ArtifactBody, EmbeddingsFile, InstructionEmbedding, SCHEMA_VERSION, TaskEmbeddings,
+};
 use inscl::plan::{PlanConfig, plan_sequence};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,10 +44,18 @@ fn embeddings(seed: u64) -> EmbeddingsFile {
                     embedding: centre.iter().map(|c| c + 0.8 * normal()).collect(),
                 })
                 .collect();
-            TaskEmbeddings { name: format!("task{t:02}"), instructions }
+            TaskEmbeddings {
+                name: format!("task{t:02}"),
+                instructions,
+            }
         })
         .collect();
-    EmbeddingsFile { schema_version: SCHEMA_VERSION, model: None, layer: None, tasks }
+    EmbeddingsFile {
+        schema_version: SCHEMA_VERSION,
+        model: None,
+        layer: None,
+        tasks,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -55,7 +65,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let repeats: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let repeats: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
     let file = embeddings(0);
     let path = output_dir().join("bench-embeddings.json");
     std::fs::write(&path, file.to_json()).expect("write the embeddings");
@@ -83,18 +96,36 @@ async fn main() {
                 .unwrap_or_else(|e| panic!("{css}: {e}"))
         }
     };
-    wait("#file-input".into()).await.send_keys(&path.display().to_string()).await.unwrap();
+    wait("#file-input".into())
+        .await
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
     let button = wait("#rc-run".into()).await;
     let mut browser_ms = Vec::new();
     for k in 1..=repeats {
         button.click().await.unwrap();
         let shown = wait(format!("#rc-time[data-run='{k}']")).await;
-        browser_ms.push(shown.attr("data-ms").await.unwrap().unwrap().parse::<f64>().unwrap());
+        browser_ms.push(
+            shown
+                .attr("data-ms")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap(),
+        );
     }
     client.close().await.unwrap();
     println!(
         "recompute of a {TASKS}-task InsCL plan ({INSTRUCTIONS} instructions/task, d = {DIM}, exact OT, cosine):"
     );
-    println!("  browser (wasm, headless Chromium): median {:.1} ms, runs {browser_ms:.1?}", median(browser_ms.clone()));
-    println!("  native (this machine, release):    median {:.1} ms, runs {native:.1?}", median(native.clone()));
+    println!(
+        "  browser (wasm, headless Chromium): median {:.1} ms, runs {browser_ms:.1?}",
+        median(browser_ms.clone())
+    );
+    println!(
+        "  native (this machine, release):    median {:.1} ms, runs {native:.1?}",
+        median(native.clone())
+    );
 }

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::load;
 use crate::state::{AppState, LoadError};
+use crate::{dropped_folders, load};
 
 /// Folder under the site root holding the example run, and the list of its files (paths
 /// relative to the folder), so that swapping the example is copying a folder.
@@ -18,21 +18,28 @@ fn file_path(file: &web_sys::File) -> String {
         .ok()
         .and_then(|v| v.as_string())
         .unwrap_or_default();
-    if relative.is_empty() { file.name() } else { relative }
+    if relative.is_empty() {
+        file.name()
+    } else {
+        relative
+    }
 }
 
-/// The files of a `FileList` (from a picker or a drop).
-fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+/// The files of a `FileList` (from a picker or a plain drop) with their paths.
+fn files_of(list: Option<web_sys::FileList>) -> Vec<(String, web_sys::File)> {
     let Some(list) = list else { return Vec::new() };
-    (0..list.length()).filter_map(|i| list.get(i)).collect()
+    (0..list.length())
+        .filter_map(|i| list.get(i))
+        .map(|f| (file_path(&f), f))
+        .collect()
 }
 
-/// Reads, parses and groups `files`, then adds the runs and errors to the state.
-async fn load_files(state: AppState, files: Vec<web_sys::File>) {
+/// Reads, parses and groups `files` (`(path, file)`), then adds the runs and errors to the
+/// state.
+async fn load_files(state: AppState, files: Vec<(String, web_sys::File)>) {
     let mut parsed = Vec::new();
     let mut errors = Vec::new();
-    for file in files {
-        let path = file_path(&file);
+    for (path, file) in files {
         if let Err(e) = load::check_size(&path, file.size() as u64) {
             errors.push(e);
             continue;
@@ -53,6 +60,27 @@ async fn load_files(state: AppState, files: Vec<web_sys::File>) {
         }
     }
     state.add(load::group(parsed), errors);
+}
+
+/// Loads a drop: folders are walked (their files keep their paths), plain files as picked.
+async fn load_drop(
+    state: AppState,
+    entries: Vec<web_sys::FileSystemEntry>,
+    fallback: Vec<(String, web_sys::File)>,
+) {
+    if entries.is_empty() {
+        return load_files(state, fallback).await;
+    }
+    match dropped_folders::files(entries).await {
+        Ok(files) => load_files(state, files).await,
+        Err(message) => state.add(
+            Vec::new(),
+            vec![LoadError {
+                file: "dropped folder".to_owned(),
+                message,
+            }],
+        ),
+    }
 }
 
 /// Fetches the example run listed in [`EXAMPLE_LIST`] and loads it like dropped files.
@@ -82,7 +110,10 @@ async fn load_example(state: AppState) {
                 Ok(p) => parsed.push((path, p)),
                 Err(e) => errors.push(e),
             },
-            Err(message) => errors.push(LoadError { file: path, message }),
+            Err(message) => errors.push(LoadError {
+                file: path,
+                message,
+            }),
         }
     }
     state.add(load::group(parsed), errors);
@@ -128,8 +159,10 @@ pub fn DropZone() -> impl IntoView {
             on:drop=move |ev| {
                 ev.prevent_default();
                 dragging.set(false);
-                let files = files_of(ev.data_transfer().and_then(|dt| dt.files()));
-                spawn_local(load_files(state, files));
+                let Some(transfer) = ev.data_transfer() else { return };
+                let entries = dropped_folders::entries(&transfer);
+                let files = files_of(transfer.files());
+                spawn_local(load_drop(state, entries, files));
             }>
             <p>
                 "Drop run artifacts here — " <code>"run.json"</code> ", " <code>"stages/*.json"</code>

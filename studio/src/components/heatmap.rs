@@ -14,7 +14,12 @@ const MARGIN_TOP: f64 = 90.0;
 pub fn ramp(t: f64) -> String {
     let t = t.clamp(0.0, 1.0);
     let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
-    format!("rgb({},{},{})", lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
+    format!(
+        "rgb({},{},{})",
+        lerp(247.0, 8.0),
+        lerp(251.0, 48.0),
+        lerp(255.0, 107.0)
+    )
 }
 
 /// Heatmap of `values[row][col]` (`None` cells are left blank). Each cell shows its value

@@ -47,12 +47,25 @@ pub fn LineChart(
 ) -> impl IntoView {
     let all = series.iter().flat_map(|s| s.points.iter().copied());
     let (x0, x1, y0, y1) = all.fold(
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
         |(a, b, c, d), (x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
     );
     let empty = !x0.is_finite();
-    let (x0, x1) = if empty { (0.0, 1.0) } else { (x0, if x1 > x0 { x1 } else { x0 + 1.0 }) };
-    let (y0, y1) = if empty { (0.0, 1.0) } else { (y0, if y1 > y0 { y1 } else { y0 + 1.0 }) };
+    let (x0, x1) = if empty {
+        (0.0, 1.0)
+    } else {
+        (x0, if x1 > x0 { x1 } else { x0 + 1.0 })
+    };
+    let (y0, y1) = if empty {
+        (0.0, 1.0)
+    } else {
+        (y0, if y1 > y0 { y1 } else { y0 + 1.0 })
+    };
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let sx = move |x: f64| LEFT + (x - x0) / (x1 - x0) * plot_w;
@@ -68,19 +81,18 @@ pub fn LineChart(
                 .map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let marks = (s.points.len() <= 60)
-                .then(|| {
-                    s.points
-                        .iter()
-                        .map(|&(x, y)| {
-                            view! {
-                                <circle cx=sx(x) cy=sy(y) r="3" fill=color>
-                                    <title>{format!("{}: ({x}, {y:.3})", s.name)}</title>
-                                </circle>
-                            }
-                        })
-                        .collect_view()
-                });
+            let marks = (s.points.len() <= 60).then(|| {
+                s.points
+                    .iter()
+                    .map(|&(x, y)| {
+                        view! {
+                            <circle cx=sx(x) cy=sy(y) r="3" fill=color>
+                                <title>{format!("{}: ({x}, {y:.3})", s.name)}</title>
+                            </circle>
+                        }
+                    })
+                    .collect_view()
+            });
             view! {
                 <g class="series" data-name=s.name.clone()>
                     <polyline points=path fill="none" stroke=color stroke-width="2" />

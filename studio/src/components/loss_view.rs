@@ -1,5 +1,6 @@
 //! Training-loss curves of the selected runs, stages concatenated, with EMA smoothing.
 
+use gloo_storage::{LocalStorage, Storage};
 use leptos::prelude::*;
 
 use super::line_chart::{LineChart, Series};
@@ -30,11 +31,14 @@ pub fn global_loss(run: &Run) -> Vec<(f64, f64)> {
     points
 }
 
+/// Local-storage key remembering the smoothing between visits.
+const EMA_KEY: &str = "studio.loss.ema";
+
 /// The loss section.
 #[component]
 pub fn LossView() -> impl IntoView {
     let state = AppState::expect();
-    let beta = RwSignal::new(0.6_f64);
+    let beta = RwSignal::new(LocalStorage::get::<f64>(EMA_KEY).unwrap_or(0.6));
     let chart = move || {
         let b = beta.get();
         let series: Vec<Series> = state
@@ -60,7 +64,12 @@ pub fn LossView() -> impl IntoView {
             <h2>"Training loss"</h2>
             <label>"EMA smoothing β "
                 <input id="ema" type="range" min="0" max="0.99" step="0.01" prop:value=move || beta.get().to_string()
-                    on:input=move |ev| beta.set(event_target_value(&ev).parse().unwrap_or(0.0)) />
+                    on:input=move |ev| {
+                        let value = event_target_value(&ev).parse().unwrap_or(0.0);
+                        beta.set(value);
+                        // Storage can be unavailable (private mode); the slider still works.
+                        let _ = LocalStorage::set(EMA_KEY, value);
+                    } />
                 {move || format!(" {:.2}", beta.get())}
             </label>
             {chart}

@@ -15,7 +15,11 @@ pub fn quota_bars<'a>(plans: impl IntoIterator<Item = &'a StagePlan>) -> Vec<Bar
         .filter(|p| !p.previous.is_empty())
         .map(|p| Bar {
             label: p.stage.to_string(),
-            segments: p.previous.iter().map(|r| (r.task.clone(), r.quota as f64)).collect(),
+            segments: p
+                .previous
+                .iter()
+                .map(|r| (r.task.clone(), r.quota as f64))
+                .collect(),
         })
         .collect()
 }
@@ -29,12 +33,24 @@ pub fn PlanView() -> impl IntoView {
     let picked = RwSignal::new(None::<String>);
     move || {
         let run = state.focused_run()?;
-        let plans: Vec<&StagePlan> = run.recorded_plan().into_iter().filter(|p| !p.previous.is_empty()).collect();
+        let plans: Vec<&StagePlan> = run
+            .recorded_plan()
+            .into_iter()
+            .filter(|p| !p.previous.is_empty())
+            .collect();
         let last = plans.last()?;
-        let plan = plans.iter().find(|p| p.stage == stage.get()).unwrap_or(last);
+        let plan = plans
+            .iter()
+            .find(|p| p.stage == stage.get())
+            .unwrap_or(last);
         let j = task.get().min(plan.previous.len() - 1);
         let replay = &plan.previous[j];
-        let max = replay.instructions.iter().map(|q| q.insinfo).fold(0.0_f64, f64::max).max(1e-12);
+        let max = replay
+            .instructions
+            .iter()
+            .map(|q| q.insinfo)
+            .fold(0.0_f64, f64::max)
+            .max(1e-12);
         let bar_w = (600.0 / replay.instructions.len().max(1) as f64).clamp(2.0, 24.0);
         let bars = replay
             .instructions
@@ -86,11 +102,20 @@ pub fn PlanView() -> impl IntoView {
                 .iter()
                 .flat_map(|p| {
                     p.previous.iter().map(move |r| {
-                        vec![p.stage.to_string(), p.task.clone(), r.task.clone(), r.distance.to_string(), r.quota.to_string()]
+                        vec![
+                            p.stage.to_string(),
+                            p.task.clone(),
+                            r.task.clone(),
+                            r.distance.to_string(),
+                            r.quota.to_string(),
+                        ]
                     })
                 })
                 .collect();
-            crate::export::csv(&["stage", "task", "previous task", "distance", "quota"], &rows)
+            crate::export::csv(
+                &["stage", "task", "previous task", "distance", "quota"],
+                &rows,
+            )
         });
         let width = bar_w * replay.instructions.len() as f64;
         Some(view! {

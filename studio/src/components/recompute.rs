@@ -46,12 +46,18 @@ pub fn compare(recorded: &[&StagePlan], new: &SequencePlan) -> Vec<QuotaRow> {
         .flat_map(|stage| {
             let old = recorded.iter().find(|p| p.stage == stage.stage);
             stage.previous.iter().enumerate().map(move |(j, r)| {
-                let before = old.and_then(|p| p.previous.get(j)).filter(|b| b.task == r.task);
+                let before = old
+                    .and_then(|p| p.previous.get(j))
+                    .filter(|b| b.task == r.task);
                 let changed_instructions = match before {
                     Some(b) => r
                         .instructions
                         .iter()
-                        .filter(|q| !b.instructions.iter().any(|o| o.id == q.id && o.instances == q.instances))
+                        .filter(|q| {
+                            !b.instructions
+                                .iter()
+                                .any(|o| o.id == q.id && o.instances == q.instances)
+                        })
                         .count(),
                     None => r.instructions.len(),
                 };
@@ -110,9 +116,15 @@ impl Controls {
     /// The plan configuration, or a message naming the bad field.
     fn config(&self, tags: TagNormalizer) -> Result<PlanConfig, String> {
         let alpha = self.alpha.get_untracked();
-        let alpha = alpha.trim().parse().map_err(|_| format!("α must be a whole number ≥ 0, got \"{alpha}\""))?;
+        let alpha = alpha
+            .trim()
+            .parse()
+            .map_err(|_| format!("α must be a whole number ≥ 0, got \"{alpha}\""))?;
         let seed = self.seed.get_untracked();
-        let seed = seed.trim().parse().map_err(|_| format!("seed must be a whole number ≥ 0, got \"{seed}\""))?;
+        let seed = seed
+            .trim()
+            .parse()
+            .map_err(|_| format!("seed must be a whole number ≥ 0, got \"{seed}\""))?;
         let solver = if self.solver.get_untracked() == "sinkhorn" {
             let eps = self.epsilon.get_untracked();
             match eps.trim().parse::<f64>() {
@@ -124,11 +136,23 @@ impl Controls {
         };
         Ok(PlanConfig {
             alpha,
-            strategy: self.strategy.get_untracked().parse().map_err(|e: inscl::replay::UnknownStrategy| e.to_string())?,
+            strategy: self
+                .strategy
+                .get_untracked()
+                .parse()
+                .map_err(|e: inscl::replay::UnknownStrategy| e.to_string())?,
             seed,
             similarity: SimilarityConfig {
-                cost: self.cost.get_untracked().parse::<CostKind>().map_err(|e| e.to_string())?,
-                weights: self.weights.get_untracked().parse::<WeightScheme>().map_err(|e| e.to_string())?,
+                cost: self
+                    .cost
+                    .get_untracked()
+                    .parse::<CostKind>()
+                    .map_err(|e| e.to_string())?,
+                weights: self
+                    .weights
+                    .get_untracked()
+                    .parse::<WeightScheme>()
+                    .map_err(|e| e.to_string())?,
                 solver,
             },
             tags,
@@ -138,11 +162,16 @@ impl Controls {
 
 /// Milliseconds since page load (`performance.now()`), 0 where there is no `window`.
 fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
 }
 
 /// Recomputes the plan and times it.
-fn recompute(embeddings: &EmbeddingsFile, config: &PlanConfig) -> Result<(SequencePlan, f64), String> {
+fn recompute(
+    embeddings: &EmbeddingsFile,
+    config: &PlanConfig,
+) -> Result<(SequencePlan, f64), String> {
     let start = now_ms();
     let plan = plan_sequence(&embeddings.tasks, config).map_err(|e| e.to_string())?;
     Ok((plan, now_ms() - start))
@@ -150,7 +179,12 @@ fn recompute(embeddings: &EmbeddingsFile, config: &PlanConfig) -> Result<(Sequen
 
 /// A `<select>` bound to `value` with the given options.
 #[component]
-fn Choice(id: &'static str, label: &'static str, value: RwSignal<String>, options: &'static [&'static str]) -> impl IntoView {
+fn Choice(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    options: &'static [&'static str],
+) -> impl IntoView {
     view! {
         <label>{label} " "
             <select id=id on:change=move |ev| value.set(event_target_value(&ev))>
@@ -164,12 +198,18 @@ fn Choice(id: &'static str, label: &'static str, value: RwSignal<String>, option
 #[component]
 fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView {
     let controls = Controls::new(&run);
-    let tags = run.manifest.as_ref().map(|m| m.replay.tags).unwrap_or_default();
+    let tags = run
+        .manifest
+        .as_ref()
+        .map(|m| m.replay.tags)
+        .unwrap_or_default();
     let outcome = RwSignal::new(None::<Result<(SequencePlan, f64), String>>);
     // Counts recomputations so that a reader (and the benchmark) can tell results apart.
     let count = RwSignal::new(0_usize);
     let run_it = move |_| {
-        let result = controls.config(tags).and_then(|config| recompute(&embeddings, &config));
+        let result = controls
+            .config(tags)
+            .and_then(|config| recompute(&embeddings, &config));
         count.update(|c| *c += 1);
         outcome.set(Some(result));
     };
@@ -185,7 +225,9 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
         let outcome = outcome.get()?;
         let (plan, ms) = match outcome {
             Ok(ok) => ok,
-            Err(message) => return Some(view! { <p class="error" id="rc-error">{message}</p> }.into_any()),
+            Err(message) => {
+                return Some(view! { <p class="error" id="rc-error">{message}</p> }.into_any());
+            }
         };
         let rows = compare(&run.recorded_plan(), &plan);
         let changed = rows.iter().filter(|r| r.quota_changed()).count();
@@ -222,7 +264,15 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
                 })
                 .collect();
             crate::export::csv(
-                &["stage", "previous task", "recorded W", "recomputed W", "recorded quota", "recomputed quota", "changed instructions"],
+                &[
+                    "stage",
+                    "previous task",
+                    "recorded W",
+                    "recomputed W",
+                    "recorded quota",
+                    "recomputed quota",
+                    "changed instructions",
+                ],
                 &rows,
             )
         });

@@ -12,14 +12,28 @@ use crate::state::{AppState, Run};
 
 /// The fixed columns of the table.
 const HEADER: [&str; 11] = [
-    "run", "strategy", "model", "order", "α", "seed", "AP", "F.Ra", "BWT", "FWT", "Relative Gain",
+    "run",
+    "strategy",
+    "model",
+    "order",
+    "α",
+    "seed",
+    "AP",
+    "F.Ra",
+    "BWT",
+    "FWT",
+    "Relative Gain",
 ];
 
 /// A JSON configuration flattened to `dotted.key → value` (arrays indexed as `key.0`).
 pub fn flatten_config(value: &Value) -> BTreeMap<String, String> {
     fn walk(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
         let key = |k: &str| {
-            if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") }
+            if prefix.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{prefix}.{k}")
+            }
         };
         match value {
             Value::Object(map) => map.iter().for_each(|(k, v)| walk(&key(k), v, out)),
@@ -76,10 +90,18 @@ pub fn row_cells(run: &Run) -> Vec<String> {
 }
 
 /// The configuration columns to show: all keys, or only those differing among `runs`.
-fn config_columns(runs: &[Arc<Run>], only_differing: bool) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
+fn config_columns(
+    runs: &[Arc<Run>],
+    only_differing: bool,
+) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
     let configs: Vec<_> = runs
         .iter()
-        .map(|r| r.manifest.as_ref().map(|m| flatten_config(&m.config)).unwrap_or_default())
+        .map(|r| {
+            r.manifest
+                .as_ref()
+                .map(|m| flatten_config(&m.config))
+                .unwrap_or_default()
+        })
         .collect();
     let keys = if only_differing {
         differing_keys(&configs)
@@ -133,7 +155,10 @@ pub fn RunsTable() -> impl IntoView {
                 }
             })
             .collect_view();
-        let extra_head = keys.iter().map(|k| view! { <th class="config">{k.clone()}</th> }).collect_view();
+        let extra_head = keys
+            .iter()
+            .map(|k| view! { <th class="config">{k.clone()}</th> })
+            .collect_view();
         view! {
             <table id="runs-table">
                 <thead><tr>
@@ -155,7 +180,10 @@ pub fn RunsTable() -> impl IntoView {
             .zip(&configs)
             .map(|(run, config)| {
                 let mut row = row_cells(run);
-                row.extend(keys.iter().map(|k| config.get(k).cloned().unwrap_or_default()));
+                row.extend(
+                    keys.iter()
+                        .map(|k| config.get(k).cloned().unwrap_or_default()),
+                );
                 row
             })
             .collect();

@@ -3,16 +3,20 @@
 
 use leptos::prelude::*;
 
+use super::ExportCsv;
 use super::heatmap::Heatmap;
 use super::line_chart::{LineChart, Series};
-use super::ExportCsv;
 use crate::state::{AppState, Run};
 
 /// R as heatmap values: row i = after stage i, `None` above the diagonal.
 pub fn score_cells(run: &Run) -> Vec<Vec<Option<f64>>> {
-    let Some(scores) = run.scores() else { return Vec::new() };
+    let Some(scores) = run.scores() else {
+        return Vec::new();
+    };
     let t = scores.stages();
-    (0..t).map(|i| (0..t).map(|j| scores.get(i, j)).collect()).collect()
+    (0..t)
+        .map(|i| (0..t).map(|j| scores.get(i, j)).collect())
+        .collect()
 }
 
 /// Final score of every task, `(task number, R[L][j])`.
@@ -20,7 +24,9 @@ fn final_scores(run: &Run) -> Vec<(f64, f64)> {
     run.scores()
         .map(|s| {
             let last = s.stages() - 1;
-            (0..=last).filter_map(|j| Some(((j + 1) as f64, s.get(last, j)?))).collect()
+            (0..=last)
+                .filter_map(|j| Some(((j + 1) as f64, s.get(last, j)?)))
+                .collect()
         })
         .unwrap_or_default()
 }
@@ -28,7 +34,11 @@ fn final_scores(run: &Run) -> Vec<(f64, f64)> {
 /// Score of task `j` after each stage from the one that learns it, `(stage, R[i][j])`.
 fn forgetting_curve(run: &Run, j: usize) -> Vec<(f64, f64)> {
     run.scores()
-        .map(|s| (j..s.stages()).filter_map(|i| Some(((i + 1) as f64, s.get(i, j)?))).collect())
+        .map(|s| {
+            (j..s.stages())
+                .filter_map(|i| Some(((i + 1) as f64, s.get(i, j)?)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -40,7 +50,11 @@ pub fn ScoresView() -> impl IntoView {
     let heatmap = move || {
         let run = state.focused_run()?;
         run.scores()?;
-        let tasks = run.results.as_ref().map(|r| r.tasks.clone()).unwrap_or_default();
+        let tasks = run
+            .results
+            .as_ref()
+            .map(|r| r.tasks.clone())
+            .unwrap_or_default();
         let rows = tasks
             .iter()
             .enumerate()
@@ -56,7 +70,10 @@ pub fn ScoresView() -> impl IntoView {
                 .enumerate()
                 .map(|(i, row)| {
                     std::iter::once((i + 1).to_string())
-                        .chain(row.iter().map(|v| v.map(|v| v.to_string()).unwrap_or_default()))
+                        .chain(
+                            row.iter()
+                                .map(|v| v.map(|v| v.to_string()).unwrap_or_default()),
+                        )
                         .collect()
                 })
                 .collect();
@@ -72,7 +89,11 @@ pub fn ScoresView() -> impl IntoView {
         })
     };
     let overlays = move || {
-        let runs: Vec<_> = state.selected_runs().into_iter().filter(|r| r.scores().is_some()).collect();
+        let runs: Vec<_> = state
+            .selected_runs()
+            .into_iter()
+            .filter(|r| r.scores().is_some())
+            .collect();
         if runs.is_empty() {
             return None;
         }
@@ -80,11 +101,17 @@ pub fn ScoresView() -> impl IntoView {
         let j = task.get().min(tasks.len().saturating_sub(1));
         let finals = runs
             .iter()
-            .map(|r| Series { name: r.name.clone(), points: final_scores(r) })
+            .map(|r| Series {
+                name: r.name.clone(),
+                points: final_scores(r),
+            })
             .collect();
         let curves = runs
             .iter()
-            .map(|r| Series { name: r.name.clone(), points: forgetting_curve(r, j) })
+            .map(|r| Series {
+                name: r.name.clone(),
+                points: forgetting_curve(r, j),
+            })
             .collect();
         let options = tasks
             .iter()

@@ -24,7 +24,12 @@ pub fn SimilarityView() -> impl IntoView {
             .filter(|s| !s.plan.previous.is_empty())
             .map(|s| Bar {
                 label: format!("stage {} ({})", s.stage, s.task),
-                segments: s.plan.previous.iter().map(|p| (p.task.clone(), p.distance)).collect(),
+                segments: s
+                    .plan
+                    .previous
+                    .iter()
+                    .map(|p| (p.task.clone(), p.distance))
+                    .collect(),
             })
             .collect();
         let table_rows = rows
@@ -48,7 +53,10 @@ pub fn SimilarityView() -> impl IntoView {
                 .zip(&csv_tasks)
                 .map(|(row, t)| {
                     std::iter::once(t.clone())
-                        .chain(row.iter().map(|v| v.map(|v| v.to_string()).unwrap_or_default()))
+                        .chain(
+                            row.iter()
+                                .map(|v| v.map(|v| v.to_string()).unwrap_or_default()),
+                        )
                         .collect()
                 })
                 .collect();
