@@ -1,6 +1,5 @@
-//! Loading, grouping, importing, exporting and comparing — the studio's logic, run in
-//! headless Chromium by wasm-bindgen-test (`scripts/test-studio`).
-#![cfg(target_arch = "wasm32")]
+//! Loading, grouping, importing, exporting and comparing — the studio's logic. Runs natively
+//! (`cargo test`) and in headless Chromium by wasm-bindgen-test (`scripts/test-studio`).
 
 use inscl::artifact::{ArtifactBody, EmbeddingsFile};
 use inscl::plan::{PlanConfig, plan_sequence};
@@ -11,9 +10,11 @@ use studio::components::runs_table::{differing_keys, flatten_config};
 use studio::export::{csv, standalone_svg};
 use studio::import::{hf_trainer_state, inscl_output_state};
 use studio::load::{self, Parsed, check_size, group, parse, run_folder};
-use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
-wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const PLAN_INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
 const PLAN_EXPECTED: &str = include_str!("../../tests/fixtures/plan_expected.json");
