@@ -285,6 +285,42 @@ async fn example_run_loads_from_the_site() {
         "no load errors"
     );
 
+    // Clicking an instruction of the InsInfo chart shows its text and tags.
+    let bar = client
+        .find(Locator::Css("#insinfo-bars rect.instruction"))
+        .await
+        .unwrap();
+    let id = bar.attr("data-id").await.unwrap().unwrap();
+    bar.click().await.unwrap();
+    let detail = wait_for(&client, ".instruction-detail")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, embeddings) = artifact("embeddings");
+    let instruction = embeddings["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["instructions"].as_array().unwrap())
+        .find(|q| q["id"] == id.as_str())
+        .unwrap();
+    assert!(detail.starts_with(&id), "{detail}");
+    assert!(
+        detail.contains(instruction["text"].as_str().unwrap()),
+        "{detail}"
+    );
+    let tags: Vec<&str> = instruction["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        detail.contains(&format!("tags: {}", tags.join(", "))),
+        "{detail}"
+    );
+
     // A real drop event (a script-made DataTransfer) goes through the same loading.
     client
         .execute(
@@ -320,7 +356,10 @@ async fn picked_run_folder_groups_into_one_run() {
     open_studio(&client, &url).await;
     let folder = e2e::repo_root().join("public/example-run");
     let input = client.find(Locator::Css("#folder-input")).await.unwrap();
-    input.send_keys(&folder.display().to_string()).await.unwrap();
+    input
+        .send_keys(&folder.display().to_string())
+        .await
+        .unwrap();
     wait_for(&client, "tr.run-row").await;
     let (_, manifest) = artifact("run");
     assert_eq!(
@@ -329,8 +368,18 @@ async fn picked_run_folder_groups_into_one_run() {
         "run.json, stages/*.json, results.json and embeddings.json form one run"
     );
     let stages = manifest["tasks"].as_array().unwrap().len();
-    let bars = client.find_all(Locator::Css("#plan-bars g.bar")).await.unwrap();
-    assert_eq!(bars.len(), stages - 1, "every stage with replay, from stages/");
-    assert!(client.find(Locator::Css("#rc-run")).await.is_ok(), "embeddings.json loaded");
+    let bars = client
+        .find_all(Locator::Css("#plan-bars g.bar"))
+        .await
+        .unwrap();
+    assert_eq!(
+        bars.len(),
+        stages - 1,
+        "every stage with replay, from stages/"
+    );
+    assert!(
+        client.find(Locator::Css("#rc-run")).await.is_ok(),
+        "embeddings.json loaded"
+    );
     client.close().await.unwrap();
 }

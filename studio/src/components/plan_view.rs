@@ -5,7 +5,7 @@ use inscl::plan::StagePlan;
 use leptos::prelude::*;
 
 use super::stacked_bars::{Bar, StackedBars};
-use super::{ExportCsv, fmt};
+use super::{ExportCsv, ExportSvg, fmt};
 use crate::state::AppState;
 
 /// One bar per stage with replay: the quota of each previous task.
@@ -129,6 +129,8 @@ pub fn PlanView() -> impl IntoView {
                 <select on:change=move |ev| stage.set(event_target_value(&ev).parse().unwrap_or(usize::MAX))>{stage_options}</select>
                 <select on:change=move |ev| task.set(event_target_value(&ev).parse().unwrap_or(0))>{task_options}</select>
                 <figure class="chart" id="insinfo-bars">
+                    <figcaption>{format!("{} at stage {}", replay.task, plan.stage)}" "
+                        <ExportSvg target="insinfo-bars".to_owned() /></figcaption>
                     <svg width=width.max(10.0) height="132" xmlns="http://www.w3.org/2000/svg">{bars}</svg>
                 </figure>
                 {detail}

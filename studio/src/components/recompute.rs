@@ -311,13 +311,25 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
     }
 }
 
+/// A run compared by identity: a merge replaces the run's `Arc`, loading others does not.
+#[derive(Debug, Clone)]
+struct Focused(Arc<Run>);
+
+impl PartialEq for Focused {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The recompute section (for the focused run, when it has embeddings).
 #[component]
 pub fn RecomputePanel() -> impl IntoView {
     let state = AppState::expect();
-    // Rebuilt (controls reset to the run's settings) whenever the focused run changes.
-    let body = move || match state.focused_run() {
-        Some(run) if run.embeddings.is_some() => {
+    // Rebuilt (controls reset to the run's settings) only when the focused run itself
+    // changes, not when other runs are loaded.
+    let focused = Memo::new(move |_| state.focused_run().map(Focused));
+    let body = move || match focused.get() {
+        Some(Focused(run)) if run.embeddings.is_some() => {
             let embeddings = run.embeddings.clone().expect("checked above");
             view! { <RecomputeRun run=run embeddings=embeddings /> }.into_any()
         }
