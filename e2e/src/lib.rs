@@ -157,13 +157,14 @@ pub fn chromedriver() -> Driver {
     }
 }
 
-/// A headless Chromium session (fresh profile, no network services, runs as root).
+/// A headless Chromium session (no network services, runs as root) with a fresh profile
+/// under [`output_dir`]`/profiles`, emptied of any earlier profile of the same name.
 pub async fn browser(driver: &Driver) -> Client {
-    let profile = std::env::temp_dir().join(format!(
-        "studio-e2e-profile-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
+    let profile =
+        output_dir()
+            .join("profiles")
+            .join(format!("{}-{}", std::process::id(), session_number()));
+    let _ = std::fs::remove_dir_all(&profile);
     let mut options = json!({
         "args": [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -186,7 +187,7 @@ pub async fn browser(driver: &Driver) -> Client {
 }
 
 /// Distinguishes profiles of sessions started by one process.
-fn rand_suffix() -> usize {
+fn session_number() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
