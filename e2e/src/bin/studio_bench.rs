@@ -1,0 +1,131 @@
+//! Benchmark (not a test): how long the studio takes to recompute a 16-task InsCL plan in
+//! headless Chromium, and the same computation natively for comparison.
+//!
+//! Generates seeded random embeddings (16 tasks × 200 instructions, d = 576, clustered per
+//! task), drops them on the release build, clicks "Recompute" several times and reads the
+//! time the page shows (`performance.now()` around `plan_sequence`).
+//!
+//! ```sh
+//! trunk build --release && cargo run --release -p e2e --bin studio-bench [-- REPEATS]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use e2e::{browser, chromedriver, dist_dir, output_dir, serve};
+use fantoccini::Locator;
+use inscl::artifact::{
+    ArtifactBody, EmbeddingsFile, InstructionEmbedding, SCHEMA_VERSION, TaskEmbeddings,
+};
+use inscl::plan::{PlanConfig, plan_sequence};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const TASKS: usize = 16;
+const INSTRUCTIONS: usize = 200;
+const DIM: usize = 576;
+
+/// Seeded clustered embeddings: task centre + per-instruction noise; counts 1..=20; 1–3 tags
+/// from a 60-word vocabulary.
+fn embeddings(seed: u64) -> EmbeddingsFile {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut normal = move || rng.random::<f32>() * 2.0 - 1.0;
+    let mut rng2 = ChaCha8Rng::seed_from_u64(seed + 1);
+    let tasks = (0..TASKS)
+        .map(|t| {
+            let centre: Vec<f32> = (0..DIM).map(|_| normal()).collect();
+            let instructions = (0..INSTRUCTIONS)
+                .map(|q| InstructionEmbedding {
+                    id: format!("t{t}-q{q}"),
+                    text: format!("instruction {q} of task {t}"),
+                    count: rng2.random_range(1..=20u32),
+                    tags: (0..rng2.random_range(1..=3u32))
+                        .map(|_| format!("tag {}", rng2.random_range(0..60u32)))
+                        .collect(),
+                    embedding: centre.iter().map(|c| c + 0.8 * normal()).collect(),
+                })
+                .collect();
+            TaskEmbeddings {
+                name: format!("task{t:02}"),
+                instructions,
+            }
+        })
+        .collect();
+    EmbeddingsFile {
+        schema_version: SCHEMA_VERSION,
+        model: None,
+        layer: None,
+        tasks,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let repeats: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
+    let file = embeddings(0);
+    let path = output_dir().join("bench-embeddings.json");
+    std::fs::write(&path, file.to_json()).expect("write the embeddings");
+
+    let native: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            plan_sequence(&file.tasks, &PlanConfig::default()).expect("plan");
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+
+    let url = serve(dist_dir());
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    client.goto(&url).await.unwrap();
+    let wait = |css: String| {
+        let client = client.clone();
+        async move {
+            client
+                .wait()
+                .at_most(Duration::from_secs(300))
+                .for_element(Locator::Css(&css))
+                .await
+                .unwrap_or_else(|e| panic!("{css}: {e}"))
+        }
+    };
+    wait("#file-input".into())
+        .await
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
+    let button = wait("#rc-run".into()).await;
+    let mut browser_ms = Vec::new();
+    for k in 1..=repeats {
+        button.click().await.unwrap();
+        let shown = wait(format!("#rc-time[data-run='{k}']")).await;
+        browser_ms.push(
+            shown
+                .attr("data-ms")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap(),
+        );
+    }
+    client.close().await.unwrap();
+    println!(
+        "recompute of a {TASKS}-task InsCL plan ({INSTRUCTIONS} instructions/task, d = {DIM}, exact OT, cosine):"
+    );
+    println!(
+        "  browser (wasm, headless Chromium): median {:.1} ms, runs {browser_ms:.1?}",
+        median(browser_ms.clone())
+    );
+    println!(
+        "  native (this machine, release):    median {:.1} ms, runs {native:.1?}",
+        median(native.clone())
+    );
+}

@@ -1,0 +1,102 @@
+//! Components mounted into a real page in headless Chromium: the heatmap shows the matrix,
+//! the runs table and the error list follow the state.
+#![cfg(target_arch = "wasm32")]
+
+use std::sync::Arc;
+
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+use studio::components::heatmap::Heatmap;
+use studio::components::runs_table::RunsTable;
+use studio::load::{group, parse};
+use studio::state::{AppState, Run};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A fresh element in the page body to mount into.
+fn container() -> web_sys::HtmlElement {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let div = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&div).unwrap();
+    div.dyn_into().unwrap()
+}
+
+fn texts(root: &web_sys::HtmlElement, selector: &str) -> Vec<String> {
+    let list = root.query_selector_all(selector).unwrap();
+    (0..list.length())
+        .map(|i| list.item(i).unwrap().text_content().unwrap_or_default())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn heatmap_shows_every_present_value() {
+    let root = container();
+    let handle = leptos::mount::mount_to(root.clone(), || {
+        view! {
+            <Heatmap id="h".to_owned() title="R".to_owned() rows=vec!["s1".into(), "s2".into()]
+                cols=vec!["a".into(), "b".into()]
+                values=vec![vec![Some(50.26), None], vec![Some(40.0), Some(61.5)]] />
+        }
+    });
+    TimeoutFuture::new(0).await;
+    assert_eq!(texts(&root, "g.cell text"), ["50.3", "40.0", "61.5"]);
+    let cell = root
+        .query_selector("g.cell[data-row='1'][data-col='1']")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cell.get_attribute("data-value").as_deref(), Some("61.5"));
+    assert_eq!(texts(&root, "g.cell title")[0], "s1 / a: 50.2600");
+    drop(handle);
+}
+
+#[wasm_bindgen_test]
+async fn runs_table_lists_runs_and_keeps_them_after_a_bad_file() {
+    let root = container();
+    let state = AppState::new();
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        provide_context(state);
+        view! { <RunsTable /> }
+    });
+    let results = r#"{"schema_version": 1, "kind": "results", "tasks": ["a"], "scores": [[70.0]],
+        "zero_shot": null, "upper_bounds": null,
+        "summary": {"ap": 70.0, "forgetting": 0.0, "bwt": 0.0, "fwt": null, "relative_gain": null}}"#;
+    let parsed = parse("run-x/results.json", results).unwrap();
+    state.add(
+        group(vec![("run-x/results.json".into(), parsed)]),
+        Vec::new(),
+    );
+    TimeoutFuture::new(0).await;
+    assert_eq!(texts(&root, "tr.run-row td:nth-child(2)"), ["run-x"]);
+    assert_eq!(
+        texts(&root, "tr.run-row td:nth-child(8)"),
+        ["70.00"],
+        "AP column"
+    );
+
+    let bad = parse("broken.json", "{\"schema_version\": 1,").unwrap_err();
+    state.add(Vec::new(), vec![bad]);
+    state.add(
+        vec![Run {
+            name: "run-y".into(),
+            ..Run::default()
+        }],
+        Vec::new(),
+    );
+    TimeoutFuture::new(0).await;
+    assert_eq!(
+        texts(&root, "tr.run-row td:nth-child(2)"),
+        ["run-x", "run-y"]
+    );
+    assert_eq!(state.errors.get_untracked()[0].file, "broken.json");
+    assert_eq!(state.selected.get_untracked(), [0, 1]);
+    assert_eq!(state.focus.get_untracked(), Some(0));
+    let ids: Vec<usize> = state
+        .runs
+        .get_untracked()
+        .iter()
+        .map(|r: &Arc<Run>| r.id)
+        .collect();
+    assert_eq!(ids, [0, 1]);
+}
