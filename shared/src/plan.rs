@@ -142,6 +142,9 @@ pub enum PlanError {
         "task \"{task}\", instruction \"{instruction}\": embedding is all zeros, which the cosine cost cannot compare"
     )]
     ZeroNorm { task: String, instruction: String },
+    /// A given distance matrix that is not T × T with finite, non-negative entries.
+    #[error("the distance matrix must be {tasks} × {tasks} with finite, non-negative entries")]
+    DistanceShape { tasks: usize },
     /// The optimal-transport layer failed.
     #[error(transparent)]
     Ot(#[from] OtError),
@@ -155,9 +158,43 @@ pub fn plan_sequence(
     tasks: &[TaskEmbeddings],
     config: &PlanConfig,
 ) -> Result<SequencePlan, PlanError> {
-    let clouds = instruction_clouds(tasks, config.similarity.cost)?;
-    let distances = similarity::distance_matrix(&clouds, &config.similarity)?;
-    let stages = (0..tasks.len())
+    let distances = task_distances(tasks, &config.similarity)?;
+    plan_sequence_with_distances(tasks, distances, config)
+}
+
+/// The full pairwise Wasserstein matrix of `tasks` (T × T, symmetric, zero diagonal) under
+/// `similarity`, after validating the tasks — the expensive part of [`plan_sequence`], which
+/// depends only on the embeddings and `similarity`, so callers may cache it.
+///
+/// # Errors
+/// As [`plan_sequence`].
+pub fn task_distances(
+    tasks: &[TaskEmbeddings],
+    similarity: &SimilarityConfig,
+) -> Result<Vec<Vec<f64>>, PlanError> {
+    let clouds = instruction_clouds(tasks, similarity.cost)?;
+    Ok(similarity::distance_matrix(&clouds, similarity)?)
+}
+
+/// [`plan_sequence`] with the distance matrix given (from [`task_distances`] with
+/// `config.similarity`, possibly cached): allocation and sampling only.
+///
+/// # Errors
+/// [`PlanError::DistanceShape`] unless `distances` is T × T with finite, non-negative entries.
+pub fn plan_sequence_with_distances(
+    tasks: &[TaskEmbeddings],
+    distances: Vec<Vec<f64>>,
+    config: &PlanConfig,
+) -> Result<SequencePlan, PlanError> {
+    let t = tasks.len();
+    if distances.len() != t
+        || distances
+            .iter()
+            .any(|row| row.len() != t || row.iter().any(|w| !w.is_finite() || *w < 0.0))
+    {
+        return Err(PlanError::DistanceShape { tasks: t });
+    }
+    let stages = (0..t)
         .map(|current| plan_stage(&tasks[..=current], &distances[current][..current], config))
         .collect();
     Ok(SequencePlan {

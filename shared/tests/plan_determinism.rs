@@ -86,3 +86,34 @@ fn last_stage_plan_equals_the_sequence_plan() {
         assert_eq!(last, sequence.stages[t - 1], "stage {t}");
     }
 }
+
+#[test]
+fn planning_from_cached_distances_equals_planning_from_scratch() {
+    use inscl::plan::{PlanError, plan_sequence_with_distances, task_distances};
+    let input = EmbeddingsFile::from_json("plan_input.json", INPUT).unwrap();
+    let config = PlanConfig {
+        seed: 2,
+        ..PlanConfig::default()
+    };
+    let distances = task_distances(&input.tasks, &config.similarity).unwrap();
+    for alpha in [1, 37, 200] {
+        let config = PlanConfig {
+            alpha,
+            ..config.clone()
+        };
+        assert_eq!(
+            plan_sequence_with_distances(&input.tasks, distances.clone(), &config).unwrap(),
+            plan_sequence(&input.tasks, &config).unwrap()
+        );
+    }
+    let mut ragged = distances.clone();
+    ragged[2].pop();
+    let err = plan_sequence_with_distances(&input.tasks, ragged, &config).unwrap_err();
+    assert!(
+        matches!(err, PlanError::DistanceShape { tasks: 4 }),
+        "{err}"
+    );
+    let mut negative = distances;
+    negative[0][1] = -0.5;
+    assert!(plan_sequence_with_distances(&input.tasks, negative, &config).is_err());
+}

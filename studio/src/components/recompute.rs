@@ -7,7 +7,9 @@ use std::sync::Arc;
 use inscl::artifact::EmbeddingsFile;
 use inscl::insinfo::TagNormalizer;
 use inscl::ot::CostKind;
-use inscl::plan::{PlanConfig, SequencePlan, StagePlan, plan_sequence};
+use inscl::plan::{
+    PlanConfig, SequencePlan, StagePlan, plan_sequence_with_distances, task_distances,
+};
 use inscl::replay::Strategy;
 use inscl::similarity::{SimilarityConfig, Solver, WeightScheme};
 use leptos::prelude::*;
@@ -167,14 +169,38 @@ fn now_ms() -> f64 {
         .map_or(0.0, |p| p.now())
 }
 
-/// Recomputes the plan and times it.
+/// Task distances solved for one similarity setting, kept so that changing only α, strategy
+/// or seed replans without solving the transport problems again.
+type DistanceCache = StoredValue<Option<(SimilarityConfig, Vec<Vec<f64>>)>>;
+
+/// A recomputed plan, how long it took (ms) and whether the cached distances were reused.
+type Recomputed = (SequencePlan, f64, bool);
+
+/// Recomputes the plan and times it, reusing `cache` when the similarity setting is unchanged.
 fn recompute(
     embeddings: &EmbeddingsFile,
     config: &PlanConfig,
-) -> Result<(SequencePlan, f64), String> {
+    cache: DistanceCache,
+) -> Result<Recomputed, String> {
     let start = now_ms();
-    let plan = plan_sequence(&embeddings.tasks, config).map_err(|e| e.to_string())?;
-    Ok((plan, now_ms() - start))
+    let cached = cache.with_value(|c| {
+        c.as_ref()
+            .filter(|(similarity, _)| *similarity == config.similarity)
+            .map(|(_, distances)| distances.clone())
+    });
+    let reused = cached.is_some();
+    let distances = match cached {
+        Some(distances) => distances,
+        None => {
+            let distances =
+                task_distances(&embeddings.tasks, &config.similarity).map_err(|e| e.to_string())?;
+            cache.set_value(Some((config.similarity, distances.clone())));
+            distances
+        }
+    };
+    let plan = plan_sequence_with_distances(&embeddings.tasks, distances, config)
+        .map_err(|e| e.to_string())?;
+    Ok((plan, now_ms() - start, reused))
 }
 
 /// A `<select>` bound to `value` with the given options.
@@ -203,13 +229,14 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
         .as_ref()
         .map(|m| m.replay.tags)
         .unwrap_or_default();
-    let outcome = RwSignal::new(None::<Result<(SequencePlan, f64), String>>);
+    let outcome = RwSignal::new(None::<Result<Recomputed, String>>);
+    let cache: DistanceCache = StoredValue::new(None);
     // Counts recomputations so that a reader (and the benchmark) can tell results apart.
     let count = RwSignal::new(0_usize);
     let run_it = move |_| {
         let result = controls
             .config(tags)
-            .and_then(|config| recompute(&embeddings, &config));
+            .and_then(|config| recompute(&embeddings, &config, cache));
         count.update(|c| *c += 1);
         outcome.set(Some(result));
     };
@@ -223,7 +250,7 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
     };
     let result_view = move || {
         let outcome = outcome.get()?;
-        let (plan, ms) = match outcome {
+        let (plan, ms, reused) = match outcome {
             Ok(ok) => ok,
             Err(message) => {
                 return Some(view! { <p class="error" id="rc-error">{message}</p> }.into_any());
@@ -278,8 +305,13 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
         });
         Some(view! {
             <div>
-                <p id="rc-time" data-ms=ms.to_string() data-run=count.get_untracked()>
-                    {format!("recomputed {} stages in {ms:.1} ms; {changed} quotas differ from the recorded plan", plan.stages.len())}
+                <p id="rc-time" data-ms=ms.to_string() data-run=count.get_untracked()
+                    data-distances=if reused { "reused" } else { "solved" }>
+                    {format!(
+                        "recomputed {} stages in {ms:.1} ms ({}); {changed} quotas differ from the recorded plan",
+                        plan.stages.len(),
+                        if reused { "task distances reused" } else { "task distances solved" },
+                    )}
                 </p>
                 <div class="row">
                     <StackedBars id="recorded-bars".to_owned() title="recorded".to_owned()
