@@ -161,33 +161,45 @@ pub struct Encoded {
     pub labels: Vec<i64>,
 }
 
-/// Joins `prompt` segments and `response` into at most `max_length` tokens, dropping tokens in
-/// this order until it fits: from the *left* of segment `truncatable` (the input text; its end
-/// is kept), then from the right of the response, which keeps at least one token (so the result
-/// can exceed `max_length` when the other prompt segments alone are too long; they are never
-/// cut, since they carry the chat template and the instruction). Prompt tokens are labelled
-/// [`IGNORE_INDEX`], response tokens with themselves (HF causal-LM convention: the model shifts
-/// labels internally).
-///
-/// `truncatable` indexes `prompt`; `None` means no prompt segment may be cut.
+/// Where a prompt segment may lose tokens when an example is too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Index of the segment in the prompt.
+    pub segment: usize,
+    /// Drop from the start (keeping the end) instead of from the end.
+    pub from_left: bool,
+}
+
+/// Joins `prompt` segments and `response` into at most `max_length` tokens. Tokens are dropped
+/// until it fits: from each segment of `cuts` in turn (as far as needed, in the given
+/// direction), then from the end of the response, which keeps at least one token. Segments not
+/// in `cuts` (chat-template markup) are never cut, so the result exceeds `max_length` only when
+/// they alone (plus one response token) do. Prompt tokens are labelled [`IGNORE_INDEX`],
+/// response tokens with themselves (HF causal-LM convention: the loss shifts labels).
 pub fn encode_example(
     prompt: &[Vec<u32>],
-    truncatable: Option<usize>,
+    cuts: &[Cut],
     response: &[u32],
     max_length: usize,
 ) -> Encoded {
     let prompt_len: usize = prompt.iter().map(Vec::len).sum();
     let mut excess = (prompt_len + response.len()).saturating_sub(max_length);
-    let mut tokens = Vec::with_capacity(max_length.min(prompt_len + response.len()));
-    for (i, segment) in prompt.iter().enumerate() {
-        if Some(i) == truncatable {
-            let cut = excess.min(segment.len());
-            excess -= cut;
-            tokens.extend_from_slice(&segment[cut..]);
+    let mut ranges: Vec<(usize, usize)> = prompt.iter().map(|s| (0, s.len())).collect();
+    for cut in cuts {
+        let (start, end) = &mut ranges[cut.segment];
+        let n = excess.min(*end - *start);
+        excess -= n;
+        if cut.from_left {
+            *start += n;
         } else {
-            tokens.extend_from_slice(segment);
+            *end -= n;
         }
     }
+    let mut tokens: Vec<u32> = prompt
+        .iter()
+        .zip(&ranges)
+        .flat_map(|(s, &(a, b))| s[a..b].iter().copied())
+        .collect();
     let keep = response.len().saturating_sub(excess).max(1.min(response.len()));
     let n_prompt = tokens.len();
     tokens.extend_from_slice(&response[..keep]);
@@ -428,16 +440,22 @@ mod tests {
     }
 
     #[test]
-    fn prompt_is_cut_from_the_left_of_the_input_and_the_response_kept() {
-        let prompt = vec![vec![1, 2], vec![10, 11, 12, 13], vec![3]];
-        let e = encode_example(&prompt, Some(1), &[20, 21], 6);
-        assert_eq!(e.tokens, vec![1, 2, 13, 3, 20, 21]);
-        assert_eq!(e.labels, vec![-100, -100, -100, -100, 20, 21]);
-        // Input exhausted: the response loses its tail but keeps one token.
-        let e = encode_example(&prompt, Some(1), &[20, 21, 22], 3);
-        assert_eq!(e.tokens, vec![1, 2, 3, 20]);
-        let e = encode_example(&prompt, None, &[20], 100);
-        assert_eq!(e.tokens.len(), 8);
+    fn prompt_is_cut_from_the_left_of_the_input_then_the_instruction_and_the_response_kept() {
+        let prompt = vec![vec![1, 2], vec![10, 11, 12, 13], vec![3], vec![30, 31, 32], vec![4]];
+        let cuts = [
+            Cut { segment: 3, from_left: true },
+            Cut { segment: 1, from_left: false },
+        ];
+        // 11 prompt + 2 response tokens into 8: the input loses 3 from its left, the
+        // definition 2 from its right.
+        let e = encode_example(&prompt, &cuts, &[20, 21], 8);
+        assert_eq!(e.tokens, vec![1, 2, 10, 11, 3, 4, 20, 21]);
+        assert_eq!(e.labels, vec![-100, -100, -100, -100, -100, -100, 20, 21]);
+        // Cuttable segments exhausted: the response loses its tail but keeps one token.
+        let e = encode_example(&prompt, &cuts, &[20, 21, 22], 3);
+        assert_eq!(e.tokens, vec![1, 2, 3, 4, 20]);
+        let e = encode_example(&prompt, &[], &[20], 100);
+        assert_eq!(e.tokens.len(), 12);
     }
 
     #[test]
