@@ -24,7 +24,7 @@ fn embedded_default_is_the_small_cpu_run() {
     );
     assert_eq!(
         (config.data.max_train, config.data.max_test),
-        (Some(64), Some(20))
+        (Some(48), Some(16))
     );
     assert_eq!(config.strategy.name.to_string(), "inscl");
     assert_eq!(config.strategy.tags.to_string(), "metadata+keyphrase");
@@ -35,9 +35,9 @@ fn embedded_default_is_the_small_cpu_run() {
             config.training.max_length,
             config.training.lora_rank
         ),
-        (TrainMethod::Lora, 1, 256, 8)
+        (TrainMethod::Lora, 1, 192, 8)
     );
-    assert_eq!(config.run_name(), "inscl-a16-s0");
+    assert_eq!(config.run_name(), "inscl-a8-s0");
     // Round trip through run.json.
     assert_eq!(Config::from_json(&config.to_json()).unwrap(), config);
 }

@@ -7,6 +7,8 @@
 //! - [`lora`]: LoRA adapters on the attention/MLP projections, PEFT-compatible export.
 //! - [`model`]: the LLaMA decoder (HF `LlamaForCausalLM`) in burn, with KV cache.
 //! - [`safetensors`]: HF checkpoint directories (`config.json` + safetensors, single or sharded).
+//! - [`train`]: AdamW with warmup + cosine/linear schedules, global-norm clipping, gradient
+//!   accumulation, response-only labels and length-bucketed batches.
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
 
 pub mod config;
@@ -17,3 +19,4 @@ pub mod lora;
 pub mod model;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod train;

@@ -271,7 +271,7 @@ pub struct TrainingConfig {
     pub clip_norm: f64,
     pub lora_rank: usize,
     pub lora_alpha: f64,
-    /// In `[0, 1)`.
+    /// Must be 0: burn's built-in LoRA has no dropout (validation rejects anything else).
     pub lora_dropout: f64,
     /// Among q, k, v, o, gate, up, down.
     pub lora_targets: Vec<String>,
@@ -534,10 +534,11 @@ impl Config {
             "must be positive",
         )?;
         check(
-            (0.0..1.0).contains(&t.lora_dropout),
+            t.lora_dropout == 0.0,
             "training.lora_dropout",
             t.lora_dropout,
-            "must be in [0, 1)",
+            "LoRA dropout is not supported (burn's LoRA merges the adapter into the weight, \
+             so there is no adapter input to drop on); use 0",
         )?;
         check(
             !t.lora_targets.is_empty(),

@@ -6,6 +6,7 @@
 //! | [`data`] | SuperNI / benchmark / category / Alpaca data, orders, splits, caps |
 //! | [`tags`] | InsInfo taggers: SuperNI metadata, YAKE keyphrases, external tag files |
 //! | [`learner`] | the [`learner::Learner`] trait the model implements |
+//! | [`model`] | the burn LLaMA as a [`learner::Learner`]: checkpoints, device, prompt format |
 //! | [`run`] | the stage loop, artifacts, resume |
 //! | [`progress`] | progress bars and JSON-lines events |
 //! | [`report`] | the R matrix / summary printout and `trainer compare` |
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod data;
 pub mod learner;
+pub mod model;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -5,6 +5,7 @@
 //!   embeddings and tags (no model needed).
 //! - `trainer run`: fine-tune a model through a task sequence with replay, evaluating every
 //!   seen task after each stage; writes a run folder of versioned artifacts.
+//! - `trainer generate`: one completion from a checkpoint (greedy or top-p), with tokens/s.
 //! - `trainer compare`: the summary metrics of several runs side by side.
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Train through a task sequence with replay (or resume a run).
     Run(commands::run::RunArgs),
+    /// Generate a completion from a checkpoint and print its speed.
+    Generate(commands::generate::GenerateArgs),
     /// Print the summary metrics of runs side by side.
     Compare(commands::compare::CompareArgs),
 }
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Generate(args) => commands::generate::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
     }
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use trainer::config::Config;
 use trainer::learner::Learner;
+use trainer::model::LlamaLearner;
 use trainer::progress::Progress;
 use trainer::run::{self, RunOptions};
 
@@ -135,8 +136,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The model of `config.model`. This is where the model layer plugs in:
-/// `Ok(Box::new(LlamaLearner::open(&config.model, &config.training)?))`.
+/// The burn LLaMA of `config.model`, prepared for `config.training`.
 ///
 /// # Errors
 /// A missing checkpoint (naming the command that fetches it), or a model that cannot be
@@ -148,9 +148,11 @@ fn open_learner(config: &Config, root: &Path) -> anyhow::Result<Box<dyn Learner>
         "model not found at {}; run {FETCH_ASSETS_HINT} to fetch SmolLM2-135M-Instruct into assets/",
         path.display()
     );
-    anyhow::bail!(
-        "this build of trainer has no model layer yet: the burn LLaMA learner (crate `llama`) \
-         is not wired into `trainer run`; {} cannot be loaded",
-        path.display()
-    )
+    Ok(Box::new(LlamaLearner::open(
+        &path,
+        config.model.device.parse()?,
+        &config.training,
+        config.model.embedding_layer,
+        config.eval.batch_size,
+    )?))
 }

@@ -1,0 +1,603 @@
+//! The burn LLaMA of crate `llama` behind the runner's [`Learner`] trait.
+//!
+//! # Prompt format (training and evaluation alike)
+//! One ChatML user turn in the checkpoint's chat template (SmolLM2 adds its default system
+//! prompt), SuperNI's "Definition + input" wording (Wang et al. 2022, §4: `Definition: …`
+//! then the instance):
+//!
+//! ```text
+//! <|im_start|>system\n{default system prompt}<|im_end|>\n
+//! <|im_start|>user\nDefinition: {instruction}\n\nInput: {input}<|im_end|>\n
+//! <|im_start|>assistant\n{output}<|im_end|>
+//! ```
+//!
+//! (`\n\nInput: {input}` is left out for an empty input.) The loss covers `{output}<|im_end|>`
+//! only. A checkpoint without a chat template gets the same user text followed by
+//! `\nOutput: ` and the output. Sequences longer than `training.max_length` lose tokens from the
+//! left of `{input}` first (its end is kept), then from the end of `{instruction}`, then from the
+//! end of the output; generation prompts are cut the same way to `max_length`.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use llama::config::LlamaConfig;
+use llama::generate::{GenerationConfig, generate};
+use llama::host::HostTensors;
+use llama::lora::{LoraConfig, LoraTarget, apply_lora, peft_adapter_config, peft_adapter_tensors};
+use llama::model::Llama;
+use llama::tokenizer::{ChatTemplate, Tokenizer};
+use llama::train::{
+    Cut, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, bucket_batches, collate,
+    encode_example, hf_tensors,
+};
+
+use crate::config::{Schedule, TrainMethod, TrainingConfig};
+use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan};
+
+/// Seed of the LoRA `A` initialisation (at open and at every [`Learner::reset`]).
+pub const ADAPTER_SEED: u64 = 0;
+
+/// Batches of a length window are sorted together ([`bucket_batches`]).
+const BUCKET_WINDOW_BATCHES: usize = 8;
+
+/// Where the model runs, as asked in `[model] device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A GPU when this build has one, else the CPU.
+    Auto,
+    /// A GPU or an error.
+    Gpu,
+    /// The CPU (burn's flex backend).
+    Cpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
+            "cpu" => Ok(Self::Cpu),
+            other => bail!("unknown device {other:?}; expected auto, gpu or cpu"),
+        }
+    }
+}
+
+/// The device for `choice` and its description. This build computes on the CPU with burn's
+/// flex backend; GPUs need llama's `wgpu` feature, which the trainer does not enable (the
+/// software Vulkan adapters of CI machines are slower than flex).
+///
+/// # Errors
+/// `gpu` in a build without a GPU backend.
+pub fn select_device(choice: DeviceChoice) -> anyhow::Result<(Device, String)> {
+    if choice == DeviceChoice::Gpu {
+        bail!(
+            "--device gpu: this build of trainer has no GPU backend (llama's `wgpu` feature is \
+             off); use --device cpu or auto"
+        );
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    Ok((Device::flex(), format!("cpu (flex, {threads} threads)")))
+}
+
+/// A loaded checkpoint: configuration, HF-named f32 weights and tokenizer.
+pub struct Checkpoint {
+    /// Hyper-parameters.
+    pub config: LlamaConfig,
+    /// Weights (HF names and layouts).
+    pub tensors: HostTensors,
+    /// Tokenizer with chat template.
+    pub tokenizer: Tokenizer,
+}
+
+/// Opens a GGUF file or an HF folder (`config.json`, `*.safetensors`, `tokenizer.json`,
+/// optional `tokenizer_config.json`).
+///
+/// # Errors
+/// A missing path or any reader error, naming the path.
+pub fn open_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
+    if path.is_dir() {
+        let (config, tensors) = llama::safetensors::load_llama(path)
+            .with_context(|| format!("loading the HF checkpoint {}", path.display()))?;
+        let tokenizer = Tokenizer::from_hf_dir(path)
+            .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
+        Ok(Checkpoint {
+            config,
+            tensors,
+            tokenizer,
+        })
+    } else {
+        let file = llama::gguf::GgufFile::open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let (config, tensors) = llama::gguf::load_llama(path)
+            .with_context(|| format!("loading the GGUF checkpoint {}", path.display()))?;
+        let tokenizer = Tokenizer::from_gguf(&file)
+            .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
+        Ok(Checkpoint {
+            config,
+            tensors,
+            tokenizer,
+        })
+    }
+}
+
+/// Token ids that end a generation: the config's EOS ids and the tokenizer's EOS.
+pub fn stop_tokens(config: &LlamaConfig, tokenizer: &Tokenizer) -> Vec<u32> {
+    let mut ids = llama::generate::eos_token_ids(config);
+    ids.extend(tokenizer.eos_id());
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The prompt format of the module docs, tokenised in segments so the input can be truncated
+/// on its own.
+#[derive(Debug, Clone)]
+struct PromptFormat {
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    /// Appended to every response (`<|im_end|>` / EOS) so the model learns to stop.
+    end: Vec<u32>,
+}
+
+impl PromptFormat {
+    fn new(tokenizer: Tokenizer, stop: &[u32]) -> Self {
+        let template = tokenizer.chat_template().cloned();
+        let end = tokenizer.eos_id().or(stop.first().copied()).into_iter().collect();
+        Self {
+            tokenizer,
+            template,
+            end,
+        }
+    }
+
+    fn tokens(&self, text: &str) -> anyhow::Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, false)?)
+    }
+
+    /// Prompt segments `[markup, definition, markup, input, markup]`: the input may lose
+    /// tokens from its left, then the definition from its right ([`PROMPT_CUTS`]).
+    fn prompt(&self, example: &Example) -> anyhow::Result<Vec<Vec<u32>>> {
+        const DEF: &str = "\u{1}DEFINITION\u{1}";
+        const INPUT: &str = "\u{1}INPUT\u{1}";
+        let user = if example.input.is_empty() {
+            format!("Definition: {DEF}{INPUT}")
+        } else {
+            format!("Definition: {DEF}\n\nInput: {INPUT}")
+        };
+        let text = match &self.template {
+            Some(t) => t.user_prompt(&user),
+            None => format!("{user}\nOutput: "),
+        };
+        let (head, rest) = text.split_once(DEF).expect("the marker is in the prompt");
+        let (middle, tail) = rest.split_once(INPUT).expect("the marker is in the prompt");
+        Ok(vec![
+            self.tokens(head)?,
+            self.tokens(&example.instruction)?,
+            self.tokens(middle)?,
+            self.tokens(&example.input)?,
+            self.tokens(tail)?,
+        ])
+    }
+
+    fn training(&self, example: &Example, max_length: usize) -> anyhow::Result<Encoded> {
+        let mut response = self.tokens(example.output.first().map_or("", String::as_str))?;
+        response.extend(&self.end);
+        Ok(encode_example(&self.prompt(example)?, &PROMPT_CUTS, &response, max_length))
+    }
+
+    fn generation(&self, example: &Example, max_length: usize) -> anyhow::Result<Vec<u32>> {
+        Ok(encode_example(&self.prompt(example)?, &PROMPT_CUTS, &[], max_length).tokens)
+    }
+}
+
+/// Truncation order of the prompt segments: the input from its left (its end, usually the
+/// part asked about, is kept), then the definition from its right.
+const PROMPT_CUTS: [Cut; 2] = [
+    Cut {
+        segment: 3,
+        from_left: true,
+    },
+    Cut {
+        segment: 1,
+        from_left: false,
+    },
+];
+
+/// The LoRA settings of `training`.
+fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
+    let target_modules = training
+        .lora_targets
+        .iter()
+        .map(|t| {
+            Ok(match t.as_str() {
+                "q" => LoraTarget::QProj,
+                "k" => LoraTarget::KProj,
+                "v" => LoraTarget::VProj,
+                "o" => LoraTarget::OProj,
+                "gate" => LoraTarget::GateProj,
+                "up" => LoraTarget::UpProj,
+                "down" => LoraTarget::DownProj,
+                other => bail!("unknown LoRA target {other:?}"),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(LoraConfig {
+        r: training.lora_rank,
+        lora_alpha: training.lora_alpha,
+        target_modules,
+    })
+}
+
+/// Replaces the LoRA factors of a model (`….weight.lora.a` `[in, r]` / `.b` `[r, out]`, burn
+/// paths) by the PEFT tensors of an adapter file (transposed back).
+struct AdapterLoader<'a> {
+    path: Vec<String>,
+    peft: &'a HostTensors,
+    loaded: usize,
+    missing: Vec<String>,
+}
+
+impl ModuleMapper for AdapterLoader<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = self.path.join(".");
+        let Some((base, factor)) = path.rsplit_once(".weight.lora.") else {
+            return param;
+        };
+        let name = match factor {
+            "a" => "lora_A",
+            "b" => "lora_B",
+            _ => return param,
+        };
+        let key = format!("base_model.model.model.{base}.{name}.weight");
+        let Some(t) = self.peft.get(&key) else {
+            self.missing.push(key);
+            return param;
+        };
+        self.loaded += 1;
+        let (rows, cols) = (t.shape[0], t.shape[1]);
+        let mut data = vec![0.0f32; t.data.len()];
+        for (i, row) in t.data.chunks_exact(cols).enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                data[j * rows + i] = x;
+            }
+        }
+        // The factors are trainable: a mapped value is a new leaf that must track gradients.
+        param
+            .map(|old| {
+                let device = old.device();
+                let mut shape = [0usize; D];
+                shape.copy_from_slice(&[cols, rows][..D]);
+                Tensor::from_data(TensorData::new(data, shape), &device)
+            })
+            .set_require_grad(true)
+    }
+}
+
+/// [`Learner`] over a burn LLaMA: LoRA adapters (or all weights) trained with
+/// [`llama::train::Trainer`], greedy generation, mean-pooled embeddings.
+pub struct LlamaLearner {
+    config: LlamaConfig,
+    base: HostTensors,
+    format: PromptFormat,
+    stop: Vec<u32>,
+    device: Device,
+    device_name: String,
+    /// On `device.autodiff()`: LoRA-adapted (frozen base) or fully trainable.
+    model: Llama,
+    training: TrainingConfig,
+    lora: LoraConfig,
+    embedding_layer: Option<usize>,
+    eval_batch_size: usize,
+    source: PathBuf,
+}
+
+impl LlamaLearner {
+    /// Loads `path` (GGUF or HF folder) onto the chosen device and prepares it for
+    /// `training.method`, printing the device to stderr.
+    ///
+    /// # Errors
+    /// Checkpoint, device or configuration errors.
+    pub fn open(
+        path: &Path,
+        device: DeviceChoice,
+        training: &TrainingConfig,
+        embedding_layer: Option<usize>,
+        eval_batch_size: usize,
+    ) -> anyhow::Result<Self> {
+        let (device, device_name) = select_device(device)?;
+        eprintln!("model {} on {device_name}", path.display());
+        let ckpt = open_checkpoint(path)?;
+        let stop = stop_tokens(&ckpt.config, &ckpt.tokenizer);
+        let lora = lora_config(training)?;
+        let model = Self::fresh(&ckpt.config, &ckpt.tensors, &device, training.method, &lora)?;
+        Ok(Self {
+            format: PromptFormat::new(ckpt.tokenizer, &stop),
+            config: ckpt.config,
+            base: ckpt.tensors,
+            stop,
+            device,
+            device_name,
+            model,
+            training: training.clone(),
+            lora,
+            embedding_layer,
+            eval_batch_size: eval_batch_size.max(1),
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// The base weights on the autodiff device, with a fresh adapter seeded by
+    /// [`ADAPTER_SEED`] for LoRA.
+    fn fresh(
+        config: &LlamaConfig,
+        tensors: &HostTensors,
+        device: &Device,
+        method: TrainMethod,
+        lora: &LoraConfig,
+    ) -> anyhow::Result<Llama> {
+        let autodiff = device.clone().autodiff();
+        let model = Llama::from_host_tensors(config, tensors, &autodiff)?;
+        Ok(match method {
+            TrainMethod::Full => model,
+            TrainMethod::Lora => {
+                autodiff.seed(ADAPTER_SEED);
+                apply_lora(model, lora)?
+            }
+        })
+    }
+
+    /// The model for inference: on the plain device, adapters merged.
+    fn inference_model(&self) -> Llama {
+        self.model.valid().materialize()
+    }
+
+    fn ints(&self, rows: &[Vec<u32>], left_pad: bool) -> (Tensor<2, Int>, Tensor<2, Int>) {
+        let b = rows.len();
+        let s = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(b * s);
+        let mut mask = Vec::with_capacity(b * s);
+        for row in rows {
+            let pad = s - row.len();
+            let real = row.iter().map(|&t| i64::from(t));
+            if left_pad {
+                ids.extend(std::iter::repeat_n(0, pad).chain(real));
+                mask.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, row.len())));
+            } else {
+                ids.extend(real.chain(std::iter::repeat_n(0, pad)));
+                mask.extend(std::iter::repeat_n(1i64, row.len()).chain(std::iter::repeat_n(0, pad)));
+            }
+        }
+        let t = |d: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(d, [b, s]), &self.device);
+        (t(ids), t(mask))
+    }
+}
+
+impl Learner for LlamaLearner {
+    fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let model = self.inference_model();
+        let layer = self.embedding_layer.unwrap_or(self.config.num_hidden_layers);
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.eval_batch_size) {
+            let rows: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|t| {
+                    let mut ids = self.format.tokens(t)?;
+                    ids.truncate(self.training.max_length);
+                    ensure!(!ids.is_empty(), "cannot embed an empty text");
+                    Ok(ids)
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let (tokens, mask) = self.ints(&rows, false);
+            let pooled = model.mean_pooled_hidden(tokens, mask, layer);
+            let d = pooled.dims()[1];
+            let data = pooled
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
+            out.extend(data.chunks_exact(d).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+
+    fn train(
+        &mut self,
+        examples: &[Example],
+        plan: &TrainPlan,
+        on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
+    ) -> anyhow::Result<Vec<LossPoint>> {
+        let t = &plan.config;
+        ensure!(!examples.is_empty(), "no training examples");
+        let encoded: Vec<Encoded> = examples
+            .iter()
+            .map(|e| self.format.training(e, t.max_length))
+            .collect::<anyhow::Result<_>>()?;
+        let lengths: Vec<usize> = encoded.iter().map(|e| e.tokens.len()).collect();
+        let per_epoch = lengths.len().div_ceil(t.batch_size).div_ceil(t.grad_accumulation);
+        let total_steps = per_epoch * t.epochs;
+        let kind = match t.schedule {
+            Schedule::Cosine => ScheduleKind::Cosine,
+            Schedule::Linear => ScheduleKind::Linear,
+            Schedule::Constant => ScheduleKind::Constant,
+        };
+        let mut trainer = Trainer::new(OptimConfig {
+            schedule: LrSchedule::new(t.lr, t.warmup_ratio, total_steps, kind),
+            weight_decay: t.weight_decay,
+            clip_norm: Some(t.clip_norm),
+        });
+        let autodiff = self.device.clone().autodiff();
+        let mut curve = Vec::with_capacity(total_steps);
+        let mut model = self.model.clone();
+        'epochs: for epoch in 0..t.epochs {
+            let batches = bucket_batches(
+                &lengths,
+                t.batch_size,
+                BUCKET_WINDOW_BATCHES,
+                plan.seed.wrapping_add(epoch as u64),
+            );
+            for group in batches.chunks(t.grad_accumulation) {
+                let start = Instant::now();
+                let micro: Vec<_> = group
+                    .iter()
+                    .map(|idx| {
+                        let rows: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
+                        collate(&rows, &autodiff)
+                    })
+                    .collect();
+                let (next, outcome) = trainer.step(model, &micro);
+                model = next;
+                let step = trainer.steps_done();
+                curve.push(LossPoint {
+                    step,
+                    loss: outcome.loss,
+                    lr: outcome.lr,
+                });
+                let report = StepReport {
+                    step,
+                    total_steps,
+                    loss: outcome.loss,
+                    lr: outcome.lr,
+                    tokens_per_s: outcome.tokens as f64 / start.elapsed().as_secs_f64().max(1e-9),
+                };
+                if on_step(&report).is_break() || !outcome.loss.is_finite() {
+                    break 'epochs;
+                }
+            }
+        }
+        self.model = model;
+        Ok(curve)
+    }
+
+    fn generate(
+        &mut self,
+        examples: &[Example],
+        max_new_tokens: usize,
+        on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> anyhow::Result<Vec<String>> {
+        let model = self.inference_model();
+        let prompts: Vec<Vec<u32>> = examples
+            .iter()
+            .map(|e| self.format.generation(e, self.training.max_length))
+            .collect::<anyhow::Result<_>>()?;
+        // Similar lengths together: less left padding. Outputs go back to input order.
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by_key(|&i| prompts[i].len());
+        let mut outputs = vec![String::new(); prompts.len()];
+        let config = GenerationConfig {
+            eos_token_ids: self.stop.clone(),
+            ..GenerationConfig::greedy(max_new_tokens, &self.config)
+        };
+        let mut done = 0;
+        for chunk in order.chunks(self.eval_batch_size) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+            let generation = generate(&model, &batch, &config)?;
+            for (&i, tokens) in chunk.iter().zip(&generation.tokens) {
+                outputs[i] = self.format.tokenizer.decode(tokens, true)?.trim().to_owned();
+            }
+            done += chunk.len();
+            if on_done(done).is_break() {
+                break;
+            }
+        }
+        Ok(outputs)
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
+        match self.training.method {
+            TrainMethod::Lora => {
+                llama::safetensors::save_host_tensors(
+                    &dir.join("adapter_model.safetensors"),
+                    &peft_adapter_tensors(&self.model),
+                )?;
+                let mut config = peft_adapter_config(&self.lora);
+                config["base_model_name_or_path"] = self.source.display().to_string().into();
+                std::fs::write(
+                    dir.join("adapter_config.json"),
+                    serde_json::to_string_pretty(&config)?,
+                )?;
+            }
+            TrainMethod::Full => {
+                llama::safetensors::save_host_tensors(
+                    &dir.join("model.safetensors"),
+                    &hf_tensors(&self.model),
+                )?;
+                std::fs::write(
+                    dir.join("config.json"),
+                    serde_json::to_string_pretty(&self.config)?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let read = |name: &str| -> anyhow::Result<HostTensors> {
+            let mut tensors = HostTensors::new();
+            let path = dir.join(name);
+            llama::safetensors::read_file_into(&path, &mut tensors)
+                .with_context(|| format!("reading checkpoint {}", path.display()))?;
+            Ok(tensors)
+        };
+        match self.training.method {
+            TrainMethod::Lora => {
+                let peft = read("adapter_model.safetensors")?;
+                let fresh = Self::fresh(
+                    &self.config,
+                    &self.base,
+                    &self.device,
+                    TrainMethod::Lora,
+                    &self.lora,
+                )?;
+                let mut loader = AdapterLoader {
+                    path: Vec::new(),
+                    peft: &peft,
+                    loaded: 0,
+                    missing: Vec::new(),
+                };
+                let model = fresh.map(&mut loader);
+                ensure!(
+                    loader.missing.is_empty() && loader.loaded == peft.len(),
+                    "adapter in {} does not match the LoRA configuration: missing {:?}, {} of {} \
+                     tensors used",
+                    dir.display(),
+                    loader.missing,
+                    loader.loaded,
+                    peft.len()
+                );
+                self.model = model;
+            }
+            TrainMethod::Full => {
+                let tensors = read("model.safetensors")?;
+                self.model =
+                    Llama::from_host_tensors(&self.config, &tensors, &self.device.clone().autodiff())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) -> anyhow::Result<()> {
+        self.model = Self::fresh(
+            &self.config,
+            &self.base,
+            &self.device,
+            self.training.method,
+            &self.lora,
+        )?;
+        Ok(())
+    }
+
+    fn device(&self) -> String {
+        self.device_name.clone()
+    }
+}
