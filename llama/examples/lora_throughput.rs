@@ -19,7 +19,7 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::generate::{GenerationConfig, generate};
 use llama::lora::{LoraConfig, LoraTarget, apply_lora};
