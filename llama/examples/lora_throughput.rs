@@ -129,13 +129,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => {
             let model = Llama::from_host_tensors(&config, &weights, &device)?;
             drop(weights);
-            let prompt: Vec<Vec<u32>> = vec![(0..PROMPT).map(|i| ((i * 7919) % vocab) as u32).collect()];
+            let prompt: Vec<Vec<u32>> =
+                vec![(0..PROMPT).map(|i| ((i * 7919) % vocab) as u32).collect()];
             let run = |new: usize| {
                 let config = GenerationConfig {
                     eos_token_ids: vec![],
                     ..GenerationConfig::greedy(new, &config)
                 };
-                generate(&model, &prompt, &config).expect("valid prompt").seconds
+                generate(&model, &prompt, &config)
+                    .expect("valid prompt")
+                    .seconds
             };
             eprintln!("loaded in {:.1} s", load_start.elapsed().as_secs_f64());
             for _ in 0..args.warmup {
