@@ -17,7 +17,7 @@ driver is `tools/bench/lora_throughput.sh`. Same shapes, token ids and settings:
 `torch.set_num_threads(2)` (the machine's cores). Prints one JSON line like the Rust example.
 
 Needs (pip, in a venv outside the repo, kept out of CI): torch, transformers, peft.
-Measured with torch 2.x / transformers 4.x / peft 0.x as printed in the JSON line (`versions`).
+Measured with torch 2.15.0, transformers 5.23.0, peft 0.21.2 (each JSON line names them: `versions`).
 
 Run: `python lora_throughput.py {train|prefill|decode} [--warmup 2] [--steps 5]`
      `python lora_throughput.py summarise DIR` (stdlib only) prints the comparison table from
