@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SmolLM2-135M throughput and peak RSS, burn (llama crate, release) vs PyTorch (transformers +
+# peft), on this machine's CPU. Kept out of CI. Results and conditions: tools/bench/RESULTS.md.
+#
+# Usage: tools/bench/lora_throughput.sh [REPEATS=2] [MODES="train prefill decode"]
+# Environment:
+#   BENCH_VENV        venv with `pip install torch transformers peft` (default /root/.cache/bench-venv)
+#   CARGO_TARGET_DIR  cargo target directory (default /root/.cache/bench-target)
+#   GGUF              checkpoint for the burn side (default assets/SmolLM2-135M-Instruct.Q4_1.gguf)
+#   WARMUP, STEPS     untimed / timed repetitions per process (default 2 / 5)
+#   OUT               directory for the raw results (default: a new temporary directory)
+# Needs /usr/bin/time (Debian package `time`) for the peak RSS.
+#
+# Each measurement is its own process under `/usr/bin/time -v`, so peak RSS is per workload;
+# burn and PyTorch run back to back per workload, and the 1-minute load average is logged
+# before each run because the machine is shared.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+REPEATS=${1:-2}
+MODES=${2:-"train prefill decode"}
+VENV=${BENCH_VENV:-/root/.cache/bench-venv}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/bench-target}
+GGUF=${GGUF:-assets/SmolLM2-135M-Instruct.Q4_1.gguf}
+WARMUP=${WARMUP:-2}
+STEPS=${STEPS:-5}
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+
+nice -n 5 cargo build --release -p llama --example lora_throughput
+BIN=$CARGO_TARGET_DIR/release/examples/lora_throughput
+ARGS=(--warmup "$WARMUP" --steps "$STEPS")
+
+run() { # impl mode rep command...
+    local name=$OUT/$1.$2.$3
+    shift 3
+    echo "$(date +%T) $name load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load.log" >&2
+    /usr/bin/time -v -o "$name.time" nice -n 5 "$@" > "$name.json"
+}
+
+for rep in $(seq "$REPEATS"); do
+    for mode in $MODES; do
+        run burn "$mode" "$rep" "$BIN" "$mode" --gguf "$GGUF" "${ARGS[@]}"
+        run pytorch "$mode" "$rep" "$VENV/bin/python" tools/bench/lora_throughput.py "$mode" "${ARGS[@]}"
+    done
+done
+
+echo "raw results: $OUT" >&2
+grep -h -o '"versions": {[^}]*}' "$OUT"/pytorch.*.json | head -1 >&2 || true
+python3 tools/bench/lora_throughput.py summarise "$OUT"
