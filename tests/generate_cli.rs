@@ -20,7 +20,14 @@ fn chat_answers_the_capital_of_france() {
     }
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .current_dir(&root)
-        .args(["generate", "--chat", "--max-new-tokens", "12", "--device", "cpu"])
+        .args([
+            "generate",
+            "--chat",
+            "--max-new-tokens",
+            "12",
+            "--device",
+            "cpu",
+        ])
         .args(["--prompt", "What is the capital of France?"])
         .output()
         .unwrap();
@@ -35,7 +42,15 @@ fn chat_answers_the_capital_of_france() {
 #[test]
 fn gpu_without_a_gpu_backend_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["generate", "--device", "gpu", "--prompt", "hi", "--model", "missing.gguf"])
+        .args([
+            "generate",
+            "--device",
+            "gpu",
+            "--prompt",
+            "hi",
+            "--model",
+            "missing.gguf",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

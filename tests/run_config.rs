@@ -24,7 +24,7 @@ fn embedded_default_is_the_small_cpu_run() {
     );
     assert_eq!(
         (config.data.max_train, config.data.max_test),
-        (Some(48), Some(16))
+        (Some(80), Some(24))
     );
     assert_eq!(config.strategy.name.to_string(), "inscl");
     assert_eq!(config.strategy.tags.to_string(), "metadata+keyphrase");
@@ -37,7 +37,7 @@ fn embedded_default_is_the_small_cpu_run() {
         ),
         (TrainMethod::Lora, 1, 192, 8)
     );
-    assert_eq!(config.run_name(), "inscl-a8-s0");
+    assert_eq!(config.run_name(), "inscl-a12-s0");
     // Round trip through run.json.
     assert_eq!(Config::from_json(&config.to_json()).unwrap(), config);
 }

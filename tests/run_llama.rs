@@ -121,7 +121,10 @@ fn artifacts(folder: &Path) -> Vec<(String, String)> {
                 }
                 other => serde_json::to_string(&other).unwrap(),
             };
-            (path.file_name().unwrap().to_string_lossy().into_owned(), text)
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                text,
+            )
         })
         .collect()
 }
@@ -130,14 +133,30 @@ fn artifacts(folder: &Path) -> Vec<(String, String)> {
 fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
     let out = tempfile::tempdir().unwrap();
     let model = tiny_model(out.path());
-    for strategy in ["none", "random", "dynamic", "insinfo", "inscl", "multitask", "single"] {
+    for strategy in [
+        "none",
+        "random",
+        "dynamic",
+        "insinfo",
+        "inscl",
+        "multitask",
+        "single",
+    ] {
         let config = config(strategy, &model, out.path());
-        let outcome = run::run(&config, &mut learner(&config), &mut RunOptions::new(fixtures()))
-            .unwrap();
+        let outcome = run::run(
+            &config,
+            &mut learner(&config),
+            &mut RunOptions::new(fixtures()),
+        )
+        .unwrap();
         let folder = RunFolder::new(&outcome.folder);
         let manifest: RunManifest = artifact::read(&folder.manifest()).unwrap();
         assert_eq!(manifest.replay.strategy, strategy);
-        assert!(manifest.device.starts_with("cpu (flex"), "{}", manifest.device);
+        assert!(
+            manifest.device.starts_with("cpu (flex"),
+            "{}",
+            manifest.device
+        );
         let results: RunResults = artifact::read(&folder.results()).unwrap();
         assert_eq!(results, outcome.results);
         assert_eq!(results.scores.stages(), 3);
@@ -153,15 +172,26 @@ fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
             let trained = if strategy == "multitask" { 36 } else { 12 };
             assert_eq!(record.train_examples, trained + expected);
             assert_eq!(record.loss.len(), (trained + expected).div_ceil(4));
-            assert!(record.loss.iter().all(|p| p.loss.is_finite() && p.loss > 0.0));
+            assert!(
+                record
+                    .loss
+                    .iter()
+                    .all(|p| p.loss.is_finite() && p.loss > 0.0)
+            );
             // Learning rates follow the cosine schedule: peak after warmup, lower at the end.
             let last = record.loss.last().unwrap();
-            assert!(last.lr < config.training.lr, "{strategy}: {:?}", record.loss);
+            assert!(
+                last.lr < config.training.lr,
+                "{strategy}: {:?}",
+                record.loss
+            );
             for eval in &record.eval {
                 assert!(eval.predictions.len() == 6);
             }
         }
-        let kept = std::fs::read_dir(outcome.folder.join("checkpoints")).unwrap().count();
+        let kept = std::fs::read_dir(outcome.folder.join("checkpoints"))
+            .unwrap()
+            .count();
         assert_eq!(kept, 1);
         let checkpoint = std::fs::read_dir(outcome.folder.join("checkpoints"))
             .unwrap()
@@ -186,8 +216,12 @@ fn inscl_replays_different_quotas_than_random() {
     let quotas = |strategy: &str| -> Vec<usize> {
         let mut config = config(strategy, &model, out.path());
         config.strategy.alpha = 6;
-        let outcome = run::run(&config, &mut learner(&config), &mut RunOptions::new(fixtures()))
-            .unwrap();
+        let outcome = run::run(
+            &config,
+            &mut learner(&config),
+            &mut RunOptions::new(fixtures()),
+        )
+        .unwrap();
         let record: StageRecord =
             artifact::read(&RunFolder::new(&outcome.folder).stage(3)).unwrap();
         record.plan.previous.iter().map(|p| p.quota).collect()
@@ -196,7 +230,10 @@ fn inscl_replays_different_quotas_than_random() {
     let inscl = quotas("inscl");
     assert_eq!(random, vec![6, 6], "random splits the budget of 12 evenly");
     assert_eq!(inscl.iter().sum::<usize>(), 12);
-    assert_ne!(inscl, random, "InsCL weighs tasks by dissimilarity and InsInfo");
+    assert_ne!(
+        inscl, random,
+        "InsCL weighs tasks by dissimilarity and InsInfo"
+    );
 }
 
 /// Raises the interrupt flag (as Ctrl-C would) at the first step of one stage.
@@ -271,7 +308,10 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
     let mut opts = RunOptions::new(fixtures());
     opts.interrupt = flag;
     let err = run::run(&config, &mut interrupted, &mut opts).unwrap_err();
-    assert!(matches!(err, RunError::Interrupted { stage: 3, .. }), "{err}");
+    assert!(
+        matches!(err, RunError::Interrupted { stage: 3, .. }),
+        "{err}"
+    );
     assert_eq!(RunFolder::new(&folder).finished_stages(), 2);
 
     // A fresh process: a new learner that must load the stage-2 adapter.

@@ -152,20 +152,6 @@ pub fn parameters_on_host<M: Module>(module: &M) -> HostTensors {
     collector.out
 }
 
-fn transpose(t: &HostTensor) -> HostTensor {
-    let (rows, cols) = (t.shape[0], t.shape[1]);
-    let mut data = vec![0.0; t.data.len()];
-    for (i, row) in t.data.chunks_exact(cols).enumerate() {
-        for (j, &x) in row.iter().enumerate() {
-            data[j * rows + i] = x;
-        }
-    }
-    HostTensor {
-        shape: vec![cols, rows],
-        data,
-    }
-}
-
 /// The LoRA factors of `model` under PEFT names and layouts:
 /// `base_model.model.model.layers.{i}.{module}.lora_A.weight` = `Aᵀ` `[r, in]` and
 /// `….lora_B.weight` = `Bᵀ` `[out, r]`, so that PEFT's `B_peft @ A_peft · alpha/r` equals the
@@ -182,7 +168,7 @@ pub fn peft_adapter_tensors(model: &Llama) -> HostTensors {
             };
             Some((
                 format!("base_model.model.model.{base}.{name}.weight"),
-                transpose(&t),
+                t.transposed(),
             ))
         })
         .collect()

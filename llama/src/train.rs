@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{HostTensor, HostTensors};
+use crate::host::HostTensors;
 use crate::lora::parameters_on_host;
 use crate::model::{IGNORE_INDEX, Llama};
 
@@ -70,7 +70,11 @@ impl LrSchedule {
 
     /// The rate of 0-based step `step`.
     pub fn lr(&self, step: usize) -> f64 {
-        let (s, w, n) = (step as f64, self.warmup_steps as f64, self.total_steps as f64);
+        let (s, w, n) = (
+            step as f64,
+            self.warmup_steps as f64,
+            self.total_steps as f64,
+        );
         if step < self.warmup_steps {
             return self.peak * s / w.max(1.0);
         }
@@ -123,7 +127,8 @@ fn scale_grads<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) 
                 return;
             }
             if let Some(g) = self.grads.remove::<D>(param.id) {
-                self.grads.register::<D>(param.id, g.mul_scalar(self.factor));
+                self.grads
+                    .register::<D>(param.id, g.mul_scalar(self.factor));
                 self.seen.push(param.id);
             }
         }
@@ -200,13 +205,22 @@ pub fn encode_example(
         .zip(&ranges)
         .flat_map(|(s, &(a, b))| s[a..b].iter().copied())
         .collect();
-    let keep = response.len().saturating_sub(excess).max(1.min(response.len()));
+    let keep = response
+        .len()
+        .saturating_sub(excess)
+        .max(1.min(response.len()));
     let n_prompt = tokens.len();
     tokens.extend_from_slice(&response[..keep]);
     let labels = tokens
         .iter()
         .enumerate()
-        .map(|(i, &t)| if i < n_prompt { IGNORE_INDEX } else { i64::from(t) })
+        .map(|(i, &t)| {
+            if i < n_prompt {
+                IGNORE_INDEX
+            } else {
+                i64::from(t)
+            }
+        })
         .collect();
     Encoded { tokens, labels }
 }
@@ -271,7 +285,12 @@ pub fn collate(examples: &[&Encoded], device: &Device) -> Batch {
         mask.extend(std::iter::repeat_n(0, pad));
         labels.extend_from_slice(&e.labels);
         labels.extend(std::iter::repeat_n(IGNORE_INDEX, pad));
-        n_scored += e.labels.iter().skip(1).filter(|&&l| l != IGNORE_INDEX).count();
+        n_scored += e
+            .labels
+            .iter()
+            .skip(1)
+            .filter(|&&l| l != IGNORE_INDEX)
+            .count();
     }
     let int = |data: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(data, [b, s]), device);
     Batch {
@@ -344,7 +363,10 @@ impl Trainer {
     /// When no micro-batch has a scored token.
     pub fn step(&mut self, model: Llama, micro_batches: &[Batch]) -> (Llama, StepOutcome) {
         let total_scored: usize = micro_batches.iter().map(|b| b.n_scored).sum();
-        assert!(total_scored > 0, "a training step needs at least one response token");
+        assert!(
+            total_scored > 0,
+            "a training step needs at least one response token"
+        );
         let mut accumulator = GradientsAccumulator::<Llama>::new();
         let mut loss_sum = 0.0;
         for batch in micro_batches.iter().filter(|b| b.n_scored > 0) {
@@ -387,37 +409,16 @@ impl Trainer {
 pub fn hf_tensors(model: &Llama) -> HostTensors {
     parameters_on_host(&model.valid().materialize())
         .into_iter()
-        .filter_map(|(path, t)| {
+        .map(|(path, t)| {
             let linear = path.ends_with("_proj.weight") || path == "lm_head.weight";
             let name = if path == "lm_head.weight" {
                 path
             } else {
                 format!("model.{}", path.replace(".gamma", ".weight"))
             };
-            if path_is_adapter(&name) {
-                return None;
-            }
-            Some((name, if linear { transpose(&t) } else { t }))
+            (name, if linear { t.transposed() } else { t })
         })
         .collect()
-}
-
-fn path_is_adapter(name: &str) -> bool {
-    name.contains(".lora.")
-}
-
-fn transpose(t: &HostTensor) -> HostTensor {
-    let (rows, cols) = (t.shape[0], t.shape[1]);
-    let mut data = vec![0.0; t.data.len()];
-    for (i, row) in t.data.chunks_exact(cols).enumerate() {
-        for (j, &x) in row.iter().enumerate() {
-            data[j * rows + i] = x;
-        }
-    }
-    HostTensor {
-        shape: vec![cols, rows],
-        data,
-    }
 }
 
 #[cfg(test)]
@@ -429,22 +430,48 @@ mod tests {
         // transformers 4.x get_cosine_schedule_with_warmup(warmup=2, total=10), peak 1.
         let cos = LrSchedule::new(1.0, 0.2, 10, ScheduleKind::Cosine);
         assert_eq!(cos.warmup_steps, 2);
-        let want = [0.0, 0.5, 1.0, 0.9619397662556434, 0.8535533905932737, 0.6913417161825449];
+        let want = [
+            0.0,
+            0.5,
+            1.0,
+            0.9619397662556434,
+            0.8535533905932737,
+            0.6913417161825449,
+        ];
         for (s, w) in want.iter().enumerate() {
-            assert!((cos.lr(s) - w).abs() < 1e-12, "step {s}: {} vs {w}", cos.lr(s));
+            assert!(
+                (cos.lr(s) - w).abs() < 1e-12,
+                "step {s}: {} vs {w}",
+                cos.lr(s)
+            );
         }
         let lin = LrSchedule::new(2.0, 0.2, 10, ScheduleKind::Linear);
-        assert_eq!([lin.lr(1), lin.lr(2), lin.lr(6), lin.lr(10)], [1.0, 2.0, 1.0, 0.0]);
+        assert_eq!(
+            [lin.lr(1), lin.lr(2), lin.lr(6), lin.lr(10)],
+            [1.0, 2.0, 1.0, 0.0]
+        );
         let constant = LrSchedule::new(3.0, 0.0, 10, ScheduleKind::Constant);
         assert_eq!(constant.lr(0), 3.0);
     }
 
     #[test]
     fn prompt_is_cut_from_the_left_of_the_input_then_the_instruction_and_the_response_kept() {
-        let prompt = vec![vec![1, 2], vec![10, 11, 12, 13], vec![3], vec![30, 31, 32], vec![4]];
+        let prompt = vec![
+            vec![1, 2],
+            vec![10, 11, 12, 13],
+            vec![3],
+            vec![30, 31, 32],
+            vec![4],
+        ];
         let cuts = [
-            Cut { segment: 3, from_left: true },
-            Cut { segment: 1, from_left: false },
+            Cut {
+                segment: 3,
+                from_left: true,
+            },
+            Cut {
+                segment: 1,
+                from_left: false,
+            },
         ];
         // 11 prompt + 2 response tokens into 8: the input loses 3 from its left, the
         // definition 2 from its right.

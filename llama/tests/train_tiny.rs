@@ -78,8 +78,16 @@ fn lora_training_with_accumulation_lowers_loss_and_keeps_the_base_bit_identical(
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(losses[11] < 0.7 * losses[0], "losses {losses:?}");
     let after = parameters_on_host(&model);
-    assert_eq!(frozen(&after), frozen(&before), "frozen base weights changed");
-    assert!(after.iter().any(|(k, v)| k.ends_with(".lora.b") && v != &before[k]));
+    assert_eq!(
+        frozen(&after),
+        frozen(&before),
+        "frozen base weights changed"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|(k, v)| k.ends_with(".lora.b") && v != &before[k])
+    );
 }
 
 #[test]
@@ -88,7 +96,10 @@ fn full_fine_tuning_trains_every_weight_and_exports_hf_names() {
     let mut model = model(&device);
     let before = hf_tensors(&model);
     let (_, original) = llama::safetensors::load_llama(fixture("tiny_llama_tied")).unwrap();
-    assert_eq!(before.keys().collect::<Vec<_>>(), original.keys().collect::<Vec<_>>());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        original.keys().collect::<Vec<_>>()
+    );
     for (name, t) in &original {
         assert_eq!(&before[name], t, "{name} round trip");
     }
@@ -118,13 +129,27 @@ fn global_norm_clipping_scales_all_gradients_together() {
     // Norm of the embedding's gradient alone.
     let norm = |g: &GradientsParams| -> f64 {
         let t = g.get::<2>(embed_id).unwrap();
-        let values = t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
-        values.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt()
+        let values = t
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        values
+            .iter()
+            .map(|&x| f64::from(x).powi(2))
+            .sum::<f64>()
+            .sqrt()
     };
     let embed_before = norm(&grads);
     let total = clip_grad_norm(&model, &mut grads, 1e9);
-    assert!(total > embed_before, "the global norm covers more than one tensor");
-    assert!((norm(&grads) - embed_before).abs() < 1e-9 * embed_before.max(1.0), "no clip below the limit");
+    assert!(
+        total > embed_before,
+        "the global norm covers more than one tensor"
+    );
+    assert!(
+        (norm(&grads) - embed_before).abs() < 1e-9 * embed_before.max(1.0),
+        "no clip below the limit"
+    );
     let limit = total / 4.0;
     let again = clip_grad_norm(&model, &mut grads, limit);
     assert!((again - total).abs() < 1e-4 * total);

@@ -147,7 +147,11 @@ struct PromptFormat {
 impl PromptFormat {
     fn new(tokenizer: Tokenizer, stop: &[u32]) -> Self {
         let template = tokenizer.chat_template().cloned();
-        let end = tokenizer.eos_id().or(stop.first().copied()).into_iter().collect();
+        let end = tokenizer
+            .eos_id()
+            .or(stop.first().copied())
+            .into_iter()
+            .collect();
         Self {
             tokenizer,
             template,
@@ -187,7 +191,12 @@ impl PromptFormat {
     fn training(&self, example: &Example, max_length: usize) -> anyhow::Result<Encoded> {
         let mut response = self.tokens(example.output.first().map_or("", String::as_str))?;
         response.extend(&self.end);
-        Ok(encode_example(&self.prompt(example)?, &PROMPT_CUTS, &response, max_length))
+        Ok(encode_example(
+            &self.prompt(example)?,
+            &PROMPT_CUTS,
+            &response,
+            max_length,
+        ))
     }
 
     fn generation(&self, example: &Example, max_length: usize) -> anyhow::Result<Vec<u32>> {
@@ -265,20 +274,16 @@ impl ModuleMapper for AdapterLoader<'_> {
             return param;
         };
         self.loaded += 1;
-        let (rows, cols) = (t.shape[0], t.shape[1]);
-        let mut data = vec![0.0f32; t.data.len()];
-        for (i, row) in t.data.chunks_exact(cols).enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                data[j * rows + i] = x;
-            }
-        }
+        // PEFT `[r, in]` / `[out, r]` → burn `[in, r]` / `[r, out]`.
+        let burn_layout = t.transposed();
         // The factors are trainable: a mapped value is a new leaf that must track gradients.
         param
             .map(|old| {
                 let device = old.device();
-                let mut shape = [0usize; D];
-                shape.copy_from_slice(&[cols, rows][..D]);
-                Tensor::from_data(TensorData::new(data, shape), &device)
+                let shape: [usize; D] = burn_layout.shape[..]
+                    .try_into()
+                    .expect("LoRA factors are 2-D");
+                Tensor::from_data(TensorData::new(burn_layout.data, shape), &device)
             })
             .set_require_grad(true)
     }
@@ -372,10 +377,14 @@ impl LlamaLearner {
             let real = row.iter().map(|&t| i64::from(t));
             if left_pad {
                 ids.extend(std::iter::repeat_n(0, pad).chain(real));
-                mask.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, row.len())));
+                mask.extend(
+                    std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, row.len())),
+                );
             } else {
                 ids.extend(real.chain(std::iter::repeat_n(0, pad)));
-                mask.extend(std::iter::repeat_n(1i64, row.len()).chain(std::iter::repeat_n(0, pad)));
+                mask.extend(
+                    std::iter::repeat_n(1i64, row.len()).chain(std::iter::repeat_n(0, pad)),
+                );
             }
         }
         let t = |d: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(d, [b, s]), &self.device);
@@ -386,7 +395,9 @@ impl LlamaLearner {
 impl Learner for LlamaLearner {
     fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
         let model = self.inference_model();
-        let layer = self.embedding_layer.unwrap_or(self.config.num_hidden_layers);
+        let layer = self
+            .embedding_layer
+            .unwrap_or(self.config.num_hidden_layers);
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(self.eval_batch_size) {
             let rows: Vec<Vec<u32>> = chunk
@@ -424,7 +435,10 @@ impl Learner for LlamaLearner {
             .map(|e| self.format.training(e, t.max_length))
             .collect::<anyhow::Result<_>>()?;
         let lengths: Vec<usize> = encoded.iter().map(|e| e.tokens.len()).collect();
-        let per_epoch = lengths.len().div_ceil(t.batch_size).div_ceil(t.grad_accumulation);
+        let per_epoch = lengths
+            .len()
+            .div_ceil(t.batch_size)
+            .div_ceil(t.grad_accumulation);
         let total_steps = per_epoch * t.epochs;
         let kind = match t.schedule {
             Schedule::Cosine => ScheduleKind::Cosine,
@@ -503,7 +517,12 @@ impl Learner for LlamaLearner {
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
             let generation = generate(&model, &batch, &config)?;
             for (&i, tokens) in chunk.iter().zip(&generation.tokens) {
-                outputs[i] = self.format.tokenizer.decode(tokens, true)?.trim().to_owned();
+                outputs[i] = self
+                    .format
+                    .tokenizer
+                    .decode(tokens, true)?
+                    .trim()
+                    .to_owned();
             }
             done += chunk.len();
             if on_done(done).is_break() {
@@ -579,8 +598,11 @@ impl Learner for LlamaLearner {
             }
             TrainMethod::Full => {
                 let tensors = read("model.safetensors")?;
-                self.model =
-                    Llama::from_host_tensors(&self.config, &tensors, &self.device.clone().autodiff())?;
+                self.model = Llama::from_host_tensors(
+                    &self.config,
+                    &tensors,
+                    &self.device.clone().autodiff(),
+                )?;
             }
         }
         Ok(())
