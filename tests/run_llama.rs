@@ -5,12 +5,14 @@
 //! resumed equals an uninterrupted one.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod support;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use inscl::artifact::{self, Artifact, RunManifest, RunResults, StageRecord};
+use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
 use llama::host::{HostTensor, HostTensors};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -99,34 +101,6 @@ fn learner(config: &Config) -> LlamaLearner {
         config.eval.batch_size,
     )
     .unwrap()
-}
-
-/// Every artifact file of a run, as text, with wall-clock fields zeroed.
-fn artifacts(folder: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<PathBuf> = vec![folder.join("results.json"), folder.join("embeddings.json")];
-    let mut stages: Vec<PathBuf> = std::fs::read_dir(folder.join("stages"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    stages.sort();
-    files.extend(stages);
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let text = match Artifact::from_json(&path.display().to_string(), &text).unwrap() {
-                Artifact::Stage(mut record) => {
-                    record.wall_seconds = 0.0;
-                    serde_json::to_string(&record).unwrap()
-                }
-                other => serde_json::to_string(&other).unwrap(),
-            };
-            (
-                path.file_name().unwrap().to_string_lossy().into_owned(),
-                text,
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -320,5 +294,8 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
     let resumed_config = run::resume_config(&folder).unwrap();
     let resumed = run::run(&resumed_config, &mut learner(&resumed_config), &mut opts).unwrap();
     assert_eq!(resumed.results, reference.results);
-    assert_eq!(artifacts(&folder), artifacts(&reference.folder));
+    assert_eq!(
+        support::artifacts(&folder),
+        support::artifacts(&reference.folder)
+    );
 }

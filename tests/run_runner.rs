@@ -3,6 +3,8 @@
 //! crash or Ctrl-C equals an uninterrupted run, a NaN loss stops cleanly, `compare` reads runs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod support;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
@@ -10,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use inscl::artifact::{
-    self, Artifact, EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord,
-};
+use inscl::artifact::{self, EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord};
 use trainer::config::{Config, DataFormat, RunStrategy};
 use trainer::learner::{Example, Learner, StepReport, TrainPlan};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
@@ -223,34 +223,6 @@ fn category_config(strategy: &str, out: &Path) -> Config {
 
 fn options() -> RunOptions {
     RunOptions::new(fixtures())
-}
-
-/// Every artifact file of a run, as text, with wall-clock fields zeroed.
-fn artifacts(folder: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<PathBuf> = vec![folder.join("results.json"), folder.join("embeddings.json")];
-    let mut stages: Vec<PathBuf> = std::fs::read_dir(folder.join("stages"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    stages.sort();
-    files.extend(stages);
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let text = match Artifact::from_json(&path.display().to_string(), &text).unwrap() {
-                Artifact::Stage(mut record) => {
-                    record.wall_seconds = 0.0;
-                    serde_json::to_string(&record).unwrap()
-                }
-                other => serde_json::to_string(&other).unwrap(),
-            };
-            (
-                path.file_name().unwrap().to_string_lossy().into_owned(),
-                text,
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -473,7 +445,10 @@ fn resume_after_crash_and_interrupt_equals_uninterrupted_run() {
     )
     .unwrap();
     assert_eq!(resumed.results, reference.results);
-    assert_eq!(artifacts(&folder), artifacts(&reference.folder));
+    assert_eq!(
+        support::artifacts(&folder),
+        support::artifacts(&reference.folder)
+    );
     let leftovers: Vec<_> = walk(&folder)
         .into_iter()
         .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
