@@ -2,78 +2,33 @@
 //! here: d = 32, 2 layers, 4 query / 2 key-value heads, the byte-level tokenizer of
 //! tests/fixtures/tiny_llama) over 3 real SuperNI tasks: every strategy runs and writes valid
 //! artifacts, InsCL replays other quotas than random, and a run interrupted mid-stage and
-//! resumed equals an uninterrupted one.
+//! resumed equals an uninterrupted one, LoRA dropout included.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;
+#[path = "support/tiny_llama.rs"]
+mod tiny_llama;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
-use llama::host::{HostTensor, HostTensors};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use llama::device::DeviceChoice;
 use trainer::config::Config;
 use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan};
-use trainer::model::{DeviceChoice, LlamaLearner};
+use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-/// A random HF-format LLaMA folder (weights N(0, 0.02²), seeded) with the byte tokenizer.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let (v, d, ff, layers, heads, kv) = (259usize, 32usize, 64usize, 2usize, 4usize, 2usize);
-    let hd = d / heads;
-    let config = serde_json::json!({
-        "vocab_size": v, "hidden_size": d, "intermediate_size": ff,
-        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
-        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 512,
-        "tie_word_embeddings": true, "bos_token_id": 257, "eos_token_id": 258
-    });
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut random = |shape: &[usize]| HostTensor {
-        shape: shape.to_vec(),
-        data: (0..shape.iter().product::<usize>())
-            .map(|_| (rng.random::<f32>() - 0.5) * 0.07)
-            .collect(),
-    };
-    let ones = |n: usize| HostTensor {
-        shape: vec![n],
-        data: vec![1.0; n],
-    };
-    let mut t = HostTensors::new();
-    t.insert("model.embed_tokens.weight".into(), random(&[v, d]));
-    t.insert("model.norm.weight".into(), ones(d));
-    for i in 0..layers {
-        let p = format!("model.layers.{i}.");
-        for (name, shape) in [
-            ("self_attn.q_proj.weight", [heads * hd, d]),
-            ("self_attn.k_proj.weight", [kv * hd, d]),
-            ("self_attn.v_proj.weight", [kv * hd, d]),
-            ("self_attn.o_proj.weight", [d, heads * hd]),
-            ("mlp.gate_proj.weight", [ff, d]),
-            ("mlp.up_proj.weight", [ff, d]),
-            ("mlp.down_proj.weight", [d, ff]),
-        ] {
-            t.insert(format!("{p}{name}"), random(&shape));
-        }
-        t.insert(format!("{p}input_layernorm.weight"), ones(d));
-        t.insert(format!("{p}post_attention_layernorm.weight"), ones(d));
-    }
-    let model = dir.join("tiny-llama");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
-    llama::safetensors::save_host_tensors(&model.join("model.safetensors"), &t).unwrap();
-    for f in ["tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(fixtures().join("tiny_llama").join(f), model.join(f)).unwrap();
-    }
-    model
-}
+/// Every training seeds burn's backend random stream, which is process-wide: the resume test
+/// (LoRA dropout draws from that stream) runs alone, the others may run together.
+static BACKEND_RNG: RwLock<()> = RwLock::new(());
 
 /// Three real SuperNI-CL15 tasks (12 train / 6 test each), α = 4, small sizes.
 fn config(strategy: &str, model: &Path, out: &Path) -> Config {
@@ -105,8 +60,9 @@ fn learner(config: &Config) -> LlamaLearner {
 
 #[test]
 fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
+    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let model = tiny_model(out.path());
+    let model = tiny_llama::tiny_model(out.path());
     for strategy in [
         "none",
         "random",
@@ -185,8 +141,9 @@ fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
 
 #[test]
 fn inscl_replays_different_quotas_than_random() {
+    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let model = tiny_model(out.path());
+    let model = tiny_llama::tiny_model(out.path());
     let quotas = |strategy: &str| -> Vec<usize> {
         let mut config = config(strategy, &model, out.path());
         config.strategy.alpha = 6;
@@ -259,10 +216,18 @@ impl Learner for Interrupting {
 
 #[test]
 fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
+    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let model = tiny_model(out.path());
-    let mut reference_config = config("inscl", &model, out.path());
-    reference_config.output.name = Some("reference".into());
+    let model = tiny_llama::tiny_model(out.path());
+    // Dropout masks come from the backend's random stream, seeded per stage: a resumed stage
+    // must draw the same ones.
+    let config = |name: &str| {
+        let mut config = config("inscl", &model, out.path());
+        config.training.lora_dropout = 0.1;
+        config.output.name = Some(name.into());
+        config
+    };
+    let reference_config = config("reference");
     let reference = run::run(
         &reference_config,
         &mut learner(&reference_config),
@@ -270,8 +235,7 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
     )
     .unwrap();
 
-    let mut config = config("inscl", &model, out.path());
-    config.output.name = Some("resumed".into());
+    let config = config("resumed");
     let folder = out.path().join("resumed");
     let flag = Arc::new(AtomicBool::new(false));
     let mut interrupted = Interrupting {

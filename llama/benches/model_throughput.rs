@@ -104,12 +104,14 @@ fn bench(c: &mut Criterion) {
     let lora = LoraConfig {
         r: 8,
         lora_alpha: 16.0,
+        lora_dropout: 0.0,
         target_modules: LoraTarget::ALL.to_vec(),
     };
     let mut trained = Some(
         apply_lora(
             Llama::from_host_tensors(&config, &weights, &train_device).unwrap(),
             &lora,
+            0,
         )
         .unwrap(),
     );

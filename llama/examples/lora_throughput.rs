@@ -1,5 +1,5 @@
-//! Wall-clock throughput of the burn LLaMA (flex CPU backend unless another is enabled) on a
-//! real SmolLM2 checkpoint, one measurement per process so that `/usr/bin/time -v` reports the
+//! Wall-clock throughput of the burn LLaMA on a real SmolLM2 checkpoint, on the device of
+//! `--device auto|gpu|cpu` (`llama::device`; a GPU needs the `wgpu` feature), one measurement per process so that `/usr/bin/time -v` reports the
 //! peak RSS of that workload alone. The PyTorch counterpart is `tools/bench/lora_throughput.py`;
 //! `tools/bench/lora_throughput.sh` runs both and prints the comparison.
 //!
@@ -11,16 +11,17 @@
 //! - `decode`: greedy decoding with the KV cache from a 16-token prompt, batch 1. Decode
 //!   tokens/s = 64 / (t(65 new tokens) − t(1 new token)), which cancels the prefill.
 //!
-//! Prints one JSON line: `{"impl":"burn","mode":..,"tokens_per_s":..,"seconds":[..],..}`,
-//! `seconds` holding the timed repetitions (warm-up excluded).
+//! Prints one JSON line: `{"impl":"burn","mode":..,"device":..,"tokens_per_s":..,"seconds":[..],..}`,
+//! `seconds` holding the timed repetitions (warm-up excluded; each ends with a device sync).
 //!
-//! Run: `cargo run --release -p llama --example lora_throughput -- train
-//! [--gguf assets/SmolLM2-135M-Instruct.Q4_1.gguf] [--warmup 2] [--steps 5]`.
+//! Run: `cargo run --release -p llama [--features wgpu] --example lora_throughput -- train
+//! [--gguf assets/SmolLM2-135M-Instruct.Q4_1.gguf] [--warmup 2] [--steps 5] [--device auto]`.
 
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use llama::device::{DeviceChoice, select_device};
 use llama::generate::{GenerationConfig, generate};
 use llama::lora::{LoraConfig, LoraTarget, apply_lora};
 use llama::model::Llama;
@@ -35,6 +36,7 @@ struct Args {
     gguf: String,
     warmup: usize,
     steps: usize,
+    device: DeviceChoice,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         gguf: "assets/SmolLM2-135M-Instruct.Q4_1.gguf".to_owned(),
         warmup: 2,
         steps: 5,
+        device: DeviceChoice::Auto,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,12 +54,13 @@ fn parse_args() -> Result<Args, String> {
             "--gguf" => args.gguf = value()?,
             "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--steps" => args.steps = value()?.parse().map_err(|e| format!("--steps: {e}"))?,
+            "--device" => args.device = value()?.parse().map_err(|e| format!("--device: {e}"))?,
             "train" | "prefill" | "decode" => args.mode = arg,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.mode.is_empty() || args.steps == 0 {
-        return Err("usage: lora_throughput <train|prefill|decode> [--gguf PATH] [--warmup N] [--steps N≥1]".into());
+        return Err("usage: lora_throughput <train|prefill|decode> [--gguf PATH] [--warmup N] [--steps N≥1] [--device auto|gpu|cpu]".into());
     }
     Ok(args)
 }
@@ -85,7 +89,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let load_start = Instant::now();
     let (config, weights) = llama::gguf::load_llama(&args.gguf)?;
-    let device = Device::default();
+    let selected = select_device(args.device)?;
+    eprintln!("device: {}", selected.description);
+    let device = selected.device;
     let vocab = config.vocab_size;
     let (seconds, tokens_per_step) = match args.mode.as_str() {
         "train" => {
@@ -93,11 +99,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let lora = LoraConfig {
                 r: 8,
                 lora_alpha: 16.0,
+                lora_dropout: 0.0,
                 target_modules: LoraTarget::ALL.to_vec(),
             };
             let mut model = Some(apply_lora(
                 Llama::from_host_tensors(&config, &weights, &train_device)?,
                 &lora,
+                0,
             )?);
             drop(weights);
             let mut optimizer = AdamWConfig::new()
@@ -112,6 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let loss = m.causal_lm_loss(ids.clone(), mask.clone(), ids.clone());
                 let grads = GradientsParams::from_grads(loss.backward(), &m);
                 model = Some(optimizer.step(1e-4, m, grads));
+                train_device.sync().expect("device sync");
             });
             (seconds, BATCH * SEQ)
         }
@@ -154,6 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({
             "impl": "burn",
             "mode": args.mode,
+            "device": selected.description,
             "weights": args.gguf,
             "batch": if args.mode == "decode" { 1 } else { BATCH },
             "tokens_per_step": tokens_per_step,

@@ -1,7 +1,9 @@
 //! LLaMA-family causal language models for inscl's trainer.
 //!
 //! - [`config`]: hyper-parameters (HF `config.json` names).
+//! - [`device`]: `auto | gpu | cpu` device selection (a physical wgpu GPU, else burn's flex CPU).
 //! - [`generate`]: batched greedy / top-p generation with a KV cache.
+//! - `hub` (feature `hub`): Hugging Face Hub downloads into the HF cache.
 //! - [`host`]: checkpoint tensors on the host in HF names and layouts.
 //! - [`gguf`]: a reader for llama.cpp's GGUF checkpoints (metadata, tensors, dequantisation).
 //! - [`lora`]: LoRA adapters on the attention/MLP projections, PEFT-compatible export.
@@ -12,9 +14,12 @@
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
 
 pub mod config;
+pub mod device;
 pub mod generate;
 pub mod gguf;
 pub mod host;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod lora;
 pub mod model;
 pub mod safetensors;

@@ -1,13 +1,28 @@
-//! LoRA fine-tuning (Hu et al. 2021) with burn's built-in reparameterisation: every targeted
-//! projection weight `W` (burn layout `[in, out]`) becomes `W + (alpha / r) · A B` with
-//! trainable `A` `[in, r]` (normal init, std `1/r`) and `B` `[r, out]` (zeros), and every base
-//! parameter — embeddings and norms included — is frozen.
+//! LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", eq. 3) as PEFT
+//! computes it (`peft.tuners.lora.layer.Linear.forward`): a targeted projection with frozen
+//! weight `W` (burn layout `[in, out]`) maps `x` to
 //!
-//! Adapters export under PEFT's names and layouts (`lora_A.weight` `[r, in]`,
-//! `lora_B.weight` `[out, r]`, prefix `base_model.model.`) so they load in `peft`.
+//! ```text
+//! h = x W + (lora_alpha / r) · dropout(x) A B
+//! ```
+//!
+//! with trainable `A` `[in, r]` and `B` `[r, out]`. The update stays unmerged while training, so
+//! dropout acts on the adapter's input only and the backward pass never forms a weight-shaped
+//! gradient (`∂L/∂A = s · xᵀ (∂L/∂h) Bᵀ`, a rank-r product); [`merge_lora`] folds `s · A B` into
+//! `W` for inference and export. Initialisation follows PEFT's default: `A` from
+//! `kaiming_uniform_(a = √5)`, i.e. `U(-1/√in, 1/√in)`, drawn from a seeded ChaCha8 stream on
+//! the host (the same on every backend), and `B = 0`, so an attached adapter leaves the model's
+//! output unchanged.
+//!
+//! Adapters load and export under PEFT's names and layouts (`lora_A.weight` `[r, in]`,
+//! `lora_B.weight` `[out, r]`, prefix `base_model.model.`) so they move to and from `peft`.
 
-use burn::module::{Lora, Module, ModuleVisitor, Param, ParamGroup};
-use burn::tensor::Tensor;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::module::linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{HostTensor, HostTensors};
@@ -64,19 +79,23 @@ impl LoraTarget {
     }
 }
 
-/// LoRA hyper-parameters (PEFT `LoraConfig` names: `r`, `lora_alpha`, `target_modules`).
-/// burn's built-in adapters have no dropout, so `lora_dropout` is always 0.
+/// LoRA hyper-parameters (PEFT `LoraConfig` names: `r`, `lora_alpha`, `lora_dropout`,
+/// `target_modules`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
     /// Rank r > 0.
     pub r: usize,
     /// Scale numerator: the update is multiplied by `lora_alpha / r`.
     pub lora_alpha: f64,
+    /// Probability in [0, 1) of zeroing an element of the adapter's input while training
+    /// (inverted dropout: kept elements are scaled by `1 / (1 - p)`); 0 disables it.
+    #[serde(default)]
+    pub lora_dropout: f64,
     /// Adapted projections (non-empty).
     pub target_modules: Vec<LoraTarget>,
 }
 
-/// Errors of [`apply_lora`].
+/// Errors of [`apply_lora`] and [`load_peft_adapter`].
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LoraError {
     /// Rank 0 or no target module.
@@ -87,39 +106,236 @@ pub enum LoraError {
         /// Number of targets.
         targets: usize,
     },
+    /// `lora_dropout` outside [0, 1).
+    #[error("invalid LoRA configuration: lora_dropout {0} is not in [0, 1)")]
+    InvalidDropout(f64),
+    /// An adapter file lacks a factor the configuration implies.
+    #[error("adapter has no tensor `{0}`")]
+    MissingTensor(String),
+    /// A PEFT adapter folder that cannot be read or describes another kind of adapter.
+    #[error("{path}: {message}")]
+    AdapterFile {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the field and value.
+        message: String,
+    },
+    /// An adapter factor has another shape than the model and rank imply.
+    #[error("adapter tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// PEFT tensor name.
+        name: String,
+        /// `[r, in]` or `[out, r]`.
+        expected: Vec<usize>,
+        /// Shape found in the file.
+        found: Vec<usize>,
+    },
 }
 
-/// The [`ParamGroup`] of the targeted projection weights:
-/// `^layers\.\d+\.(self_attn\.q_proj|...)\.weight$` over burn parameter paths.
-pub fn target_group(targets: &[LoraTarget]) -> ParamGroup {
-    let alternatives: Vec<String> = targets
-        .iter()
-        .map(|t| t.module_path().replace('.', r"\."))
-        .collect();
-    let pattern = format!(r"^layers\.\d+\.({})\.weight$", alternatives.join("|"));
-    ParamGroup::from_regex(pattern).expect("escaped literal alternatives form a valid regex")
+/// The trainable low-rank update of one projection: `s · dropout(x) A B`.
+#[derive(Module, Debug)]
+pub struct LoraAdapter {
+    /// Down-projection `A`, `[in, r]` (PEFT `lora_A.weight` transposed).
+    pub a: Param<Tensor<2>>,
+    /// Up-projection `B`, `[r, out]` (PEFT `lora_B.weight` transposed).
+    pub b: Param<Tensor<2>>,
+    /// `lora_alpha / r`.
+    pub scale: f64,
+    /// Dropout on the adapter's input; active only on an autodiff device in training mode.
+    pub dropout: Dropout,
 }
 
-/// Attaches LoRA adapters to `config.target_modules` of every layer and freezes every base
-/// parameter. Build the model on an autodiff device (`device.autodiff()`) to train it.
-///
-/// # Errors
-/// [`LoraError::InvalidConfig`] for rank 0 or no targets.
-pub fn apply_lora(model: Llama, config: &LoraConfig) -> Result<Llama, LoraError> {
+impl LoraAdapter {
+    /// `s · dropout(x) A B` for `x` `[…, in]` → `[…, out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let down = linear(self.dropout.forward(x), self.a.val(), None);
+        linear(down, self.b.val(), None) * self.scale
+    }
+
+    /// The dense update `s · A B`, `[in, out]`.
+    pub fn delta(&self) -> Tensor<2> {
+        self.a.val().matmul(self.b.val()) * self.scale
+    }
+}
+
+/// A bias-free linear layer (burn layout: `weight` `[in, out]`) with an optional LoRA adapter;
+/// the attention and MLP projections of [`Llama`].
+#[derive(Module, Debug)]
+pub struct LoraLinear {
+    /// `W`, `[in, out]`; frozen once an adapter is attached.
+    pub weight: Param<Tensor<2>>,
+    /// The adapter, when this projection is targeted.
+    pub lora: Option<LoraAdapter>,
+}
+
+impl LoraLinear {
+    /// A plain projection with weight `[in, out]`.
+    pub fn new(weight: Param<Tensor<2>>) -> Self {
+        Self { weight, lora: None }
+    }
+
+    /// `x W (+ s · dropout(x) A B)` for `x` `[…, in]` → `[…, out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match &self.lora {
+            None => linear(x, self.weight.val(), None),
+            Some(adapter) => linear(x.clone(), self.weight.val(), None) + adapter.forward(x),
+        }
+    }
+
+    /// Folds the adapter into the weight (`W ← W + s · A B`) and drops it: the same function
+    /// without dropout, one matmul cheaper.
+    pub fn merge(&mut self) {
+        if let Some(adapter) = self.lora.take() {
+            self.weight = self.weight.clone().map(|w| w + adapter.delta());
+        }
+    }
+
+    /// `[in, out]`.
+    fn dims(&self) -> [usize; 2] {
+        self.weight.val().dims()
+    }
+}
+
+fn validate(config: &LoraConfig) -> Result<(), LoraError> {
     if config.r == 0 || config.target_modules.is_empty() {
         return Err(LoraError::InvalidConfig {
             r: config.r,
             targets: config.target_modules.len(),
         });
     }
-    let lora = Lora::new(config.r, config.lora_alpha)
-        .set_param_group(target_group(&config.target_modules));
-    Ok(model.apply_lora(lora))
+    if !(0.0..1.0).contains(&config.lora_dropout) {
+        return Err(LoraError::InvalidDropout(config.lora_dropout));
+    }
+    Ok(())
+}
+
+fn factor(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(data, shape), device))
+}
+
+/// Freezes every parameter of `model` and attaches a fresh adapter to `config.target_modules`
+/// of every layer: `A ~ U(-1/√in, 1/√in)` (PEFT's default init) from a ChaCha8 stream seeded with
+/// `seed`, drawn layer by layer in [`LoraTarget::ALL`] order, and `B = 0`. Build the model on an
+/// autodiff device (`device.autodiff()`) to train it.
+///
+/// # Errors
+/// [`LoraError::InvalidConfig`] for rank 0 or no targets, [`LoraError::InvalidDropout`] for a
+/// dropout outside [0, 1).
+pub fn apply_lora(model: Llama, config: &LoraConfig, seed: u64) -> Result<Llama, LoraError> {
+    validate(config)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    attach(model, config, |[d_in, d_out], device| {
+        let bound = 1.0 / (d_in as f32).sqrt();
+        let a = (0..d_in * config.r)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        Ok((
+            factor(a, [d_in, config.r], device),
+            factor(vec![0.0; config.r * d_out], [config.r, d_out], device),
+        ))
+    })
+}
+
+/// Freezes `model` and attaches the adapter of a PEFT `adapter_model.safetensors` (`tensors`,
+/// PEFT names and layouts, as [`peft_adapter_tensors`] writes them) to `config.target_modules`;
+/// the factors are trainable, so training can continue from them.
+///
+/// # Errors
+/// The configuration errors of [`apply_lora`], [`LoraError::MissingTensor`] and
+/// [`LoraError::ShapeMismatch`] naming the PEFT tensor.
+pub fn load_peft_adapter(
+    model: Llama,
+    config: &LoraConfig,
+    tensors: &HostTensors,
+) -> Result<Llama, LoraError> {
+    validate(config)?;
+    let mut layer_targets =
+        (0..model.layers.len()).flat_map(|i| targets_in_order(config).map(move |t| (i, t)));
+    attach(model, config, |[d_in, d_out], device| {
+        let (layer, target) = layer_targets
+            .next()
+            .expect("attach visits the same (layer, target) sequence");
+        let read = |name: &str, expected: [usize; 2]| {
+            let key = peft_name(layer, target, name);
+            let t = tensors
+                .get(&key)
+                .ok_or_else(|| LoraError::MissingTensor(key.clone()))?;
+            if t.shape != expected {
+                return Err(LoraError::ShapeMismatch {
+                    name: key,
+                    expected: expected.to_vec(),
+                    found: t.shape.clone(),
+                });
+            }
+            // PEFT `[r, in]` / `[out, r]` → burn `[in, r]` / `[r, out]`.
+            Ok(factor(
+                t.transposed().data,
+                [expected[1], expected[0]],
+                device,
+            ))
+        };
+        Ok((
+            read("lora_A", [config.r, d_in])?,
+            read("lora_B", [d_out, config.r])?,
+        ))
+    })
+}
+
+fn targets_in_order(config: &LoraConfig) -> impl Iterator<Item = LoraTarget> + '_ {
+    LoraTarget::ALL
+        .into_iter()
+        .filter(|t| config.target_modules.contains(t))
+}
+
+/// Freezes `model`, then gives each targeted projection (layer by layer, [`LoraTarget::ALL`]
+/// order) the factors `(A, B)` that `factors([in, out], device)` returns.
+fn attach(
+    model: Llama,
+    config: &LoraConfig,
+    mut factors: impl FnMut(
+        [usize; 2],
+        &Device,
+    ) -> Result<(Param<Tensor<2>>, Param<Tensor<2>>), LoraError>,
+) -> Result<Llama, LoraError> {
+    let mut model = model.no_grad();
+    let scale = config.lora_alpha / config.r as f64;
+    for layer in &mut model.layers {
+        for target in targets_in_order(config) {
+            let projection = layer.projection_mut(target);
+            let device = projection.weight.val().device();
+            let (a, b) = factors(projection.dims(), &device)?;
+            projection.lora = Some(LoraAdapter {
+                a,
+                b,
+                scale,
+                dropout: DropoutConfig::new(config.lora_dropout).init(),
+            });
+        }
+    }
+    Ok(model)
+}
+
+/// `model` with every adapter folded into its weight ([`LoraLinear::merge`]): for inference and
+/// full-weight export.
+pub fn merge_lora(mut model: Llama) -> Llama {
+    for layer in &mut model.layers {
+        for target in LoraTarget::ALL {
+            layer.projection_mut(target).merge();
+        }
+    }
+    model
+}
+
+fn peft_name(layer: usize, target: LoraTarget, factor: &str) -> String {
+    format!(
+        "base_model.model.model.layers.{layer}.{}.{factor}.weight",
+        target.module_path()
+    )
 }
 
 /// Copies every float parameter of `module` to the host, keyed by its burn path joined with
-/// dots (`layers.0.self_attn.q_proj.weight`; LoRA factors under `….weight.lora.a` / `.b`).
-/// Values are the stored ones: for an adapted weight, its frozen base.
+/// dots (`layers.0.self_attn.q_proj.weight`; LoRA factors under `….q_proj.lora.a` / `.b`).
+/// An adapted projection's `weight` is its frozen base (unmerged).
 pub fn parameters_on_host<M: Module>(module: &M) -> HostTensors {
     struct Collector {
         path: Vec<String>,
@@ -133,15 +349,7 @@ pub fn parameters_on_host<M: Module>(module: &M) -> HostTensors {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            let shape = value.dims().to_vec();
-            let data = value
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 parameter data");
-            self.out
-                .insert(self.path.join("."), HostTensor { shape, data });
+            self.out.insert(self.path.join("."), host(param));
         }
     }
     let mut collector = Collector {
@@ -157,32 +365,105 @@ pub fn parameters_on_host<M: Module>(module: &M) -> HostTensors {
 /// `….lora_B.weight` = `Bᵀ` `[out, r]`, so that PEFT's `B_peft @ A_peft · alpha/r` equals the
 /// HF-layout (`[out, in]`) update.
 pub fn peft_adapter_tensors(model: &Llama) -> HostTensors {
-    parameters_on_host(model)
-        .into_iter()
-        .filter_map(|(path, t)| {
-            let (base, factor) = path.rsplit_once(".weight.lora.")?;
-            let name = match factor {
-                "a" => "lora_A",
-                "b" => "lora_B",
-                _ => return None,
+    let mut out = HostTensors::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        for target in LoraTarget::ALL {
+            let Some(adapter) = &layer.projection(target).lora else {
+                continue;
             };
-            Some((
-                format!("base_model.model.model.{base}.{name}.weight"),
-                t.transposed(),
-            ))
-        })
-        .collect()
+            for (name, param) in [("lora_A", &adapter.a), ("lora_B", &adapter.b)] {
+                out.insert(peft_name(i, target, name), host(param).transposed());
+            }
+        }
+    }
+    out
 }
 
-/// PEFT's `adapter_config.json` for `config` (task `CAUSAL_LM`, no bias, no dropout).
+fn host<const D: usize>(param: &Param<Tensor<D>>) -> HostTensor {
+    let value = param.val();
+    HostTensor {
+        shape: value.dims().to_vec(),
+        data: value
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 parameter data"),
+    }
+}
+
+/// PEFT's `adapter_config.json` for `config` (task `CAUSAL_LM`, no bias).
 pub fn peft_adapter_config(config: &LoraConfig) -> serde_json::Value {
     serde_json::json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
         "r": config.r,
         "lora_alpha": config.lora_alpha,
-        "lora_dropout": 0.0,
+        "lora_dropout": config.lora_dropout,
         "bias": "none",
         "target_modules": config.target_modules.iter().map(|t| t.peft_name()).collect::<Vec<_>>(),
     })
+}
+
+/// Reads a PEFT LoRA adapter folder: `adapter_config.json` (`r`, `lora_alpha`, optional
+/// `lora_dropout`, `target_modules` as a list of projection names, `bias` absent or `none`) and
+/// `adapter_model.safetensors` (PEFT names and layouts). Attach it with [`load_peft_adapter`].
+///
+/// # Errors
+/// [`LoraError::AdapterFile`] naming the file and the field at fault.
+pub fn read_peft_adapter(dir: &std::path::Path) -> Result<(LoraConfig, HostTensors), LoraError> {
+    let config_path = dir.join("adapter_config.json");
+    let bad = |path: &std::path::Path, message: String| LoraError::AdapterFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| bad(&config_path, e.to_string()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(&config_path, e.to_string()))?;
+    let field = |name: &str| &json[name];
+    if let Some(peft_type) = field("peft_type").as_str().filter(|t| *t != "LORA") {
+        return Err(bad(
+            &config_path,
+            format!("peft_type {peft_type:?} is not LORA"),
+        ));
+    }
+    if let Some(bias) = field("bias").as_str().filter(|b| *b != "none") {
+        return Err(bad(
+            &config_path,
+            format!("bias {bias:?} is not supported (only none)"),
+        ));
+    }
+    let r = field("r").as_u64().ok_or_else(|| {
+        bad(
+            &config_path,
+            format!("r {} is not a positive integer", field("r")),
+        )
+    })?;
+    let lora_alpha = field("lora_alpha").as_f64().ok_or_else(|| {
+        bad(
+            &config_path,
+            format!("lora_alpha {} is not a number", field("lora_alpha")),
+        )
+    })?;
+    let target_modules = serde_json::from_value(field("target_modules").clone()).map_err(|_| {
+        bad(
+            &config_path,
+            format!(
+                "target_modules {} is not a list of q_proj, k_proj, v_proj, o_proj, gate_proj, \
+                 up_proj, down_proj",
+                field("target_modules")
+            ),
+        )
+    })?;
+    let config = LoraConfig {
+        r: r as usize,
+        lora_alpha,
+        lora_dropout: field("lora_dropout").as_f64().unwrap_or(0.0),
+        target_modules,
+    };
+    let weights = dir.join("adapter_model.safetensors");
+    let mut tensors = HostTensors::new();
+    crate::safetensors::read_file_into(&weights, &mut tensors)
+        .map_err(|e| bad(&weights, e.to_string()))?;
+    Ok((config, tensors))
 }

@@ -5,8 +5,8 @@
 //!
 //! Tensors are burn's backend-dispatched [`Tensor`]s: the same code runs on any device
 //! (flex CPU, wgpu) chosen at run time through [`Device`]. Module field names mirror HF's
-//! (`layers.3.self_attn.q_proj.weight`), so parameter groups for LoRA can be written as regexes
-//! over HF module names.
+//! (`layers.3.self_attn.q_proj.weight`); the seven projections of a layer are [`LoraLinear`]s,
+//! which carry a LoRA adapter once [`crate::lora::apply_lora`] attaches one.
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
@@ -15,6 +15,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::config::LlamaConfig;
 use crate::host::{HostTensor, HostTensors};
+use crate::lora::{LoraLinear, LoraTarget};
 
 /// Label value excluded from the loss (PyTorch `CrossEntropyLoss(ignore_index=-100)`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -120,13 +121,13 @@ pub fn rope_inv_freq(config: &LlamaConfig) -> Result<Vec<f32>, ModelError> {
 #[derive(Module, Debug)]
 pub struct Attention {
     /// Query projection, burn layout `[d, n_heads * head_dim]`.
-    pub q_proj: Linear,
+    pub q_proj: LoraLinear,
     /// Key projection, `[d, n_kv_heads * head_dim]`.
-    pub k_proj: Linear,
+    pub k_proj: LoraLinear,
     /// Value projection, `[d, n_kv_heads * head_dim]`.
-    pub v_proj: Linear,
+    pub v_proj: LoraLinear,
     /// Output projection, `[n_heads * head_dim, d]`.
-    pub o_proj: Linear,
+    pub o_proj: LoraLinear,
     n_heads: usize,
     n_kv_heads: usize,
     head_dim: usize,
@@ -136,11 +137,11 @@ pub struct Attention {
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `[d, intermediate]`.
-    pub gate_proj: Linear,
+    pub gate_proj: LoraLinear,
     /// `[d, intermediate]`.
-    pub up_proj: Linear,
+    pub up_proj: LoraLinear,
     /// `[intermediate, d]`.
-    pub down_proj: Linear,
+    pub down_proj: LoraLinear,
 }
 
 /// One pre-norm decoder layer (HF `LlamaDecoderLayer`).
@@ -231,7 +232,7 @@ impl Attention {
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
-        let heads = |proj: &Linear, n: usize| {
+        let heads = |proj: &LoraLinear, n: usize| {
             proj.forward(x.clone())
                 .reshape([b, s, n, self.head_dim])
                 .swap_dims(1, 2)
@@ -296,6 +297,32 @@ impl DecoderLayer {
                 .forward(self.input_layernorm.forward(x), pos, cache);
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
+
+    /// The projection LoRA names `target`.
+    pub fn projection(&self, target: LoraTarget) -> &LoraLinear {
+        match target {
+            LoraTarget::QProj => &self.self_attn.q_proj,
+            LoraTarget::KProj => &self.self_attn.k_proj,
+            LoraTarget::VProj => &self.self_attn.v_proj,
+            LoraTarget::OProj => &self.self_attn.o_proj,
+            LoraTarget::GateProj => &self.mlp.gate_proj,
+            LoraTarget::UpProj => &self.mlp.up_proj,
+            LoraTarget::DownProj => &self.mlp.down_proj,
+        }
+    }
+
+    /// [`DecoderLayer::projection`], mutably.
+    pub fn projection_mut(&mut self, target: LoraTarget) -> &mut LoraLinear {
+        match target {
+            LoraTarget::QProj => &mut self.self_attn.q_proj,
+            LoraTarget::KProj => &mut self.self_attn.k_proj,
+            LoraTarget::VProj => &mut self.self_attn.v_proj,
+            LoraTarget::OProj => &mut self.self_attn.o_proj,
+            LoraTarget::GateProj => &mut self.mlp.gate_proj,
+            LoraTarget::UpProj => &mut self.mlp.up_proj,
+            LoraTarget::DownProj => &mut self.mlp.down_proj,
+        }
+    }
 }
 
 /// Looks up `name`, checks its HF shape and returns it.
@@ -324,28 +351,16 @@ fn param<const D: usize>(t: &HostTensor, shape: [usize; D], device: &Device) -> 
     ))
 }
 
-/// A bias-free linear layer from an HF weight `[out, in]` (transposed to burn's `[in, out]`).
-fn linear(
+/// A linear weight from HF `[out, in]`, transposed to burn's `[in, out]`.
+fn linear_weight(
     tensors: &HostTensors,
     name: &str,
     out_features: usize,
     in_features: usize,
     device: &Device,
-) -> Result<Linear, ModelError> {
+) -> Result<Param<Tensor<2>>, ModelError> {
     let t = tensor(tensors, name, &[out_features, in_features])?;
-    let mut data = vec![0.0f32; t.data.len()];
-    for (o, row) in t.data.chunks_exact(in_features).enumerate() {
-        for (i, &w) in row.iter().enumerate() {
-            data[i * out_features + o] = w;
-        }
-    }
-    Ok(Linear {
-        weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(data, [in_features, out_features]),
-            device,
-        )),
-        bias: None,
-    })
+    Ok(param(&t.transposed(), [in_features, out_features], device))
 }
 
 fn rms_norm(
@@ -408,7 +423,8 @@ impl Llama {
             .map(|i| {
                 let p = format!("model.layers.{i}.");
                 let lin = |name: &str, out_f, in_f| {
-                    linear(tensors, &format!("{p}{name}"), out_f, in_f, device)
+                    linear_weight(tensors, &format!("{p}{name}"), out_f, in_f, device)
+                        .map(LoraLinear::new)
                 };
                 Ok(DecoderLayer {
                     input_layernorm: rms_norm(
@@ -445,7 +461,10 @@ impl Llama {
         let lm_head = if config.tie_word_embeddings {
             None
         } else {
-            Some(linear(tensors, "lm_head.weight", v, d, device)?)
+            Some(Linear {
+                weight: linear_weight(tensors, "lm_head.weight", v, d, device)?,
+                bias: None,
+            })
         };
         Ok(Self {
             embed_tokens: Embedding {
@@ -536,6 +555,11 @@ impl Llama {
     /// at position i are scored against `labels[i + 1]` and labels equal to [`IGNORE_INDEX`]
     /// (-100: prompt and padding tokens) are skipped. `tokens`, `attention_mask`, `labels`:
     /// `[b, s]`; returns `[1]`. NaN when no label is scored (as in PyTorch).
+    ///
+    /// Only the scored positions go through the output head and the softmax (HF computes the
+    /// logits of every position): with response-only labels that skips most of the
+    /// `d × V` head, the largest single matmul of a small model with a large vocabulary. The
+    /// labels are read back to the host to find those positions.
     pub fn causal_lm_loss(
         &self,
         tokens: Tensor<2, Int>,
@@ -543,15 +567,32 @@ impl Llama {
         labels: Tensor<2, Int>,
     ) -> Tensor<1> {
         let [b, s] = tokens.dims();
-        let logits = self.forward(tokens, attention_mask).narrow(1, 0, s - 1);
-        let labels = labels.narrow(1, 1, s - 1);
-        let ignored = labels.clone().equal_elem(IGNORE_INDEX);
-        let scored = ignored.clone().bool_not().float();
-        let targets = labels.mask_fill(ignored, 0).reshape([b, s - 1, 1]);
-        let log_p = log_softmax(logits, 2)
-            .gather(2, targets)
-            .reshape([b, s - 1]);
-        (log_p * scored.clone()).sum().neg() / scored.sum()
+        let device = tokens.device();
+        let h = self.run(tokens, attention_mask, None, self.layers.len());
+        let d = h.dims()[2];
+        let next = labels
+            .narrow(1, 1, s - 1)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("i64 labels");
+        // Row of `h` ([b · s, d]) predicting each scored label: row r, position i < s - 1.
+        let (rows, targets): (Vec<i64>, Vec<i64>) = next
+            .iter()
+            .enumerate()
+            .filter(|&(_, &label)| label != IGNORE_INDEX)
+            .map(|(k, &label)| (((k / (s - 1)) * s + k % (s - 1)) as i64, label))
+            .unzip();
+        let n = rows.len();
+        if n == 0 {
+            return Tensor::<1>::from_data(TensorData::new(vec![f32::NAN], [1]), &device);
+        }
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+        let picked = h.reshape([b * s, d]).select(0, rows).reshape([1, n, d]);
+        let vocab = self.config.vocab_size;
+        let log_p = log_softmax(self.head(picked).reshape([n, vocab]), 1).gather(1, targets);
+        log_p.sum().neg() / n as f64
     }
 
     fn head(&self, h: Tensor<3>) -> Tensor<3> {

@@ -77,13 +77,10 @@ pub fn load_llama(dir: impl AsRef<Path>) -> Result<(LlamaConfig, HostTensors), S
     let files: Vec<PathBuf> = if single.exists() {
         vec![single]
     } else if index.exists() {
-        #[derive(serde::Deserialize)]
-        struct Index {
-            weight_map: std::collections::BTreeMap<String, String>,
-        }
-        let index: Index = json(&index)?;
-        let shards: BTreeSet<String> = index.weight_map.into_values().collect();
-        shards.into_iter().map(|f| dir.join(f)).collect()
+        shard_files(&index)?
+            .into_iter()
+            .map(|f| dir.join(f))
+            .collect()
     } else {
         return Err(SafetensorsError::NoWeights(dir.to_path_buf()));
     };
@@ -92,6 +89,21 @@ pub fn load_llama(dir: impl AsRef<Path>) -> Result<(LlamaConfig, HostTensors), S
         read_file_into(&file, &mut tensors)?;
     }
     Ok((config, tensors))
+}
+
+/// The distinct shard files named by a `model.safetensors.index.json` (the values of its
+/// `weight_map`), sorted.
+///
+/// # Errors
+/// [`SafetensorsError::Io`] or [`SafetensorsError::Json`] naming the index.
+pub fn shard_files(index: &Path) -> Result<Vec<String>, SafetensorsError> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: std::collections::BTreeMap<String, String>,
+    }
+    let index: Index = json(index)?;
+    let shards: BTreeSet<String> = index.weight_map.into_values().collect();
+    Ok(shards.into_iter().collect())
 }
 
 /// Reads every tensor of one `.safetensors` file into `tensors` as f32.

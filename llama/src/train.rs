@@ -10,11 +10,13 @@
 //!   padding get [`IGNORE_INDEX`]), left truncation of the prompt, and length-bucketed batches.
 //! - [`Trainer`]: AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with the schedule,
 //!   gradient accumulation over micro-batches and global-norm clipping.
+//! - [`mean_loss`]: held-out loss over batches, token-weighted.
 //! - [`hf_tensors`]: all weights of a model back in HF names and layouts (full fine-tuning
 //!   checkpoints).
 //!
-//! LoRA dropout is not offered: burn's built-in LoRA composes `W + s·A·B` into one dense weight,
-//! so there is no adapter-input path to drop on (the trainer rejects `lora_dropout > 0`).
+//! Dropout (LoRA's) draws from the device's random stream: seed it (`device.seed(..)`) before
+//! training to make a run repeatable. burn's flex backend keeps one stream per process, so two
+//! trainings with dropout running at once in one process draw from each other's stream.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -25,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::host::HostTensors;
-use crate::lora::parameters_on_host;
+use crate::lora::{merge_lora, parameters_on_host};
 use crate::model::{IGNORE_INDEX, Llama};
 
 /// Shape of the learning rate after the warmup.
@@ -403,11 +405,33 @@ impl Trainer {
     }
 }
 
+/// Mean response-token cross-entropy (nats) of `model` over `batches`: each batch's mean
+/// weighted by its scored tokens, i.e. the loss of all batches taken as one (HF `Trainer`'s
+/// `eval_loss` averages per batch instead, which over-weights short batches). Use the inference
+/// model (`model.valid()`, adapters merged or not) on the plain device. NaN when no batch has a
+/// scored token.
+pub fn mean_loss(model: &Llama, batches: &[Batch]) -> f64 {
+    let (sum, scored) =
+        batches
+            .iter()
+            .filter(|b| b.n_scored > 0)
+            .fold((0.0, 0), |(sum, scored), batch| {
+                let loss = model.causal_lm_loss(
+                    batch.tokens.clone(),
+                    batch.attention_mask.clone(),
+                    batch.labels.clone(),
+                );
+                let loss = f64::from(loss.into_scalar::<f32>());
+                (sum + loss * batch.n_scored as f64, scored + batch.n_scored)
+            });
+    sum / scored as f64
+}
+
 /// Every weight of `model` in HF names and layouts (`model.layers.{i}.self_attn.q_proj.weight`
 /// `[out, in]`, `model.norm.weight`, `model.embed_tokens.weight`, `lm_head.weight` when untied),
 /// with LoRA adapters merged: what [`Llama::from_host_tensors`] and `transformers` load.
 pub fn hf_tensors(model: &Llama) -> HostTensors {
-    parameters_on_host(&model.valid().materialize())
+    parameters_on_host(&merge_lora(model.valid()))
         .into_iter()
         .map(|(path, t)| {
             let linear = path.ends_with("_proj.weight") || path == "lm_head.weight";

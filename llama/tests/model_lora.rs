@@ -1,13 +1,14 @@
 //! Response-only causal-LM loss against the reference logits, LoRA training with AdamW on the
-//! tiny checkpoint (loss decreases, frozen weights bit-identical), and PEFT export.
+//! tiny checkpoint (loss decreases, frozen weights bit-identical), a PEFT adapter against the
+//! numpy reference (`tools/reference/llama_reference.py`), dropout, initialisation and export.
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::host::HostTensors;
 use llama::lora::{
-    LoraConfig, LoraError, LoraTarget, apply_lora, parameters_on_host, peft_adapter_config,
-    peft_adapter_tensors,
+    LoraConfig, LoraError, LoraTarget, apply_lora, load_peft_adapter, merge_lora,
+    parameters_on_host, peft_adapter_config, peft_adapter_tensors, read_peft_adapter,
 };
 use llama::model::{IGNORE_INDEX, Llama};
 
@@ -90,6 +91,7 @@ fn lora_config() -> LoraConfig {
     LoraConfig {
         r: 4,
         lora_alpha: 8.0,
+        lora_dropout: 0.0,
         target_modules: LoraTarget::ALL.to_vec(),
     }
 }
@@ -105,7 +107,7 @@ fn frozen(params: &HostTensors) -> HostTensors {
 #[test]
 fn lora_training_lowers_loss_and_keeps_base_weights_bit_identical() {
     let device = Device::default().autodiff();
-    let mut model = apply_lora(model("tiny_llama_tied", &device), &lora_config()).unwrap();
+    let mut model = apply_lora(model("tiny_llama_tied", &device), &lora_config(), 0).unwrap();
     let before = parameters_on_host(&model);
     let adapters: Vec<&String> = before.keys().filter(|k| k.ends_with(".lora.a")).collect();
     assert_eq!(adapters.len(), 2 * 7, "{adapters:?}");
@@ -166,7 +168,7 @@ fn lora_training_lowers_loss_and_keeps_base_weights_bit_identical() {
         (a.shape.clone(), b.shape.clone()),
         (vec![4, 128], vec![64, 4])
     );
-    let merged = parameters_on_host(&model.clone().valid().materialize());
+    let merged = parameters_on_host(&merge_lora(model.clone().valid()));
     let base = &after["layers.1.mlp.down_proj.weight"]; // burn layout [in = 128, out = 64]
     let merged = &merged["layers.1.mlp.down_proj.weight"];
     for o in 0..64 {
@@ -197,10 +199,10 @@ fn target_modules_select_adapted_weights() {
         ..lora_config()
     };
     let adapted =
-        parameters_on_host(&apply_lora(model("tiny_llama_untied", &device), &only_q).unwrap());
+        parameters_on_host(&apply_lora(model("tiny_llama_untied", &device), &only_q, 0).unwrap());
     let mut names: Vec<&str> = adapted
         .keys()
-        .filter_map(|k| k.strip_suffix(".weight.lora.a"))
+        .filter_map(|k| k.strip_suffix(".lora.a"))
         .collect();
     names.sort();
     assert_eq!(
@@ -213,11 +215,11 @@ fn target_modules_select_adapted_weights() {
         ]
     );
     assert_eq!(
-        adapted["layers.0.self_attn.q_proj.weight.lora.a"].shape,
+        adapted["layers.0.self_attn.q_proj.lora.a"].shape,
         vec![64, 4]
     );
     assert_eq!(
-        adapted["layers.0.self_attn.q_proj.weight.lora.b"].shape,
+        adapted["layers.0.self_attn.q_proj.lora.b"].shape,
         vec![4, 64]
     );
     let config = peft_adapter_config(&only_q);
@@ -232,7 +234,169 @@ fn target_modules_select_adapted_weights() {
         ..lora_config()
     };
     assert_eq!(
-        apply_lora(model("tiny_llama_untied", &device), &bad).unwrap_err(),
+        apply_lora(model("tiny_llama_untied", &device), &bad, 0).unwrap_err(),
         LoraError::InvalidConfig { r: 0, targets: 7 }
     );
+    let bad = LoraConfig {
+        lora_dropout: 1.0,
+        ..lora_config()
+    };
+    assert_eq!(
+        apply_lora(model("tiny_llama_untied", &device), &bad, 0).unwrap_err(),
+        LoraError::InvalidDropout(1.0)
+    );
+}
+
+/// The PEFT adapter fixture and its configuration (r 4, alpha 8, q/v/down).
+fn peft_fixture() -> (LoraConfig, HostTensors) {
+    read_peft_adapter(&fixture("peft_adapter")).unwrap()
+}
+
+/// Max |logit - reference| over the real positions of the fixture's right-padded batch.
+fn adapter_logit_error(model: &Llama, device: &Device) -> f64 {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("peft_adapter/logits.json")).unwrap(),
+    )
+    .unwrap();
+    let tokens: Vec<Vec<i64>> = serde_json::from_value(reference["tokens"].clone()).unwrap();
+    let mask: Vec<Vec<i64>> = serde_json::from_value(reference["attention_mask"].clone()).unwrap();
+    let want: Vec<Vec<Vec<f64>>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    let logits = model.forward(ints(&tokens, device), ints(&mask, device));
+    let [_, s, v] = logits.dims();
+    let got = logits
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let mut worst = 0.0f64;
+    for (row, positions) in want.iter().enumerate() {
+        for (pos, expected) in positions.iter().enumerate() {
+            let at = (row * s + pos) * v;
+            for (k, e) in expected.iter().enumerate() {
+                worst = worst.max((got[at + k] as f64 - e).abs());
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn peft_adapter_matches_the_reference_forward_unmerged_and_merged() {
+    let device = Device::default();
+    let (lora, tensors) = peft_fixture();
+    assert_eq!(
+        lora,
+        LoraConfig {
+            r: 4,
+            lora_alpha: 8.0,
+            lora_dropout: 0.0,
+            target_modules: vec![LoraTarget::QProj, LoraTarget::VProj, LoraTarget::DownProj],
+        }
+    );
+    assert!(matches!(
+        read_peft_adapter(&fixture("tiny_llama_tied")),
+        Err(LoraError::AdapterFile { path, .. }) if path.ends_with("adapter_config.json")
+    ));
+    let base = model("tiny_llama_untied", &device);
+    assert!(
+        adapter_logit_error(&base, &device) > 0.1,
+        "the adapter must change the logits for this test to mean anything"
+    );
+    let adapted = load_peft_adapter(base, &lora, &tensors).unwrap();
+    let unmerged = adapter_logit_error(&adapted, &device);
+    assert!(unmerged < 1e-4, "unmerged: max |Δlogit| {unmerged}");
+    assert_eq!(peft_adapter_tensors(&adapted), tensors, "export round trip");
+    let merged = adapter_logit_error(&merge_lora(adapted), &device);
+    assert!(merged < 1e-4, "merged: max |Δlogit| {merged}");
+
+    let missing = LoraConfig {
+        target_modules: vec![LoraTarget::KProj],
+        ..lora.clone()
+    };
+    assert_eq!(
+        load_peft_adapter(model("tiny_llama_untied", &device), &missing, &tensors).unwrap_err(),
+        LoraError::MissingTensor(
+            "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight".into()
+        )
+    );
+    let wrong_rank = LoraConfig { r: 8, ..lora };
+    assert!(matches!(
+        load_peft_adapter(model("tiny_llama_untied", &device), &wrong_rank, &tensors),
+        Err(LoraError::ShapeMismatch { expected, found, .. })
+            if expected == [8, 64] && found == [4, 64]
+    ));
+}
+
+#[test]
+fn dropout_acts_on_the_adapter_input_only_while_training() {
+    let device = Device::default().autodiff();
+    let (lora, tensors) = peft_fixture();
+    let with_dropout = LoraConfig {
+        lora_dropout: 0.5,
+        ..lora.clone()
+    };
+    let tokens = ints(&[vec![1, 17, 42, 99, 5, 127, 64, 3]], &device);
+    let mask = ints(&[vec![1; 8]], &device);
+    let logits = |model: &Llama| {
+        model
+            .forward(tokens.clone(), mask.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
+    let plain = load_peft_adapter(model("tiny_llama_untied", &device), &lora, &tensors).unwrap();
+    let dropped =
+        load_peft_adapter(model("tiny_llama_untied", &device), &with_dropout, &tensors).unwrap();
+    device.seed(3);
+    let first = logits(&dropped);
+    device.seed(3);
+    assert_eq!(logits(&dropped), first, "seeded dropout repeats");
+    let exact = logits(&plain);
+    let max_diff = first
+        .iter()
+        .zip(&exact)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff > 1e-2, "dropout had no effect: {max_diff}");
+    // Inference (plain device) ignores dropout.
+    let valid = |m: &Llama| {
+        let m = m.valid();
+        let device = Device::default();
+        m.forward(
+            ints(&[vec![1, 17, 42, 99, 5, 127, 64, 3]], &device),
+            ints(&[vec![1; 8]], &device),
+        )
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+    };
+    assert_eq!(valid(&dropped), valid(&plain));
+}
+
+#[test]
+fn adapters_start_as_peft_does_and_depend_only_on_the_seed() {
+    let device = Device::default();
+    let a_factors = |seed| {
+        peft_adapter_tensors(
+            &apply_lora(model("tiny_llama_untied", &device), &lora_config(), seed).unwrap(),
+        )
+    };
+    let first = a_factors(5);
+    assert_eq!(first, a_factors(5));
+    assert_ne!(first, a_factors(6));
+    for (name, t) in &first {
+        if name.ends_with("lora_B.weight") {
+            assert!(t.data.iter().all(|&x| x == 0.0), "{name}: B starts at 0");
+        } else {
+            // PEFT: kaiming_uniform_(a=√5) on lora_A [r, in] → U(-1/√in, 1/√in).
+            let bound = 1.0 / (t.shape[1] as f32).sqrt();
+            let max = t.data.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(
+                max <= bound && max > 0.8 * bound,
+                "{name}: max |A| {max} vs {bound}"
+            );
+        }
+    }
 }

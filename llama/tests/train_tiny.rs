@@ -10,7 +10,7 @@ use llama::lora::{LoraConfig, LoraTarget, apply_lora, parameters_on_host};
 use llama::model::Llama;
 use llama::train::{
     Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, clip_grad_norm, collate,
-    encode_example, hf_tensors,
+    encode_example, hf_tensors, mean_loss,
 };
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -59,9 +59,11 @@ fn lora_training_with_accumulation_lowers_loss_and_keeps_the_base_bit_identical(
     let lora = LoraConfig {
         r: 4,
         lora_alpha: 8.0,
+        lora_dropout: 0.1,
         target_modules: LoraTarget::ALL.to_vec(),
     };
-    let mut model = apply_lora(model(&device), &lora).unwrap();
+    device.seed(0);
+    let mut model = apply_lora(model(&device), &lora, 0).unwrap();
     let before = parameters_on_host(&model);
     let data = examples();
     let rows: Vec<&Encoded> = data.iter().collect();
@@ -157,4 +159,27 @@ fn global_norm_clipping_scales_all_gradients_together() {
     let ratio = norm(&grads) / embed_before;
     assert!((ratio - limit / (total + 1e-6)).abs() < 1e-4, "{ratio}");
     assert!((clip_grad_norm(&model, &mut grads, 1e9) - limit).abs() < 1e-4 * limit);
+}
+
+#[test]
+fn mean_loss_weights_batches_by_their_response_tokens() {
+    let device = Device::default();
+    let model = model(&device);
+    let data = examples();
+    let rows: Vec<&Encoded> = data.iter().collect();
+    let whole = mean_loss(&model, &[collate(&rows, &device)]);
+    // Batches of 1 and 3 examples with 5 and 11 response tokens: an unweighted mean of the two
+    // batch means would differ from the whole batch's mean.
+    let split = [collate(&rows[..1], &device), collate(&rows[1..], &device)];
+    assert_eq!((split[0].n_scored, split[1].n_scored), (5, 11));
+    let parts = mean_loss(&model, &split);
+    assert!(
+        (parts - whole).abs() < 1e-5,
+        "split {parts} vs whole {whole}"
+    );
+    let unweighted = (mean_loss(&model, &split[..1]) + mean_loss(&model, &split[1..])) / 2.0;
+    assert!(
+        (unweighted - whole).abs() > 1e-3,
+        "the weighting matters here"
+    );
 }

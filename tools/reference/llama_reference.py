@@ -23,6 +23,11 @@ or two shards plus `model.safetensors.index.json`) and `logits.json` with token 
 attention masks, logits at every real (non-padding) position, and mean-pooled hidden states.
 The reference uses the weights as stored (after rounding to the storage dtype).
 
+Also writes `llama/fixtures/peft_adapter/`: a PEFT LoRA adapter for `tiny_llama_untied`
+(`adapter_config.json`, `adapter_model.safetensors` with random non-zero `lora_A` `[r, in]` and
+`lora_B` `[out, r]` in f32) and `logits.json`, the logits of the adapted model computed as PEFT
+defines it: each targeted weight becomes `W + lora_alpha / r * B @ A`.
+
 Run from the repository root: `python3 tools/reference/llama_reference.py`
 """
 
@@ -224,6 +229,51 @@ def rounded(a):
     return np.round(a, 6).tolist()
 
 
+# PEFT adapter on this base: (base, r, lora_alpha, target modules, seed)
+ADAPTER = ("tiny_llama_untied", 4, 8.0, ["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"], 7)
+
+
+def write_adapter(cfg, w):
+    base, r, alpha, targets, seed = ADAPTER
+    rng = np.random.default_rng(seed)
+    path = os.path.join(FIXTURES, "peft_adapter")
+    os.makedirs(path, exist_ok=True)
+    factors, adapted = {}, dict(w)
+    for i in range(cfg["num_hidden_layers"]):
+        for module in targets:
+            weight = f"model.layers.{i}.{module}.weight"
+            out_f, in_f = w[weight].shape
+            a = rng.normal(0.0, 1.0 / math.sqrt(in_f), (r, in_f)).astype(np.float32)
+            b = rng.normal(0.0, 0.25, (out_f, r)).astype(np.float32)
+            prefix = f"base_model.model.model.layers.{i}.{module}"
+            factors[prefix + ".lora_A.weight"] = a
+            factors[prefix + ".lora_B.weight"] = b
+            adapted[weight] = w[weight] + alpha / r * (b.astype(np.float64) @ a.astype(np.float64))
+    save_file(factors, os.path.join(path, "adapter_model.safetensors"))
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base,
+        "r": r,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "target_modules": [m.split(".")[-1] for m in targets],
+    }
+    with open(os.path.join(path, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    tokens, mask = pad([SEQ_A, SEQ_B], left=False)
+    logits, _ = forward(cfg, adapted, tokens, mask)
+    real = [
+        rounded(logits[row, [j for j, m in enumerate(mask[row]) if m == 1]])
+        for row in range(len(tokens))
+    ]
+    reference = {"base": base, "tokens": tokens, "attention_mask": mask, "logits": real}
+    with open(os.path.join(path, "logits.json"), "w") as f:
+        json.dump(reference, f, separators=(",", ":"))
+    print("peft_adapter", sorted(os.listdir(path)))
+
+
 def main():
     for name, overrides, dtype, shards, seed in MODELS:
         cfg = dict(BASE_CONFIG, **overrides)
@@ -273,6 +323,8 @@ def main():
             json.dump({"model": name, "cases": cases}, f, separators=(",", ":"))
         sizes = {f: os.path.getsize(os.path.join(path, f)) for f in sorted(os.listdir(path))}
         print(name, sizes)
+        if name == ADAPTER[0]:
+            write_adapter(cfg, w)
 
 
 if __name__ == "__main__":

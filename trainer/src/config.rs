@@ -34,7 +34,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// GGUF file or HF model folder, relative to the working directory.
+    /// GGUF file or HF model folder, relative to the working directory, or
+    /// `hf:owner/name[@revision]` (builds with the `hub` feature).
     pub path: String,
     /// `auto`, `gpu` or `cpu`.
     pub device: String,
@@ -271,7 +272,7 @@ pub struct TrainingConfig {
     pub clip_norm: f64,
     pub lora_rank: usize,
     pub lora_alpha: f64,
-    /// Must be 0: burn's built-in LoRA has no dropout (validation rejects anything else).
+    /// Dropout on the LoRA adapters' input, in [0, 1).
     pub lora_dropout: f64,
     /// Among q, k, v, o, gate, up, down.
     pub lora_targets: Vec<String>,
@@ -534,11 +535,10 @@ impl Config {
             "must be positive",
         )?;
         check(
-            t.lora_dropout == 0.0,
+            (0.0..1.0).contains(&t.lora_dropout),
             "training.lora_dropout",
             t.lora_dropout,
-            "LoRA dropout is not supported (burn's LoRA merges the adapter into the weight, \
-             so there is no adapter input to drop on); use 0",
+            "must be in [0, 1)",
         )?;
         check(
             !t.lora_targets.is_empty(),

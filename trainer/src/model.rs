@@ -22,17 +22,21 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
+use llama::device::{DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, generate};
 use llama::host::HostTensors;
-use llama::lora::{LoraConfig, LoraTarget, apply_lora, peft_adapter_config, peft_adapter_tensors};
+use llama::lora::{
+    LoraConfig, LoraTarget, apply_lora, load_peft_adapter, merge_lora, peft_adapter_config,
+    peft_adapter_tensors,
+};
 use llama::model::Llama;
 use llama::tokenizer::{ChatTemplate, Tokenizer};
 use llama::train::{
     Cut, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, bucket_batches, collate,
-    encode_example, hf_tensors,
+    encode_example, hf_tensors, mean_loss,
 };
 
 use crate::config::{Schedule, TrainMethod, TrainingConfig};
@@ -44,44 +48,29 @@ pub const ADAPTER_SEED: u64 = 0;
 /// Batches of a length window are sorted together ([`bucket_batches`]).
 const BUCKET_WINDOW_BATCHES: usize = 8;
 
-/// Where the model runs, as asked in `[model] device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// A GPU when this build has one, else the CPU.
-    Auto,
-    /// A GPU or an error.
-    Gpu,
-    /// The CPU (burn's flex backend).
-    Cpu,
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "gpu" => Ok(Self::Gpu),
-            "cpu" => Ok(Self::Cpu),
-            other => bail!("unknown device {other:?}; expected auto, gpu or cpu"),
-        }
-    }
-}
-
-/// The device for `choice` and its description. This build computes on the CPU with burn's
-/// flex backend; GPUs need llama's `wgpu` feature, which the trainer does not enable (the
-/// software Vulkan adapters of CI machines are slower than flex).
+/// The local checkpoint path of a model argument: a path as given, or for
+/// `hf:owner/name[@revision]` the HF cache folder it is downloaded into ([`llama::hub`], in
+/// builds with the `hub` feature).
 ///
 /// # Errors
-/// `gpu` in a build without a GPU backend.
-pub fn select_device(choice: DeviceChoice) -> anyhow::Result<(Device, String)> {
-    if choice == DeviceChoice::Gpu {
-        bail!(
-            "--device gpu: this build of trainer has no GPU backend (llama's `wgpu` feature is \
-             off); use --device cpu or auto"
-        );
+/// Download failures, or an `hf:` model in a build without the `hub` feature.
+pub fn resolve_model(spec: &str) -> anyhow::Result<PathBuf> {
+    let Some(repo) = spec.strip_prefix("hf:") else {
+        return Ok(PathBuf::from(spec));
+    };
+    #[cfg(feature = "hub")]
+    {
+        let (id, revision) = match repo.split_once('@') {
+            Some((id, revision)) => (id, Some(revision)),
+            None => (repo, None),
+        };
+        Ok(llama::hub::download_model(id, revision)?)
     }
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    Ok((Device::flex(), format!("cpu (flex, {threads} threads)")))
+    #[cfg(not(feature = "hub"))]
+    bail!(
+        "model {spec:?}: this build cannot download {repo} from the Hugging Face Hub; rebuild \
+         with `--features hub`, or download the folder and give its path"
+    )
 }
 
 /// A loaded checkpoint: configuration, HF-named f32 weights and tokenizer.
@@ -238,59 +227,17 @@ fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
     Ok(LoraConfig {
         r: training.lora_rank,
         lora_alpha: training.lora_alpha,
+        lora_dropout: training.lora_dropout,
         target_modules,
     })
 }
 
-/// Replaces the LoRA factors of a model (`….weight.lora.a` `[in, r]` / `.b` `[r, out]`, burn
-/// paths) by the PEFT tensors of an adapter file (transposed back).
-struct AdapterLoader<'a> {
-    path: Vec<String>,
-    peft: &'a HostTensors,
-    loaded: usize,
-    missing: Vec<String>,
-}
-
-impl ModuleMapper for AdapterLoader<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_owned());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.path.join(".");
-        let Some((base, factor)) = path.rsplit_once(".weight.lora.") else {
-            return param;
-        };
-        let name = match factor {
-            "a" => "lora_A",
-            "b" => "lora_B",
-            _ => return param,
-        };
-        let key = format!("base_model.model.model.{base}.{name}.weight");
-        let Some(t) = self.peft.get(&key) else {
-            self.missing.push(key);
-            return param;
-        };
-        self.loaded += 1;
-        // PEFT `[r, in]` / `[out, r]` → burn `[in, r]` / `[r, out]`.
-        let burn_layout = t.transposed();
-        // The factors are trainable: a mapped value is a new leaf that must track gradients.
-        param
-            .map(|old| {
-                let device = old.device();
-                let shape: [usize; D] = burn_layout.shape[..]
-                    .try_into()
-                    .expect("LoRA factors are 2-D");
-                Tensor::from_data(TensorData::new(burn_layout.data, shape), &device)
-            })
-            .set_require_grad(true)
-    }
-}
-
 /// [`Learner`] over a burn LLaMA: LoRA adapters (or all weights) trained with
 /// [`llama::train::Trainer`], greedy generation, mean-pooled embeddings.
+///
+/// LoRA dropout draws from burn's backend random stream, seeded with [`TrainPlan::seed`] when
+/// a stage starts. The stream is process-wide: for reproducible runs, train one model at a
+/// time per process.
 pub struct LlamaLearner {
     config: LlamaConfig,
     base: HostTensors,
@@ -320,7 +267,10 @@ impl LlamaLearner {
         embedding_layer: Option<usize>,
         eval_batch_size: usize,
     ) -> anyhow::Result<Self> {
-        let (device, device_name) = select_device(device)?;
+        let SelectedDevice {
+            device,
+            description: device_name,
+        } = select_device(device)?;
         eprintln!("model {} on {device_name}", path.display());
         let ckpt = open_checkpoint(path)?;
         let stop = stop_tokens(&ckpt.config, &ckpt.tokenizer);
@@ -355,16 +305,32 @@ impl LlamaLearner {
         let model = Llama::from_host_tensors(config, tensors, &autodiff)?;
         Ok(match method {
             TrainMethod::Full => model,
-            TrainMethod::Lora => {
-                autodiff.seed(ADAPTER_SEED);
-                apply_lora(model, lora)?
-            }
+            TrainMethod::Lora => apply_lora(model, lora, ADAPTER_SEED)?,
         })
     }
 
     /// The model for inference: on the plain device, adapters merged.
     fn inference_model(&self) -> Llama {
-        self.model.valid().materialize()
+        merge_lora(self.model.valid())
+    }
+
+    /// Mean response-token cross-entropy (nats) of the current model on `examples`, formatted
+    /// and truncated as for training, in length-sorted batches of the evaluation batch size
+    /// ([`llama::train::mean_loss`]: weighted by response tokens, no dropout).
+    ///
+    /// # Errors
+    /// Tokenizer errors.
+    pub fn held_out_loss(&self, examples: &[Example]) -> anyhow::Result<f64> {
+        let mut encoded: Vec<Encoded> = examples
+            .iter()
+            .map(|e| self.format.training(e, self.training.max_length))
+            .collect::<anyhow::Result<_>>()?;
+        encoded.sort_by_key(|e| e.tokens.len());
+        let batches: Vec<_> = encoded
+            .chunks(self.eval_batch_size)
+            .map(|chunk| collate(&chunk.iter().collect::<Vec<_>>(), &self.device))
+            .collect();
+        Ok(mean_loss(&self.inference_model(), &batches))
     }
 
     fn ints(&self, rows: &[Vec<u32>], left_pad: bool) -> (Tensor<2, Int>, Tensor<2, Int>) {
@@ -451,6 +417,8 @@ impl Learner for LlamaLearner {
             clip_norm: Some(t.clip_norm),
         });
         let autodiff = self.device.clone().autodiff();
+        // LoRA dropout draws from the device's stream: a resumed stage must draw the same masks.
+        autodiff.seed(plan.seed);
         let mut curve = Vec::with_capacity(total_steps);
         let mut model = self.model.clone();
         'epochs: for epoch in 0..t.epochs {
@@ -571,27 +539,18 @@ impl Learner for LlamaLearner {
         match self.training.method {
             TrainMethod::Lora => {
                 let peft = read("adapter_model.safetensors")?;
-                let fresh = Self::fresh(
+                let base = Llama::from_host_tensors(
                     &self.config,
                     &self.base,
-                    &self.device,
-                    TrainMethod::Lora,
-                    &self.lora,
+                    &self.device.clone().autodiff(),
                 )?;
-                let mut loader = AdapterLoader {
-                    path: Vec::new(),
-                    peft: &peft,
-                    loaded: 0,
-                    missing: Vec::new(),
-                };
-                let model = fresh.map(&mut loader);
+                let model = load_peft_adapter(base, &self.lora, &peft)
+                    .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+                let expected = peft_adapter_tensors(&model).len();
                 ensure!(
-                    loader.missing.is_empty() && loader.loaded == peft.len(),
-                    "adapter in {} does not match the LoRA configuration: missing {:?}, {} of {} \
-                     tensors used",
+                    expected == peft.len(),
+                    "adapter in {} has {} tensors, the LoRA configuration uses {expected}",
                     dir.display(),
-                    loader.missing,
-                    loader.loaded,
                     peft.len()
                 );
                 self.model = model;

@@ -2,20 +2,19 @@
 //! [--temperature T --top-p P --seed S] [--device auto|gpu|cpu]`: one completion, with its
 //! speed.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Args;
+use llama::device::{DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, Sampling, generate};
 use llama::model::Llama;
-use trainer::model::{DeviceChoice, open_checkpoint, select_device, stop_tokens};
+use trainer::model::{open_checkpoint, resolve_model, stop_tokens};
 
 /// Arguments of `trainer generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// GGUF file or HF model folder.
+    /// GGUF file, HF model folder, or `hf:owner/name[@revision]` (builds with `--features hub`).
     #[arg(long, default_value = "assets/SmolLM2-135M-Instruct.Q4_1.gguf")]
-    pub model: PathBuf,
+    pub model: String,
     /// The prompt (a user message with --chat, raw text otherwise).
     #[arg(long)]
     pub prompt: String,
@@ -45,9 +44,13 @@ pub struct GenerateArgs {
 /// Model, tokenizer or generation errors; `--chat` for a checkpoint without a chat template.
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
-    let (device, device_name) = select_device(choice)?;
-    eprintln!("model {} on {device_name}", args.model.display());
-    let ckpt = open_checkpoint(&args.model)?;
+    let SelectedDevice {
+        device,
+        description: device_name,
+    } = select_device(choice)?;
+    let path = resolve_model(&args.model)?;
+    eprintln!("model {} on {device_name}", path.display());
+    let ckpt = open_checkpoint(&path)?;
     let model = Llama::from_host_tensors(&ckpt.config, &ckpt.tensors, &device)?;
     let text = if args.chat {
         ckpt.tokenizer

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use trainer::config::Config;
 use trainer::learner::Learner;
-use trainer::model::LlamaLearner;
+use trainer::model::{LlamaLearner, resolve_model};
 use trainer::progress::Progress;
 use trainer::run::{self, RunOptions};
 
@@ -142,7 +142,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// A missing checkpoint (naming the command that fetches it), or a model that cannot be
 /// loaded.
 fn open_learner(config: &Config, root: &Path) -> anyhow::Result<Box<dyn Learner>> {
-    let path = root.join(&config.model.path);
+    let path = root.join(resolve_model(&config.model.path)?);
     anyhow::ensure!(
         path.exists(),
         "model not found at {}; run {FETCH_ASSETS_HINT} to fetch SmolLM2-135M-Instruct into assets/",

@@ -1,0 +1,135 @@
+//! The wgpu path against the flex CPU path on the tiny checkpoint: logits, the LoRA loss and the
+//! adapters' gradients must agree (burn issues #5257, fusion/autotune results on Vulkan, and
+//! #5162, NaN gradients when only some parameters train on wgpu).
+//!
+//! Built only with the `wgpu` feature: `scripts/check-gpu` runs it on a machine with a GPU. A
+//! software adapter (Mesa lavapipe) can stand in for a smoke test of the code path with
+//! `INSCL_WGPU_SOFTWARE=1`; without a GPU and without that variable the test fails.
+#![cfg(feature = "wgpu")]
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, DeviceKind, Int, Tensor, TensorData};
+use llama::device::{DeviceChoice, select_device};
+use llama::lora::{load_peft_adapter, read_peft_adapter};
+use llama::model::Llama;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn gpu() -> Device {
+    match select_device(DeviceChoice::Gpu) {
+        Ok(gpu) => {
+            eprintln!("wgpu device: {}", gpu.description);
+            gpu.device
+        }
+        Err(error) if std::env::var_os("INSCL_WGPU_SOFTWARE").is_some() => {
+            eprintln!("{error}; INSCL_WGPU_SOFTWARE is set: using a software adapter");
+            Device::wgpu(DeviceKind::Cpu)
+        }
+        Err(error) => panic!("{error} (set INSCL_WGPU_SOFTWARE=1 to smoke-test on software)"),
+    }
+}
+
+fn model(device: &Device) -> Llama {
+    let (config, tensors) = llama::safetensors::load_llama(fixture("tiny_llama_untied")).unwrap();
+    Llama::from_host_tensors(&config, &tensors, device).unwrap()
+}
+
+/// The PEFT fixture adapter (non-zero `B`, so both factors get gradients).
+fn adapted(device: &Device) -> Llama {
+    let (lora, tensors) = read_peft_adapter(&fixture("peft_adapter")).unwrap();
+    load_peft_adapter(model(device), &lora, &tensors).unwrap()
+}
+
+/// A right-padded batch and its labels (prompt of 3 tokens and padding ignored).
+fn batch(device: &Device) -> [Tensor<2, Int>; 3] {
+    let tokens = vec![1, 17, 42, 99, 5, 127, 64, 3, 1, 7, 120, 33, 2, 0, 0, 0];
+    let mask = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0];
+    let labels: Vec<i64> = tokens
+        .iter()
+        .zip(&mask)
+        .enumerate()
+        .map(|(i, (&t, &m))| if i % 8 < 3 || m == 0 { -100 } else { t })
+        .collect();
+    [tokens, mask, labels].map(|v| Tensor::from_data(TensorData::new(v, [2, 8]), device))
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn wgpu_logits_match_flex() {
+    let (cpu, gpu) = (Device::flex(), gpu());
+    let logits = |device: &Device| {
+        let [tokens, mask, _] = batch(device);
+        host(adapted(device).forward(tokens, mask))
+    };
+    let diff = max_abs_diff(&logits(&cpu), &logits(&gpu));
+    assert!(diff < 1e-4, "max |Δlogit| flex vs wgpu: {diff}");
+}
+
+#[test]
+fn wgpu_lora_gradients_match_flex() {
+    let (cpu, gpu) = (Device::flex().autodiff(), gpu().autodiff());
+    let run = |device: &Device| {
+        let model = adapted(device);
+        let [tokens, mask, labels] = batch(device);
+        let loss = model.causal_lm_loss(tokens, mask, labels);
+        let value = host(loss.clone())[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut per_factor = Vec::new();
+        for layer in &model.layers {
+            for target in llama::lora::LoraTarget::ALL {
+                if let Some(adapter) = &layer.projection(target).lora {
+                    for factor in [&adapter.a, &adapter.b] {
+                        let g = grads
+                            .get::<2>(factor.id)
+                            .expect("every factor has a gradient");
+                        per_factor.push(host(g));
+                    }
+                }
+            }
+        }
+        assert!(
+            grads
+                .get::<2>(model.layers[0].self_attn.q_proj.weight.id)
+                .is_none(),
+            "frozen weights get no gradient"
+        );
+        (value, per_factor)
+    };
+    let (loss_cpu, grads_cpu) = run(&cpu);
+    let (loss_gpu, grads_gpu) = run(&gpu);
+    assert!(
+        (loss_cpu - loss_gpu).abs() < 1e-4,
+        "loss {loss_cpu} vs {loss_gpu}"
+    );
+    assert_eq!(grads_cpu.len(), 2 * 3 * 2);
+    for (i, (c, g)) in grads_cpu.iter().zip(&grads_gpu).enumerate() {
+        assert!(
+            g.iter().all(|x| x.is_finite()),
+            "factor {i}: non-finite wgpu gradient"
+        );
+        let scale = c.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-6);
+        let diff = max_abs_diff(c, g);
+        assert!(
+            diff < 1e-3 * scale,
+            "factor {i}: max |Δgrad| {diff} (scale {scale})"
+        );
+    }
+}
