@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
 use llama::device::DeviceChoice;
-use trainer::config::Config;
+use trainer::config::{Config, RunStrategy};
 use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan};
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
@@ -63,15 +63,7 @@ fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
     let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
-    for strategy in [
-        "none",
-        "random",
-        "dynamic",
-        "insinfo",
-        "inscl",
-        "multitask",
-        "single",
-    ] {
+    for strategy in RunStrategy::ALL.map(RunStrategy::name) {
         let config = config(strategy, &model, out.path());
         let outcome = run::run(
             &config,

@@ -228,15 +228,7 @@ fn options() -> RunOptions {
 #[test]
 fn every_strategy_runs_and_writes_valid_artifacts() {
     let out = tempfile::tempdir().unwrap();
-    for strategy in [
-        "none",
-        "random",
-        "dynamic",
-        "insinfo",
-        "inscl",
-        "multitask",
-        "single",
-    ] {
+    for strategy in RunStrategy::ALL.map(RunStrategy::name) {
         let config = config(strategy, out.path());
         let outcome = run::run(&config, &mut MemorisingDouble::new(1000), &mut options()).unwrap();
         let folder = RunFolder::new(&outcome.folder);

@@ -44,9 +44,8 @@ pub enum HubError {
     },
 }
 
-/// Files fetched besides the weights when the repository has them.
-const SIDE_FILES: [&str; 4] = [
-    "config.json",
+/// Files fetched besides `config.json` and the weights when the repository has them.
+const SIDE_FILES: [&str; 3] = [
     "tokenizer.json",
     "tokenizer_config.json",
     "generation_config.json",
@@ -104,13 +103,14 @@ pub fn download_model(repo_id: &str, revision: Option<&str>) -> Result<PathBuf, 
     } else {
         return Err(missing("model.safetensors"));
     };
-    for file in SIDE_FILES.iter().filter(|f| files.contains(f)) {
-        repo.get(file).map_err(api_error(file))?;
-    }
-    for file in &weights {
-        repo.get(file).map_err(api_error(file))?;
-    }
     let config = repo.get("config.json").map_err(api_error("config.json"))?;
+    let others = SIDE_FILES
+        .iter()
+        .filter(|f| files.contains(f))
+        .map(|f| f.to_string());
+    for file in others.chain(weights) {
+        repo.get(&file).map_err(api_error(&file))?;
+    }
     Ok(config
         .parent()
         .expect("a cached file lies in a snapshot folder")

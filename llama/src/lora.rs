@@ -224,7 +224,7 @@ fn factor(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Param<Tensor<2>
 pub fn apply_lora(model: Llama, config: &LoraConfig, seed: u64) -> Result<Llama, LoraError> {
     validate(config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    attach(model, config, |[d_in, d_out], device| {
+    attach(model, config, |_, _, [d_in, d_out], device| {
         let bound = 1.0 / (d_in as f32).sqrt();
         let a = (0..d_in * config.r)
             .map(|_| rng.random_range(-bound..bound))
@@ -249,12 +249,7 @@ pub fn load_peft_adapter(
     tensors: &HostTensors,
 ) -> Result<Llama, LoraError> {
     validate(config)?;
-    let mut layer_targets =
-        (0..model.layers.len()).flat_map(|i| targets_in_order(config).map(move |t| (i, t)));
-    attach(model, config, |[d_in, d_out], device| {
-        let (layer, target) = layer_targets
-            .next()
-            .expect("attach visits the same (layer, target) sequence");
+    attach(model, config, |layer, target, [d_in, d_out], device| {
         let read = |name: &str, expected: [usize; 2]| {
             let key = peft_name(layer, target, name);
             let t = tensors
@@ -288,22 +283,24 @@ fn targets_in_order(config: &LoraConfig) -> impl Iterator<Item = LoraTarget> + '
 }
 
 /// Freezes `model`, then gives each targeted projection (layer by layer, [`LoraTarget::ALL`]
-/// order) the factors `(A, B)` that `factors([in, out], device)` returns.
+/// order) the factors `(A, B)` that `factors(layer, target, [in, out], device)` returns.
 fn attach(
     model: Llama,
     config: &LoraConfig,
     mut factors: impl FnMut(
+        usize,
+        LoraTarget,
         [usize; 2],
         &Device,
     ) -> Result<(Param<Tensor<2>>, Param<Tensor<2>>), LoraError>,
 ) -> Result<Llama, LoraError> {
     let mut model = model.no_grad();
     let scale = config.lora_alpha / config.r as f64;
-    for layer in &mut model.layers {
+    for (i, layer) in model.layers.iter_mut().enumerate() {
         for target in targets_in_order(config) {
             let projection = layer.projection_mut(target);
             let device = projection.weight.val().device();
-            let (a, b) = factors(projection.dims(), &device)?;
+            let (a, b) = factors(i, target, projection.dims(), &device)?;
             projection.lora = Some(LoraAdapter {
                 a,
                 b,

@@ -359,8 +359,11 @@ fn linear_weight(
     in_features: usize,
     device: &Device,
 ) -> Result<Param<Tensor<2>>, ModelError> {
-    let t = tensor(tensors, name, &[out_features, in_features])?;
-    Ok(param(&t.transposed(), [in_features, out_features], device))
+    let t = tensor(tensors, name, &[out_features, in_features])?.transposed();
+    Ok(Param::from_tensor(Tensor::from_data(
+        TensorData::new(t.data, [in_features, out_features]),
+        device,
+    )))
 }
 
 fn rms_norm(

@@ -13,11 +13,8 @@ use llama::device::{DeviceChoice, select_device};
 use llama::lora::{load_peft_adapter, read_peft_adapter};
 use llama::model::Llama;
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
+mod support;
+use support::{fixture, max_abs_diff, tiny_model};
 
 fn gpu() -> Device {
     match select_device(DeviceChoice::Gpu) {
@@ -33,15 +30,10 @@ fn gpu() -> Device {
     }
 }
 
-fn model(device: &Device) -> Llama {
-    let (config, tensors) = llama::safetensors::load_llama(fixture("tiny_llama_untied")).unwrap();
-    Llama::from_host_tensors(&config, &tensors, device).unwrap()
-}
-
 /// The PEFT fixture adapter (non-zero `B`, so both factors get gradients).
 fn adapted(device: &Device) -> Llama {
     let (lora, tensors) = read_peft_adapter(&fixture("peft_adapter")).unwrap();
-    load_peft_adapter(model(device), &lora, &tensors).unwrap()
+    load_peft_adapter(tiny_model("tiny_llama_untied", device), &lora, &tensors).unwrap()
 }
 
 /// A right-padded batch and its labels (prompt of 3 tokens and padding ignored).
@@ -62,14 +54,6 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

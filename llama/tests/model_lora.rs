@@ -12,16 +12,8 @@ use llama::lora::{
 };
 use llama::model::{IGNORE_INDEX, Llama};
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-fn model(name: &str, device: &Device) -> Llama {
-    let (config, tensors) = llama::safetensors::load_llama(fixture(name)).unwrap();
-    Llama::from_host_tensors(&config, &tensors, device).unwrap()
-}
+mod support;
+use support::{fixture, frozen, tiny_model};
 
 fn ints(rows: &[Vec<i64>], device: &Device) -> Tensor<2, Int> {
     let data: Vec<i64> = rows.concat();
@@ -75,7 +67,7 @@ fn response_only_loss_matches_reference_logits() {
         })
         .sum::<f64>()
         / (n - prompt_len) as f64;
-    let model = model("tiny_llama_untied", &device);
+    let model = tiny_model("tiny_llama_untied", &device);
     let got = scalar(model.causal_lm_loss(
         ints(std::slice::from_ref(&tokens), &device),
         ints(std::slice::from_ref(&mask), &device),
@@ -96,18 +88,10 @@ fn lora_config() -> LoraConfig {
     }
 }
 
-fn frozen(params: &HostTensors) -> HostTensors {
-    params
-        .iter()
-        .filter(|(k, _)| !k.contains(".lora."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 #[test]
 fn lora_training_lowers_loss_and_keeps_base_weights_bit_identical() {
     let device = Device::default().autodiff();
-    let mut model = apply_lora(model("tiny_llama_tied", &device), &lora_config(), 0).unwrap();
+    let mut model = apply_lora(tiny_model("tiny_llama_tied", &device), &lora_config(), 0).unwrap();
     let before = parameters_on_host(&model);
     let adapters: Vec<&String> = before.keys().filter(|k| k.ends_with(".lora.a")).collect();
     assert_eq!(adapters.len(), 2 * 7, "{adapters:?}");
@@ -198,8 +182,9 @@ fn target_modules_select_adapted_weights() {
         target_modules: vec![LoraTarget::QProj, LoraTarget::DownProj],
         ..lora_config()
     };
-    let adapted =
-        parameters_on_host(&apply_lora(model("tiny_llama_untied", &device), &only_q, 0).unwrap());
+    let adapted = parameters_on_host(
+        &apply_lora(tiny_model("tiny_llama_untied", &device), &only_q, 0).unwrap(),
+    );
     let mut names: Vec<&str> = adapted
         .keys()
         .filter_map(|k| k.strip_suffix(".lora.a"))
@@ -234,7 +219,7 @@ fn target_modules_select_adapted_weights() {
         ..lora_config()
     };
     assert_eq!(
-        apply_lora(model("tiny_llama_untied", &device), &bad, 0).unwrap_err(),
+        apply_lora(tiny_model("tiny_llama_untied", &device), &bad, 0).unwrap_err(),
         LoraError::InvalidConfig { r: 0, targets: 7 }
     );
     let bad = LoraConfig {
@@ -242,7 +227,7 @@ fn target_modules_select_adapted_weights() {
         ..lora_config()
     };
     assert_eq!(
-        apply_lora(model("tiny_llama_untied", &device), &bad, 0).unwrap_err(),
+        apply_lora(tiny_model("tiny_llama_untied", &device), &bad, 0).unwrap_err(),
         LoraError::InvalidDropout(1.0)
     );
 }
@@ -297,7 +282,7 @@ fn peft_adapter_matches_the_reference_forward_unmerged_and_merged() {
         read_peft_adapter(&fixture("tiny_llama_tied")),
         Err(LoraError::AdapterFile { path, .. }) if path.ends_with("adapter_config.json")
     ));
-    let base = model("tiny_llama_untied", &device);
+    let base = tiny_model("tiny_llama_untied", &device);
     assert!(
         adapter_logit_error(&base, &device) > 0.1,
         "the adapter must change the logits for this test to mean anything"
@@ -314,14 +299,15 @@ fn peft_adapter_matches_the_reference_forward_unmerged_and_merged() {
         ..lora.clone()
     };
     assert_eq!(
-        load_peft_adapter(model("tiny_llama_untied", &device), &missing, &tensors).unwrap_err(),
+        load_peft_adapter(tiny_model("tiny_llama_untied", &device), &missing, &tensors)
+            .unwrap_err(),
         LoraError::MissingTensor(
             "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight".into()
         )
     );
     let wrong_rank = LoraConfig { r: 8, ..lora };
     assert!(matches!(
-        load_peft_adapter(model("tiny_llama_untied", &device), &wrong_rank, &tensors),
+        load_peft_adapter(tiny_model("tiny_llama_untied", &device), &wrong_rank, &tensors),
         Err(LoraError::ShapeMismatch { expected, found, .. })
             if expected == [8, 64] && found == [4, 64]
     ));
@@ -345,9 +331,14 @@ fn dropout_acts_on_the_adapter_input_only_while_training() {
             .try_into_vec::<f32>()
             .unwrap()
     };
-    let plain = load_peft_adapter(model("tiny_llama_untied", &device), &lora, &tensors).unwrap();
-    let dropped =
-        load_peft_adapter(model("tiny_llama_untied", &device), &with_dropout, &tensors).unwrap();
+    let plain =
+        load_peft_adapter(tiny_model("tiny_llama_untied", &device), &lora, &tensors).unwrap();
+    let dropped = load_peft_adapter(
+        tiny_model("tiny_llama_untied", &device),
+        &with_dropout,
+        &tensors,
+    )
+    .unwrap();
     device.seed(3);
     let first = logits(&dropped);
     device.seed(3);
@@ -380,7 +371,12 @@ fn adapters_start_as_peft_does_and_depend_only_on_the_seed() {
     let device = Device::default();
     let a_factors = |seed| {
         peft_adapter_tensors(
-            &apply_lora(model("tiny_llama_untied", &device), &lora_config(), seed).unwrap(),
+            &apply_lora(
+                tiny_model("tiny_llama_untied", &device),
+                &lora_config(),
+                seed,
+            )
+            .unwrap(),
         )
     };
     let first = a_factors(5);

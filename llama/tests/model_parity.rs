@@ -15,14 +15,11 @@ use llama::host::HostTensors;
 use llama::model::{KvCache, Llama, ModelError};
 use serde_json::Value;
 
+mod support;
+use support::{fixture, max_abs_diff};
+
 const TOL: f32 = 1e-4;
 const MODELS: [&str; 3] = ["tiny_llama_tied", "tiny_llama_untied", "tiny_llama_llama3"];
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
 
 fn load(name: &str) -> (Llama, Value) {
     let (config, tensors) = llama::safetensors::load_llama(fixture(name)).unwrap();
@@ -56,14 +53,6 @@ fn floats(v: &Value) -> Vec<f32> {
         Value::Array(a) => a.iter().flat_map(floats).collect(),
         x => vec![x.as_f64().unwrap() as f32],
     }
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Logits at the real (mask = 1) positions of every row, flattened row by row.

@@ -5,7 +5,6 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use llama::host::HostTensors;
 use llama::lora::{LoraConfig, LoraTarget, apply_lora, parameters_on_host};
 use llama::model::Llama;
 use llama::train::{
@@ -13,15 +12,11 @@ use llama::train::{
     encode_example, hf_tensors, mean_loss,
 };
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
+mod support;
+use support::{fixture, frozen, tiny_model};
 
 fn model(device: &Device) -> Llama {
-    let (config, tensors) = llama::safetensors::load_llama(fixture("tiny_llama_tied")).unwrap();
-    Llama::from_host_tensors(&config, &tensors, device).unwrap()
+    tiny_model("tiny_llama_tied", device)
 }
 
 /// Four prompt/response pairs of different lengths (ids below the fixture's vocabulary).
@@ -35,14 +30,6 @@ fn examples() -> Vec<Encoded> {
     .into_iter()
     .map(|(p, r)| encode_example(&[p], &[], &r, 16))
     .collect()
-}
-
-fn frozen(params: &HostTensors) -> HostTensors {
-    params
-        .iter()
-        .filter(|(k, _)| !k.contains(".lora."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 fn optim(steps: usize) -> OptimConfig {

@@ -98,8 +98,16 @@ pub enum RunStrategy {
 }
 
 impl RunStrategy {
-    /// Every name, for error messages.
-    pub const NAMES: &'static str = "none, random, dynamic, insinfo, inscl, multitask, single";
+    /// Every strategy: the core crate's sequential ones, then multitask and single.
+    pub const ALL: [RunStrategy; 7] = [
+        RunStrategy::Sequential(Strategy::ALL[0]),
+        RunStrategy::Sequential(Strategy::ALL[1]),
+        RunStrategy::Sequential(Strategy::ALL[2]),
+        RunStrategy::Sequential(Strategy::ALL[3]),
+        RunStrategy::Sequential(Strategy::ALL[4]),
+        RunStrategy::Multitask,
+        RunStrategy::Single,
+    ];
 
     /// The name as written in the config.
     pub fn name(self) -> &'static str {
@@ -123,10 +131,13 @@ impl FromStr for RunStrategy {
         match s {
             "multitask" => Ok(RunStrategy::Multitask),
             "single" => Ok(RunStrategy::Single),
-            _ => s
-                .parse()
-                .map(RunStrategy::Sequential)
-                .map_err(|_| format!("unknown strategy {s:?}; expected one of: {}", Self::NAMES)),
+            _ => s.parse().map(RunStrategy::Sequential).map_err(|_| {
+                let names: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "unknown strategy {s:?}; expected one of: {}",
+                    names.join(", ")
+                )
+            }),
         }
     }
 }

@@ -546,7 +546,8 @@ impl Learner for LlamaLearner {
                 )?;
                 let model = load_peft_adapter(base, &self.lora, &peft)
                     .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-                let expected = peft_adapter_tensors(&model).len();
+                // A and B of every targeted projection of every layer.
+                let expected = 2 * self.config.num_hidden_layers * self.lora.target_modules.len();
                 ensure!(
                     expected == peft.len(),
                     "adapter in {} has {} tensors, the LoRA configuration uses {expected}",
