@@ -2,7 +2,7 @@
 //! errors naming the field and value.
 #![cfg(not(target_arch = "wasm32"))]
 
-use trainer::config::{Config, ConfigError, DataFormat, RunStrategy, TrainMethod};
+use trainer::config::{Config, ConfigError, DataFormat, EmbeddingSource, RunStrategy, TrainMethod};
 
 fn set(overrides: &[&str]) -> Result<Config, ConfigError> {
     let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -13,19 +13,25 @@ fn set(overrides: &[&str]) -> Result<Config, ConfigError> {
 fn embedded_default_is_the_small_cpu_run() {
     let config = Config::embedded_default();
     assert_eq!(config.model.path, "assets/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert_eq!(config.data.format, DataFormat::Benchmark);
+    assert_eq!(config.data.format, DataFormat::Categories);
     assert_eq!(
         (
             config.data.path.as_str(),
             config.data.order.as_deref(),
             config.data.first
         ),
-        ("data/superni-cl15", Some("order1"), Some(4))
+        (
+            "data/superni-inscl16/categories.json",
+            Some("curriculum"),
+            Some(5)
+        )
     );
     assert_eq!(
         (config.data.max_train, config.data.max_test),
-        (Some(80), Some(24))
+        (Some(64), Some(16))
     );
+    assert_eq!(config.embedding.source, EmbeddingSource::Base);
+    assert!(config.eval.budget_from_data);
     assert_eq!(config.strategy.name.to_string(), "inscl");
     assert_eq!(config.strategy.tags.to_string(), "metadata+keyphrase");
     assert_eq!(
@@ -37,9 +43,69 @@ fn embedded_default_is_the_small_cpu_run() {
         ),
         (TrainMethod::Lora, 1, 192, 8)
     );
-    assert_eq!(config.run_name(), "inscl-a12-s0");
+    assert_eq!(config.run_name(), "inscl-a16-s0");
     // Round trip through run.json.
     assert_eq!(Config::from_json(&config.to_json()).unwrap(), config);
+}
+
+#[test]
+fn shipped_cl15_config_runs_superni_cl15() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/cl15.toml");
+    let config = Config::load(Some(&file), &[]).unwrap();
+    assert_eq!(config.data.format, DataFormat::Benchmark);
+    assert_eq!(
+        (config.data.path.as_str(), config.data.order.as_deref()),
+        ("data/superni-cl15", Some("order1"))
+    );
+    assert_eq!(
+        (
+            config.data.first,
+            config.data.max_train,
+            config.data.max_test
+        ),
+        (Some(4), Some(80), Some(24))
+    );
+    assert_eq!(config.run_name(), "inscl-a12-s0");
+}
+
+#[test]
+fn llm_tags_merge_near_duplicates_unless_told_otherwise() {
+    let plain = set(&[]).unwrap().strategy;
+    assert_eq!(plain.effective_tag_normalizer().merge_threshold, None);
+    let llm = set(&["strategy.tags=\"llm\""]).unwrap().strategy;
+    assert_eq!(
+        llm.effective_tag_normalizer().merge_threshold,
+        Some(trainer::config::LLM_TAG_MERGE_THRESHOLD)
+    );
+    let explicit = set(&[
+        "strategy.tags=\"llm+metadata\"",
+        "strategy.tag_normalizer.merge_threshold=0.95",
+    ])
+    .unwrap()
+    .strategy;
+    assert_eq!(
+        explicit.effective_tag_normalizer().merge_threshold,
+        Some(0.95)
+    );
+}
+
+#[test]
+fn embedding_and_budget_settings_are_checked() {
+    let err = set(&["embedding.source=file"]).unwrap_err().to_string();
+    assert!(err.contains("embedding.file"), "{err}");
+    let err = set(&["embedding.source=\"previous\""])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("previous"), "{err}");
+    let err = set(&["eval.budget_quantile=0"]).unwrap_err().to_string();
+    assert!(err.contains("eval.budget_quantile = 0"), "{err}");
+    let err = set(&["tagger.max_new_tokens=2"]).unwrap_err().to_string();
+    assert!(err.contains("tagger.max_new_tokens = 2"), "{err}");
+    let config = set(&["embedding.source=current", "embedding.layer=3"]).unwrap();
+    assert_eq!(
+        (config.embedding.source, config.embedding.layer),
+        (EmbeddingSource::Current, Some(3))
+    );
 }
 
 #[test]
@@ -144,10 +210,10 @@ fn invalid_values_name_field_and_value() {
     }
     let err = set(&["strategy.name=greedy"]).unwrap_err().to_string();
     assert!(err.contains("unknown strategy \"greedy\"; expected one of: none, random, dynamic, insinfo, inscl, multitask, single"), "{err}");
-    let err = set(&["strategy.tags=metadata+llm"])
+    let err = set(&["strategy.tags=metadata+gpt"])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("unknown tagger \"llm\""), "{err}");
+    assert!(err.contains("unknown tagger \"gpt\""), "{err}");
     let err = set(&["training"]).unwrap_err().to_string();
     assert_eq!(
         err,

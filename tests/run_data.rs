@@ -1,6 +1,8 @@
 //! `trainer run` data layer on real SuperNI files (trimmed copies in tests/fixtures/superni):
 //! benchmark folders, category files, single task files, Alpaca data, schema drift, orders,
-//! splits, caps and the instruction taggers.
+//! splits, caps and the instruction taggers; and brought benchmarks described by a dataset
+//! description (tests/fixtures/byo, one file per shape of issue 13): every shape loads, data
+//! problems are counted, and every bad record is an error naming file, line and field.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ fn data_config(format: DataFormat, path: &str) -> DataConfig {
         max_test: None,
         held_out: 0.25,
         split_seed: 0,
+        dedup: false,
     }
 }
 
@@ -342,7 +345,7 @@ fn alpaca_json_and_jsonl() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("bad.jsonl") && err.contains("line 2.output: missing"),
+        err.contains("bad.jsonl:2: field output: missing, got {\"instruction\":\"x\"}"),
         "{err}"
     );
     std::fs::write(
@@ -354,7 +357,9 @@ fn alpaca_json_and_jsonl() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("[0].instruction: expected a string, got 5"),
+        err.ends_with(
+            "bad.json:1: field [0].instruction: expected a string or list of strings, got 5"
+        ),
         "{err}"
     );
 }
@@ -395,7 +400,7 @@ fn tagger_combines_sources_and_reads_tag_files() {
     let mut config = Config::embedded_default().strategy;
     let tags = Tagger::new(&config, Path::new("."))
         .unwrap()
-        .tags(&task, &group);
+        .tags(&task, &group, None);
     assert_eq!(
         &tags[..3],
         ["Basic Sentiment Analysis", "Reviews", "Movies"]
@@ -412,7 +417,7 @@ fn tagger_combines_sources_and_reads_tag_files() {
     config.tag_file = Some("tags.jsonl".into());
     let tags = Tagger::new(&config, dir.path())
         .unwrap()
-        .tags(&task, &group);
+        .tags(&task, &group, None);
     assert_eq!(tags, ["sentiment", "movie review"]);
 
     std::fs::write(dir.path().join("tags.jsonl"), "{\"tags\": []}\n").unwrap();
@@ -421,4 +426,504 @@ fn tagger_combines_sources_and_reads_tag_files() {
         err.contains("tags.jsonl:1") && err.contains("neither"),
         "{err}"
     );
+}
+
+fn byo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/byo")
+}
+
+/// The fixture description's task `name`, loaded alone with `config` adjustments.
+fn byo_task(name: &str, adjust: impl FnOnce(&mut DataConfig)) -> data::TaskData {
+    let mut config = data_config(DataFormat::Described, "dataset_info.json");
+    config.tasks = vec![name.to_owned()];
+    adjust(&mut config);
+    data::load(&config, &byo()).unwrap().tasks.remove(0)
+}
+
+#[test]
+fn described_benchmark_loads_every_shape_in_file_order() {
+    // `data.path` may name the folder: its dataset_info.json is read.
+    let dataset = data::load(&data_config(DataFormat::Described, "."), &byo()).unwrap();
+    assert_eq!(dataset.order, "file");
+    let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "reviews",
+            "topics",
+            "trace",
+            "summaries",
+            "translate",
+            "capitals",
+            "chat"
+        ]
+    );
+    let sizes: Vec<(usize, usize)> = dataset
+        .tasks
+        .iter()
+        .map(|t| (t.train.len(), t.test.len()))
+        .collect();
+    // held_out 0.25 of 8 and 12 records; capitals has its own train (9) and test (3) files.
+    assert_eq!(
+        sizes,
+        [(6, 2), (9, 3), (6, 2), (6, 2), (6, 2), (9, 3), (6, 2)]
+    );
+    for task in &dataset.tasks {
+        assert_eq!(task.report.empty_outputs, 0, "{}", task.name);
+    }
+    let quick = data::load(
+        &DataConfig {
+            order: Some("quick".into()),
+            ..data_config(DataFormat::Described, "dataset_info.json")
+        },
+        &byo(),
+    )
+    .unwrap();
+    let names: Vec<&str> = quick.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        (quick.order.as_str(), names),
+        ("quick", vec!["reviews", "trace", "chat"])
+    );
+}
+
+#[test]
+fn json_lines_named_json_with_string_or_list_outputs() {
+    // reviews.json is JSON Lines; ids come from its `id` field.
+    let task = byo_task("reviews", |_| {});
+    let mut all: Vec<&data::Example> = task.train.iter().chain(&task.test).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"]);
+    assert_eq!(all[0].output, ["positive"]);
+    // A list of outputs is several references.
+    assert_eq!(all[2].output, ["positive", "favourable"]);
+    assert_eq!(task.instruction_groups().len(), 1);
+}
+
+#[test]
+fn one_line_array_sorted_by_label_is_capped_at_random() {
+    let task = byo_task("topics", |_| {});
+    assert_eq!(task.train.len() + task.test.len(), 12);
+    // The file lists 6 sports headlines, then 6 science ones; a cap of 4 is a seeded random
+    // subset in file order, not the first 4 (which would all be sports).
+    let capped = byo_task("topics", |c| c.max_train = Some(4));
+    let labels: Vec<&str> = capped.train.iter().map(|e| e.output[0].as_str()).collect();
+    assert_eq!(labels.len(), 4);
+    assert!(
+        labels.contains(&"sports") && labels.contains(&"science"),
+        "{labels:?}"
+    );
+    let positions: Vec<usize> = capped
+        .train
+        .iter()
+        .map(|e| task.train.iter().position(|t| t == e).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert_eq!(byo_task("topics", |c| c.max_train = Some(4)), capped);
+    let other_seed = byo_task("topics", |c| {
+        c.max_train = Some(4);
+        c.split_seed = 3;
+    });
+    assert_ne!(other_seed.train, capped.train);
+}
+
+#[test]
+fn prompt_only_tasks_get_derived_instructions() {
+    // prompt / answer fields, cut at the first blank line.
+    let trace = byo_task("trace", |_| {});
+    let groups = trace.instruction_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0].text,
+        "Answer the arithmetic question with a number."
+    );
+    assert!(trace.train.iter().all(|e| e.input.starts_with("What is ")));
+    // input / output / task_name fields of one shared file, common prefix of the prompts.
+    let summaries = byo_task("summaries", |_| {});
+    assert_eq!(summaries.train.len() + summaries.test.len(), 8);
+    let groups = summaries.instruction_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].text, "Summarize the text in a few words.\nText:");
+    assert!(
+        summaries
+            .train
+            .iter()
+            .all(|e| !e.input.starts_with("Text") && e.input.ends_with('.'))
+    );
+    // The same file's other task, by a regular expression.
+    let translate = byo_task("translate", |_| {});
+    let groups = translate.instruction_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].text, "Translate the sentence into French.");
+    let cat = translate
+        .train
+        .iter()
+        .chain(&translate.test)
+        .find(|e| e.output == ["le chat dort"])
+        .unwrap();
+    assert_eq!(cat.input, "the cat sleeps");
+}
+
+#[test]
+fn duplicates_and_overlap_are_reported_and_optionally_removed() {
+    let capitals = byo_task("capitals", |_| {});
+    assert_eq!((capitals.train.len(), capitals.test.len()), (9, 3));
+    // France and Italy appear twice in train.json; Japan is in train.json and test.json.
+    assert_eq!(
+        (
+            capitals.report.train_duplicates,
+            capitals.report.test_duplicates,
+            capitals.report.overlap,
+            capitals.report.removed
+        ),
+        (2, 0, 1, 0)
+    );
+    let deduplicated = byo_task("capitals", |c| c.dedup = true);
+    assert_eq!((deduplicated.train.len(), deduplicated.test.len()), (7, 2));
+    assert_eq!(
+        deduplicated.report,
+        inscl::artifact::DataReport {
+            removed: 3,
+            ..capitals.report.clone()
+        }
+    );
+    assert!(deduplicated.test.iter().all(|e| e.input != "Japan"));
+}
+
+#[test]
+fn identical_eval_and_test_files_listed_together_are_test_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let splits = byo().join("splits").display().to_string();
+    let description = json!({
+        "capitals": {
+            "train_file": format!("{splits}/train.json"),
+            "test_file": [format!("{splits}/eval.json"), format!("{splits}/test.json")]
+        }
+    });
+    std::fs::write(dir.path().join("info.json"), description.to_string()).unwrap();
+    let config = data_config(DataFormat::Described, "info.json");
+    let task = data::load(&config, dir.path()).unwrap().tasks.remove(0);
+    // eval.json and test.json are byte-identical: every test instance is there twice, and
+    // Japan (also in train) overlaps twice.
+    assert_eq!(
+        (
+            task.test.len(),
+            task.report.test_duplicates,
+            task.report.overlap
+        ),
+        (6, 3, 2)
+    );
+    let config = DataConfig {
+        dedup: true,
+        ..config
+    };
+    let task = data::load(&config, dir.path()).unwrap().tasks.remove(0);
+    assert_eq!((task.test.len(), task.report.removed), (2, 6));
+}
+
+#[test]
+fn conversations_use_the_last_assistant_turn_as_output() {
+    let chat = byo_task("chat", |_| {});
+    let all: Vec<&data::Example> = chat.train.iter().chain(&chat.test).collect();
+    assert_eq!(all.len(), 8);
+    let system = "You convert units. Answer with the number and unit only.";
+    let single = all.iter().find(|e| e.output == ["1000 m"]).unwrap();
+    assert_eq!(
+        single.instruction,
+        format!("{system}\n\nConvert 1 km to m.")
+    );
+    assert_eq!(single.input, "");
+    let multi = all.iter().find(|e| e.output == ["3000 mm"]).unwrap();
+    assert_eq!(multi.instruction, format!("{system}\n\nAnd to mm?"));
+    assert_eq!(multi.input, "User: Convert 3 m to cm.\nAssistant: 300 cm");
+    // No assistant turn but the last is a target.
+    assert!(all.iter().all(|e| e.output != ["300 cm"]));
+
+    // from / value messages with a leading system turn need no tags; alpaca `history` pairs
+    // become the same transcript.
+    let dir = tempfile::tempdir().unwrap();
+    let conversation = json!({"conversations": [
+        {"from": "system", "value": "Be brief."},
+        {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"},
+        {"from": "human", "value": "Bye"}, {"from": "gpt", "value": "Goodbye"}
+    ]});
+    let history = json!({"q": "Bye", "a": "Goodbye", "sys": "Be brief.", "h": [["Hi", "Hello"]]});
+    std::fs::write(
+        dir.path().join("talk.json"),
+        format!("{conversation}\n{conversation}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("hist.json"),
+        format!("[{history}, {history}]"),
+    )
+    .unwrap();
+    let description = json!({
+        "talk": {"file_name": "talk.json", "held_out": 0.5, "formatting": "sharegpt"},
+        "hist": {"file_name": "hist.json", "held_out": 0.5, "columns":
+            {"prompt": "q", "response": "a", "system": "sys", "history": "h"}}
+    });
+    std::fs::write(
+        dir.path().join("dataset_info.json"),
+        description.to_string(),
+    )
+    .unwrap();
+    let dataset = data::load(&data_config(DataFormat::Described, "."), dir.path()).unwrap();
+    for task in &dataset.tasks {
+        let example = &task.train[0];
+        assert_eq!(example.instruction, "Be brief.\n\nBye", "{}", task.name);
+        assert_eq!(example.input, "User: Hi\nAssistant: Hello", "{}", task.name);
+        assert_eq!(example.output, ["Goodbye"], "{}", task.name);
+        // Repeated records are counted, not hidden.
+        assert_eq!(task.report.overlap, 1, "{}", task.name);
+    }
+}
+
+#[test]
+fn empty_outputs_are_skipped_and_counted_and_an_all_empty_task_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = "{\"prompt\": \"Echo.\\n\\na\", \"answer\": \"a\"}\n\
+                 {\"prompt\": \"Echo.\\n\\nb\", \"answer\": [\"\", \" \"]}\n\
+                 {\"prompt\": \"Echo.\\n\\nc\", \"answer\": \"c\"}\n";
+    std::fs::write(dir.path().join("echo.json"), lines).unwrap();
+    let description = json!({"echo": {"file_name": "echo.json", "held_out": 0.5,
+        "columns": {"prompt": "prompt", "response": "answer"}}});
+    std::fs::write(dir.path().join("info.json"), description.to_string()).unwrap();
+    let task = data::load(&data_config(DataFormat::Described, "info.json"), dir.path())
+        .unwrap()
+        .tasks
+        .remove(0);
+    assert_eq!(task.train.len() + task.test.len(), 2);
+    assert_eq!(task.report.empty_outputs, 1);
+
+    let mut config = data_config(DataFormat::Described, "broken_info.json");
+    config.tasks = vec!["reviews".into(), "all_empty".into()];
+    let err = data::load(&config, &byo()).unwrap_err();
+    assert!(
+        matches!(err, DataError::AllEmpty { skipped: 4, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("task \"all_empty\": all 4 records have empty outputs"),
+        "{err}"
+    );
+}
+
+/// Loads a one-task description of `file` (written with `content`) with `entry` settings.
+fn described_error(file: &str, content: &str, entry: serde_json::Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(file), content).unwrap();
+    let mut entry = entry;
+    entry["file_name"] = json!(file);
+    std::fs::write(
+        dir.path().join("dataset_info.json"),
+        json!({ "t": entry }).to_string(),
+    )
+    .unwrap();
+    let err = data::load(&data_config(DataFormat::Described, "."), dir.path())
+        .unwrap_err()
+        .to_string();
+    let folder = dir.path().display().to_string();
+    err.replace(&format!("{folder}/"), "")
+}
+
+#[test]
+fn every_bad_record_names_file_line_and_field() {
+    let pa = json!({"columns": {"prompt": "prompt", "response": "answer"}});
+    let cases: Vec<(&str, &str, serde_json::Value, &str)> = vec![
+        (
+            "a.json",
+            "{\"prompt\": \"p\", \"answer\": \"x\"}\n{\"prompt\": \"p\", \"anwser\": \"y\"}\n",
+            pa.clone(),
+            "a.json:2: field answer: missing, got {\"anwser\":\"y\",\"prompt\":\"p\"}",
+        ),
+        (
+            "b.json",
+            "[\n  {\"prompt\": \"p\", \"answer\": \"x\"},\n  {\"prompt\": \"p\", \"answer\": 5}\n]",
+            pa.clone(),
+            "b.json:3: field [1].answer: expected a string or list of strings, got 5",
+        ),
+        (
+            "c.jsonl",
+            "{\"prompt\": \"p\", \"answer\": \"x\"}\n42\n",
+            pa.clone(),
+            "c.jsonl:2: field (record): expected a JSON object (one per line, or in one JSON array), got 42",
+        ),
+        (
+            "d.json",
+            "{\"prompt\": \"  \", \"answer\": \"x\"}\n",
+            pa.clone(),
+            "d.json:1: field prompt: empty, got \"  \"",
+        ),
+        (
+            "e.json",
+            "{\"instruction\": \"p\", \"output\": \"x\"}\n",
+            json!({"columns": {"query": "context"}}),
+            "e.json:1: field context: missing, got {\"instruction\":\"p\",\"output\":\"x\"}",
+        ),
+        (
+            "f.json",
+            "{\"instruction\": \"p\", \"output\": \"x\", \"h\": [[\"u\"]]}\n",
+            json!({"columns": {"history": "h"}}),
+            "f.json:1: field h[0]: expected a list of [prompt, response] pairs of strings, got [\"u\"]",
+        ),
+        (
+            "g.json",
+            "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, {\"from\": \"human\", \"value\": \"b\"}]}\n",
+            json!({"formatting": "sharegpt"}),
+            "g.json:1: field conversations[1].from: expected an assistant turn (turns alternate user, assistant, ...), got \"human\"",
+        ),
+        (
+            "h.json",
+            "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}]}\n",
+            json!({"formatting": "sharegpt"}),
+            "h.json:1: field conversations: expected user and assistant turns ending with an assistant turn, got {\"from\":\"human\",\"value\":\"a\"}",
+        ),
+        (
+            "i.json",
+            "{\"messages\": [{\"role\": \"user\"}]}\n",
+            json!({"formatting": "sharegpt", "columns": {"messages": "messages"}}),
+            "i.json:1: field messages[0].value: missing, got {\"role\":\"user\"}",
+        ),
+        (
+            "j.json",
+            "{\"prompt\": \"Task.\\n\\nx\", \"answer\": \"1\"}\n{\"prompt\": \"no blank line\", \"answer\": \"2\"}\n",
+            json!({"columns": {"prompt": "prompt", "response": "answer"},
+                   "derive_instruction": {"separator": "\n\n"}}),
+            "j.json:2: field prompt: no instruction of task \"t\" can be derived by separator \"\\n\\n\": it does not apply to \"no blank line\"",
+        ),
+        (
+            "k.json",
+            "{\"prompt\": \"Alpha one\", \"answer\": \"1\"}\n{\"prompt\": \"Beta two\", \"answer\": \"2\"}\n",
+            json!({"columns": {"prompt": "prompt", "response": "answer"},
+                   "derive_instruction": "common_prefix"}),
+            "k.json:1: field prompt: no instruction of task \"t\" can be derived by common_prefix: its 2 prompts share no common prefix (first: \"Alpha one\")",
+        ),
+    ];
+    for (file, content, entry, expected) in cases {
+        assert_eq!(described_error(file, content, entry), expected);
+    }
+    // Broken JSON: serde's message carries the line and column.
+    let err = described_error("l.json", "{\"prompt\": \"p\"}\n{\"prompt\": \n", pa);
+    assert!(
+        err.starts_with("l.json: not valid JSON: EOF while parsing a value at line 3"),
+        "{err}"
+    );
+    // The committed fixture with a misspelt field.
+    let mut config = data_config(DataFormat::Described, "broken_info.json");
+    config.tasks = vec!["missing_answer".into()];
+    let err = data::load(&config, &byo()).unwrap_err().to_string();
+    assert!(
+        err.contains("byo/missing_answer.jsonl:3: field answer: missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_descriptions_name_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            json!({"t": {}}),
+            "entry \"t\": needs file_name, or train_file and test_file",
+        ),
+        (
+            json!({"t": {"file_name": "a.json", "train_file": "b.json"}}),
+            "entry \"t\": has both file_name and train_file/test_file",
+        ),
+        (
+            json!({"t": {"train_file": "b.json"}}),
+            "entry \"t\": needs both train_file and test_file",
+        ),
+        (
+            json!({"t": {"file_name": "a.json", "held_out": 1.0}}),
+            "entry \"t\": held_out must be in [0, 1)",
+        ),
+        (
+            json!({"t": {"file_name": "a.json", "columns": {"images": "img"}}}),
+            "entry \"t\": unknown field `images`",
+        ),
+        (
+            json!({"t": {"file_name": 3}}),
+            "entry \"t\": expected a file name or a list of file names, got 3",
+        ),
+        (
+            json!({"t": {"file_name": "a.json", "formatting": "sharegpt", "columns": {"prompt": "q"}}}),
+            "entry \"t\": columns prompt, query, response and history are for formatting = \"alpaca\"",
+        ),
+        (
+            json!({"t": {"file_name": "a.json", "derive_instruction": {"suffix": "x"}}}),
+            "entry \"t\": unknown variant `suffix`",
+        ),
+        (
+            json!({"orders": ["t"]}),
+            "entry \"orders\": expected {name: [task, ...]}",
+        ),
+    ];
+    for (description, expected) in cases {
+        std::fs::write(dir.path().join("info.json"), description.to_string()).unwrap();
+        let err = data::load(&data_config(DataFormat::Described, "info.json"), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("info.json: ") && err.contains(expected),
+            "{err}"
+        );
+    }
+    std::fs::write(
+        dir.path().join("info.json"),
+        "{\"t\": {\"file_name\": \"a\"}, \"t\": {\"file_name\": \"b\"}}",
+    )
+    .unwrap();
+    let err = data::load(&data_config(DataFormat::Described, "info.json"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.ends_with("entry \"t\": defined twice"), "{err}");
+    let mut config = data_config(DataFormat::Described, ".");
+    config.order = Some("nope".into());
+    let err = data::load(&config, &byo()).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown order \"nope\"") && err.contains("file, quick"),
+        "{err}"
+    );
+}
+
+#[test]
+fn folders_are_searched_for_their_description_file() {
+    let mut config = data_config(DataFormat::Categories, "inscl");
+    config.order = Some("curriculum".into());
+    let from_folder = data::load(&config, &fixtures()).unwrap();
+    config.path = "inscl/categories.json".into();
+    assert_eq!(from_folder, data::load(&config, &fixtures()).unwrap());
+
+    config.path = "inscl/tasks".into();
+    let err = data::load(&config, &fixtures()).unwrap_err().to_string();
+    assert!(
+        err.contains("inscl/tasks is a folder without categories.json"),
+        "{err}"
+    );
+    let err = data::load(&data_config(DataFormat::Described, "cl"), &fixtures())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cl is a folder without dataset_info.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn alpaca_files_are_json_or_json_lines_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    // JSON Lines in a .json file, and a one-line array in a .jsonl file.
+    let record = |i: usize| json!({"instruction": "Echo.", "input": format!("{i}"), "output": format!("{i}")});
+    let lines: String = (0..4).map(|i| format!("{}\n", record(i))).collect();
+    std::fs::write(dir.path().join("lines.json"), lines).unwrap();
+    let array = serde_json::Value::Array((0..4).map(record).collect()).to_string();
+    std::fs::write(dir.path().join("array.jsonl"), array).unwrap();
+    for file in ["lines.json", "array.jsonl"] {
+        let dataset = data::load(&data_config(DataFormat::Alpaca, file), dir.path()).unwrap();
+        let task = &dataset.tasks[0];
+        assert_eq!((task.train.len(), task.test.len()), (3, 1), "{file}");
+    }
 }

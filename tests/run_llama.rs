@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
 use llama::device::DeviceChoice;
-use trainer::config::{Config, RunStrategy};
-use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan};
+use trainer::config::{Config, DataFormat, RunStrategy};
+use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
@@ -34,6 +34,7 @@ static BACKEND_RNG: RwLock<()> = RwLock::new(());
 fn config(strategy: &str, model: &Path, out: &Path) -> Config {
     let mut config = Config::embedded_default();
     config.model.path = model.display().to_string();
+    config.data.format = DataFormat::Benchmark;
     config.data.path = "superni/cl".into();
     config.data.order = Some("order1".into());
     config.data.first = None;
@@ -48,12 +49,17 @@ fn config(strategy: &str, model: &Path, out: &Path) -> Config {
 }
 
 fn learner(config: &Config) -> LlamaLearner {
+    learner_with_seed(config, config.strategy.seed)
+}
+
+fn learner_with_seed(config: &Config, seed: u64) -> LlamaLearner {
     LlamaLearner::open(
         Path::new(&config.model.path),
         DeviceChoice::Cpu,
         &config.training,
-        config.model.embedding_layer,
+        config.embedding.layer,
         config.eval.batch_size,
+        seed,
     )
     .unwrap()
 }
@@ -167,8 +173,14 @@ struct Interrupting {
 }
 
 impl Learner for Interrupting {
-    fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        self.inner.embed(texts)
+    fn embed(&mut self, texts: &[String], weights: Weights) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.inner.embed(texts, weights)
+    }
+    fn chat(&mut self, prompts: &[String], max_new_tokens: usize) -> anyhow::Result<Vec<String>> {
+        self.inner.chat(prompts, max_new_tokens)
+    }
+    fn token_counts(&self, texts: &[String]) -> anyhow::Result<Vec<usize>> {
+        self.inner.token_counts(texts)
     }
     fn train(
         &mut self,
@@ -254,4 +266,56 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
         support::artifacts(&folder),
         support::artifacts(&reference.folder)
     );
+}
+
+#[test]
+fn the_run_seed_initialises_the_adapter() {
+    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let model = tiny_llama::tiny_model(out.path());
+    let config = config("inscl", &model, out.path());
+    let adapter = |seed: u64, name: &str| {
+        let dir = out.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        learner_with_seed(&config, seed)
+            .save_checkpoint(&dir)
+            .unwrap();
+        std::fs::read(dir.join("adapter_model.safetensors")).unwrap()
+    };
+    assert_eq!(adapter(0, "a"), adapter(0, "b"));
+    assert_ne!(adapter(0, "a"), adapter(1, "c"));
+}
+
+#[test]
+fn base_weights_stay_put_while_current_ones_train() {
+    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let model = tiny_llama::tiny_model(out.path());
+    let config = config("inscl", &model, out.path());
+    let mut learner = learner(&config);
+    let texts = vec![
+        "Classify the review.".to_owned(),
+        "Add the numbers.".to_owned(),
+    ];
+    let before = learner.embed(&texts, Weights::Base).unwrap();
+    assert_eq!(before, learner.embed(&texts, Weights::Current).unwrap());
+    let dataset = trainer::data::load(&config.data, &fixtures()).unwrap();
+    let plan = TrainPlan {
+        stage: 1,
+        seed: 3,
+        config: config.training.clone(),
+    };
+    learner
+        .train(&dataset.tasks[0].train, &plan, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(learner.embed(&texts, Weights::Base).unwrap(), before);
+    assert_ne!(learner.embed(&texts, Weights::Current).unwrap(), before);
+    // Chat replies and token counts come from the same checkpoint.
+    let replies = learner.chat(&texts, 5).unwrap();
+    assert_eq!(replies.len(), 2);
+    let counts = learner.token_counts(&texts).unwrap();
+    // The byte-level tokenizer: one token per byte.
+    assert_eq!(counts, vec![texts[0].len(), texts[1].len()]);
 }

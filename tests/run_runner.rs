@@ -3,197 +3,18 @@
 //! crash or Ctrl-C equals an uninterrupted run, a NaN loss stops cleanly, `compare` reads runs.
 #![cfg(not(target_arch = "wasm32"))]
 
+#[path = "support/double.rs"]
+mod double;
 mod support;
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use inscl::artifact::{self, EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord};
+use double::MemorisingDouble;
+use inscl::artifact::{self, EmbeddingsFile, RunManifest, RunResults, StageRecord};
 use trainer::config::{Config, DataFormat, RunStrategy};
-use trainer::learner::{Example, Learner, StepReport, TrainPlan};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
-
-/// TEST DOUBLE, not a model: memorises the first output of each (instruction, input) in a
-/// first-in-first-out memory of fixed capacity (so it forgets old tasks unless they are
-/// replayed); for an unseen input it answers the most frequent remembered output of the same
-/// instruction (a class prior), else nothing. Embeds a text as hashed token counts.
-#[derive(Debug, Clone, Default)]
-struct MemorisingDouble {
-    /// (key of instruction + input, hash of instruction, first output), oldest first.
-    memory: Vec<(u64, u64, String)>,
-    capacity: usize,
-    /// Fail with an error at this stage after its first step (a crash mid-stage).
-    fail_at_stage: Option<usize>,
-    /// Report a NaN loss at this stage's first step.
-    nan_at_stage: Option<usize>,
-    /// Raise this flag (as Ctrl-C would) at this stage's first step.
-    interrupt_at_stage: Option<(usize, Arc<AtomicBool>)>,
-}
-
-fn key(example: &Example) -> u64 {
-    let mut h = DefaultHasher::new();
-    (&example.instruction, &example.input).hash(&mut h);
-    h.finish()
-}
-
-fn instruction_key(example: &Example) -> u64 {
-    let mut h = DefaultHasher::new();
-    example.instruction.hash(&mut h);
-    h.finish()
-}
-
-impl MemorisingDouble {
-    fn new(capacity: usize) -> Self {
-        MemorisingDouble {
-            capacity,
-            ..Default::default()
-        }
-    }
-}
-
-impl MemorisingDouble {
-    /// The most frequent remembered output of `example`'s instruction (ties: the earliest).
-    fn prior(&self, example: &Example) -> String {
-        let same: Vec<&String> = self
-            .memory
-            .iter()
-            .filter(|(_, q, _)| *q == instruction_key(example))
-            .map(|(_, _, o)| o)
-            .collect();
-        same.iter()
-            .max_by_key(|o| {
-                (
-                    same.iter().filter(|p| p == o).count(),
-                    std::cmp::Reverse(same.iter().position(|p| p == *o)),
-                )
-            })
-            .map(|o| (*o).clone())
-            .unwrap_or_default()
-    }
-}
-
-impl Learner for MemorisingDouble {
-    fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|text| {
-                let mut v = vec![0f32; 16];
-                v[0] = 1.0;
-                for word in text.split_whitespace() {
-                    let mut h = DefaultHasher::new();
-                    word.to_lowercase().hash(&mut h);
-                    v[1 + (h.finish() % 15) as usize] += 1.0;
-                }
-                v
-            })
-            .collect())
-    }
-
-    fn train(
-        &mut self,
-        examples: &[Example],
-        plan: &TrainPlan,
-        on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
-    ) -> anyhow::Result<Vec<LossPoint>> {
-        let batches: Vec<&[Example]> = examples.chunks(plan.config.batch_size).collect();
-        let total_steps = batches.len() * plan.config.epochs;
-        let mut curve = Vec::new();
-        for step in 1..=total_steps {
-            let batch = batches[(step - 1) % batches.len()];
-            let unknown = batch
-                .iter()
-                .filter(|e| !self.memory.iter().any(|(k, _, _)| *k == key(e)))
-                .count();
-            let mut loss = 0.01 + unknown as f64 / batch.len() as f64;
-            if self.nan_at_stage == Some(plan.stage) {
-                loss = f64::NAN;
-            }
-            for example in batch {
-                self.memory.retain(|(k, _, _)| *k != key(example));
-                self.memory.push((
-                    key(example),
-                    instruction_key(example),
-                    example.output[0].clone(),
-                ));
-                if self.memory.len() > self.capacity {
-                    self.memory.remove(0);
-                }
-            }
-            if step == 2 && self.fail_at_stage == Some(plan.stage) {
-                anyhow::bail!("simulated crash at stage {}", plan.stage);
-            }
-            if let Some((stage, flag)) = &self.interrupt_at_stage
-                && *stage == plan.stage
-            {
-                flag.store(true, Ordering::SeqCst);
-            }
-            let point = LossPoint {
-                step,
-                loss,
-                lr: plan.config.lr,
-            };
-            curve.push(point);
-            let report = StepReport {
-                step,
-                total_steps,
-                loss,
-                lr: plan.config.lr,
-                tokens_per_s: 1.0,
-            };
-            if on_step(&report).is_break() {
-                break;
-            }
-        }
-        Ok(curve)
-    }
-
-    fn generate(
-        &mut self,
-        examples: &[Example],
-        _max_new_tokens: usize,
-        on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
-    ) -> anyhow::Result<Vec<String>> {
-        let mut outputs = Vec::new();
-        for example in examples {
-            let exact = self
-                .memory
-                .iter()
-                .find(|(k, _, _)| *k == key(example))
-                .map(|(_, _, o)| o.clone());
-            outputs.push(exact.unwrap_or_else(|| self.prior(example)));
-            if on_done(outputs.len()).is_break() {
-                break;
-            }
-        }
-        Ok(outputs)
-    }
-
-    fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::write(
-            dir.join("memory.json"),
-            serde_json::to_string(&self.memory)?,
-        )?;
-        Ok(())
-    }
-
-    fn load_checkpoint(&mut self, dir: &Path) -> anyhow::Result<()> {
-        self.memory = serde_json::from_str(&std::fs::read_to_string(dir.join("memory.json"))?)?;
-        Ok(())
-    }
-
-    fn reset(&mut self) -> anyhow::Result<()> {
-        self.memory.clear();
-        Ok(())
-    }
-
-    fn device(&self) -> String {
-        "test double".into()
-    }
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
@@ -202,6 +23,7 @@ fn fixtures() -> PathBuf {
 /// Three real SuperNI-CL15 tasks (12 train / 6 test each), α = 4, output under `out`.
 fn config(strategy: &str, out: &Path) -> Config {
     let mut config = Config::embedded_default();
+    config.data.format = DataFormat::Benchmark;
     config.data.path = "cl".into();
     config.data.order = Some("order1".into());
     config.data.first = None;

@@ -232,6 +232,17 @@ pub fn write_atomic<T: ArtifactBody>(
     path: &std::path::Path,
     body: &T,
 ) -> Result<(), ArtifactError> {
+    write_text_atomic(path, &body.to_json())
+}
+
+/// Writes `text` to `path` atomically: into `.NAME.tmp` beside it, synced, then renamed over
+/// `path`, so a reader (or a resumed run) sees the old file or the new one, never a part; a
+/// failed write (a full disk) removes `.NAME.tmp`. Native targets only.
+///
+/// # Errors
+/// [`ArtifactError::Io`] naming `path`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_text_atomic(path: &std::path::Path, text: &str) -> Result<(), ArtifactError> {
     use std::io::Write;
     let io = |error| ArtifactError::Io {
         file: path.display().to_string(),
@@ -244,10 +255,17 @@ pub fn write_atomic<T: ArtifactBody>(
         ))
     })?;
     let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(body.to_json().as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk: the write's error is the one to report, not the clean-up's.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
 }
 
 /// Reads an artifact of type `T` from `path`. Native targets only.
@@ -301,6 +319,29 @@ pub struct TaskInfo {
     pub train_instances: usize,
     /// Evaluated test instances.
     pub test_instances: usize,
+    /// Problems found in the task's data while loading it; absent in runs written before
+    /// the report existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_report: Option<DataReport>,
+}
+
+/// The data problems of one task, counted while loading it: after the held-out split, before
+/// deduplication and the `max_train` / `max_test` caps. Two instances are the same when their
+/// instruction and input texts are equal (outputs are not compared).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataReport {
+    /// Records skipped because every reference output was empty or blank.
+    pub empty_outputs: usize,
+    /// Training instances that repeat an earlier training instance.
+    pub train_duplicates: usize,
+    /// Test instances that repeat an earlier test instance.
+    pub test_duplicates: usize,
+    /// Test instances that are also training instances (train/test overlap), counted once
+    /// each, duplicates included.
+    pub overlap: usize,
+    /// Instances removed by `data.dedup` (the repeats and the overlapping test instances;
+    /// 0 when deduplication is off).
+    pub removed: usize,
 }
 
 /// Replay settings of a run: everything [`crate::plan::plan_sequence`] needs besides embeddings.
@@ -382,6 +423,10 @@ pub struct TaskEval {
     pub rouge_l: f64,
     /// Mean exact match ×100 over the instances.
     pub exact_match: f64,
+    /// Generation budget of the task in tokens (from its gold output lengths, capped by
+    /// `eval.max_new_tokens`), if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<usize>,
     /// Per-instance predictions and scores.
     pub predictions: Vec<Prediction>,
 }
@@ -431,6 +476,19 @@ pub struct EmbeddingsFile {
     /// Hidden layer that was mean-pooled, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<usize>,
+    /// Which weights embedded the instructions: `base` (the pretrained model, adapters off;
+    /// one space for every stage), `current` (the model after the previous stage, all seen
+    /// tasks embedded again at each stage) or `file` (an external encoder's vectors), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// How token states became one vector per instruction (`mean`: mean over the
+    /// instruction's tokens), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<String>,
+    /// For `source = current`: the stage whose plan used these embeddings (the model after
+    /// stage − 1 embedded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<usize>,
     /// Tasks in sequence order.
     pub tasks: Vec<TaskEmbeddings>,
 }

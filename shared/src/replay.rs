@@ -126,19 +126,38 @@ pub fn stage_budget(stage: usize, alpha: usize) -> usize {
 /// current task (InsCL §3.1, dynamic replay: a task far from the current one is forgotten more
 /// and gets more replay).
 ///
-/// `distances[j]` is `W_j` for previous task `j`. Task `j` first gets `⌊W_j / ΣW × budget⌋`;
-/// the remaining `budget − Σ⌊…⌋` instances go one each to the tasks with the largest `W`
-/// (ties: the earlier task first), as in the official InsCL code (`cal_dynamic_num`; where
-/// distances tie exactly, that code's `list.index` lookup hands every extra instance to the
-/// first of the tied tasks, whereas here they go to distinct tasks). The result has one quota per
-/// task and sums to exactly `budget`; a task with larger `W` never gets less than one with a
-/// smaller `W`.
+/// `distances[j]` is `W_j` for previous task `j`. Task `j` first gets `⌊W_j / ΣW × budget⌋`
+/// (computed as the official `int(w*pre_total_num)` over `norm_pW = W / ΣW`: divide first, then
+/// multiply, then truncate); the remaining `budget − Σ⌊…⌋` instances go one each to the tasks
+/// with the largest `W` (ties: the earlier task first), as in the official InsCL code
+/// (`cal_dynamic_num`). The result has one quota per task and sums to exactly `budget`; a task
+/// with larger `W` never gets less than one with a smaller `W`.
+///
+/// # Departure from the official code: exact ties
+/// The official code hands out the remainder with
+///
+/// ```text
+/// for w in sorted_norm_pW[-add_num:]:
+///     add_idx = norm_pW.index(w)
+/// ```
+///
+/// and `list.index` returns the *first* task with that value every time, so when distances tie
+/// exactly that task gets every extra instance (possibly several) and its twins none: with
+/// `W = [0.25, 0.5, 0.25, 0.5, 0.5]` and budget 1803 the official split is
+/// `[225, 453, 225, 450, 450]`, ours `[225, 451, 225, 451, 451]`. That is an accident of the
+/// lookup, not a rule: the paper describes an allocation proportional to the distances, the
+/// remainder going to the largest ones, which is what distinct tasks get here (and tied tasks
+/// then differ by at most one). Without exact ties the two agree; the delete branch
+/// (`sorted_norm_pW[:del_num]`, `del_idx = norm_pW.index(w)`) has the same tie accident, and
+/// ours takes from distinct non-empty quotas instead. tests/replay_reference.rs checks both
+/// facts against shared/fixtures/insinfo.json (`dynamic_official` where `ties_differ` is
+/// false, `dynamic_spread` everywhere).
 ///
 /// Edge cases: no tasks → empty vector; `ΣW = 0` (or not a positive number) →
-/// [`allocate_uniform`]. Distances must be finite and `≥ 0` (callers validate; checked by a
-/// debug assertion). Should floating-point rounding make the floors exceed `budget`, the excess
-/// is taken back one at a time from the non-empty quotas of the smallest distances (ties: the
-/// later task first).
+/// [`allocate_uniform`] (the official `normalization` raises `ZeroDivisionError` there).
+/// Distances must be finite and `≥ 0` (callers validate; checked by a debug assertion). Should
+/// floating-point rounding make the floors exceed `budget`, the excess is taken back one at a
+/// time from the non-empty quotas of the smallest distances (ties: the later task first).
 pub fn allocate_dynamic(distances: &[f64], budget: usize) -> Vec<usize> {
     debug_assert!(
         distances.iter().all(|w| w.is_finite() && *w >= 0.0),
@@ -240,14 +259,37 @@ pub fn sample_random(counts: &[u32], quota: usize, rng: &mut impl Rng) -> Vec<Ve
 ///
 /// - `quota < m`: the `quota` instructions with the highest score (ties: the earlier
 ///   instruction) get one uniformly random instance each.
-/// - `quota ≥ m`: instruction `k` gets `max(1, ⌊scores[k] × quota⌋)` random instances, without
-///   replacement within the instruction and cycling through all of them again beyond its count.
-///   If that is short of `quota`, the rest is drawn uniformly from the task's instances not yet
-///   chosen (and, should none be left, from all of them, cycling as in [`sample_random`]); if it
-///   is over, uniformly random chosen instances are removed, never an instruction's last one.
+/// - `quota ≥ m`: instruction `k` gets `max(1, ⌊scores[k] × quota⌋)` random instances (the
+///   official `int(InsInfo_rate[i]*num)`, raised to 1), without replacement within the
+///   instruction and cycling through all of them again beyond its count. If that is short of
+///   `quota`, the rest is drawn uniformly from the task's instances not yet chosen (and, should
+///   none be left, from all of them, cycling as in [`sample_random`]); if it is over, uniformly
+///   random chosen instances are removed, never an instruction's last one (`trim`).
 ///
 /// Returns per instruction the chosen local indices, sorted ascending, `quota` in total;
 /// every instruction with instances gets at least one when `quota ≥ m`.
+///
+/// # Departures from the official code (`sample_example`)
+/// - **Trim.** The official code protects only the instructions it raised to one instance:
+///
+///   ```text
+///   if InsInfo_num < 1:
+///       InsInfo_num = 1
+///       single_ins_ls.append(ins_ls[i])
+///   ```
+///
+///   and its delete loop removes any example whose instruction is not in `single_ins_ls`,
+///   adding an instruction there only once one of its examples is left. An instruction whose
+///   share `int(rate*num)` was exactly 1 therefore starts unprotected, and its only instance can
+///   be removed: the instruction vanishes from the replay although it is present in the task.
+///   That contradicts what the `if InsInfo_num < 1: InsInfo_num = 1` line itself intends
+///   (every instruction represented), so here no instruction ever loses its last instance.
+///   The initial amounts are the official ones; tests/replay_reference.rs checks both against
+///   the `insinfo_shares` cases of shared/fixtures/insinfo.json.
+/// - **Small instructions.** The official `random.sample(ins_data, InsInfo_num)` raises
+///   `ValueError` when an instruction has fewer instances than its share, and its top-up cannot
+///   reach `num` when the whole task has fewer instances; here the draws cycle instead
+///   (oversampling, as in [`sample_random`]).
 ///
 /// # Panics
 /// If `scores.len() != counts.len()`, if `quota > 0` while the task has no instances, or if the
@@ -324,6 +366,12 @@ fn top_up(counts: &[u32], n: u32, chosen: &mut [Vec<u32>], deficit: usize, rng: 
 }
 
 /// Removes `excess` uniformly random entries from `chosen`, keeping each instruction's first.
+///
+/// Departs on purpose from the official `sample_example`, whose delete loop skips only
+/// instructions in `single_ins_ls` (those whose `int(rate*num)` was below 1, or that are already
+/// down to one example): an instruction whose share was exactly 1 is not protected there and
+/// can lose its only instance. Here an instruction's last instance is never removable, so every
+/// instruction of the task stays represented (see [`sample_insinfo`]).
 fn trim(chosen: &mut [Vec<u32>], excess: usize, rng: &mut impl Rng) {
     let removable: Vec<(usize, usize)> = chosen
         .iter()

@@ -4,7 +4,8 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use inscl::artifact::{
-    Artifact, ArtifactBody, ArtifactError, EmbeddingsFile, SCHEMA_VERSION, StageRecord,
+    Artifact, ArtifactBody, ArtifactError, DataReport, EmbeddingsFile, SCHEMA_VERSION, StageRecord,
+    TaskInfo,
 };
 
 const PLAN_INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
@@ -102,6 +103,33 @@ fn wrong_kind_missing_version_and_missing_fields_are_errors() {
     let err =
         Artifact::from_json("x.json", r#"{"kind": "model", "schema_version": 1}"#).unwrap_err();
     assert!(err.to_string().contains("unknown variant `model`"), "{err}");
+}
+
+#[test]
+fn task_data_report_is_optional_for_older_runs() {
+    let old = r#"{"name": "t", "instructions": 2, "train_instances": 8, "test_instances": 2}"#;
+    let task: TaskInfo = serde_json::from_str(old).unwrap();
+    assert_eq!(task.data_report, None);
+    assert_eq!(
+        serde_json::to_string(&task).unwrap(),
+        old.replace(": ", ":").replace(", ", ",")
+    );
+    let reported = TaskInfo {
+        data_report: Some(DataReport {
+            empty_outputs: 1,
+            train_duplicates: 2,
+            test_duplicates: 0,
+            overlap: 1,
+            removed: 0,
+        }),
+        ..task
+    };
+    let text = serde_json::to_string(&reported).unwrap();
+    assert!(
+        text.contains(r#""data_report":{"empty_outputs":1,"#),
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<TaskInfo>(&text).unwrap(), reported);
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -53,8 +53,9 @@ fn main() -> anyhow::Result<()> {
         std::path::Path::new(&config.model.path),
         config.model.device.parse()?,
         &config.training,
-        config.model.embedding_layer,
+        config.embedding.layer,
         config.eval.batch_size,
+        config.strategy.seed,
     )?;
     println!(
         "task {}: {} train / {} held-out instances; LoRA r {} alpha {} dropout {} on {:?}; lr {} \

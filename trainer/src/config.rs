@@ -1,5 +1,5 @@
 //! The `trainer run` configuration: one TOML document with the sections `model`, `data`,
-//! `strategy`, `training`, `eval`, `output` (documented field by field in
+//! `embedding`, `strategy`, `tagger`, `training`, `eval`, `output` (documented field by field in
 //! `trainer/configs/default.toml`, which is embedded as the default).
 //!
 //! Layering: the embedded default, then a user file (which needs only the fields it changes),
@@ -24,7 +24,9 @@ pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
 pub struct Config {
     pub model: ModelConfig,
     pub data: DataConfig,
+    pub embedding: EmbeddingConfig,
     pub strategy: StrategyConfig,
+    pub tagger: TaggerConfig,
     pub training: TrainingConfig,
     pub eval: EvalConfig,
     pub output: OutputConfig,
@@ -39,9 +41,60 @@ pub struct ModelConfig {
     pub path: String,
     /// `auto`, `gpu` or `cpu`.
     pub device: String,
-    /// Hidden layer mean-pooled into instruction embeddings; `None` = last layer.
+}
+
+/// Which weights embed the instructions that task distances compare (`[embedding] source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingSource {
+    /// The pretrained model with adapters off, once per run: every W of every stage compares
+    /// points of one space (as the official InsCL code, which reads one precomputed file).
+    Base,
+    /// The model after the previous stage: at each stage every seen task is embedded again,
+    /// so both sides of each W come from the same model.
+    Current,
+    /// Vectors from `embedding.file` (an external sentence encoder).
+    File,
+}
+
+impl EmbeddingSource {
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingSource::Base => "base",
+            EmbeddingSource::Current => "current",
+            EmbeddingSource::File => "file",
+        }
+    }
+}
+
+/// `[embedding]`: the instruction embeddings behind the task distances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    pub source: EmbeddingSource,
+    /// Hidden layer mean-pooled into instruction embeddings (0 = token embeddings); `None` =
+    /// last layer. For `base` and `current`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub embedding_layer: Option<usize>,
+    pub layer: Option<usize>,
+    /// For `file`: JSON or JSONL vectors keyed by instruction id or text
+    /// ([`crate::run::embedding`]), relative to the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// `[tagger]`: the chat model of the `llm` tag source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaggerConfig {
+    /// GGUF file or HF folder of the tagging chat model; `None` = the run's base model
+    /// (adapters off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Tokens generated per instruction (≥ 8).
+    pub max_new_tokens: usize,
+    /// Instructions tagged per generation batch (≥ 1).
+    pub batch_size: usize,
 }
 
 /// Data source kind of `[data]` (see [`crate::data`]).
@@ -52,6 +105,9 @@ pub enum DataFormat {
     Superni,
     Categories,
     Alpaca,
+    /// A dataset description (`dataset_info.json`, as LLaMA-Factory's) naming each task's
+    /// files, formatting and column mapping ([`crate::data::described`]).
+    Described,
 }
 
 /// `[data]`: source, order and sizes.
@@ -59,8 +115,9 @@ pub enum DataFormat {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     pub format: DataFormat,
-    /// Folder (benchmark, superni), `categories.json` or Alpaca file, relative to the
-    /// working directory.
+    /// Folder (benchmark, superni), `categories.json` (or its folder), Alpaca file, or
+    /// dataset description (or a folder holding `dataset_info.json`), relative to the working
+    /// directory.
     pub path: String,
     /// Named order of the source; ignored when `tasks` is non-empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +138,11 @@ pub struct DataConfig {
     pub held_out: f64,
     /// Seed of the held-out split and of the caps.
     pub split_seed: u64,
+    /// Drop repeated instances within a split and test instances that are also training
+    /// instances (same instruction and input), keeping first occurrences; the counts are in
+    /// `run.json` either way ([`inscl::artifact::DataReport`]).
+    #[serde(default)]
+    pub dedup: bool,
 }
 
 /// A run strategy: a sequential replay strategy of the core crate, or one of the two
@@ -165,6 +227,20 @@ pub enum TagSource {
     Keyphrase,
     /// An external tagger's JSONL file (`strategy.tag_file`).
     File,
+    /// Intention tags written by a chat model with InsTag's prompt ([`crate::tags::llm`]).
+    Llm,
+}
+
+impl TagSource {
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            TagSource::Metadata => "metadata",
+            TagSource::Keyphrase => "keyphrase",
+            TagSource::File => "file",
+            TagSource::Llm => "llm",
+        }
+    }
 }
 
 /// A `+`-joined set of tag sources, e.g. `metadata+keyphrase`.
@@ -180,8 +256,9 @@ impl FromStr for TagSources {
                 "metadata" => Ok(TagSource::Metadata),
                 "keyphrase" => Ok(TagSource::Keyphrase),
                 "file" => Ok(TagSource::File),
+                "llm" => Ok(TagSource::Llm),
                 other => Err(format!(
-                    "unknown tagger {other:?} in {s:?}; expected metadata, keyphrase, file or a `+` combination"
+                    "unknown tagger {other:?} in {s:?}; expected metadata, keyphrase, file, llm or a `+` combination"
                 )),
             })
             .collect::<Result<_, _>>()?;
@@ -193,15 +270,7 @@ impl FromStr for TagSources {
 
 impl fmt::Display for TagSources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self
-            .0
-            .iter()
-            .map(|s| match s {
-                TagSource::Metadata => "metadata",
-                TagSource::Keyphrase => "keyphrase",
-                TagSource::File => "file",
-            })
-            .collect();
+        let names: Vec<&str> = self.0.iter().map(|s| s.name()).collect();
         f.write_str(&names.join("+"))
     }
 }
@@ -227,19 +296,39 @@ pub struct StrategyConfig {
     pub name: RunStrategy,
     /// Replayed instances per previous stage α.
     pub alpha: usize,
-    /// Seed of replay sampling, shuffling and training.
+    /// The run seed (`--seed`): reaches every random choice of a run — LoRA initialisation,
+    /// replay sampling, the training mix's shuffle, batch order and dropout — but not the data
+    /// split (`data.split_seed`).
     pub seed: u64,
     /// Tag sources for InsInfo.
     pub tags: TagSources,
-    /// External tagger output for the `file` source.
+    /// External tagger output for the `file` source (InsTag or GPT-4 tags).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_file: Option<String>,
     /// YAKE keyphrases per instruction for the `keyphrase` source.
     pub keyphrases: usize,
     /// Task distance settings (cost, weights, solver).
     pub similarity: SimilarityConfig,
-    /// Tag normalisation for InsInfo.
+    /// Tag normalisation for InsInfo; see [`StrategyConfig::effective_tag_normalizer`].
     pub tag_normalizer: TagNormalizer,
+}
+
+/// Near-duplicate merge threshold used for LLM tags when `merge_threshold` is not set: LLM
+/// tags vary in spelling ("code generation" / "code generator"), which the official InsCL code
+/// merges (DBSCAN over phrase embeddings, `tag_utils.py`); here the core crate's edit-distance
+/// merge ([`TagNormalizer::merge_near_duplicates`]).
+pub const LLM_TAG_MERGE_THRESHOLD: f64 = 0.8;
+
+impl StrategyConfig {
+    /// The tag normalisation the planner uses: `tag_normalizer`, with near-duplicate merging at
+    /// [`LLM_TAG_MERGE_THRESHOLD`] when the tags include `llm` and no threshold is set.
+    pub fn effective_tag_normalizer(&self) -> TagNormalizer {
+        let mut normalizer = self.tag_normalizer;
+        if normalizer.merge_threshold.is_none() && self.tags.0.contains(&TagSource::Llm) {
+            normalizer.merge_threshold = Some(LLM_TAG_MERGE_THRESHOLD);
+        }
+        normalizer
+    }
 }
 
 /// LoRA adapters or all weights.
@@ -293,7 +382,17 @@ pub struct TrainingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
+    /// Generation budget per test instance, in tokens; with `budget_from_data` the cap of
+    /// each task's own budget.
     pub max_new_tokens: usize,
+    /// Each task's budget from its gold outputs: the `budget_quantile` quantile of the token
+    /// lengths of its training split's outputs plus `budget_margin`, at most `max_new_tokens`
+    /// ([`crate::run::eval::generation_budget`]).
+    pub budget_from_data: bool,
+    /// In (0, 1].
+    pub budget_quantile: f64,
+    /// Tokens added to the quantile (room for the end-of-turn token and longer answers).
+    pub budget_margin: usize,
     pub batch_size: usize,
     pub zero_shot: bool,
     pub stem: bool,
@@ -484,6 +583,30 @@ impl Config {
             "strategy.tag_file",
             "(missing)",
             "the file tagger needs strategy.tag_file",
+        )?;
+        check(
+            self.embedding.file.is_some() || self.embedding.source != EmbeddingSource::File,
+            "embedding.file",
+            "(missing)",
+            "embedding.source = \"file\" needs embedding.file",
+        )?;
+        check(
+            self.tagger.max_new_tokens >= 8,
+            "tagger.max_new_tokens",
+            self.tagger.max_new_tokens,
+            "must be at least 8",
+        )?;
+        check(
+            self.tagger.batch_size >= 1,
+            "tagger.batch_size",
+            self.tagger.batch_size,
+            "must be at least 1",
+        )?;
+        check(
+            self.eval.budget_quantile > 0.0 && self.eval.budget_quantile <= 1.0,
+            "eval.budget_quantile",
+            self.eval.budget_quantile,
+            "must be in (0, 1]",
         )?;
         check(
             t.epochs >= 1,

@@ -24,6 +24,16 @@ pub struct TrainPlan {
     pub config: TrainingConfig,
 }
 
+/// Which weights a [`Learner::embed`] call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// The pretrained weights, adapters off (or the initial weights under full fine-tuning):
+    /// the same whatever was trained.
+    Base,
+    /// The weights as trained so far.
+    Current,
+}
+
 /// Progress of one optimiser step, reported to the runner as it happens.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepReport {
@@ -47,12 +57,26 @@ pub struct StepReport {
 /// the runner discards the stage). Implementations must be deterministic given the
 /// checkpointed state and [`TrainPlan::seed`]: resuming a run relies on it.
 pub trait Learner {
-    /// Mean-pooled hidden states (of the configured layer) of each text: one f32 vector per
-    /// text, all of one dimension, none all-zero.
+    /// Mean-pooled hidden states (of the configured layer) of each text under `weights`: one
+    /// f32 vector per text, all of one dimension, none all-zero.
     ///
     /// # Errors
     /// Any model failure.
-    fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>>;
+    fn embed(&mut self, texts: &[String], weights: Weights) -> anyhow::Result<Vec<Vec<f32>>>;
+
+    /// Greedy replies of the base weights (adapters off) to single-turn chat prompts, each
+    /// in the checkpoint's chat template, at most `max_new_tokens` tokens each: the `llm`
+    /// tagger's model.
+    ///
+    /// # Errors
+    /// Any model failure.
+    fn chat(&mut self, prompts: &[String], max_new_tokens: usize) -> anyhow::Result<Vec<String>>;
+
+    /// The number of tokens of each text (no special tokens), for generation budgets.
+    ///
+    /// # Errors
+    /// Tokenizer failures.
+    fn token_counts(&self, texts: &[String]) -> anyhow::Result<Vec<usize>>;
 
     /// Trains one stage on `examples` (already mixed and shuffled) and returns the loss curve,
     /// one point per optimiser step; calls `on_step` after every step.
@@ -91,7 +115,8 @@ pub trait Learner {
     /// A missing or incompatible checkpoint.
     fn load_checkpoint(&mut self, dir: &Path) -> anyhow::Result<()>;
 
-    /// Back to the pretrained weights with a fresh adapter (the `single` reference strategy).
+    /// Back to the pretrained weights with a fresh adapter, initialised as at creation from
+    /// the run seed (the `single` reference strategy).
     ///
     /// # Errors
     /// Any model failure.

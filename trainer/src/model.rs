@@ -40,10 +40,7 @@ use llama::train::{
 };
 
 use crate::config::{Schedule, TrainMethod, TrainingConfig};
-use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan};
-
-/// Seed of the LoRA `A` initialisation (at open and at every [`Learner::reset`]).
-pub const ADAPTER_SEED: u64 = 0;
+use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
 
 /// Batches of a length window are sorted together ([`bucket_batches`]).
 const BUCKET_WINDOW_BATCHES: usize = 8;
@@ -252,11 +249,14 @@ pub struct LlamaLearner {
     embedding_layer: Option<usize>,
     eval_batch_size: usize,
     source: PathBuf,
+    /// Seed of the LoRA `A` initialisation (at open and at every [`Learner::reset`]).
+    adapter_seed: u64,
 }
 
 impl LlamaLearner {
     /// Loads `path` (GGUF or HF folder) onto the chosen device and prepares it for
-    /// `training.method`, printing the device to stderr.
+    /// `training.method`, printing the device to stderr. `adapter_seed` seeds the LoRA `A`
+    /// initialisation (the run seed: two seeds give two different adapters).
     ///
     /// # Errors
     /// Checkpoint, device or configuration errors.
@@ -266,6 +266,7 @@ impl LlamaLearner {
         training: &TrainingConfig,
         embedding_layer: Option<usize>,
         eval_batch_size: usize,
+        adapter_seed: u64,
     ) -> anyhow::Result<Self> {
         let SelectedDevice {
             device,
@@ -275,7 +276,14 @@ impl LlamaLearner {
         let ckpt = open_checkpoint(path)?;
         let stop = stop_tokens(&ckpt.config, &ckpt.tokenizer);
         let lora = lora_config(training)?;
-        let model = Self::fresh(&ckpt.config, &ckpt.tensors, &device, training.method, &lora)?;
+        let model = Self::fresh(
+            &ckpt.config,
+            &ckpt.tensors,
+            &device,
+            training.method,
+            &lora,
+            adapter_seed,
+        )?;
         Ok(Self {
             format: PromptFormat::new(ckpt.tokenizer, &stop),
             config: ckpt.config,
@@ -289,29 +297,77 @@ impl LlamaLearner {
             embedding_layer,
             eval_batch_size: eval_batch_size.max(1),
             source: path.to_path_buf(),
+            adapter_seed,
         })
     }
 
-    /// The base weights on the autodiff device, with a fresh adapter seeded by
-    /// [`ADAPTER_SEED`] for LoRA.
+    /// The base weights on the autodiff device, with a fresh adapter seeded by `adapter_seed`
+    /// for LoRA.
     fn fresh(
         config: &LlamaConfig,
         tensors: &HostTensors,
         device: &Device,
         method: TrainMethod,
         lora: &LoraConfig,
+        adapter_seed: u64,
     ) -> anyhow::Result<Llama> {
         let autodiff = device.clone().autodiff();
         let model = Llama::from_host_tensors(config, tensors, &autodiff)?;
         Ok(match method {
             TrainMethod::Full => model,
-            TrainMethod::Lora => apply_lora(model, lora, ADAPTER_SEED)?,
+            TrainMethod::Lora => apply_lora(model, lora, adapter_seed)?,
         })
     }
 
     /// The model for inference: on the plain device, adapters merged.
     fn inference_model(&self) -> Llama {
         merge_lora(self.model.valid())
+    }
+
+    /// The pretrained weights for inference, without adapters.
+    fn base_model(&self) -> anyhow::Result<Llama> {
+        Ok(Llama::from_host_tensors(
+            &self.config,
+            &self.base,
+            &self.device,
+        )?)
+    }
+
+    /// Greedy generation of `model` from token prompts, batched by similar length; outputs in
+    /// prompt order, decoded without special tokens and trimmed. `on_done(n)` after each batch.
+    fn generate_greedy(
+        &self,
+        model: &Llama,
+        prompts: &[Vec<u32>],
+        max_new_tokens: usize,
+        on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> anyhow::Result<Vec<String>> {
+        // Similar lengths together: less left padding. Outputs go back to input order.
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by_key(|&i| prompts[i].len());
+        let mut outputs = vec![String::new(); prompts.len()];
+        let config = GenerationConfig {
+            eos_token_ids: self.stop.clone(),
+            ..GenerationConfig::greedy(max_new_tokens, &self.config)
+        };
+        let mut done = 0;
+        for chunk in order.chunks(self.eval_batch_size) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+            let generation = generate(model, &batch, &config)?;
+            for (&i, tokens) in chunk.iter().zip(&generation.tokens) {
+                outputs[i] = self
+                    .format
+                    .tokenizer
+                    .decode(tokens, true)?
+                    .trim()
+                    .to_owned();
+            }
+            done += chunk.len();
+            if on_done(done).is_break() {
+                break;
+            }
+        }
+        Ok(outputs)
     }
 
     /// Mean response-token cross-entropy (nats) of the current model on `examples`, formatted
@@ -359,8 +415,11 @@ impl LlamaLearner {
 }
 
 impl Learner for LlamaLearner {
-    fn embed(&mut self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        let model = self.inference_model();
+    fn embed(&mut self, texts: &[String], weights: Weights) -> anyhow::Result<Vec<Vec<f32>>> {
+        let model = match weights {
+            Weights::Base => self.base_model()?,
+            Weights::Current => self.inference_model(),
+        };
         let layer = self
             .embedding_layer
             .unwrap_or(self.config.num_hidden_layers);
@@ -472,32 +531,40 @@ impl Learner for LlamaLearner {
             .iter()
             .map(|e| self.format.generation(e, self.training.max_length))
             .collect::<anyhow::Result<_>>()?;
-        // Similar lengths together: less left padding. Outputs go back to input order.
-        let mut order: Vec<usize> = (0..prompts.len()).collect();
-        order.sort_by_key(|&i| prompts[i].len());
-        let mut outputs = vec![String::new(); prompts.len()];
-        let config = GenerationConfig {
-            eos_token_ids: self.stop.clone(),
-            ..GenerationConfig::greedy(max_new_tokens, &self.config)
-        };
-        let mut done = 0;
-        for chunk in order.chunks(self.eval_batch_size) {
-            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
-            let generation = generate(&model, &batch, &config)?;
-            for (&i, tokens) in chunk.iter().zip(&generation.tokens) {
-                outputs[i] = self
-                    .format
-                    .tokenizer
-                    .decode(tokens, true)?
-                    .trim()
-                    .to_owned();
-            }
-            done += chunk.len();
-            if on_done(done).is_break() {
-                break;
-            }
-        }
-        Ok(outputs)
+        self.generate_greedy(&model, &prompts, max_new_tokens, on_done)
+    }
+
+    fn chat(&mut self, prompts: &[String], max_new_tokens: usize) -> anyhow::Result<Vec<String>> {
+        let model = self.base_model()?;
+        let tokens: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|prompt| {
+                let text = match &self.format.template {
+                    Some(t) => t.user_prompt(prompt),
+                    None => format!("{prompt}\n"),
+                };
+                let mut ids = self.format.tokens(&text)?;
+                // Keep the end (the question and the assistant header) of an over-long prompt.
+                let limit = self
+                    .config
+                    .max_position_embeddings
+                    .saturating_sub(max_new_tokens);
+                if ids.len() > limit {
+                    ids.drain(..ids.len() - limit);
+                }
+                Ok(ids)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        self.generate_greedy(&model, &tokens, max_new_tokens, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    fn token_counts(&self, texts: &[String]) -> anyhow::Result<Vec<usize>> {
+        texts
+            .iter()
+            .map(|t| Ok(self.format.tokens(t)?.len()))
+            .collect()
     }
 
     fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
@@ -575,6 +642,7 @@ impl Learner for LlamaLearner {
             &self.device,
             self.training.method,
             &self.lora,
+            self.adapter_seed,
         )?;
         Ok(())
     }

@@ -21,6 +21,19 @@ pub enum Event {
         finished: usize,
         device: String,
     },
+    /// The `llm` tagger finished a batch: `done` of `total` instructions tagged.
+    Tagging { done: usize, total: usize },
+    /// The `llm` tags are ready.
+    TagsReady {
+        model: String,
+        instructions: usize,
+        /// Instructions asked a second time after an unusable reply.
+        retries: usize,
+        /// Instructions whose replies were both unusable (keyphrases instead).
+        fallbacks: usize,
+        /// Tagged instructions per second of generation.
+        instructions_per_s: f64,
+    },
     /// The zero-shot evaluation before stage 1 starts.
     ZeroShot { tasks: usize },
     /// A stage starts.
@@ -132,6 +145,19 @@ impl Progress {
             );
             let _ = out.flush();
         }
+        if let Event::TagsReady {
+            model,
+            instructions,
+            retries,
+            fallbacks,
+            instructions_per_s,
+        } = event
+        {
+            self.println(&format!(
+                "llm tags: {instructions} instructions by {model} ({instructions_per_s:.2} instructions/s), \
+                 {retries} asked twice, {fallbacks} fell back to keyphrases"
+            ));
+        }
         let Some(bars) = &mut self.bars else {
             return;
         };
@@ -141,6 +167,18 @@ impl Progress {
             } => {
                 bars.stages.set_length(*stages as u64);
                 bars.stages.set_position(*finished as u64);
+            }
+            Event::Tagging { done, total } => {
+                if bars.current.is_none() || *done == 0 {
+                    Self::sub_bar(
+                        bars,
+                        *total,
+                        "tags   {bar:30.magenta/white} {pos}/{len} eta {eta}",
+                    );
+                }
+                if let Some(bar) = &bars.current {
+                    bar.set_position(*done as u64);
+                }
             }
             Event::ZeroShot { .. } => bars.stages.set_message("zero-shot evaluation"),
             Event::StageStarted { stage, task, .. } => {
@@ -181,7 +219,7 @@ impl Progress {
                     bar.set_position(*done as u64);
                 }
             }
-            Event::EvalFinished { .. } => {}
+            Event::EvalFinished { .. } | Event::TagsReady { .. } => {}
             Event::StageFinished { stage, .. } => bars.stages.set_position(*stage as u64),
             Event::RunFinished { .. } => {
                 if let Some(bar) = bars.current.take() {

@@ -54,6 +54,9 @@ fn embeddings(seed: u64) -> EmbeddingsFile {
         schema_version: SCHEMA_VERSION,
         model: None,
         layer: None,
+        source: None,
+        pooling: None,
+        stage: None,
         tasks,
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Args;
-use trainer::config::Config;
+use trainer::config::{Config, TagSource};
 use trainer::learner::Learner;
 use trainer::model::{LlamaLearner, resolve_model};
 use trainer::progress::Progress;
@@ -104,7 +104,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         data_path.display(),
         trainer::data::FETCH_DATA_HINT
     );
-    let mut learner = open_learner(&config, &root)?;
+    let mut learner = open_learner(&config, &root, &config.model.path)?;
+    // `[tagger] model`: a second checkpoint asked for the `llm` tags (inference only).
+    let tag_model = match &config.tagger.model {
+        Some(path) if config.strategy.tags.0.contains(&TagSource::Llm) => {
+            Some(open_learner(&config, &root, path)?)
+        }
+        _ => None,
+    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -129,6 +136,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         interrupt,
         progress,
         versions: Vec::new(),
+        tag_model,
     };
     let outcome = run::run(&config, learner.as_mut(), &mut options)?;
     println!("{}", trainer::report::format_results(&outcome.results));
@@ -136,13 +144,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The burn LLaMA of `config.model`, prepared for `config.training`.
+/// The burn LLaMA of checkpoint `model` (GGUF, HF folder or `hf:` id) on `config.model`'s
+/// device, prepared for `config.training`, its LoRA initialised from the run seed.
 ///
 /// # Errors
 /// A missing checkpoint (naming the command that fetches it), or a model that cannot be
 /// loaded.
-fn open_learner(config: &Config, root: &Path) -> anyhow::Result<Box<dyn Learner>> {
-    let path = root.join(resolve_model(&config.model.path)?);
+fn open_learner(config: &Config, root: &Path, model: &str) -> anyhow::Result<Box<dyn Learner>> {
+    let path = root.join(resolve_model(model)?);
     anyhow::ensure!(
         path.exists(),
         "model not found at {}; run {FETCH_ASSETS_HINT} to fetch SmolLM2-135M-Instruct into assets/",
@@ -152,7 +161,8 @@ fn open_learner(config: &Config, root: &Path) -> anyhow::Result<Box<dyn Learner>
         &path,
         config.model.device.parse()?,
         &config.training,
-        config.model.embedding_layer,
+        config.embedding.layer,
         config.eval.batch_size,
+        config.strategy.seed,
     )?))
 }

@@ -6,15 +6,28 @@
 //!   (`{"orders": {"order1": [task, ...]}}`, written by `scripts/fetch-data`).
 //! - `superni`: a folder of single SuperNI task files `<task>.json`; a seeded held-out
 //!   fraction of each becomes its test split (InsCL holds out 20%).
-//! - `categories`: a `categories.json` (`{"categories": {name: [superni task]}, "orders": {..}}`)
-//!   whose task files are in `tasks/` beside it (as `../shared/data/superni-inscl16/`); each
-//!   category is one continual-learning task; every SuperNI task is split on its own, so each
-//!   instruction appears in both splits.
+//! - `categories`: a `categories.json` (`{"categories": {name: [superni task]}, "orders": {..}}`,
+//!   or a folder holding it) whose task files are in `tasks/` beside it (as
+//!   `../shared/data/superni-inscl16/`); each category is one continual-learning task; every
+//!   SuperNI task is split on its own, so each instruction appears in both splits.
 //! - `alpaca`: an Alpaca / LLaMA-Factory JSON or JSONL file ([`alpaca`]), grouped by `task`.
+//! - `described`: a dataset description, as LLaMA-Factory's `dataset_info.json`, naming each
+//!   task's files, formatting (alpaca or sharegpt) and column mapping ([`described`]), with
+//!   prompt-only tasks' instructions derived by a rule ([`prompt_only`]).
 //!
-//! Per-task caps (`max_train`, `max_test`) keep a seeded random subset in data order.
+//! Record files (alpaca, described) are JSON Lines or one JSON array, told apart by content
+//! ([`records`]). Every task's data problems are counted into its [`DataReport`] (written to
+//! `run.json`): records skipped for blank outputs (a task left with none is
+//! [`DataError::AllEmpty`]), repeats within a split and train/test overlap, which `data.dedup`
+//! removes. Then per-task caps (`max_train`, `max_test`) keep a seeded random subset in data
+//! order, never the first N (a file sorted by label keeps every label).
 
 pub mod alpaca;
+pub mod conversation;
+pub mod described;
+pub mod prompt_only;
+pub mod records;
+mod report;
 pub mod superni;
 
 use std::collections::BTreeMap;
@@ -27,6 +40,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{DataConfig, DataFormat};
+use inscl::artifact::DataReport;
 use superni::SuperNiTask;
 
 /// The command that puts the benchmark data in `data/`.
@@ -59,6 +73,9 @@ pub struct TaskData {
     /// SuperNI `Categories` / `Reasoning` / `Domains` of each instruction text (empty for
     /// Alpaca data): the `metadata` tagger's source.
     pub metadata: BTreeMap<String, Vec<String>>,
+    /// Data problems found while loading (`tasks[].data_report` of `run.json`): each
+    /// constructor counts the skipped records, [`load`] the repeats and overlap.
+    pub report: DataReport,
 }
 
 /// The training instances that share one instruction text.
@@ -144,6 +161,38 @@ pub enum DataError {
     /// A task listed twice.
     #[error("task \"{task}\" appears twice in the task list")]
     DuplicateTask { task: String },
+    /// A folder given as `data.path` without the description file the format reads.
+    #[error(
+        "{folder} is a folder without {file}; set data.path to the {file} file or put one in the folder"
+    )]
+    NoDescription { folder: String, file: &'static str },
+    /// An entry of a dataset description that is not usable.
+    #[error("{file}: entry \"{key}\": {problem}")]
+    Description {
+        file: String,
+        key: String,
+        problem: String,
+    },
+    /// A prompt-only task whose instruction cannot be derived by its rule.
+    #[error(
+        "{file}: field {field}: no instruction of task \"{task}\" can be derived by {rule}: {reason}"
+    )]
+    NoInstruction {
+        file: String,
+        field: String,
+        task: String,
+        rule: String,
+        reason: String,
+    },
+    /// A task all of whose records have blank outputs.
+    #[error(
+        "task \"{task}\": all {skipped} records have empty outputs; nothing to train or score (source: {source_path})"
+    )]
+    AllEmpty {
+        task: String,
+        skipped: usize,
+        source_path: String,
+    },
     /// A task with an empty split after parsing (and capping).
     #[error("task \"{task}\" has no usable {split} instances (source: {source_path})")]
     EmptySplit {
@@ -158,10 +207,14 @@ pub enum DataError {
 
 /// A JSON value shortened for error messages (at most 80 characters).
 pub(crate) fn show_value(value: &serde_json::Value) -> String {
-    let text = value.to_string();
+    show_text(&value.to_string())
+}
+
+/// A text shortened for error messages (at most 80 characters, then `…`).
+pub(crate) fn show_text(text: &str) -> String {
     match text.char_indices().nth(80) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+        None => text.to_owned(),
     }
 }
 
@@ -169,14 +222,16 @@ pub(crate) fn show_value(value: &serde_json::Value) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Order name (`order1`, `curriculum`, ...), `custom` for an explicit list, `file` for the
-    /// appearance order of an Alpaca file.
+    /// appearance order of an Alpaca file or a dataset description.
     pub order: String,
     /// Tasks in training order.
     pub tasks: Vec<TaskData>,
 }
 
 /// Loads the tasks `config` describes, relative to `root` (the working directory for the
-/// CLI). Applies the order, `first`, held-out split and caps.
+/// CLI). Applies the order, `first` and held-out split, counts each task's data problems
+/// (removing repeats and overlap with `dedup`), then the caps. Everything is read and checked
+/// here, before a run writes anything.
 ///
 /// # Errors
 /// [`DataError`] naming the file, field, order or task at fault.
@@ -224,10 +279,23 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
                 .collect::<Result<Vec<_>, _>>()?;
             (order, tasks)
         }
-        DataFormat::Categories => load_categories(config, &path)?,
+        DataFormat::Categories => load_categories(config, &in_folder(&path, "categories.json")?)?,
         DataFormat::Alpaca => load_alpaca(config, &path)?,
+        DataFormat::Described => {
+            let file = in_folder(&path, described::DESCRIPTION_FILE)?;
+            let dataset = described::load(config, &file)?;
+            (dataset.order, dataset.tasks)
+        }
     };
     for task in &mut tasks {
+        if task.train.is_empty() && task.test.is_empty() && task.report.empty_outputs > 0 {
+            return Err(DataError::AllEmpty {
+                task: task.name.clone(),
+                skipped: task.report.empty_outputs,
+                source_path: path.display().to_string(),
+            });
+        }
+        report::check(task, config.dedup);
         task.train = cap(
             std::mem::take(&mut task.train),
             config.max_train,
@@ -253,6 +321,25 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
         }
     }
     Ok(Dataset { order, tasks })
+}
+
+/// `path`, or `path/name` when `path` is a folder.
+///
+/// # Errors
+/// [`DataError::NoDescription`] for a folder without `name`.
+fn in_folder(path: &Path, name: &'static str) -> Result<PathBuf, DataError> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let file = path.join(name);
+    if file.is_file() {
+        Ok(file)
+    } else {
+        Err(DataError::NoDescription {
+            folder: path.display().to_string(),
+            file: name,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -317,6 +404,21 @@ fn resolve_order(
     Ok((name, tasks))
 }
 
+/// As [`resolve_order`], with the order `file` (the source's own task order) when neither
+/// `data.order` nor `data.tasks` is given.
+fn resolve_order_or_file(
+    config: &DataConfig,
+    path: &Path,
+    orders: (String, BTreeMap<String, Vec<String>>),
+    source_kind: &'static str,
+) -> Result<(String, Vec<String>), DataError> {
+    let defaulted = DataConfig {
+        order: config.order.clone().or_else(|| Some("file".to_owned())),
+        ..config.clone()
+    };
+    resolve_order(&defaulted, path, orders, source_kind)
+}
+
 fn load_benchmark_task(root: &Path, name: &str) -> Result<TaskData, DataError> {
     let folder = root.join(name);
     if !folder.is_dir() {
@@ -335,6 +437,10 @@ fn load_benchmark_task(root: &Path, name: &str) -> Result<TaskData, DataError> {
         train: train.examples(name),
         test: test.examples(name),
         metadata,
+        report: DataReport {
+            empty_outputs: train.skipped + test.skipped,
+            ..DataReport::default()
+        },
     })
 }
 
@@ -387,43 +493,35 @@ fn load_categories(config: &DataConfig, file: &Path) -> Result<(String, Vec<Task
 }
 
 fn load_alpaca(config: &DataConfig, file: &Path) -> Result<(String, Vec<TaskData>), DataError> {
-    let examples = alpaca::read(file)?;
-    let mut by_task: BTreeMap<String, Vec<Example>> = BTreeMap::new();
-    let mut appearance: Vec<String> = Vec::new();
-    for example in examples {
-        if !by_task.contains_key(&example.task) {
-            appearance.push(example.task.clone());
-        }
-        by_task
-            .entry(example.task.clone())
-            .or_default()
-            .push(example);
-    }
+    let mut read = alpaca::read(file)?;
     let mut orders = BTreeMap::new();
-    orders.insert("file".to_owned(), appearance);
-    let defaulted = DataConfig {
-        order: config.order.clone().or_else(|| Some("file".to_owned())),
-        ..config.clone()
-    };
-    let (order, names) = resolve_order(
-        &defaulted,
-        file,
-        (file.display().to_string(), orders),
-        "alpaca",
-    )?;
+    orders.insert(
+        "file".to_owned(),
+        read.iter().map(|t| t.name.clone()).collect(),
+    );
+    let (order, names) =
+        resolve_order_or_file(config, file, (file.display().to_string(), orders), "alpaca")?;
     let tasks = names
         .iter()
         .map(|name| {
-            let examples = by_task.remove(name).ok_or_else(|| DataError::UnknownTask {
-                task: name.clone(),
-                path: file.display().to_string(),
+            let slot = read.iter().position(|t| t.name == *name).ok_or_else(|| {
+                DataError::UnknownTask {
+                    task: name.clone(),
+                    path: file.display().to_string(),
+                }
             })?;
-            let (train, test) = held_out_split(examples, config.held_out, config.split_seed, name);
+            let task = read.swap_remove(slot);
+            let (train, test) =
+                held_out_split(task.examples, config.held_out, config.split_seed, name);
             Ok(TaskData {
                 name: name.clone(),
                 train,
                 test,
                 metadata: BTreeMap::new(),
+                report: DataReport {
+                    empty_outputs: task.empty_outputs,
+                    ..DataReport::default()
+                },
             })
         })
         .collect::<Result<Vec<_>, DataError>>()?;
@@ -438,6 +536,7 @@ fn held_out_task(name: &str, files: &[SuperNiTask], config: &DataConfig) -> Task
         train: Vec::new(),
         test: Vec::new(),
         metadata: BTreeMap::new(),
+        report: DataReport::default(),
     };
     for file in files {
         let (train, test) = held_out_split(
@@ -448,6 +547,7 @@ fn held_out_task(name: &str, files: &[SuperNiTask], config: &DataConfig) -> Task
         );
         task.train.extend(train);
         task.test.extend(test);
+        task.report.empty_outputs += file.skipped;
         task.metadata
             .entry(file.definition.clone())
             .or_default()

@@ -2,8 +2,10 @@
 //! (`tasks/<name>.json`), tolerant of the schema drift found in real files.
 //!
 //! Accepted drift (all seen in `../shared/data`): `Definition`, `Categories`, `Reasoning`,
-//! `Domains` as a string or a list of strings; metadata fields missing; instances without
-//! `id`; `output` as a string or a list of strings. Instances whose outputs are all empty are
+//! `Domains` as a string or a list of strings (a list `Definition` is one text joined with
+//! blank lines; list metadata are several tags); metadata fields missing; instances without
+//! `id`; `output` as a string or a list of strings (a list is several references: training
+//! uses the first, evaluation scores against all). Instances whose outputs are all empty are
 //! skipped (there is nothing to learn or score). Anything else of the wrong type is a
 //! [`DataError::Field`] naming the file, field and value.
 
@@ -11,6 +13,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::records::strings;
 use super::{DataError, Example, show_value};
 
 /// A parsed SuperNI task file.
@@ -154,17 +157,5 @@ impl SuperNiTask {
                 output: instance.output.clone(),
             })
             .collect()
-    }
-}
-
-/// A string, or a list of strings, as a list; `None` for any other JSON type.
-fn strings(value: &Value) -> Option<Vec<String>> {
-    match value {
-        Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned))
-            .collect(),
-        _ => None,
     }
 }

@@ -9,6 +9,22 @@ use inscl::metrics::{exact_match, rouge_l_max};
 use crate::data::TaskData;
 use crate::learner::Learner;
 
+/// A task's generation budget in tokens: the `quantile` quantile (nearest rank: the
+/// ⌈quantile·n⌉-th smallest) of its gold output lengths `lengths`, plus `margin`, at most
+/// `cap` and at least 1. No lengths: `cap`.
+///
+/// Why: a fixed budget either cuts long golds (summaries; ROUGE-L then drops for reasons that
+/// have nothing to do with forgetting) or makes every label task pay for the longest one.
+pub fn generation_budget(lengths: &[usize], quantile: f64, margin: usize, cap: usize) -> usize {
+    if lengths.is_empty() {
+        return cap.max(1);
+    }
+    let mut sorted = lengths.to_vec();
+    sorted.sort_unstable();
+    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    (sorted[rank - 1] + margin).clamp(1, cap.max(1))
+}
+
 /// Generates and scores `task`'s test split. `stem` applies Porter stemming inside ROUGE-L
 /// (SuperNI's `compute_metrics` uses `rouge_scorer.RougeScorer(['rougeL'], use_stemmer=True)`).
 /// Returns `Ok(None)` when `on_done` stopped the generation early.
@@ -55,6 +71,24 @@ pub fn evaluate_task(
         task: task.name.clone(),
         rouge_l: predictions.iter().map(|p| p.rouge_l).sum::<f64>() / n,
         exact_match: predictions.iter().map(|p| p.exact_match).sum::<f64>() / n,
+        max_new_tokens: Some(max_new_tokens),
         predictions,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::generation_budget;
+
+    #[test]
+    fn budget_is_a_nearest_rank_quantile_plus_margin_capped() {
+        let lengths: Vec<usize> = (1..=20).collect();
+        // ⌈0.95 × 20⌉ = 19th smallest = 19, + 8.
+        assert_eq!(generation_budget(&lengths, 0.95, 8, 128), 27);
+        assert_eq!(generation_budget(&lengths, 1.0, 0, 128), 20);
+        assert_eq!(generation_budget(&lengths, 0.95, 8, 16), 16);
+        assert_eq!(generation_budget(&[3, 1, 2], 0.5, 0, 128), 2);
+        assert_eq!(generation_budget(&[], 0.95, 8, 64), 64);
+        assert_eq!(generation_budget(&[0], 0.95, 0, 64), 1);
+    }
 }

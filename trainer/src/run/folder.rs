@@ -6,9 +6,10 @@
 //! | `stages/stage-00.json` | zero-shot evaluation of every task (stage 0, empty task name) |
 //! | `stages/stage-NN.json` | [`inscl::artifact::StageRecord`] of stage NN; its presence marks the stage finished |
 //! | `results.json` | R matrix and summary over the finished stages |
-//! | `embeddings.json` | instruction embeddings and tags of the tasks trained so far |
+//! | `embeddings.json` | instruction embeddings and tags that the last finished stage's plan compared (tasks seen so far) |
+//! | `tags.json` | the `llm` tagger's tags, replies and fallbacks ([`crate::tags::llm::LlmTagFile`]) |
 //! | `checkpoints/stage-NN/` | the learner's state after stage NN (the last K kept) |
-//! | `cache/embed-HASH.json` | instruction embeddings by content hash (stage, layer, texts) |
+//! | `cache/embed-HASH.json` | instruction vectors by content hash (model, weights, stage, layer, texts) |
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,11 @@ impl RunFolder {
     /// `embeddings.json`.
     pub fn embeddings(&self) -> PathBuf {
         self.root.join("embeddings.json")
+    }
+
+    /// `tags.json` (the `llm` tagger's cache).
+    pub fn tags(&self) -> PathBuf {
+        self.root.join("tags.json")
     }
 
     /// `stages/stage-NN.json` (stage 0 = zero-shot).

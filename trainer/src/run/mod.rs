@@ -1,17 +1,23 @@
 //! `trainer run`: continual instruction tuning through a task sequence (InsCL, Algorithm 1).
 //!
-//! Stage t (1-based), training task t:
-//! 1. embed task t's distinct instructions with the learner in its current state (cached by
-//!    content hash in the run folder);
-//! 2. tag them ([`crate::tags`]);
-//! 3. plan the replay over tasks 1..=t ([`inscl::plan::plan_last_stage`]);
-//! 4. train on task t's data plus the replayed instances, shuffled by a stream seeded by
-//!    (seed, stage);
-//! 5. evaluate every task seen so far;
-//! 6. checkpoint, then write `stages/stage-NN.json`, `embeddings.json`, `results.json`
+//! Before stage 1, once per run: every instruction is tagged ([`crate::tags`]; the `llm`
+//! source's tags are cached in the run folder), every task gets its generation budget from its
+//! gold outputs ([`eval::generation_budget`]), and for `[embedding] source = "base"` every
+//! task's instructions are embedded by the base model with adapters off (cached), so that every
+//! W of every stage compares points of one space (`file`: an external encoder's vectors,
+//! [`embedding`]); then every task is evaluated zero-shot (for FWT).
+//!
+//! Stage t (1-based), training task t ([`Stages::stage`]):
+//! 1. the instruction embeddings of tasks 1..=t: the run's one space, or for `current` all of
+//!    them embedded again by the model after stage t − 1 ([`Stages::stage_embeddings`]);
+//! 2. plan the replay over tasks 1..=t ([`inscl::plan::plan_last_stage`]);
+//! 3. mix task t's data with the replayed instances, shuffled by a stream seeded by
+//!    (seed, stage) ([`Stages::training_mix`]);
+//! 4. train; 5. evaluate every task seen so far;
+//! 6. checkpoint, then write `embeddings.json`, `stages/stage-NN.json`, `results.json`
 //!    atomically (the stage file marks the stage finished; see [`folder`]).
 //!
-//! Before stage 1 every task is evaluated zero-shot (for FWT). `single` resets the learner
+//! `single` resets the learner
 //! before each stage and replays nothing (its diagonal gives Relative Gain's upper bounds);
 //! `multitask` trains all tasks in one stage and evaluates all of them once.
 //!
@@ -19,6 +25,7 @@
 //! is seeded per stage, so the artifacts equal an uninterrupted run's (except wall-clock
 //! fields).
 
+pub mod embedding;
 pub mod eval;
 pub mod folder;
 
@@ -40,11 +47,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, RunStrategy};
+use crate::config::{Config, EmbeddingSource, RunStrategy};
 use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
-use crate::learner::{Learner, StepReport, TrainPlan};
+use crate::learner::{Learner, StepReport, TrainPlan, Weights};
 use crate::progress::{Event, Progress};
 use crate::tags::Tagger;
+use crate::tags::llm::{self, LlmTagFile, TAG_FILE_VERSION};
 pub use folder::RunFolder;
 
 /// Why a run stopped. Nothing half-written is left behind in any case.
@@ -56,6 +64,8 @@ pub enum RunError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Tags(#[from] crate::tags::TagError),
+    #[error(transparent)]
+    VectorFile(#[from] embedding::VectorFileError),
     #[error("stage {stage}: replay plan: {source}")]
     Plan {
         stage: usize,
@@ -122,6 +132,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Software versions recorded in `run.json` (e.g. the model layer's).
     pub versions: Vec<(String, String)>,
+    /// The chat model of the `llm` tag source (`[tagger] model`); `None` = the learner's base
+    /// weights.
+    pub tag_model: Option<Box<dyn Learner>>,
 }
 
 impl RunOptions {
@@ -133,6 +146,7 @@ impl RunOptions {
             interrupt: Arc::new(AtomicBool::new(false)),
             progress: Progress::quiet(),
             versions: Vec::new(),
+            tag_model: None,
         }
     }
 }
@@ -229,13 +243,20 @@ pub fn run(
         groups: &groups,
         tagger: &tagger,
         folder: &folder,
+        root: &options.root,
         interrupt: options.interrupt.clone(),
-        embeddings: Vec::new(),
+        tags: Vec::new(),
+        budgets: Vec::new(),
+        fixed_space: None,
         rows: Vec::new(),
         zero_shot: None,
         upper_bounds,
     };
-    state.run(learner, &mut options.progress)
+    let tag_model: Option<&mut dyn Learner> = match &mut options.tag_model {
+        Some(model) => Some(model.as_mut()),
+        None => None,
+    };
+    state.run(learner, tag_model, &mut options.progress)
 }
 
 /// `run.json` of a new run.
@@ -264,6 +285,7 @@ fn manifest(
                 instructions: groups.len(),
                 train_instances: task.train.len(),
                 test_instances: task.test.len(),
+                data_report: Some(task.report.clone()),
             })
             .collect(),
         replay: ReplaySettings {
@@ -271,7 +293,7 @@ fn manifest(
             alpha: config.strategy.alpha,
             seed: config.strategy.seed,
             similarity: config.strategy.similarity,
-            tags: config.strategy.tag_normalizer,
+            tags: config.strategy.effective_tag_normalizer(),
         },
         config: config.to_json(),
         versions: all_versions,
@@ -327,9 +349,17 @@ struct Stages<'a> {
     groups: &'a [Vec<InstructionGroup>],
     tagger: &'a Tagger,
     folder: &'a RunFolder,
+    /// Folder that the configuration's relative paths start from.
+    root: &'a Path,
     interrupt: Arc<AtomicBool>,
-    /// Embeddings of the tasks planned so far, in order.
-    embeddings: Vec<TaskEmbeddings>,
+    /// Raw tags of every instruction of every task (`[task][instruction]`), made before
+    /// stage 1.
+    tags: Vec<Vec<Vec<String>>>,
+    /// Generation budget of every task (tokens).
+    budgets: Vec<usize>,
+    /// For `embedding.source = base | file`: the vector of every instruction of every task,
+    /// one space for the whole run. `None` for `current`, which embeds at every stage.
+    fixed_space: Option<Vec<Vec<Vec<f32>>>>,
     /// ROUGE-L of every evaluated task after each finished stage.
     rows: Vec<Vec<f64>>,
     zero_shot: Option<Vec<f64>>,
@@ -342,6 +372,19 @@ impl Stages<'_> {
             RunStrategy::Multitask => 1,
             _ => self.dataset.tasks.len(),
         }
+    }
+
+    /// Tasks trained at `stage` (all of them in the one `multitask` stage).
+    fn trained_tasks(&self, stage: usize) -> std::ops::Range<usize> {
+        match self.config.strategy.name {
+            RunStrategy::Multitask => 0..self.dataset.tasks.len(),
+            _ => stage - 1..stage,
+        }
+    }
+
+    /// Tasks evaluated (and planned over) after `stage`: the first `seen_tasks(stage)`.
+    fn seen_tasks(&self, stage: usize) -> usize {
+        self.trained_tasks(stage).end
     }
 
     fn interrupted(&self, stage: usize) -> Result<(), RunError> {
@@ -358,6 +401,7 @@ impl Stages<'_> {
     fn run(
         &mut self,
         learner: &mut dyn Learner,
+        tag_model: Option<&mut dyn Learner>,
         progress: &mut Progress,
     ) -> Result<RunOutcome, RunError> {
         let total = self.total_stages();
@@ -370,6 +414,9 @@ impl Stages<'_> {
             device: learner.device(),
         });
         self.restore(learner, finished)?;
+        self.tag_instructions(learner, tag_model, progress)?;
+        self.budgets = self.generation_budgets(learner)?;
+        self.fixed_space = self.fixed_space(learner)?;
         if self.config.eval.zero_shot && self.zero_shot.is_none() {
             self.zero_shot_pass(learner, progress)?;
         }
@@ -391,8 +438,8 @@ impl Stages<'_> {
         })
     }
 
-    /// Reloads what the first `finished` stages left: scores, embeddings, zero-shot scores and
-    /// the learner's checkpoint.
+    /// Reloads what the first `finished` stages left: scores, zero-shot scores and the
+    /// learner's checkpoint.
     fn restore(&mut self, learner: &mut dyn Learner, finished: usize) -> Result<(), RunError> {
         let zero_path = self.folder.stage(0);
         if zero_path.is_file() {
@@ -407,12 +454,6 @@ impl Stages<'_> {
             self.rows
                 .push(record.eval.iter().map(|e| e.rouge_l).collect());
         }
-        let embeddings: EmbeddingsFile = artifact::read(&self.folder.embeddings())?;
-        let planned = match self.config.strategy.name {
-            RunStrategy::Multitask => self.dataset.tasks.len(),
-            _ => finished,
-        };
-        self.embeddings = embeddings.tasks.into_iter().take(planned).collect();
         let checkpoint = self.folder.checkpoint(finished);
         if !checkpoint.is_dir() {
             return Err(RunError::MissingCheckpoint {
@@ -428,6 +469,257 @@ impl Stages<'_> {
                 what: "loading the checkpoint",
                 source,
             })
+    }
+
+    /// The raw tags of every instruction, before stage 1. The `llm` source asks `tag_model`
+    /// (or, without one, the learner's base weights) for the instructions that the run
+    /// folder's `tags.json` lacks.
+    fn tag_instructions(
+        &mut self,
+        learner: &mut dyn Learner,
+        tag_model: Option<&mut dyn Learner>,
+        progress: &mut Progress,
+    ) -> Result<(), RunError> {
+        let llm = if self.tagger.uses_llm() {
+            let model: &mut dyn Learner = match tag_model {
+                Some(model) => model,
+                None => learner,
+            };
+            Some(self.llm_tags(model, progress)?)
+        } else {
+            None
+        };
+        self.tags = self
+            .dataset
+            .tasks
+            .iter()
+            .zip(self.groups)
+            .map(|(task, groups)| {
+                groups
+                    .iter()
+                    .map(|group| self.tagger.tags(task, group, llm.as_ref()))
+                    .collect()
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The `llm` tags of every instruction: `tags.json` of the run folder, completed by
+    /// `model` and saved after every batch.
+    fn llm_tags(
+        &self,
+        model: &mut dyn Learner,
+        progress: &mut Progress,
+    ) -> Result<LlmTagFile, RunError> {
+        let path = self.folder.tags();
+        let model_name = self
+            .config
+            .tagger
+            .model
+            .clone()
+            .unwrap_or_else(|| self.config.model.path.clone());
+        let cached = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<LlmTagFile>(&text).ok())
+            .filter(|file| file.version == TAG_FILE_VERSION && file.model == model_name);
+        let mut file = cached.unwrap_or_else(|| LlmTagFile::new(&model_name));
+        let mut instructions: Vec<(String, String)> = Vec::new();
+        for group in self.groups.iter().flatten() {
+            if !instructions.iter().any(|(_, text)| *text == group.text) {
+                instructions.push((group.id.clone(), group.text.clone()));
+            }
+        }
+        let total = instructions.len();
+        for batch in llm::untagged(&file, &instructions).chunks(self.config.tagger.batch_size) {
+            llm::tag_batch(
+                &mut file,
+                batch,
+                model,
+                self.config.tagger.max_new_tokens,
+                self.tagger.keyphrase_count(),
+            )
+            .map_err(|source| RunError::Learner {
+                stage: 0,
+                what: "tagging instructions",
+                source,
+            })?;
+            let text = serde_json::to_string_pretty(&file).expect("tag files serialise");
+            artifact::write_text_atomic(&path, &text)?;
+            progress.event(&Event::Tagging {
+                done: file.instructions.len(),
+                total,
+            });
+            self.interrupted(0)?;
+        }
+        progress.event(&Event::TagsReady {
+            model: model_name,
+            instructions: file.instructions.len(),
+            retries: file.retries,
+            fallbacks: file.fallbacks,
+            instructions_per_s: file.tags_per_second(),
+        });
+        Ok(file)
+    }
+
+    /// Every task's generation budget: [`eval::generation_budget`] of its training outputs'
+    /// token lengths, or `eval.max_new_tokens` for all without `eval.budget_from_data`.
+    fn generation_budgets(&self, learner: &dyn Learner) -> Result<Vec<usize>, RunError> {
+        let eval = &self.config.eval;
+        self.dataset
+            .tasks
+            .iter()
+            .map(|task| {
+                if !eval.budget_from_data {
+                    return Ok(eval.max_new_tokens);
+                }
+                let golds: Vec<String> = task
+                    .train
+                    .iter()
+                    .flat_map(|e| e.output.iter().cloned())
+                    .collect();
+                let lengths = learner
+                    .token_counts(&golds)
+                    .map_err(|source| RunError::Learner {
+                        stage: 0,
+                        what: "counting gold output tokens",
+                        source,
+                    })?;
+                Ok(eval::generation_budget(
+                    &lengths,
+                    eval.budget_quantile,
+                    eval.budget_margin,
+                    eval.max_new_tokens,
+                ))
+            })
+            .collect()
+    }
+
+    /// For `base` and `file`: the one embedding space of the run, every task's instructions
+    /// (base vectors are cached in the run folder). `None` for `current`.
+    fn fixed_space(
+        &self,
+        learner: &mut dyn Learner,
+    ) -> Result<Option<Vec<Vec<Vec<f32>>>>, RunError> {
+        match self.config.embedding.source {
+            EmbeddingSource::Current => Ok(None),
+            EmbeddingSource::Base => self
+                .embed_tasks(learner, 0, self.dataset.tasks.len(), Weights::Base)
+                .map(Some),
+            EmbeddingSource::File => {
+                let file = self
+                    .config
+                    .embedding
+                    .file
+                    .as_deref()
+                    .expect("validated: source = file has a file");
+                let names: Vec<String> =
+                    self.dataset.tasks.iter().map(|t| t.name.clone()).collect();
+                Ok(Some(embedding::read_vector_file(
+                    &self.root_path(file),
+                    &names,
+                    self.groups,
+                )?))
+            }
+        }
+    }
+
+    /// A path of the configuration, relative to the run's root folder.
+    fn root_path(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    /// The vectors of the first `tasks` tasks' instructions under `weights`, from the run
+    /// folder's cache or the learner. `stage` is part of the cache key for `current` (the
+    /// model differs per stage); `0` for `base`.
+    fn embed_tasks(
+        &self,
+        learner: &mut dyn Learner,
+        stage: usize,
+        tasks: usize,
+        weights: Weights,
+    ) -> Result<Vec<Vec<Vec<f32>>>, RunError> {
+        let texts: Vec<String> = self.groups[..tasks]
+            .iter()
+            .flatten()
+            .map(|g| g.text.clone())
+            .collect();
+        let mut hasher = Sha256::new();
+        hasher.update(format!(
+            "{}\0{:?}\0{stage}\0{:?}\0",
+            self.config.model.path, weights, self.config.embedding.layer
+        ));
+        for text in &texts {
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        let key: String = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let cache = self.folder.embedding_cache(&key);
+        let cached: Option<Vec<Vec<f32>>> = std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .filter(|vectors: &Vec<Vec<f32>>| vectors.len() == texts.len());
+        let vectors = match cached {
+            Some(vectors) => vectors,
+            None => {
+                let failed = |source| RunError::Learner {
+                    stage,
+                    what: "embedding instructions",
+                    source,
+                };
+                let vectors = learner.embed(&texts, weights).map_err(failed)?;
+                if vectors.len() != texts.len() {
+                    return Err(failed(anyhow::anyhow!(
+                        "{} embeddings for {} texts",
+                        vectors.len(),
+                        texts.len()
+                    )));
+                }
+                let text = serde_json::to_string(&vectors).expect("vectors serialise");
+                artifact::write_text_atomic(&cache, &text)?;
+                vectors
+            }
+        };
+        let mut vectors = vectors.into_iter();
+        Ok(self.groups[..tasks]
+            .iter()
+            .map(|groups| vectors.by_ref().take(groups.len()).collect())
+            .collect())
+    }
+
+    /// The instructions of the first `seen` tasks with counts, tags and the vectors the plan of
+    /// `stage` compares: the run's one space, or for `current` the learner's present weights.
+    fn stage_embeddings(
+        &self,
+        learner: &mut dyn Learner,
+        stage: usize,
+        seen: usize,
+    ) -> Result<Vec<TaskEmbeddings>, RunError> {
+        let vectors = match &self.fixed_space {
+            Some(space) => space[..seen].to_vec(),
+            None => self.embed_tasks(learner, stage, seen, Weights::Current)?,
+        };
+        Ok(vectors
+            .into_iter()
+            .enumerate()
+            .map(|(task, vectors)| TaskEmbeddings {
+                name: self.dataset.tasks[task].name.clone(),
+                instructions: self.groups[task]
+                    .iter()
+                    .zip(vectors)
+                    .zip(&self.tags[task])
+                    .map(|((group, embedding), tags)| InstructionEmbedding {
+                        id: group.id.clone(),
+                        text: group.text.clone(),
+                        count: group.instances.len() as u32,
+                        tags: tags.clone(),
+                        embedding,
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     fn zero_shot_pass(
@@ -469,10 +761,11 @@ impl Stages<'_> {
             },
             seed: self.config.strategy.seed,
             similarity: self.config.strategy.similarity,
-            tags: self.config.strategy.tag_normalizer,
+            tags: self.config.strategy.effective_tag_normalizer(),
         }
     }
 
+    /// One stage: embed, plan the replay, mix, train, evaluate, write.
     fn stage(
         &mut self,
         learner: &mut dyn Learner,
@@ -480,48 +773,71 @@ impl Stages<'_> {
         stage: usize,
     ) -> Result<(), RunError> {
         let started = Instant::now();
-        let learner_error = |what| {
-            move |source| RunError::Learner {
-                stage,
-                what,
-                source,
-            }
-        };
-        let multitask = self.config.strategy.name == RunStrategy::Multitask;
         if self.config.strategy.name == RunStrategy::Single {
-            learner
-                .reset()
-                .map_err(learner_error("resetting to the base model"))?;
-        }
-        // Tasks trained at this stage and tasks evaluated after it.
-        let (trained, seen) = if multitask {
-            (0..self.dataset.tasks.len(), self.dataset.tasks.len())
-        } else {
-            (stage - 1..stage, stage)
-        };
-        for task in trained.clone() {
-            let embedded = self.embed_task(learner, stage, task)?;
-            self.embeddings.truncate(task);
-            self.embeddings.push(embedded);
-        }
-        let task_name = if multitask {
-            "multitask".to_owned()
-        } else {
-            self.dataset.tasks[stage - 1].name.clone()
-        };
-        let plan = if multitask {
-            StagePlan {
+            learner.reset().map_err(|source| RunError::Learner {
                 stage,
-                task: task_name.clone(),
+                what: "resetting to the base model",
+                source,
+            })?;
+        }
+        let seen = self.seen_tasks(stage);
+        let embeddings = self.stage_embeddings(learner, stage, seen)?;
+        let plan = self.plan_replay(&embeddings, stage)?;
+        let (replay, replayed) = self.replay_examples(&plan);
+        let mix = self.training_mix(stage, replay);
+        progress.event(&Event::StageStarted {
+            stage,
+            stages: self.total_stages(),
+            task: plan.task.clone(),
+            examples: mix.len(),
+            replayed: replayed.iter().map(|r| r.ids.len()).sum(),
+        });
+        let loss = self.train(learner, progress, stage, &plan.task, &mix)?;
+        let eval = self.evaluate(learner, progress, stage, seen)?;
+        let record = StageRecord {
+            schema_version: SCHEMA_VERSION,
+            stage,
+            task: plan.task.clone(),
+            plan,
+            replayed,
+            train_examples: mix.len(),
+            loss,
+            eval,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        };
+        let wall_seconds = record.wall_seconds;
+        self.write_stage(learner, record, embeddings)?;
+        progress.event(&Event::StageFinished {
+            stage,
+            wall_seconds,
+        });
+        Ok(())
+    }
+
+    /// The replay plan of `stage` over the seen tasks' `embeddings` (an empty plan for the one
+    /// `multitask` stage, which trains on everything).
+    fn plan_replay(
+        &self,
+        embeddings: &[TaskEmbeddings],
+        stage: usize,
+    ) -> Result<StagePlan, RunError> {
+        if self.config.strategy.name == RunStrategy::Multitask {
+            return Ok(StagePlan {
+                stage,
+                task: "multitask".to_owned(),
                 budget: 0,
                 previous: Vec::new(),
-            }
-        } else {
-            plan_last_stage(&self.embeddings[..stage], &self.plan_config())
-                .map_err(|source| RunError::Plan { stage, source })?
-        };
-        let (replay, replayed) = self.replay_examples(&plan);
-        let mut mix: Vec<Example> = trained
+            });
+        }
+        plan_last_stage(embeddings, &self.plan_config())
+            .map_err(|source| RunError::Plan { stage, source })
+    }
+
+    /// The training data of `stage`: the trained tasks' examples plus `replay`, shuffled by a
+    /// stream seeded by (run seed, stage).
+    fn training_mix(&self, stage: usize, replay: Vec<Example>) -> Vec<Example> {
+        let mut mix: Vec<Example> = self
+            .trained_tasks(stage)
             .flat_map(|t| self.dataset.tasks[t].train.iter().cloned())
             .chain(replay)
             .collect();
@@ -530,36 +846,39 @@ impl Stages<'_> {
             "shuffle",
             stage,
         )));
-        progress.event(&Event::StageStarted {
-            stage,
-            stages: self.total_stages(),
-            task: task_name.clone(),
-            examples: mix.len(),
-            replayed: replayed.iter().map(|r| r.ids.len()).sum(),
-        });
-        let loss = self.train(learner, progress, stage, &task_name, &mix)?;
-        let eval = self.evaluate(learner, progress, stage, seen)?;
+        mix
+    }
+
+    /// Saves the checkpoint, then writes `embeddings.json`, the stage file (which marks the
+    /// stage finished) and `results.json`, and prunes old checkpoints.
+    fn write_stage(
+        &mut self,
+        learner: &dyn Learner,
+        record: StageRecord,
+        embeddings: Vec<TaskEmbeddings>,
+    ) -> Result<(), RunError> {
+        let stage = record.stage;
         self.folder
             .save_checkpoint(learner, stage)
-            .map_err(learner_error("saving the checkpoint"))?;
-        let record = StageRecord {
-            schema_version: SCHEMA_VERSION,
-            stage,
-            task: task_name,
-            plan,
-            replayed,
-            train_examples: mix.len(),
-            loss,
-            eval,
-            wall_seconds: started.elapsed().as_secs_f64(),
-        };
+            .map_err(|source| RunError::Learner {
+                stage,
+                what: "saving the checkpoint",
+                source,
+            })?;
+        let source = self.config.embedding.source;
         artifact::write_atomic(
             &self.folder.embeddings(),
             &EmbeddingsFile {
                 schema_version: SCHEMA_VERSION,
-                model: Some(self.config.model.path.clone()),
-                layer: self.config.model.embedding_layer,
-                tasks: self.embeddings.clone(),
+                model: match source {
+                    EmbeddingSource::File => self.config.embedding.file.clone(),
+                    _ => Some(self.config.model.path.clone()),
+                },
+                layer: self.config.embedding.layer,
+                source: Some(source.name().to_owned()),
+                pooling: (source != EmbeddingSource::File).then(|| "mean".to_owned()),
+                stage: (source == EmbeddingSource::Current).then_some(stage),
+                tasks: embeddings,
             },
         )?;
         artifact::write_atomic(&self.folder.stage(stage), &record)?;
@@ -569,91 +888,7 @@ impl Stages<'_> {
         self.folder
             .prune_checkpoints(stage, self.config.output.keep_checkpoints)
             .map_err(io_error(self.folder.root()))?;
-        progress.event(&Event::StageFinished {
-            stage,
-            wall_seconds: record.wall_seconds,
-        });
         Ok(())
-    }
-
-    /// Embeddings and tags of task `task`'s instructions, from the cache or the learner.
-    fn embed_task(
-        &self,
-        learner: &mut dyn Learner,
-        stage: usize,
-        task: usize,
-    ) -> Result<TaskEmbeddings, RunError> {
-        let data = &self.dataset.tasks[task];
-        let groups = &self.groups[task];
-        let texts: Vec<String> = groups.iter().map(|g| g.text.clone()).collect();
-        let mut hasher = Sha256::new();
-        hasher.update(format!(
-            "{}\0{}\0{:?}\0",
-            self.config.model.path, stage, self.config.model.embedding_layer
-        ));
-        for text in &texts {
-            hasher.update(text.as_bytes());
-            hasher.update([0]);
-        }
-        let key: String = hasher.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let cache = self.folder.embedding_cache(&key);
-        let vectors: Vec<Vec<f32>> = match artifact::read::<EmbeddingsFile>(&cache) {
-            Ok(file)
-                if file.tasks.len() == 1 && file.tasks[0].instructions.len() == texts.len() =>
-            {
-                file.tasks[0]
-                    .instructions
-                    .iter()
-                    .map(|q| q.embedding.clone())
-                    .collect()
-            }
-            _ => {
-                let vectors = learner.embed(&texts).map_err(|source| RunError::Learner {
-                    stage,
-                    what: "embedding instructions",
-                    source,
-                })?;
-                if vectors.len() != texts.len() {
-                    return Err(RunError::Learner {
-                        stage,
-                        what: "embedding instructions",
-                        source: anyhow::anyhow!(
-                            "{} embeddings for {} texts",
-                            vectors.len(),
-                            texts.len()
-                        ),
-                    });
-                }
-                vectors
-            }
-        };
-        let embedded = TaskEmbeddings {
-            name: data.name.clone(),
-            instructions: groups
-                .iter()
-                .zip(vectors)
-                .map(|(group, embedding)| InstructionEmbedding {
-                    id: group.id.clone(),
-                    text: group.text.clone(),
-                    count: group.instances.len() as u32,
-                    tags: self.tagger.tags(data, group),
-                    embedding,
-                })
-                .collect(),
-        };
-        artifact::write_atomic(
-            &cache,
-            &EmbeddingsFile {
-                schema_version: SCHEMA_VERSION,
-                model: Some(self.config.model.path.clone()),
-                layer: self.config.model.embedding_layer,
-                tasks: vec![embedded.clone()],
-            },
-        )?;
-        Ok(embedded)
     }
 
     /// The plan's instances as examples, and their ids per previous task.
@@ -748,32 +983,27 @@ impl Stages<'_> {
         seen: usize,
     ) -> Result<Vec<TaskEval>, RunError> {
         let mut evals = Vec::with_capacity(seen);
-        for task in &self.dataset.tasks[..seen] {
+        for (task, &budget) in self.dataset.tasks[..seen].iter().zip(&self.budgets) {
             progress.event(&Event::EvalStarted {
                 stage,
                 task: task.name.clone(),
                 instances: task.test.len(),
             });
             let interrupt = self.interrupt.clone();
-            let eval = eval::evaluate_task(
-                learner,
-                task,
-                self.config.eval.max_new_tokens,
-                self.config.eval.stem,
-                &mut |done| {
+            let eval =
+                eval::evaluate_task(learner, task, budget, self.config.eval.stem, &mut |done| {
                     progress.event(&Event::EvalProgress { done });
                     if interrupt.load(Ordering::SeqCst) {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
                     }
-                },
-            )
-            .map_err(|source| RunError::Learner {
-                stage,
-                what: "evaluation",
-                source,
-            })?;
+                })
+                .map_err(|source| RunError::Learner {
+                    stage,
+                    what: "evaluation",
+                    source,
+                })?;
             let Some(eval) = eval else {
                 return Err(RunError::Interrupted {
                     stage,

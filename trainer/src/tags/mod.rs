@@ -1,5 +1,5 @@
-//! Instruction taggers for InsInfo (InsCL §3.2 tags instructions with InsTag; these are the
-//! sources available without a tagging LLM):
+//! Instruction taggers for InsInfo (InsCL §3.2 tags instructions with GPT-4 and InsTag's
+//! prompt):
 //!
 //! - `metadata`: the SuperNI `Categories`, `Reasoning` and `Domains` of the instruction's task;
 //!   hierarchical values `"A -> B"` give the tags `A` and `B`.
@@ -7,10 +7,14 @@
 //!   English stop words, default YAKE settings: up to 3-grams, deduplication at 0.9).
 //! - `file`: tags from an external tagger such as InsTag, a JSONL file of
 //!   `{"instruction_id": ID | "text": TEXT, "tags": [..]}` where ID is
-//!   [`crate::data::instruction_id`] of the text.
+//!   [`crate::data::instruction_id`] of the text;
+//! - `llm`: intention tags written by a chat model with InsTag's prompt ([`llm`]), tagged once
+//!   per run before stage 1 and cached in the run folder.
 //!
 //! Sources combine as a union in order (`metadata+keyphrase` is the default). Raw tags are
 //! returned as written; the planner normalises them ([`inscl::insinfo::TagNormalizer`]).
+
+pub mod llm;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +23,7 @@ use serde::Deserialize;
 
 use crate::config::{StrategyConfig, TagSource};
 use crate::data::{InstructionGroup, TaskData};
+use llm::LlmTagFile;
 
 /// Why the tag file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +109,24 @@ impl Tagger {
         Ok(tagger)
     }
 
-    /// Raw tags of one instruction of `task`, without duplicates, in source order.
-    pub fn tags(&self, task: &TaskData, instruction: &InstructionGroup) -> Vec<String> {
+    /// Whether the `llm` source is on (its tags must be made with [`llm::tag_missing`] first).
+    pub fn uses_llm(&self) -> bool {
+        self.sources.contains(&TagSource::Llm)
+    }
+
+    /// Keyphrases per instruction (the `keyphrase` source, and the `llm` source's fallback).
+    pub fn keyphrase_count(&self) -> usize {
+        self.keyphrases
+    }
+
+    /// Raw tags of one instruction of `task`, without duplicates, in source order; the `llm`
+    /// source's from `llm` (empty when `llm` lacks the instruction).
+    pub fn tags(
+        &self,
+        task: &TaskData,
+        instruction: &InstructionGroup,
+        llm: Option<&LlmTagFile>,
+    ) -> Vec<String> {
         let mut tags: Vec<String> = Vec::new();
         for source in &self.sources {
             let found: Vec<String> = match source {
@@ -120,6 +141,10 @@ impl Tagger {
                     .get(&instruction.id)
                     .or_else(|| self.by_text.get(&instruction.text))
                     .cloned()
+                    .unwrap_or_default(),
+                TagSource::Llm => llm
+                    .and_then(|file| file.get(&instruction.text))
+                    .map(|record| record.tags.clone())
                     .unwrap_or_default(),
             };
             for tag in found {
