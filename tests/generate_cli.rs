@@ -1,7 +1,8 @@
 //! `trainer generate` on the real SmolLM2-135M-Instruct (assets/, fetched by
 //! `scripts/fetch-assets`): the chat answer to "What is the capital of France?" names Paris.
-//! Skipped with a note when the asset is absent. In a debug build this takes about a minute
-//! (GGUF dequantisation and an unoptimised forward); `--release` takes seconds.
+//! Fails when the asset is absent (`scripts/test` fetches it first). In a debug build this
+//! takes about a minute (GGUF dequantisation and an unoptimised forward); `--release` takes
+//! seconds.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::Path;
@@ -11,13 +12,11 @@ use std::process::Command;
 fn chat_answers_the_capital_of_france() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let model = root.join("assets/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !model.exists() {
-        eprintln!(
-            "skipped: {} is missing (run scripts/fetch-assets)",
-            model.display()
-        );
-        return;
-    }
+    assert!(
+        model.is_file(),
+        "{} is missing: run scripts/fetch-assets",
+        model.display()
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .current_dir(&root)
         .args([

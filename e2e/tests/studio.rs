@@ -1,6 +1,7 @@
 //! The studio in headless Chromium against the release build (`dist/`): drop a run's
 //! artifacts, read the heatmap, recompute with another α and compare with `trainer plan`,
-//! drop broken files, load the example run, take a screenshot.
+//! drop broken files and a fuzzed set of malformed artifacts, load the example run, take a
+//! screenshot.
 //!
 //! Needs `trunk build --release` and chromedriver; `scripts/test-studio` does both and runs
 //! `cargo test -p e2e --test studio -- --test-threads=1`.
@@ -11,7 +12,13 @@ use std::time::Duration;
 
 use e2e::{browser, chromedriver, dist_dir, output_dir, plan_args, serve, trainer_plan};
 use fantoccini::{Client, Locator};
+use inscl::artifact::Artifact;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
 use serde_json::Value;
+
+#[path = "../../tests/support/fuzz.rs"]
+mod fuzz;
 
 /// The run dropped by the tests: the example run shipped with the studio (a `trainer run`
 /// output folder listed in `files.json`).
@@ -60,6 +67,26 @@ async fn texts(client: &Client, css: &str) -> Vec<String> {
         out.push(e.text().await.unwrap());
     }
     out
+}
+
+/// Saves a screenshot of the whole page as `name` in the e2e output folder.
+async fn screenshot(client: &Client, name: &str) {
+    let height = client
+        .execute("return document.body.scrollHeight", Vec::new())
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(3000)
+        .min(8000) as u32;
+    client.set_window_size(1400, height + 100).await.unwrap();
+    client
+        .execute("window.scrollTo(0, 0)", Vec::new())
+        .await
+        .unwrap();
+    let png = client.screenshot().await.unwrap();
+    let shot = output_dir().join(name);
+    std::fs::write(&shot, png).unwrap();
+    println!("screenshot: {}", shot.display());
 }
 
 async fn open_studio(client: &Client, url: &str) {
@@ -233,22 +260,7 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
         "the recomputed plan stays on screen"
     );
 
-    let height = client
-        .execute("return document.body.scrollHeight", Vec::new())
-        .await
-        .unwrap()
-        .as_u64()
-        .unwrap_or(3000)
-        .min(8000) as u32;
-    client.set_window_size(1400, height + 100).await.unwrap();
-    client
-        .execute("window.scrollTo(0, 0)", Vec::new())
-        .await
-        .unwrap();
-    let png = client.screenshot().await.unwrap();
-    let shot = output_dir().join("studio.png");
-    std::fs::write(&shot, png).unwrap();
-    println!("screenshot: {}", shot.display());
+    screenshot(&client, "studio.png").await;
     client.close().await.unwrap();
 }
 
@@ -379,6 +391,384 @@ async fn picked_run_folder_groups_into_one_run() {
     assert!(
         client.find(Locator::Css("#rc-run")).await.is_ok(),
         "embeddings.json loaded"
+    );
+    client.close().await.unwrap();
+}
+
+/// `count` malformed artifacts made from the example run's files by the readers' fuzzer
+/// (`tests/support/fuzz.rs`, seeded), written to `dir` as `hostile-NN.json`: only files that
+/// the studio's parser refuses, each with the message it must show.
+fn hostile_files(dir: &Path, count: usize) -> Vec<(PathBuf, String)> {
+    let seeds = example_files()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let strategy = fuzz::mutated(seeds);
+    let mut runner = TestRunner::deterministic();
+    let mut files = Vec::new();
+    while files.len() < count {
+        let bytes = strategy.new_tree(&mut runner).unwrap().current();
+        let name = format!("hostile-{:02}.json", files.len());
+        let text = String::from_utf8_lossy(&bytes);
+        // Text with `log_history` is read as a Hugging Face log instead.
+        if text.contains("\"log_history\"") {
+            continue;
+        }
+        if let Err(e) = Artifact::from_json(&name, &text) {
+            let path = dir.join(&name);
+            std::fs::write(&path, &bytes).unwrap();
+            files.push((path, e.to_string()));
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn hostile_drops_leave_the_app_alive_and_every_error_shown() {
+    let url = serve(dist_dir());
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    open_studio(&client, &url).await;
+    let (_, manifest) = artifact("run");
+    let name = manifest["name"].as_str().unwrap();
+    drop_files(&client, &example_files()).await;
+    wait_for(&client, "tr.run-row").await;
+
+    let scratch = output_dir().join("hostile");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let files = hostile_files(&scratch, 64);
+    // The browser renders runs of whitespace as one space.
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (i, batch) in files.chunks(8).enumerate() {
+        let paths: Vec<PathBuf> = batch.iter().map(|(p, _)| p.clone()).collect();
+        drop_files(&client, &paths).await;
+        for (path, expected) in batch {
+            let file = path.file_name().unwrap().to_str().unwrap();
+            let shown = wait_for(&client, &format!("#errors li[data-file='{file}']"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            let shown = squash(&shown);
+            assert!(shown.starts_with(&format!("{file}: ")), "{shown}");
+            // Bytes that are not UTF-8 are decoded by the browser, not by `from_utf8_lossy`.
+            let utf8 = std::str::from_utf8(&std::fs::read(path).unwrap())
+                .is_ok_and(|t| !t.starts_with('\u{feff}'));
+            if utf8 {
+                assert_eq!(shown, squash(expected), "{file}");
+            }
+        }
+        // A drop after the batch is still read: the app did not die (a Rust panic in wasm
+        // stops it); the example run is still loaded.
+        let canary = scratch.join(format!("canary-{i}.json"));
+        std::fs::write(&canary, "{\"schema_version\": 1,").unwrap();
+        drop_files(&client, &[canary]).await;
+        wait_for(&client, &format!("#errors li[data-file='canary-{i}.json']")).await;
+        assert_eq!(
+            texts(&client, "tr.run-row td:nth-child(2)").await,
+            [name],
+            "the run stays"
+        );
+        assert!(
+            client
+                .find(Locator::Css("#score-heatmap g.cell"))
+                .await
+                .is_ok()
+        );
+    }
+    println!("hostile drops: {} malformed files", files.len());
+    client.close().await.unwrap();
+}
+
+/// The example study shipped with the studio: its folder and `study.json`.
+fn example_study() -> (PathBuf, Value) {
+    let dir = e2e::repo_root().join("public/example-study");
+    let study = read_json(&dir.join("study.json"));
+    (dir, study)
+}
+
+/// The run names of the example study's run folders (their `run.json` files).
+fn example_study_runs() -> Vec<String> {
+    let (dir, _) = example_study();
+    let list: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("files.json")).unwrap()).unwrap();
+    let mut names: Vec<String> = list
+        .iter()
+        .filter(|f| f.ends_with("/run.json"))
+        .map(|f| read_json(&dir.join(f))["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The number in attribute `name` of the element at `css`.
+async fn number_at(client: &Client, css: &str, name: &str) -> f64 {
+    let element = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("no {css}"));
+    let text = element.attr(name).await.unwrap();
+    let text = text.unwrap_or_else(|| panic!("{css} has no {name}"));
+    text.parse()
+        .unwrap_or_else(|_| panic!("{css} {name}={text}"))
+}
+
+/// The loaded runs' names, sorted.
+async fn run_names(client: &Client) -> Vec<String> {
+    let mut names = texts(client, "tr.run-row td:nth-child(2)").await;
+    names.sort();
+    names
+}
+
+/// Every strategy's bar of every metric: mean, CI ends, n and one dot per run, as in
+/// `study.json`.
+async fn check_metric_bars(client: &Client, study: &Value) {
+    for summary in study["summaries"].as_array().unwrap() {
+        let strategy = summary["strategy"].as_str().unwrap();
+        for (metric, described) in summary["metrics"].as_object().unwrap() {
+            let bar = format!(
+                "#study-bars-{metric} g.strategy[data-strategy='{strategy}'][data-metric='{metric}']"
+            );
+            let n = described["n"].as_u64().unwrap() as usize;
+            assert_eq!(
+                texts(client, &format!("{bar} text.n")).await,
+                [format!("n = {n}")]
+            );
+            if let Some(mean) = described["mean"].as_f64() {
+                let shown = number_at(client, &format!("{bar} rect.mean"), "data-value").await;
+                assert_eq!(shown, mean, "{strategy} {metric} mean");
+            }
+            if let Some(ci) = described["ci95"].as_array() {
+                let error_bar = format!("{bar} g.ci");
+                let low = number_at(client, &error_bar, "data-low").await;
+                let high = number_at(client, &error_bar, "data-high").await;
+                assert_eq!(
+                    [low, high],
+                    [ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap()],
+                    "{strategy} {metric} 95% CI"
+                );
+            }
+            let mut want: Vec<(String, f64)> = study["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["strategy"] == strategy)
+                .filter_map(|c| {
+                    let value = c["metrics"][metric].as_f64()?;
+                    Some((c["run"].as_str().unwrap().to_owned(), value))
+                })
+                .collect();
+            let mut dots = Vec::new();
+            for dot in client
+                .find_all(Locator::Css(&format!("{bar} circle.run")))
+                .await
+                .unwrap()
+            {
+                let run = dot.attr("data-run").await.unwrap().unwrap();
+                let value: f64 = dot
+                    .attr("data-value")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                dots.push((run, value));
+            }
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            dots.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(dots.len(), n, "{strategy} {metric}: one dot per run");
+            assert_eq!(dots, want, "{strategy} {metric} runs");
+        }
+    }
+}
+
+/// Every comparison of every metric in the paired table and the forest plots: mean
+/// difference, bootstrap CI, p-value and n, as in `study.json`.
+async fn check_paired(client: &Client, study: &Value) {
+    let mut rows = 0;
+    for comparison in study["comparisons"].as_array().unwrap() {
+        let (a, b) = (
+            comparison["a"].as_str().unwrap(),
+            comparison["b"].as_str().unwrap(),
+        );
+        for (metric, paired) in comparison["metrics"].as_object().unwrap() {
+            rows += 1;
+            let pair = format!("[data-a='{a}'][data-b='{b}'][data-metric='{metric}']");
+            let row = format!("#study-paired tr.pair{pair}");
+            let difference = &paired["difference"];
+            assert_eq!(
+                texts(client, &format!("{row} td.n")).await,
+                [difference["n"].to_string()]
+            );
+            if let Some(mean) = difference["mean"].as_f64() {
+                let shown = number_at(client, &format!("{row} td.mean"), "data-value").await;
+                assert_eq!(shown, mean, "{a} − {b} {metric}");
+                let forest = format!("#study-forest-{metric} g.pair{pair} rect.mean");
+                assert_eq!(number_at(client, &forest, "data-value").await, mean);
+            }
+            if let Some(p) = paired["p_value"].as_f64() {
+                let shown = number_at(client, &format!("{row} td.p"), "data-value").await;
+                assert_eq!(shown, p, "{a} − {b} {metric} p-value");
+            }
+            if let Some(ci) = paired["bootstrap_ci95"].as_array() {
+                let want = [ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap()];
+                for at in [
+                    format!("{row} td.ci"),
+                    format!("#study-forest-{metric} g.pair{pair} line.ci"),
+                ] {
+                    let shown = [
+                        number_at(client, &at, "data-low").await,
+                        number_at(client, &at, "data-high").await,
+                    ];
+                    assert_eq!(shown, want, "{at}");
+                }
+            }
+        }
+    }
+    assert!(rows > 0, "the study compares strategies");
+    assert_eq!(texts(client, "#study-paired tr.pair").await.len(), rows);
+}
+
+/// The curves of the last order's second task (or only task), after picking them: one line per
+/// strategy, each point the seeds' mean with the band mean ± sd, as in `study.json`.
+async fn check_curves(client: &Client, study: &Value) {
+    let order = study["orders"].as_array().unwrap().last().unwrap();
+    let order = order.as_str().unwrap();
+    client
+        .find(Locator::Css("#study-order"))
+        .await
+        .unwrap()
+        .select_by_value(order)
+        .await
+        .unwrap();
+    let curves: Vec<&Value> = study["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["order"] == order)
+        .collect();
+    assert!(!curves.is_empty(), "curves of order {order}");
+    let tasks = curves[0]["tasks"].as_array().unwrap();
+    let j = 1.min(tasks.len() - 1);
+    let task = tasks[j].as_str().unwrap();
+    wait_for(client, &format!("#study-task option[value='{task}']")).await;
+    client
+        .find(Locator::Css("#study-task"))
+        .await
+        .unwrap()
+        .select_by_value(task)
+        .await
+        .unwrap();
+    wait_for(client, "#study-curves figcaption").await;
+    let caption = texts(client, "#study-curves figcaption").await.concat();
+    assert!(
+        caption.contains(task) && caption.contains(order),
+        "{caption}"
+    );
+    for curve in curves {
+        let strategy = curve["strategy"].as_str().unwrap();
+        let series = format!("#study-curves g.series[data-name='{strategy}']");
+        let points = client
+            .find_all(Locator::Css(&format!("{series} circle")))
+            .await
+            .unwrap();
+        let mean = curve["mean"].as_array().unwrap();
+        let sd = curve["sd"].as_array().unwrap();
+        assert_eq!(
+            points.len(),
+            mean.len() - j,
+            "{strategy}: stages from task {j}'s"
+        );
+        for (point, i) in points.iter().zip(j..) {
+            let attr = |name: &'static str| async move {
+                let text = point.attr(name).await.unwrap().unwrap();
+                text.parse::<f64>().unwrap()
+            };
+            let (m, s) = (mean[i][j].as_f64().unwrap(), sd[i][j].as_f64().unwrap());
+            assert_eq!(attr("data-x").await, (i + 1) as f64, "{strategy} stage");
+            assert_eq!(attr("data-y").await, m, "{strategy} stage {}", i + 1);
+            assert_eq!(
+                [attr("data-low").await, attr("data-high").await],
+                [m - s, m + s],
+                "{strategy} stage {} band",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(
+        client
+            .find_all(Locator::Css("#study-curves polygon.band"))
+            .await
+            .unwrap()
+            .len(),
+        texts(client, "#study-curves g.series").await.len(),
+        "one band per strategy"
+    );
+}
+
+#[tokio::test]
+async fn example_study_shows_bars_comparisons_and_curves() {
+    let url = serve(dist_dir());
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    open_studio(&client, &url).await;
+    client
+        .find(Locator::Css("#load-example-study"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let (_, study) = example_study();
+    wait_for(&client, "#study-bars-ap g.strategy").await;
+    let name = study["name"].as_str().unwrap();
+    let section = client.find(Locator::Css("#study")).await.unwrap();
+    assert_eq!(
+        section.attr("data-study").await.unwrap().as_deref(),
+        Some(name)
+    );
+    // The runs load with the study, one per run folder (the `single` references included).
+    let runs = example_study_runs();
+    assert_eq!(run_names(&client).await, runs);
+    assert!(
+        client.find(Locator::Css("#errors")).await.is_err(),
+        "no load errors"
+    );
+    let strategies = study["strategies"].as_array().unwrap().len();
+    assert_eq!(
+        texts(&client, "figure.metric-bars g.strategy").await.len(),
+        strategies * 5,
+        "a bar per strategy and metric"
+    );
+    check_metric_bars(&client, &study).await;
+    check_paired(&client, &study).await;
+    check_curves(&client, &study).await;
+    screenshot(&client, "study.png").await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn picked_study_folder_loads_the_study_and_its_runs() {
+    let url = serve(dist_dir());
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    open_studio(&client, &url).await;
+    let (folder, study) = example_study();
+    let input = client.find(Locator::Css("#folder-input")).await.unwrap();
+    input
+        .send_keys(&folder.display().to_string())
+        .await
+        .unwrap();
+    let section = wait_for(&client, "#study").await;
+    assert_eq!(
+        section.attr("data-study").await.unwrap().as_deref(),
+        study["name"].as_str()
+    );
+    wait_for(&client, "tr.run-row").await;
+    assert_eq!(
+        run_names(&client).await,
+        example_study_runs(),
+        "one run per folder under runs/, and study.json is none of them"
     );
     client.close().await.unwrap();
 }

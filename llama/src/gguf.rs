@@ -33,6 +33,9 @@ const MAGIC: [u8; 4] = *b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml tensors have at most four dimensions (`GGML_MAX_DIMS`).
 const MAX_DIMS: u32 = 4;
+/// Arrays of arrays deeper than this are refused: each level is read by a recursive call,
+/// and a file of nested array headers (12 bytes a level) would otherwise overflow the stack.
+const MAX_ARRAY_DEPTH: usize = 8;
 
 /// Errors of reading a GGUF file. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -357,7 +360,7 @@ impl GgufFile {
         for i in 0..n_kv {
             let key = r.string(&format!("key of metadata entry {i}"))?;
             let type_id = r.u32(&format!("type of metadata key {key:?}"))?;
-            let value = r.value(type_id, &key)?;
+            let value = r.value(type_id, &key, 0)?;
             metadata.push((key, value));
         }
 
@@ -576,12 +579,15 @@ impl GgufFile {
                     ),
                 });
             }
-            let end = self.data_offset + t.offset + t.n_bytes();
-            if end > len {
+            let end = self
+                .data_offset
+                .checked_add(t.offset)
+                .and_then(|start| start.checked_add(t.n_bytes()));
+            if end.is_none_or(|end| end > len) {
                 return Err(GgufError::Truncated {
                     path: self.path.clone(),
-                    what: format!("data of tensor {:?}", t.name),
-                    needed: end,
+                    what: format!("data of tensor {:?} (offset {})", t.name, t.offset),
+                    needed: end.unwrap_or(u64::MAX),
                     len,
                 });
             }
@@ -659,7 +665,8 @@ impl HeaderReader<'_> {
 
     /// One value of GGUF type `type_id` (`gguf_type` in ggml: 0 u8, 1 i8, 2 u16, 3 i16,
     /// 4 u32, 5 i32, 6 f32, 7 bool, 8 string, 9 array, 10 u64, 11 i64, 12 f64).
-    fn value(&mut self, type_id: u32, key: &str) -> Result<GgufValue, GgufError> {
+    /// `depth`: how many arrays enclose the value.
+    fn value(&mut self, type_id: u32, key: &str, depth: usize) -> Result<GgufValue, GgufError> {
         let what = || format!("value of metadata key {key:?}");
         Ok(match type_id {
             0 => GgufValue::U8(u8::from_le_bytes(self.array(&what())?)),
@@ -671,6 +678,14 @@ impl HeaderReader<'_> {
             6 => GgufValue::F32(f32::from_le_bytes(self.array(&what())?)),
             7 => GgufValue::Bool(self.array::<1>(&what())?[0] != 0),
             8 => GgufValue::String(self.string(&what())?),
+            9 if depth == MAX_ARRAY_DEPTH => {
+                return Err(GgufError::BadValue {
+                    path: self.path.to_path_buf(),
+                    key: key.to_owned(),
+                    value: format!("arrays nested more than {MAX_ARRAY_DEPTH} deep"),
+                    reason: format!("at most {MAX_ARRAY_DEPTH} levels are read"),
+                });
+            }
             9 => {
                 let elem_type = self.u32(&what())?;
                 let n = self.u64(&what())?;
@@ -678,7 +693,7 @@ impl HeaderReader<'_> {
                 self.check_count(n, 1, &format!("array elements of metadata key {key:?}"))?;
                 let mut items = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    items.push(self.value(elem_type, key)?);
+                    items.push(self.value(elem_type, key, depth + 1)?);
                 }
                 GgufValue::Array(items)
             }
@@ -720,12 +735,12 @@ impl HeaderReader<'_> {
             type_id,
         })?;
         let offset = self.u64(&what)?;
-        if dims
+        let n_bytes = dims
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .is_none()
-        {
-            return Err(bad(format!("element count of dims {dims:?} overflows")));
+            .and_then(|n| (n / dtype.block_size()).checked_mul(dtype.type_size()));
+        if n_bytes.is_none() {
+            return Err(bad(format!("byte size of {dtype} dims {dims:?} overflows")));
         }
         if dims
             .first()

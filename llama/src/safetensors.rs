@@ -15,28 +15,36 @@ use crate::host::{HostTensor, HostTensors};
 #[derive(Debug, thiserror::Error)]
 pub enum SafetensorsError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not also a `source`).
+        error: std::io::Error,
+    },
+    /// A file could not be written (e.g. a full disk).
+    #[error("cannot write {path}: {error}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// `config.json` or the shard index is not valid JSON of the expected form.
-    #[error("invalid JSON in {path}: {source}")]
+    #[error("invalid JSON in {path}: {error}")]
     Json {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: serde_json::Error,
+        /// The cause (in the message, so not also a `source`).
+        error: serde_json::Error,
     },
     /// A `.safetensors` file is malformed.
-    #[error("invalid safetensors file {path}: {source}")]
+    #[error("invalid safetensors file {path}: {error}")]
     Format {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: ::safetensors::SafeTensorError,
+        /// The cause (in the message, so not also a `source`).
+        error: ::safetensors::SafeTensorError,
     },
     /// A tensor has a dtype other than F32, F16 or BF16.
     #[error("tensor `{name}` has unsupported dtype {dtype:?} (supported: F32, F16, BF16)")]
@@ -52,16 +60,16 @@ pub enum SafetensorsError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SafetensorsError> {
-    std::fs::read(path).map_err(|source| SafetensorsError::Io {
+    std::fs::read(path).map_err(|error| SafetensorsError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
 fn json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SafetensorsError> {
-    serde_json::from_slice(&read(path)?).map_err(|source| SafetensorsError::Json {
+    serde_json::from_slice(&read(path)?).map_err(|error| SafetensorsError::Json {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -112,9 +120,9 @@ pub fn shard_files(index: &Path) -> Result<Vec<String>, SafetensorsError> {
 /// [`SafetensorsError::Io`], [`SafetensorsError::Format`], [`SafetensorsError::UnsupportedDtype`].
 pub fn read_file_into(path: &Path, tensors: &mut HostTensors) -> Result<(), SafetensorsError> {
     let bytes = read(path)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|source| SafetensorsError::Format {
+    let st = SafeTensors::deserialize(&bytes).map_err(|error| SafetensorsError::Format {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     for (name, view) in st.iter() {
         let raw = view.data();
@@ -154,11 +162,11 @@ pub fn read_file_into(path: &Path, tensors: &mut HostTensors) -> Result<(), Safe
 ///
 /// # Errors
 /// [`SafetensorsError::Format`] when a tensor's data does not match its shape,
-/// [`SafetensorsError::Io`] when the file cannot be written.
+/// [`SafetensorsError::Write`] when the file cannot be written.
 pub fn save_host_tensors(path: &Path, tensors: &HostTensors) -> Result<(), SafetensorsError> {
-    let format = |source| SafetensorsError::Format {
+    let format = |error| SafetensorsError::Format {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let bytes: Vec<(&String, Vec<u8>, &HostTensor)> = tensors
         .iter()
@@ -181,8 +189,8 @@ pub fn save_host_tensors(path: &Path, tensors: &HostTensors) -> Result<(), Safet
         .collect::<Result<Vec<_>, ::safetensors::SafeTensorError>>()
         .map_err(format)?;
     let serialized = ::safetensors::serialize(views, None).map_err(format)?;
-    std::fs::write(path, serialized).map_err(|source| SafetensorsError::Io {
+    std::fs::write(path, serialized).map_err(|error| SafetensorsError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }

@@ -58,11 +58,32 @@ pub enum TokenizerError {
     #[error("tokenizer: {0}")]
     Codec(String),
     /// A chat template that is not one of the known formats.
-    #[error("unknown chat template (only ChatML, with `<|im_start|>`, is supported): {excerpt:?}")]
+    #[error(
+        "{}unknown chat template (only ChatML, with `<|im_start|>`, is supported): {excerpt:?}",
+        location.as_deref().map(|l| format!("{l}: ")).unwrap_or_default()
+    )]
     UnknownChatTemplate {
+        /// The file and key it was read from (`None` for [`ChatTemplate::from_jinja`] itself).
+        location: Option<String>,
         /// The template's first 120 characters.
         excerpt: String,
     },
+}
+
+impl TokenizerError {
+    /// An [`TokenizerError::UnknownChatTemplate`] that names the file and key it came from;
+    /// other errors unchanged.
+    fn located(self, path: &Path, key: &str) -> Self {
+        match self {
+            TokenizerError::UnknownChatTemplate { excerpt, .. } => {
+                TokenizerError::UnknownChatTemplate {
+                    location: Some(format!("{}: {key}", path.display())),
+                    excerpt,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// A tokenizer with its BOS/EOS ids and chat template.
@@ -84,10 +105,18 @@ impl Tokenizer {
     /// [`TokenizerError::File`] when the file cannot be read or parsed.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
+        let file_err = |message: String| TokenizerError::File {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        // `tokenizers` 0.23 panics on some JSON syntax errors (inside its `decoder` section):
+        // only well-formed JSON reaches it.
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
+            .map_err(|e| file_err(e.to_string()))?;
+        let inner: tokenizers::Tokenizer = text
+            .parse()
+            .map_err(|e: tokenizers::Error| file_err(e.to_string()))?;
         Ok(Self {
             inner,
             bos: None,
@@ -124,7 +153,9 @@ impl Tokenizer {
         };
         (tok.bos, tok.eos) = (token_of("bos_token"), token_of("eos_token"));
         if let Some(template) = config["chat_template"].as_str() {
-            tok.chat_template = Some(ChatTemplate::from_jinja(template)?);
+            let template = ChatTemplate::from_jinja(template)
+                .map_err(|e| e.located(&config_path, "chat_template"))?;
+            tok.chat_template = Some(template);
         }
         Ok(tok)
     }
@@ -238,10 +269,20 @@ impl Tokenizer {
         inner.add_tokens(added(user)).map_err(build_err)?;
 
         let token_id = |key: &str| -> Result<Option<u32>, TokenizerError> {
-            file.metadata(key)
-                .map(|_| file.get_u64(key).map(|id| id as u32))
-                .transpose()
-                .map_err(Into::into)
+            let Some(_) = file.metadata(key) else {
+                return Ok(None);
+            };
+            let id = file.get_u64(key)?;
+            match u32::try_from(id) {
+                Ok(id) if (id as usize) < tokens.len() => Ok(Some(id)),
+                _ => Err(GgufError::BadValue {
+                    path: path.clone(),
+                    key: key.to_owned(),
+                    value: id.to_string(),
+                    reason: format!("not a token id (the vocabulary has {})", tokens.len()),
+                }
+                .into()),
+            }
         };
         let add_bos = match file.metadata("tokenizer.ggml.add_bos_token") {
             None => false,
@@ -249,9 +290,10 @@ impl Tokenizer {
         };
         let chat_template = match file.metadata("tokenizer.chat_template") {
             None => None,
-            Some(_) => Some(ChatTemplate::from_jinja(
-                file.get_str("tokenizer.chat_template")?,
-            )?),
+            Some(_) => Some(
+                ChatTemplate::from_jinja(file.get_str("tokenizer.chat_template")?)
+                    .map_err(|e| e.located(&path, "tokenizer.chat_template"))?,
+            ),
         };
         Ok(Self {
             inner,
@@ -388,6 +430,7 @@ impl ChatTemplate {
     pub fn from_jinja(template: &str) -> Result<Self, TokenizerError> {
         if !template.contains("<|im_start|>") {
             return Err(TokenizerError::UnknownChatTemplate {
+                location: None,
                 excerpt: template.chars().take(120).collect(),
             });
         }

@@ -1,7 +1,7 @@
 //! llama::gguf against the `gguf` Python package (tools/reference/gguf_reference.py):
 //! type table, dequantisation of random blocks of every supported type, the q/k row
-//! permutation, and — when `assets/SmolLM2-135M-Instruct.Q4_1.gguf` has been fetched
-//! (`scripts/fetch-assets`) — the real file's metadata, tensor directory and values.
+//! permutation, and the real `assets/SmolLM2-135M-Instruct.Q4_1.gguf`'s metadata, tensor
+//! directory and values (those tests fail when `scripts/fetch-assets` has not fetched it).
 
 use std::path::PathBuf;
 
@@ -25,20 +25,17 @@ fn type_named(name: &str) -> Option<GgmlType> {
     GgmlType::ALL.into_iter().find(|t| t.name() == name)
 }
 
-/// The fetched SmolLM2 file, or `None` (with a note) when it is absent.
-fn asset() -> Option<PathBuf> {
+/// The fetched SmolLM2 file; fails when it is absent (`scripts/test` fetches it first).
+fn asset() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../assets")
         .join(fixture()["file"]["asset"].as_str().unwrap());
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: {} not found; run scripts/fetch-assets",
-            path.display()
-        );
-        None
-    }
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-assets",
+        path.display()
+    );
+    path
 }
 
 #[test]
@@ -119,7 +116,7 @@ fn assert_value(key: &str, got: &GgufValue, want: &Value) {
 
 #[test]
 fn smollm2_metadata_and_directory() {
-    let Some(path) = asset() else { return };
+    let path = asset();
     let fx = fixture();
     let want = &fx["file"];
     let file = GgufFile::open(&path).unwrap();
@@ -171,7 +168,7 @@ fn smollm2_metadata_and_directory() {
 
 #[test]
 fn smollm2_dequantised_samples() {
-    let Some(path) = asset() else { return };
+    let path = asset();
     let fx = fixture();
     let file = GgufFile::open(&path).unwrap();
     let samples = fx["file"]["samples"].as_object().unwrap();
@@ -200,7 +197,7 @@ fn smollm2_dequantised_samples() {
 
 #[test]
 fn smollm2_load_llama() {
-    let Some(path) = asset() else { return };
+    let path = asset();
     let fx = fixture();
     let meta = &fx["file"]["metadata"];
     let (config, tensors) = load_llama(&path).unwrap();

@@ -87,6 +87,11 @@ fn file_errors_name_the_file() {
         matches!(err, TokenizerError::UnknownChatTemplate { .. }),
         "{err}"
     );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("tokenizer_config.json: chat_template"),
+        "{msg}"
+    );
 
     std::fs::write(d.join("tokenizer.json"), "{ not json").unwrap();
     let msg = Tokenizer::from_file(d.join("tokenizer.json"))

@@ -1,6 +1,6 @@
 //! llama::tokenizer built from SmolLM2's GGUF against tools/reference/tokenizer_reference.py
 //! (a pure-Python byte-level BPE, cross-checked there with the Python `tokenizers` package).
-//! Runs when `assets/SmolLM2-135M-Instruct.Q4_1.gguf` has been fetched (`scripts/fetch-assets`).
+//! Needs `assets/SmolLM2-135M-Instruct.Q4_1.gguf` (`scripts/fetch-assets`); fails without it.
 
 use std::path::PathBuf;
 
@@ -12,24 +12,23 @@ fn fixture() -> Value {
     serde_json::from_str(include_str!("../fixtures/tokenizer_reference.json")).unwrap()
 }
 
-/// The tokenizer of the fetched SmolLM2 file, or `None` (with a note) when it is absent.
-fn smollm2() -> Option<Tokenizer> {
+/// The tokenizer of the fetched SmolLM2 file; fails when it is absent (`scripts/test` fetches
+/// it first).
+fn smollm2() -> Tokenizer {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../assets")
         .join(fixture()["asset"].as_str().unwrap());
-    if !path.exists() {
-        eprintln!(
-            "skipped: {} not found; run scripts/fetch-assets",
-            path.display()
-        );
-        return None;
-    }
-    Some(Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap())
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-assets",
+        path.display()
+    );
+    Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap()
 }
 
 #[test]
 fn ids_and_round_trip_match_reference() {
-    let Some(tok) = smollm2() else { return };
+    let tok = smollm2();
     let fx = fixture();
     let cases = fx["cases"].as_array().unwrap();
     assert!(cases.len() >= 30);
@@ -60,7 +59,7 @@ fn ids_and_round_trip_match_reference() {
 
 #[test]
 fn special_tokens_and_ids() {
-    let Some(tok) = smollm2() else { return };
+    let tok = smollm2();
     let fx = fixture();
     assert_eq!(tok.vocab_size() as u64, fx["vocab_size"].as_u64().unwrap());
     for (token, id) in fx["special"].as_object().unwrap() {
@@ -85,7 +84,7 @@ fn special_tokens_and_ids() {
 
 #[test]
 fn chat_template_from_gguf() {
-    let Some(tok) = smollm2() else { return };
+    let tok = smollm2();
     let template = tok.chat_template().expect("SmolLM2 has a chat template");
     assert_eq!(
         template,

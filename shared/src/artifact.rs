@@ -9,6 +9,7 @@
 //! | `stages/stage-00.json` | [`StageRecord`] | zero-shot evaluation of every task before stage 1 (stage 0, empty `task`, no training) |
 //! | `results.json` | [`RunResults`] | score matrix R, zero-shot and upper-bound scores, summary metrics |
 //! | `embeddings.json` | [`EmbeddingsFile`] | per task: instruction ids, texts, counts, tags and f32 embeddings |
+//! | `study.json` (of a study folder) | [`StudyFile`] | a grid of runs (strategies × seeds × orders): per-cell metrics, per-strategy mean / sd / CI, paired comparisons, mean score curves |
 //!
 //! Every file is one JSON object carrying `"schema_version"` and a `"kind"` tag
 //! (see [`Artifact`]), so a dropped file identifies itself. A file of another schema version,
@@ -30,7 +31,8 @@ use crate::similarity::SimilarityConfig;
 /// Version of the artifact schema written by this crate. Readers reject any other version.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Any artifact file, tagged by its `"kind"` field (`run`, `stage`, `results`, `embeddings`).
+/// Any artifact file, tagged by its `"kind"` field (`run`, `stage`, `results`, `embeddings`,
+/// `study`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Artifact {
@@ -42,6 +44,8 @@ pub enum Artifact {
     Results(RunResults),
     /// `embeddings.json`.
     Embeddings(EmbeddingsFile),
+    /// `study.json` of a study folder.
+    Study(StudyFile),
 }
 
 impl Artifact {
@@ -64,6 +68,7 @@ impl Artifact {
             Artifact::Stage(_) => "stage",
             Artifact::Results(_) => "results",
             Artifact::Embeddings(_) => "embeddings",
+            Artifact::Study(_) => "study",
         }
     }
 }
@@ -117,6 +122,7 @@ artifact_body!(RunManifest, Run, "run");
 artifact_body!(StageRecord, Stage, "stage");
 artifact_body!(RunResults, Results, "results");
 artifact_body!(EmbeddingsFile, Embeddings, "embeddings");
+artifact_body!(StudyFile, Study, "study");
 
 #[derive(Deserialize)]
 struct VersionHeader {
@@ -517,4 +523,97 @@ pub struct InstructionEmbedding {
     pub tags: Vec<String>,
     /// Embedding vector (all instructions share one dimension).
     pub embedding: Vec<f32>,
+}
+
+/// `study.json`: a grid of ordinary runs (strategies × seeds × task orders, under
+/// `runs/CELL/` of the study folder) and what they say together: each metric per strategy with
+/// its spread, and every pair of strategies compared over matched (seed, order) cells
+/// ([`crate::metrics::study`]).
+///
+/// Metrics are named as in [`StudyFile::METRICS`]: `ap`, `forgetting` (F.Ra), `bwt`, `fwt`,
+/// `relative_gain` (RG; from the study's `single` runs, one per order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyFile {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    /// Study name (the folder name under `studies/`).
+    pub name: String,
+    /// Strategies compared, in the study's order (without the `single` reference runs).
+    pub strategies: Vec<String>,
+    /// Seeds of the grid.
+    pub seeds: Vec<u64>,
+    /// Task orders of the grid.
+    pub orders: Vec<String>,
+    /// `section.field=value` overrides every cell's run shares.
+    pub settings: Vec<String>,
+    /// Every cell, finished runs only.
+    pub cells: Vec<StudyCell>,
+    /// Per strategy, every metric summarised over its cells.
+    pub summaries: Vec<StrategySummary>,
+    /// Every pair of strategies `(a, b)`, `a` before `b` in `strategies`: differences `a − b`.
+    pub comparisons: Vec<PairedComparison>,
+    /// Per strategy and order: the score matrix averaged over seeds.
+    pub curves: Vec<ScoreCurves>,
+}
+
+impl StudyFile {
+    /// The metrics of a study, in table order.
+    pub const METRICS: [&'static str; 5] = ["ap", "forgetting", "bwt", "fwt", "relative_gain"];
+
+    /// How tables name a metric of [`StudyFile::METRICS`]: AP, F.Ra, BWT, FWT, RG (others as
+    /// given).
+    pub fn metric_label(metric: &str) -> &str {
+        match metric {
+            "ap" => "AP",
+            "forgetting" => "F.Ra",
+            "bwt" => "BWT",
+            "fwt" => "FWT",
+            "relative_gain" => "RG",
+            other => other,
+        }
+    }
+}
+
+/// One run of a study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyCell {
+    pub strategy: String,
+    pub order: String,
+    pub seed: u64,
+    /// The run folder, relative to the study folder (`runs/NAME`).
+    pub run: String,
+    /// The run's metrics by name ([`StudyFile::METRICS`]); a metric the run lacks is absent.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// One strategy's metrics over its cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategySummary {
+    pub strategy: String,
+    /// By metric name ([`StudyFile::METRICS`]).
+    pub metrics: BTreeMap<String, crate::metrics::study::Described>,
+}
+
+/// Two strategies compared cell by cell (same seed and order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedComparison {
+    pub a: String,
+    pub b: String,
+    /// By metric name: the differences `a − b` over the matched cells.
+    pub metrics: BTreeMap<String, crate::metrics::study::Paired>,
+}
+
+/// The score matrix of one strategy and order, averaged over the seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreCurves {
+    pub strategy: String,
+    pub order: String,
+    /// Tasks in the order's training order (columns).
+    pub tasks: Vec<String>,
+    /// Runs averaged.
+    pub n: usize,
+    /// `mean[i][j]`: mean ROUGE-L of task j after stage i (row i has i + 1 entries).
+    pub mean: Vec<Vec<f64>>,
+    /// Sample standard deviation of the same (0 with one run).
+    pub sd: Vec<Vec<f64>>,
 }

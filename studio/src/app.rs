@@ -1,4 +1,4 @@
-//! The page: drop zone, load errors, runs table and the views.
+//! The page: drop zone, load errors, the study view, runs table and the views.
 
 use leptos::prelude::*;
 
@@ -9,6 +9,7 @@ use crate::components::recompute::RecomputePanel;
 use crate::components::runs_table::RunsTable;
 use crate::components::scores_view::ScoresView;
 use crate::components::similarity_view::SimilarityView;
+use crate::components::study_view::StudyView;
 use crate::state::AppState;
 
 /// Problems of dropped files, each naming the file; dismissable.
@@ -34,6 +35,7 @@ pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
     let has_runs = move || !state.runs.get().is_empty();
+    let nothing_loaded = move || state.runs.get().is_empty() && state.studies.get().is_empty();
     view! {
         <header>
             <h1>"InsCL studio"</h1>
@@ -41,7 +43,9 @@ pub fn App() -> impl IntoView {
         </header>
         <DropZone />
         <Errors />
-        <Show when=has_runs fallback=|| view! { <p class="empty">"No runs loaded yet."</p> }>
+        <StudyView />
+        <Show when=has_runs
+            fallback=move || nothing_loaded().then(|| view! { <p class="empty">"No runs loaded yet."</p> })>
             <RunsTable />
             <ScoresView />
             <SimilarityView />

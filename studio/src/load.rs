@@ -4,12 +4,14 @@
 //! trailing `stages/` dropped, so a picked run folder (`run-a/run.json`,
 //! `run-a/stages/stage-01.json`, ...) or a folder of runs gives one run per folder. Files
 //! dropped without a folder form one group; a group without `run.json` gets no name and is
-//! added to the focused run (see [`crate::state::AppState::add`]).
+//! added to the focused run (see [`crate::state::AppState::add`]). A study folder's
+//! `study.json` is a study, not part of a run: `studies/NAME/study.json` with its cells under
+//! `studies/NAME/runs/CELL/` loads the study and one run per cell.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use inscl::artifact::Artifact;
+use inscl::artifact::{Artifact, StudyFile};
 
 use crate::import;
 use crate::state::{LoadError, Run};
@@ -100,11 +102,21 @@ fn run_name_from_path(path: &str) -> String {
     }
 }
 
-/// Groups parsed files into runs by [`run_folder`]. A group is named by its `run.json`, else
-/// by its folder's last component, else left unnamed (empty name).
-pub fn group(files: Vec<(String, Parsed)>) -> Vec<Run> {
+/// What a set of files holds: runs and studies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// Runs, grouped by folder ([`group`]).
+    pub runs: Vec<Run>,
+    /// `study.json` files, in the order given.
+    pub studies: Vec<StudyFile>,
+}
+
+/// Groups parsed files into runs by [`run_folder`] and sets studies apart. A group is named by
+/// its `run.json`, else by its folder's last component, else left unnamed (empty name).
+pub fn group(files: Vec<(String, Parsed)>) -> Loaded {
     let mut groups: BTreeMap<String, Run> = BTreeMap::new();
     let mut imported = Vec::new();
+    let mut studies = Vec::new();
     for (path, parsed) in files {
         let artifact = match parsed {
             Parsed::Imported(run) => {
@@ -113,13 +125,12 @@ pub fn group(files: Vec<(String, Parsed)>) -> Vec<Run> {
             }
             Parsed::Artifact(a) => *a,
         };
-        let folder = run_folder(&path).to_owned();
-        let run = groups.entry(folder.clone()).or_insert_with(|| Run {
-            name: folder.rsplit('/').next().unwrap_or("").to_owned(),
-            ..Run::default()
-        });
         let mut part = Run::default();
         match artifact {
+            Artifact::Study(study) => {
+                studies.push(study);
+                continue;
+            }
             Artifact::Run(manifest) => {
                 part.name = manifest.name.clone();
                 part.manifest = Some(manifest);
@@ -128,7 +139,15 @@ pub fn group(files: Vec<(String, Parsed)>) -> Vec<Run> {
             Artifact::Results(results) => part.results = Some(results),
             Artifact::Embeddings(e) => part.embeddings = Some(Arc::new(e)),
         }
+        let folder = run_folder(&path).to_owned();
+        let run = groups.entry(folder.clone()).or_insert_with(|| Run {
+            name: folder.rsplit('/').next().unwrap_or("").to_owned(),
+            ..Run::default()
+        });
         run.absorb(part);
     }
-    groups.into_values().chain(imported).collect()
+    Loaded {
+        runs: groups.into_values().chain(imported).collect(),
+        studies,
+    }
 }

@@ -1,11 +1,13 @@
-//! The loaded runs and the app-wide signals that hold them.
+//! The loaded runs and studies, and the app-wide signals that hold them.
 
 use std::sync::Arc;
 
-use inscl::artifact::{EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord};
+use inscl::artifact::{EmbeddingsFile, LossPoint, RunManifest, RunResults, StageRecord, StudyFile};
 use inscl::metrics::ScoreMatrix;
 use inscl::plan::StagePlan;
 use leptos::prelude::*;
+
+use crate::load::Loaded;
 
 /// One run: the artifacts loaded for it so far. Every part is optional because files may be
 /// dropped one at a time, and imported logs carry only scores or a loss curve.
@@ -126,6 +128,8 @@ pub struct LoadError {
 pub struct AppState {
     /// Loaded runs in loading order.
     pub runs: RwSignal<Vec<Arc<Run>>>,
+    /// Loaded studies (`study.json`) in loading order, one per name.
+    pub studies: RwSignal<Vec<Arc<StudyFile>>>,
     /// Ids of the runs selected for comparison.
     pub selected: RwSignal<Vec<usize>>,
     /// The run shown by the per-run views (heatmaps, plan, recompute).
@@ -139,6 +143,7 @@ impl AppState {
     pub fn new() -> Self {
         AppState {
             runs: RwSignal::new(Vec::new()),
+            studies: RwSignal::new(Vec::new()),
             selected: RwSignal::new(Vec::new()),
             focus: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
@@ -154,14 +159,23 @@ impl AppState {
     }
 
     /// Merges newly loaded runs (a run with the name of a loaded run is added to it; an
-    /// unnamed one to the focused run), selects
-    /// new runs, focuses the first new run if none is focused, and records the errors.
-    pub fn add(&self, new_runs: Vec<Run>, errors: Vec<LoadError>) {
+    /// unnamed one to the focused run), selects new runs, focuses the first new run if none
+    /// is focused, adds the studies (one of a loaded study's name replaces it), and records
+    /// the errors.
+    pub fn add(&self, loaded: Loaded, errors: Vec<LoadError>) {
         let mut added = Vec::new();
         // Errors alone must not touch the runs: views keyed on them (the recompute panel)
         // would be rebuilt and lose their state.
-        if !new_runs.is_empty() {
-            self.merge(new_runs, &mut added);
+        if !loaded.runs.is_empty() {
+            self.merge(loaded.runs, &mut added);
+        }
+        if !loaded.studies.is_empty() {
+            self.studies.update(|studies| {
+                for study in loaded.studies {
+                    studies.retain(|s| s.name != study.name);
+                    studies.push(Arc::new(study));
+                }
+            });
         }
         self.selected.update(|s| s.extend(&added));
         if self.focus.get_untracked().is_none() {

@@ -1,14 +1,17 @@
 //! Components mounted into a real page in headless Chromium: the heatmap shows the matrix,
-//! the runs table and the error list follow the state.
+//! the runs table and the error list follow the state, the study view shows the chosen study.
 #![cfg(target_arch = "wasm32")]
 
 use std::sync::Arc;
+
+use inscl::artifact::{ArtifactBody, StudyFile};
 
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use studio::components::heatmap::Heatmap;
 use studio::components::runs_table::RunsTable;
-use studio::load::{group, parse};
+use studio::components::study_view::StudyView;
+use studio::load::{Loaded, group, parse};
 use studio::state::{AppState, Run};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -76,12 +79,15 @@ async fn runs_table_lists_runs_and_keeps_them_after_a_bad_file() {
     );
 
     let bad = parse("broken.json", "{\"schema_version\": 1,").unwrap_err();
-    state.add(Vec::new(), vec![bad]);
+    state.add(Loaded::default(), vec![bad]);
     state.add(
-        vec![Run {
-            name: "run-y".into(),
-            ..Run::default()
-        }],
+        Loaded {
+            runs: vec![Run {
+                name: "run-y".into(),
+                ..Run::default()
+            }],
+            ..Loaded::default()
+        },
         Vec::new(),
     );
     TimeoutFuture::new(0).await;
@@ -99,4 +105,58 @@ async fn runs_table_lists_runs_and_keeps_them_after_a_bad_file() {
         .map(|r: &Arc<Run>| r.id)
         .collect();
     assert_eq!(ids, [0, 1]);
+}
+
+#[wasm_bindgen_test]
+async fn study_view_shows_the_latest_study_and_switches_on_pick() {
+    let root = container();
+    let state = AppState::new();
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        provide_context(state);
+        view! { <StudyView /> }
+    });
+    TimeoutFuture::new(0).await;
+    assert!(
+        texts(&root, "#study").is_empty(),
+        "nothing before a study loads"
+    );
+    let first = StudyFile::from_json(
+        "study.json",
+        include_str!("../../public/example-study/study.json"),
+    )
+    .unwrap();
+    let second = StudyFile {
+        name: format!("{}-2", first.name),
+        strategies: first.strategies[..1].to_vec(),
+        ..first.clone()
+    };
+    state.add(
+        Loaded {
+            studies: vec![first.clone(), second.clone()],
+            ..Loaded::default()
+        },
+        Vec::new(),
+    );
+    TimeoutFuture::new(0).await;
+    let shown = |attribute: &str| {
+        let section = root.query_selector("#study").unwrap().unwrap();
+        section.get_attribute(attribute)
+    };
+    assert_eq!(shown("data-study"), Some(second.name.clone()));
+    let bars = || texts(&root, "#study-bars-ap g.strategy").len();
+    assert_eq!(bars(), 1, "one bar per strategy of the shown study");
+
+    let select: web_sys::HtmlSelectElement = root
+        .query_selector("#study-select")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    select.set_value(&first.name);
+    select
+        .dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    TimeoutFuture::new(0).await;
+    assert_eq!(shown("data-study"), Some(first.name.clone()));
+    assert_eq!(bars(), first.strategies.len());
 }

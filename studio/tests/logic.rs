@@ -1,12 +1,15 @@
 //! Loading, grouping, importing, exporting and comparing — the studio's logic. Runs natively
 //! (`cargo test`) and in headless Chromium by wasm-bindgen-test (`scripts/test-studio`).
 
-use inscl::artifact::{ArtifactBody, EmbeddingsFile};
+use inscl::artifact::{ArtifactBody, EmbeddingsFile, StudyFile};
 use inscl::plan::{PlanConfig, plan_sequence};
 use serde_json::{Value, json};
 use studio::components::loss_view::ema;
+use studio::components::metric_bars::spread_bars;
+use studio::components::paired_view::paired_rows;
 use studio::components::recompute::compare;
 use studio::components::runs_table::{differing_keys, flatten_config};
+use studio::components::study_curves::task_curve;
 use studio::export::{csv, standalone_svg};
 use studio::import::{hf_trainer_state, inscl_output_state};
 use studio::load::{self, Parsed, check_size, group, parse, run_folder};
@@ -18,6 +21,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const PLAN_INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
 const PLAN_EXPECTED: &str = include_str!("../../tests/fixtures/plan_expected.json");
+/// The example study shipped with the studio (its numbers change when it is replaced).
+const EXAMPLE_STUDY: &str = include_str!("../../public/example-study/study.json");
 
 /// A results artifact with a 2-stage score matrix.
 fn results_json() -> String {
@@ -76,7 +81,8 @@ fn files_are_grouped_into_runs_by_folder() {
         ("runs/a/results.json".into(), results()),
         ("runs/b/results.json".into(), results()),
         ("loose.json".into(), results()),
-    ]);
+    ])
+    .runs;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["", "a", "b"], "loose files form one unnamed group");
     assert!(
@@ -212,4 +218,100 @@ fn recomputed_plan_matches_the_reference_and_compares_with_itself() {
             .sum::<usize>(),
         30
     );
+}
+
+#[test]
+fn a_study_folder_loads_the_study_and_one_run_per_cell() {
+    let study = parse("studies/x/study.json", EXAMPLE_STUDY).unwrap();
+    let results = || parse("x", &results_json()).unwrap();
+    let loaded = group(vec![
+        ("studies/x/study.json".into(), study),
+        ("studies/x/runs/a/results.json".into(), results()),
+        ("studies/x/runs/b/results.json".into(), results()),
+    ]);
+    let names: Vec<&str> = loaded.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "study.json is not a run");
+    assert_eq!(loaded.studies.len(), 1);
+    let expected = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
+    assert_eq!(loaded.studies[0], expected);
+}
+
+#[test]
+fn study_bars_hold_each_strategy_summary_and_its_runs() {
+    let study = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
+    for metric in StudyFile::METRICS {
+        let bars = spread_bars(&study, metric);
+        assert_eq!(
+            bars.iter().map(|b| b.strategy.as_str()).collect::<Vec<_>>(),
+            study.strategies
+        );
+        for bar in bars {
+            let summary = study
+                .summaries
+                .iter()
+                .find(|s| s.strategy == bar.strategy)
+                .and_then(|s| s.metrics.get(metric));
+            assert_eq!(bar.n, summary.map_or(0, |d| d.n), "{metric}");
+            assert_eq!(bar.mean, summary.map(|d| d.mean), "{metric}");
+            assert_eq!(bar.ci95, summary.and_then(|d| d.ci95), "{metric}");
+            assert_eq!(bar.runs.len(), bar.n, "one dot per run with {metric}");
+            let mean = bar.runs.iter().map(|r| r.1).sum::<f64>() / bar.n as f64;
+            assert!((mean - bar.mean.unwrap()).abs() < 1e-9, "{metric}");
+        }
+    }
+}
+
+#[test]
+fn paired_rows_follow_the_comparisons_metric_by_metric() {
+    let study = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
+    let rows = paired_rows(&study, &StudyFile::METRICS);
+    let expected: Vec<(&str, &str, &str)> = StudyFile::METRICS
+        .iter()
+        .flat_map(|m| {
+            study
+                .comparisons
+                .iter()
+                .filter(|c| c.metrics.contains_key(*m))
+                .map(|c| (c.a.as_str(), c.b.as_str(), *m))
+        })
+        .collect();
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.a.as_str(), r.b.as_str(), r.metric))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let comparison = study
+            .comparisons
+            .iter()
+            .find(|c| c.a == row.a && c.b == row.b)
+            .unwrap();
+        assert_eq!(row.paired, comparison.metrics[row.metric]);
+        assert_eq!(row.label(), format!("{} − {}", row.a, row.b));
+    }
+}
+
+#[test]
+fn task_curve_runs_from_the_stage_that_learns_the_task_with_a_band_of_one_sd() {
+    let study = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
+    let curves = &study.curves[0];
+    let last = curves.tasks.len() - 1;
+    let series = task_curve(curves, &curves.tasks[last]);
+    assert_eq!(
+        series.points,
+        [(last as f64 + 1.0, curves.mean[last][last])]
+    );
+    let series = task_curve(curves, &curves.tasks[0]);
+    assert_eq!(series.name, curves.strategy);
+    assert_eq!(series.points.len(), curves.mean.len());
+    for (i, ((stage, mean), (low, high))) in series.points.iter().zip(&series.band).enumerate() {
+        assert_eq!(*stage, i as f64 + 1.0);
+        assert_eq!(*mean, curves.mean[i][0]);
+        assert_eq!(
+            (*low, *high),
+            (mean - curves.sd[i][0], mean + curves.sd[i][0])
+        );
+    }
+    assert!(task_curve(curves, "no such task").points.is_empty());
 }

@@ -6,7 +6,8 @@
 //! - `trainer run`: fine-tune a model through a task sequence with replay, evaluating every
 //!   seen task after each stage; writes a run folder of versioned artifacts.
 //! - `trainer generate`: one completion from a checkpoint (greedy or top-p), with tokens/s.
-//! - `trainer compare`: the summary metrics of several runs side by side.
+//! - `trainer compare`: the summary metrics of several runs side by side, or a study's table.
+//! - `trainer study`: strategies × seeds × orders, with mean ± sd and paired significance.
 
 use clap::{Parser, Subcommand};
 
@@ -28,8 +29,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Generate a completion from a checkpoint and print its speed.
     Generate(commands::generate::GenerateArgs),
-    /// Print the summary metrics of runs side by side.
+    /// Print the summary metrics of runs side by side (or a study folder's table).
     Compare(commands::compare::CompareArgs),
+    /// Run strategies × seeds × orders and summarise them with uncertainty.
+    Study(commands::study::StudyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => commands::run::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
+        Command::Study(args) => commands::study::run(&args),
     }
 }

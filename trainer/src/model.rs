@@ -203,6 +203,12 @@ const PROMPT_CUTS: [Cut; 2] = [
     },
 ];
 
+/// Writes `value` as pretty JSON to `path` (a checkpoint's config file).
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// The LoRA settings of `training`.
 fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
     let target_modules = training
@@ -576,20 +582,14 @@ impl Learner for LlamaLearner {
                 )?;
                 let mut config = peft_adapter_config(&self.lora);
                 config["base_model_name_or_path"] = self.source.display().to_string().into();
-                std::fs::write(
-                    dir.join("adapter_config.json"),
-                    serde_json::to_string_pretty(&config)?,
-                )?;
+                write_json(&dir.join("adapter_config.json"), &config)?;
             }
             TrainMethod::Full => {
                 llama::safetensors::save_host_tensors(
                     &dir.join("model.safetensors"),
                     &hf_tensors(&self.model),
                 )?;
-                std::fs::write(
-                    dir.join("config.json"),
-                    serde_json::to_string_pretty(&self.config)?,
-                )?;
+                write_json(&dir.join("config.json"), &self.config)?;
             }
         }
         Ok(())

@@ -198,10 +198,10 @@ pub fn hf_name(gguf_name: &str) -> Option<String> {
 /// order. `n_head` is the head count for q and the KV head count for k. Also applies to a
 /// 1-D bias (`cols` = 1).
 ///
-/// Returns `None` when the row count is not a multiple of `2·n_head`.
+/// Returns `None` when the row count is zero or not a multiple of `2·n_head`.
 pub fn unpermute_rows(t: &HostTensor, n_head: usize) -> Option<HostTensor> {
     let rows = *t.shape.first()?;
-    if n_head == 0 || !rows.is_multiple_of(2 * n_head) {
+    if n_head == 0 || rows == 0 || !rows.is_multiple_of(2 * n_head) {
         return None;
     }
     let cols = t.data.len() / rows;

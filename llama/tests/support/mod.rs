@@ -1,6 +1,8 @@
 //! Helpers shared by the `llama` test files; each test binary uses a subset of them.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;

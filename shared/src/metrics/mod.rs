@@ -6,10 +6,13 @@
 //! - [`continual`]: the metrics of continual instruction tuning over the score matrix
 //!   `R[i][j]` (score on task `j` after training stage `i`): average performance, forgetting
 //!   (F.Ra), backward and forward transfer, InsCL's relative gain and per-task forgetting rate.
+//! - [`study`]: the statistics of one metric over runs (mean, sd, t-interval) and of two
+//!   strategies' paired differences (bootstrap interval, exact sign-flip p-value).
 
 pub mod continual;
 pub mod porter;
 pub mod rouge;
+pub mod study;
 
 pub use continual::{ContinualSummary, MetricsError, ScoreMatrix};
 pub use rouge::{RougeScore, exact_match, rouge_l, rouge_l_max, tokenize};

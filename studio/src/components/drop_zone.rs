@@ -1,15 +1,18 @@
-//! Where files come in: drag-and-drop, file and folder pickers, and the example run.
+//! Where files come in: drag-and-drop, file and folder pickers, and the examples (a run and a
+//! study).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::load::Loaded;
 use crate::state::{AppState, LoadError};
 use crate::{dropped_folders, load};
 
-/// Folder under the site root holding the example run, and the list of its files (paths
-/// relative to the folder), so that swapping the example is copying a folder.
-const EXAMPLE_DIR: &str = "example-run";
-const EXAMPLE_LIST: &str = "example-run/files.json";
+/// Folders under the site root holding the example run and the example study. Each lists
+/// its files (paths relative to the folder) in its `files.json`, so that swapping an example
+/// is copying a folder.
+const EXAMPLE_RUN: &str = "example-run";
+const EXAMPLE_STUDY: &str = "example-study";
 
 /// A file's path as the studio groups it: the path inside a picked folder, else its name.
 fn file_path(file: &web_sys::File) -> String {
@@ -74,7 +77,7 @@ async fn load_drop(
     match dropped_folders::files(entries).await {
         Ok(files) => load_files(state, files).await,
         Err(message) => state.add(
-            Vec::new(),
+            Loaded::default(),
             vec![LoadError {
                 file: "dropped folder".to_owned(),
                 message,
@@ -83,28 +86,30 @@ async fn load_drop(
     }
 }
 
-/// Fetches the example run listed in [`EXAMPLE_LIST`] and loads it like dropped files.
-async fn load_example(state: AppState) {
+/// Fetches the example in folder `dir` (the files listed in its `files.json`) and loads it
+/// like dropped files.
+async fn load_example(state: AppState, dir: &'static str) {
+    let list_path = format!("{dir}/files.json");
     let fail = |message: String| {
         state.add(
-            Vec::new(),
+            Loaded::default(),
             vec![LoadError {
-                file: EXAMPLE_LIST.to_owned(),
+                file: list_path.clone(),
                 message,
             }],
         )
     };
-    let list: Vec<String> = match fetch_text(EXAMPLE_LIST).await {
+    let list: Vec<String> = match fetch_text(&list_path).await {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(list) => list,
-            Err(e) => return fail(format!("{EXAMPLE_LIST}: not a list of file names: {e}")),
+            Err(e) => return fail(format!("{list_path}: not a list of file names: {e}")),
         },
         Err(message) => return fail(message),
     };
     let mut parsed = Vec::new();
     let mut errors = Vec::new();
     for name in list {
-        let path = format!("{EXAMPLE_DIR}/{name}");
+        let path = format!("{dir}/{name}");
         match fetch_text(&path).await {
             Ok(text) => match load::parse(&path, &text) {
                 Ok(p) => parsed.push((path, p)),
@@ -131,7 +136,8 @@ async fn fetch_text(url: &str) -> Result<String, String> {
     response.text().await.map_err(|e| format!("{url}: {e}"))
 }
 
-/// The drop target with the pickers and the "Load example run" button.
+/// The drop target with the pickers and the "Load example run" / "Load example study"
+/// buttons.
 #[component]
 pub fn DropZone() -> impl IntoView {
     let state = AppState::expect();
@@ -167,7 +173,8 @@ pub fn DropZone() -> impl IntoView {
             <p>
                 "Drop run artifacts here — " <code>"run.json"</code> ", " <code>"stages/*.json"</code>
                 ", " <code>"results.json"</code> ", " <code>"embeddings.json"</code>
-                " — or InsCL " <code>"output_state.jsonl"</code> " / HF " <code>"trainer_state.json"</code>
+                ", a study folder (" <code>"study.json"</code>
+                " and its " <code>"runs/"</code> ") — or InsCL " <code>"output_state.jsonl"</code> " / HF " <code>"trainer_state.json"</code>
                 ". Several runs at once; add more any time."
             </p>
             <label class="button">"Choose files"
@@ -176,8 +183,12 @@ pub fn DropZone() -> impl IntoView {
             <label class="button">"Choose run folders"
                 <input type="file" id="folder-input" multiple node_ref=folder_input on:change=on_pick />
             </label>
-            <button id="load-example" on:click=move |_| spawn_local(load_example(state))>
+            <button id="load-example" on:click=move |_| spawn_local(load_example(state, EXAMPLE_RUN))>
                 "Load example run"
+            </button>
+            <button id="load-example-study"
+                on:click=move |_| spawn_local(load_example(state, EXAMPLE_STUDY))>
+                "Load example study"
             </button>
         </section>
     }

@@ -1,4 +1,5 @@
-//! Overlaid line series as an SVG chart with axes and a legend.
+//! Overlaid line series, optionally with a band around each, as an SVG chart with axes and a
+//! legend.
 
 use leptos::prelude::*;
 
@@ -12,17 +13,29 @@ const TOP: f64 = 12.0;
 const BOTTOM: f64 = 40.0;
 
 /// One named line: `(x, y)` points in drawing order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
     /// Legend label.
     pub name: String,
     /// The points.
     pub points: Vec<(f64, f64)>,
+    /// `(low, high)` at each point, shaded around the line (e.g. mean ± sd); empty for none.
+    pub band: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// The band as a closed outline: the highs left to right, then the lows back.
+    fn band_outline(&self) -> Vec<(f64, f64)> {
+        let xs = self.points.iter().map(|p| p.0);
+        let highs = xs.clone().zip(&self.band).map(|(x, b)| (x, b.1));
+        let lows = xs.zip(&self.band).map(|(x, b)| (x, b.0)).rev();
+        highs.chain(lows.collect::<Vec<_>>()).collect()
+    }
 }
 
 /// Tick values over `[lo, hi]`: every integer when the axis spans at most 12 integers
 /// (stages, tasks), else `count + 1` evenly spaced values.
-fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
+pub(super) fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
     if lo.fract() == 0.0 && hi.fract() == 0.0 && hi - lo <= 12.0 {
         return (lo as i64..=hi as i64).map(|v| v as f64).collect();
     }
@@ -32,7 +45,8 @@ fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
 }
 
 /// Line chart of `series` sharing one x and one y axis; points are marked (with their value
-/// on hover) when a series has at most 60 of them.
+/// on hover, and in `data-x` / `data-y`, `data-low` / `data-high` with a band) when a series
+/// has at most 60 of them.
 #[component]
 pub fn LineChart(
     /// Element id (also the SVG export's file name).
@@ -45,7 +59,9 @@ pub fn LineChart(
     /// The lines.
     series: Vec<Series>,
 ) -> impl IntoView {
-    let all = series.iter().flat_map(|s| s.points.iter().copied());
+    let all = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied().chain(s.band_outline()));
     let (x0, x1, y0, y1) = all.fold(
         (
             f64::INFINITY,
@@ -75,18 +91,29 @@ pub fn LineChart(
         .enumerate()
         .map(|(k, s)| {
             let color = palette(k);
-            let path = s
-                .points
-                .iter()
-                .map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y)))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let svg_points = |points: &[(f64, f64)]| {
+                points
+                    .iter()
+                    .map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let band = (!s.band.is_empty()).then(|| {
+                view! {
+                    <polygon class="band" points=svg_points(&s.band_outline()) fill=color
+                        fill-opacity="0.18" stroke="none" />
+                }
+            });
             let marks = (s.points.len() <= 60).then(|| {
                 s.points
                     .iter()
-                    .map(|&(x, y)| {
+                    .enumerate()
+                    .map(|(i, &(x, y))| {
+                        let (low, high) = s.band.get(i).copied().unzip();
                         view! {
-                            <circle cx=sx(x) cy=sy(y) r="3" fill=color>
+                            <circle cx=sx(x) cy=sy(y) r="3" fill=color data-x=x.to_string()
+                                data-y=y.to_string() data-low=low.map(|v| v.to_string())
+                                data-high=high.map(|v| v.to_string())>
                                 <title>{format!("{}: ({x}, {y:.3})", s.name)}</title>
                             </circle>
                         }
@@ -95,7 +122,8 @@ pub fn LineChart(
             });
             view! {
                 <g class="series" data-name=s.name.clone()>
-                    <polyline points=path fill="none" stroke=color stroke-width="2" />
+                    {band}
+                    <polyline points=svg_points(&s.points) fill="none" stroke=color stroke-width="2" />
                     {marks}
                 </g>
             }

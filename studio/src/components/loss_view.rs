@@ -50,6 +50,7 @@ pub fn LossView() -> impl IntoView {
                 Series {
                     name: r.name.clone(),
                     points: raw.iter().zip(smooth).map(|(p, s)| (p.0, s)).collect(),
+                    ..Series::default()
                 }
             })
             .filter(|s| !s.points.is_empty())

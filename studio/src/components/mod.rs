@@ -1,16 +1,20 @@
 //! The app's components: chart primitives (heatmap, line chart, stacked bars) and the views
-//! built from them. Each view reads [`crate::state::AppState`] from context.
+//! built from them (per run, and per study: metric bars, paired comparisons, score curves). Each view reads [`crate::state::AppState`] from context.
 
 pub mod drop_zone;
 pub mod heatmap;
 pub mod line_chart;
 pub mod loss_view;
+pub mod metric_bars;
+pub mod paired_view;
 pub mod plan_view;
 pub mod recompute;
 pub mod runs_table;
 pub mod scores_view;
 pub mod similarity_view;
 pub mod stacked_bars;
+pub mod study_curves;
+pub mod study_view;
 
 use leptos::prelude::*;
 

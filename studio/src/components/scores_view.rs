@@ -104,6 +104,7 @@ pub fn ScoresView() -> impl IntoView {
             .map(|r| Series {
                 name: r.name.clone(),
                 points: final_scores(r),
+                ..Series::default()
             })
             .collect();
         let curves = runs
@@ -111,6 +112,7 @@ pub fn ScoresView() -> impl IntoView {
             .map(|r| Series {
                 name: r.name.clone(),
                 points: forgetting_curve(r, j),
+                ..Series::default()
             })
             .collect();
         let options = tasks

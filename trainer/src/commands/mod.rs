@@ -4,3 +4,4 @@ pub mod compare;
 pub mod generate;
 pub mod plan;
 pub mod run;
+pub mod study;

@@ -150,7 +150,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// # Errors
 /// A missing checkpoint (naming the command that fetches it), or a model that cannot be
 /// loaded.
-fn open_learner(config: &Config, root: &Path, model: &str) -> anyhow::Result<Box<dyn Learner>> {
+pub(crate) fn open_learner(
+    config: &Config,
+    root: &Path,
+    model: &str,
+) -> anyhow::Result<Box<dyn Learner>> {
     let path = root.join(resolve_model(model)?);
     anyhow::ensure!(
         path.exists(),

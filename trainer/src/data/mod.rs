@@ -158,9 +158,9 @@ pub enum DataError {
     /// A task named in the order or task list that the source does not have.
     #[error("task \"{task}\" not found in {path}")]
     UnknownTask { task: String, path: String },
-    /// A task listed twice.
-    #[error("task \"{task}\" appears twice in the task list")]
-    DuplicateTask { task: String },
+    /// A task listed twice; `list` says where: `data.tasks` or an order of a file.
+    #[error("task \"{task}\" appears twice in {list}")]
+    DuplicateTask { task: String, list: String },
     /// A folder given as `data.path` without the description file the format reads.
     #[error(
         "{folder} is a folder without {file}; set data.path to the {file} file or put one in the folder"
@@ -372,8 +372,12 @@ fn resolve_order(
     (orders_file, orders): (String, BTreeMap<String, Vec<String>>),
     source_kind: &'static str,
 ) -> Result<(String, Vec<String>), DataError> {
-    let (name, mut tasks) = if !config.tasks.is_empty() {
-        ("custom".to_owned(), config.tasks.clone())
+    let (name, mut tasks, list) = if !config.tasks.is_empty() {
+        (
+            "custom".to_owned(),
+            config.tasks.clone(),
+            "data.tasks".to_owned(),
+        )
     } else {
         let order = config.order.as_deref().ok_or_else(|| DataError::NoOrder {
             source_kind,
@@ -388,7 +392,8 @@ fn resolve_order(
                 orders.keys().cloned().collect::<Vec<_>>().join(", ")
             },
         })?;
-        (order.to_owned(), tasks.clone())
+        let list = format!("order \"{order}\" of {orders_file}");
+        (order.to_owned(), tasks.clone(), list)
     };
     if let Some(first) = config.first {
         tasks.truncate(first);
@@ -398,7 +403,10 @@ fn resolve_order(
     }
     for (i, task) in tasks.iter().enumerate() {
         if tasks[..i].contains(task) {
-            return Err(DataError::DuplicateTask { task: task.clone() });
+            return Err(DataError::DuplicateTask {
+                task: task.clone(),
+                list,
+            });
         }
     }
     Ok((name, tasks))

@@ -13,6 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use crate::learner::Learner;
 
 /// Paths of one run folder.
@@ -71,13 +73,25 @@ impl RunFolder {
         self.root.join("cache").join(format!("embed-{key}.json"))
     }
 
-    /// Creates the sub-folders.
+    /// Creates the sub-folders and removes what a killed or failed write left behind: the
+    /// temporary files and folders (`.NAME.tmp`) of the atomic writes, e.g. a half-written
+    /// `checkpoints/.stage-NN.tmp/`, which are never read.
     ///
     /// # Errors
     /// I/O failures.
-    pub fn create_dirs(&self) -> std::io::Result<()> {
+    pub fn prepare(&self) -> std::io::Result<()> {
         for sub in ["stages", "checkpoints", "cache"] {
             std::fs::create_dir_all(self.root.join(sub))?;
+        }
+        for dir in ["", "stages", "checkpoints", "cache"] {
+            for entry in std::fs::read_dir(self.root.join(dir))? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    remove(&entry.path())?;
+                }
+            }
         }
         Ok(())
     }
@@ -87,26 +101,44 @@ impl RunFolder {
         (1..).take_while(|&s| self.stage(s).is_file()).count()
     }
 
-    /// Saves the learner's state after `stage`: written into a temporary folder that is
-    /// renamed into place, so a checkpoint folder is always complete.
+    /// Saves the learner's state after `stage`: written into a temporary folder
+    /// `checkpoints/.stage-NN.tmp/` that is renamed into place, so a checkpoint folder is
+    /// always complete. A failed save (a full disk) removes the temporary folder.
     ///
     /// # Errors
-    /// The learner's or I/O failures.
+    /// The learner's or I/O failures, naming the path.
     pub fn save_checkpoint(&self, learner: &dyn Learner, stage: usize) -> anyhow::Result<()> {
-        let target = self.checkpoint(stage);
         let tmp = self
             .root
             .join("checkpoints")
             .join(format!(".stage-{stage:02}.tmp"));
+        let saved = self.write_checkpoint(learner, stage, &tmp);
+        if saved.is_err() && tmp.exists() {
+            // The save's error is the one to report; a failed clean-up is left to `prepare`.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        saved
+    }
+
+    fn write_checkpoint(
+        &self,
+        learner: &dyn Learner,
+        stage: usize,
+        tmp: &Path,
+    ) -> anyhow::Result<()> {
+        let target = self.checkpoint(stage);
+        let at = |path: &Path| path.display().to_string();
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
+            remove(tmp).with_context(|| at(tmp))?;
         }
-        std::fs::create_dir_all(&tmp)?;
-        learner.save_checkpoint(&tmp)?;
+        std::fs::create_dir_all(tmp).with_context(|| at(tmp))?;
+        super::faults::point("checkpoint-write");
+        learner.save_checkpoint(tmp)?;
+        super::faults::point("checkpoint-rename");
         if target.exists() {
-            std::fs::remove_dir_all(&target)?;
+            std::fs::remove_dir_all(&target).with_context(|| at(&target))?;
         }
-        std::fs::rename(&tmp, &target)?;
+        std::fs::rename(tmp, &target).with_context(|| at(&target))?;
         Ok(())
     }
 
@@ -124,5 +156,14 @@ impl RunFolder {
             }
         }
         Ok(())
+    }
+}
+
+/// Removes a file or a folder with its content.
+fn remove(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
     }
 }

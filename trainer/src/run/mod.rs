@@ -27,6 +27,7 @@
 
 pub mod embedding;
 pub mod eval;
+pub mod faults;
 pub mod folder;
 
 use std::ops::ControlFlow;
@@ -106,12 +107,13 @@ pub enum RunError {
     /// Ctrl-C.
     #[error("interrupted during stage {stage}; resume with `trainer run --resume {folder}`")]
     Interrupted { stage: usize, folder: String },
-    /// The learner failed.
-    #[error("stage {stage}: {what}: {source:#}")]
+    /// The learner failed. The cause is in the message (with its chain), so not also a
+    /// `source`: printed with its sources, it would repeat.
+    #[error("stage {stage}: {what}: {error:#}")]
     Learner {
         stage: usize,
         what: &'static str,
-        source: anyhow::Error,
+        error: anyhow::Error,
     },
     /// The upper-bound run does not fit this run.
     #[error("eval.upper_bounds {folder}: {problem}")]
@@ -225,7 +227,7 @@ pub fn run(
             RunFolder::new(path)
         }
     };
-    folder.create_dirs().map_err(io_error(folder.root()))?;
+    folder.prepare().map_err(io_error(folder.root()))?;
     let groups: Vec<Vec<InstructionGroup>> = dataset
         .tasks
         .iter()
@@ -425,6 +427,12 @@ impl Stages<'_> {
             self.stage(learner, progress, stage)?;
         }
         let results = self.results()?;
+        // Written again: a run killed between its last stage file and these writes is
+        // finished, but its `results.json` may be stale and an old checkpoint left.
+        artifact::write_atomic(&self.folder.results(), &results)?;
+        self.folder
+            .prune_checkpoints(total, self.config.output.keep_checkpoints)
+            .map_err(io_error(self.folder.root()))?;
         progress.event(&Event::RunFinished {
             folder: self.folder.root().display().to_string(),
             ap: results.summary.ap,
@@ -467,7 +475,7 @@ impl Stages<'_> {
             .map_err(|source| RunError::Learner {
                 stage: finished,
                 what: "loading the checkpoint",
-                source,
+                error: source,
             })
     }
 
@@ -541,9 +549,10 @@ impl Stages<'_> {
             .map_err(|source| RunError::Learner {
                 stage: 0,
                 what: "tagging instructions",
-                source,
+                error: source,
             })?;
             let text = serde_json::to_string_pretty(&file).expect("tag files serialise");
+            faults::point("tags-write");
             artifact::write_text_atomic(&path, &text)?;
             progress.event(&Event::Tagging {
                 done: file.instructions.len(),
@@ -582,7 +591,7 @@ impl Stages<'_> {
                     .map_err(|source| RunError::Learner {
                         stage: 0,
                         what: "counting gold output tokens",
-                        source,
+                        error: source,
                     })?;
                 Ok(eval::generation_budget(
                     &lengths,
@@ -667,7 +676,7 @@ impl Stages<'_> {
                 let failed = |source| RunError::Learner {
                     stage,
                     what: "embedding instructions",
-                    source,
+                    error: source,
                 };
                 let vectors = learner.embed(&texts, weights).map_err(failed)?;
                 if vectors.len() != texts.len() {
@@ -678,6 +687,7 @@ impl Stages<'_> {
                     )));
                 }
                 let text = serde_json::to_string(&vectors).expect("vectors serialise");
+                faults::point("embed-cache-write");
                 artifact::write_text_atomic(&cache, &text)?;
                 vectors
             }
@@ -777,7 +787,7 @@ impl Stages<'_> {
             learner.reset().map_err(|source| RunError::Learner {
                 stage,
                 what: "resetting to the base model",
-                source,
+                error: source,
             })?;
         }
         let seen = self.seen_tasks(stage);
@@ -863,7 +873,7 @@ impl Stages<'_> {
             .map_err(|source| RunError::Learner {
                 stage,
                 what: "saving the checkpoint",
-                source,
+                error: source,
             })?;
         let source = self.config.embedding.source;
         artifact::write_atomic(
@@ -881,9 +891,11 @@ impl Stages<'_> {
                 tasks: embeddings,
             },
         )?;
+        faults::point("stage-write");
         artifact::write_atomic(&self.folder.stage(stage), &record)?;
         self.rows
             .push(record.eval.iter().map(|e| e.rouge_l).collect());
+        faults::point("results-write");
         artifact::write_atomic(&self.folder.results(), &self.results()?)?;
         self.folder
             .prune_checkpoints(stage, self.config.output.keep_checkpoints)
@@ -947,6 +959,7 @@ impl Stages<'_> {
                     bad_loss.get_or_insert((report.step, report.loss));
                     return ControlFlow::Break(());
                 }
+                faults::point("train-step");
                 if interrupt.load(Ordering::SeqCst) {
                     return ControlFlow::Break(());
                 }
@@ -955,7 +968,7 @@ impl Stages<'_> {
             .map_err(|source| RunError::Learner {
                 stage,
                 what: "training",
-                source,
+                error: source,
             })?;
         let bad_loss = bad_loss.or_else(|| {
             loss.iter()
@@ -993,6 +1006,7 @@ impl Stages<'_> {
             let eval =
                 eval::evaluate_task(learner, task, budget, self.config.eval.stem, &mut |done| {
                     progress.event(&Event::EvalProgress { done });
+                    faults::point("eval-step");
                     if interrupt.load(Ordering::SeqCst) {
                         ControlFlow::Break(())
                     } else {
@@ -1002,7 +1016,7 @@ impl Stages<'_> {
                 .map_err(|source| RunError::Learner {
                     stage,
                     what: "evaluation",
-                    source,
+                    error: source,
                 })?;
             let Some(eval) = eval else {
                 return Err(RunError::Interrupted {
