@@ -323,6 +323,7 @@ fn emd_iteration_limit_is_an_error() {
         &m,
         &EmdConfig {
             max_iter: needed - 1,
+            pivots_per_node: 0,
         },
     );
     assert_eq!(
@@ -337,9 +338,32 @@ fn emd_iteration_limit_is_an_error() {
             &uniform(20),
             &uniform(20),
             &m,
-            &EmdConfig { max_iter: needed }
+            &EmdConfig {
+                max_iter: needed,
+                pivots_per_node: 0,
+            }
         )
         .is_ok()
+    );
+    // The limit grows with the problem: ⌈needed / 40⌉ pivots for each of the 40 nodes are
+    // enough although `max_iter` alone is not; one pivot per node fewer is not.
+    let scaled = EmdConfig {
+        max_iter: needed - 1,
+        pivots_per_node: needed.div_ceil(40),
+    };
+    assert!(scaled.limit(20, 20) >= needed);
+    assert!(emd_with(&uniform(20), &uniform(20), &m, &scaled).is_ok());
+    let short = EmdConfig {
+        max_iter: 1,
+        pivots_per_node: (needed - 1) / 40,
+    };
+    assert!(short.limit(20, 20) < needed);
+    assert_eq!(
+        emd_with(&uniform(20), &uniform(20), &m, &short),
+        Err(OtError::IterationLimit {
+            solver: "network simplex",
+            max_iter: short.limit(20, 20)
+        })
     );
 }
 
