@@ -1,5 +1,13 @@
-//! Instruction vectors from a file (`[embedding] source = "file"`): an external sentence
-//! encoder's embeddings, keyed by instruction id ([`crate::data::instruction_id`]) or text.
+//! The run's instruction embeddings: the space every task distance W of the run compares.
+//!
+//! - `[embedding] source = "base"`: the pretrained weights embed every instruction once
+//!   ([`Weights::Base`]), cached in the run folder (`cache/embed-KEY.json`): one space for
+//!   every stage.
+//! - `current`: at each stage the learner's present weights embed every seen task again (cached
+//!   per stage), so both sides of each W come from one model.
+//! - `file`: an external sentence encoder's vectors ([`read_vector_file`]).
+//!
+//! Vector files are keyed by instruction id ([`crate::data::instruction_id`]) or text.
 //!
 //! Accepted shapes, told apart by content whatever the extension ([`RecordFile`]):
 //! - JSON Lines, one record per line: `{"instruction_id": ID, "embedding": [f32, ...]}` or
@@ -13,12 +21,17 @@
 //! record or instruction.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use inscl::artifact::{self, InstructionEmbedding, TaskEmbeddings};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
+use super::{RunError, Stages, faults};
+use crate::config::EmbeddingSource;
 use crate::data::InstructionGroup;
 use crate::data::records::RecordFile;
+use crate::learner::{Learner, Weights};
 
 /// Why the vector file cannot serve the run.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +198,137 @@ fn parse(file: &str, read: &RecordFile) -> Result<Vectors, VectorFileError> {
         }
     }
     Ok(vectors)
+}
+
+impl Stages<'_> {
+    /// For `base` and `file`: the one embedding space of the run, every task's instructions
+    /// (base vectors are cached in the run folder). `None` for `current`.
+    pub(super) fn fixed_space(
+        &self,
+        learner: &mut dyn Learner,
+    ) -> Result<Option<Vec<Vec<Vec<f32>>>>, RunError> {
+        match self.config.embedding.source {
+            EmbeddingSource::Current => Ok(None),
+            EmbeddingSource::Base => self
+                .embed_tasks(learner, 0, self.dataset.tasks.len(), Weights::Base)
+                .map(Some),
+            EmbeddingSource::File => {
+                let file = self
+                    .config
+                    .embedding
+                    .file
+                    .as_deref()
+                    .expect("validated: source = file has a file");
+                let names: Vec<String> =
+                    self.dataset.tasks.iter().map(|t| t.name.clone()).collect();
+                Ok(Some(read_vector_file(
+                    &self.root_path(file),
+                    &names,
+                    self.groups,
+                )?))
+            }
+        }
+    }
+
+    /// A path of the configuration, relative to the run's root folder.
+    fn root_path(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    /// The vectors of the first `tasks` tasks' instructions under `weights`, from the run
+    /// folder's cache or the learner. `stage` is part of the cache key for `current` (the
+    /// model differs per stage); `0` for `base`.
+    fn embed_tasks(
+        &self,
+        learner: &mut dyn Learner,
+        stage: usize,
+        tasks: usize,
+        weights: Weights,
+    ) -> Result<Vec<Vec<Vec<f32>>>, RunError> {
+        let texts: Vec<String> = self.groups[..tasks]
+            .iter()
+            .flatten()
+            .map(|g| g.text.clone())
+            .collect();
+        let mut hasher = Sha256::new();
+        hasher.update(format!(
+            "{}\0{:?}\0{stage}\0{:?}\0",
+            self.config.model.path, weights, self.config.embedding.layer
+        ));
+        for text in &texts {
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        let key: String = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let cache = self.folder.embedding_cache(&key);
+        let cached: Option<Vec<Vec<f32>>> = std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .filter(|vectors: &Vec<Vec<f32>>| vectors.len() == texts.len());
+        let vectors = match cached {
+            Some(vectors) => vectors,
+            None => {
+                let failed = |source| RunError::Learner {
+                    stage,
+                    what: "embedding instructions",
+                    error: source,
+                };
+                let vectors = learner.embed(&texts, weights).map_err(failed)?;
+                if vectors.len() != texts.len() {
+                    return Err(failed(anyhow::anyhow!(
+                        "{} embeddings for {} texts",
+                        vectors.len(),
+                        texts.len()
+                    )));
+                }
+                let text = serde_json::to_string(&vectors).expect("vectors serialise");
+                faults::point("embed-cache-write");
+                artifact::write_text_atomic(&cache, &text)?;
+                vectors
+            }
+        };
+        let mut vectors = vectors.into_iter();
+        Ok(self.groups[..tasks]
+            .iter()
+            .map(|groups| vectors.by_ref().take(groups.len()).collect())
+            .collect())
+    }
+
+    /// The instructions of the first `seen` tasks with counts, tags and the vectors the plan of
+    /// `stage` compares: the run's one space, or for `current` the learner's present weights.
+    pub(super) fn stage_embeddings(
+        &self,
+        learner: &mut dyn Learner,
+        stage: usize,
+        seen: usize,
+    ) -> Result<Vec<TaskEmbeddings>, RunError> {
+        let vectors = match &self.fixed_space {
+            Some(space) => space[..seen].to_vec(),
+            None => self.embed_tasks(learner, stage, seen, Weights::Current)?,
+        };
+        Ok(vectors
+            .into_iter()
+            .enumerate()
+            .map(|(task, vectors)| TaskEmbeddings {
+                name: self.dataset.tasks[task].name.clone(),
+                instructions: self.groups[task]
+                    .iter()
+                    .zip(vectors)
+                    .zip(&self.tags[task])
+                    .map(|((group, embedding), tags)| InstructionEmbedding {
+                        id: group.id.clone(),
+                        text: group.text.clone(),
+                        count: group.instances.len() as u32,
+                        tags: tags.clone(),
+                        embedding,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

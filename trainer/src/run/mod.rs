@@ -29,6 +29,7 @@ pub mod embedding;
 pub mod eval;
 pub mod faults;
 pub mod folder;
+mod tagging;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -37,8 +38,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use inscl::artifact::{
-    self, EmbeddingsFile, InstructionEmbedding, ReplaySettings, ReplayedInstances, RunManifest,
-    RunResults, SCHEMA_VERSION, StageRecord, TaskEmbeddings, TaskEval, TaskInfo,
+    self, EmbeddingsFile, ReplaySettings, ReplayedInstances, RunManifest, RunResults,
+    SCHEMA_VERSION, StageRecord, TaskEmbeddings, TaskEval, TaskInfo,
 };
 use inscl::metrics::{ContinualSummary, ScoreMatrix};
 use inscl::plan::{PlanConfig, StagePlan, plan_last_stage};
@@ -50,10 +51,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, EmbeddingSource, RunStrategy};
 use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
-use crate::learner::{Learner, StepReport, TrainPlan, Weights};
+use crate::learner::{Learner, StepReport, TrainPlan};
 use crate::progress::{Event, Progress};
 use crate::tags::Tagger;
-use crate::tags::llm::{self, LlmTagFile, TAG_FILE_VERSION};
 pub use folder::RunFolder;
 
 /// Why a run stopped. Nothing half-written is left behind in any case.
@@ -479,97 +479,6 @@ impl Stages<'_> {
             })
     }
 
-    /// The raw tags of every instruction, before stage 1. The `llm` source asks `tag_model`
-    /// (or, without one, the learner's base weights) for the instructions that the run
-    /// folder's `tags.json` lacks.
-    fn tag_instructions(
-        &mut self,
-        learner: &mut dyn Learner,
-        tag_model: Option<&mut dyn Learner>,
-        progress: &mut Progress,
-    ) -> Result<(), RunError> {
-        let llm = if self.tagger.uses_llm() {
-            let model: &mut dyn Learner = match tag_model {
-                Some(model) => model,
-                None => learner,
-            };
-            Some(self.llm_tags(model, progress)?)
-        } else {
-            None
-        };
-        self.tags = self
-            .dataset
-            .tasks
-            .iter()
-            .zip(self.groups)
-            .map(|(task, groups)| {
-                groups
-                    .iter()
-                    .map(|group| self.tagger.tags(task, group, llm.as_ref()))
-                    .collect()
-            })
-            .collect();
-        Ok(())
-    }
-
-    /// The `llm` tags of every instruction: `tags.json` of the run folder, completed by
-    /// `model` and saved after every batch.
-    fn llm_tags(
-        &self,
-        model: &mut dyn Learner,
-        progress: &mut Progress,
-    ) -> Result<LlmTagFile, RunError> {
-        let path = self.folder.tags();
-        let model_name = self
-            .config
-            .tagger
-            .model
-            .clone()
-            .unwrap_or_else(|| self.config.model.path.clone());
-        let cached = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| serde_json::from_str::<LlmTagFile>(&text).ok())
-            .filter(|file| file.version == TAG_FILE_VERSION && file.model == model_name);
-        let mut file = cached.unwrap_or_else(|| LlmTagFile::new(&model_name));
-        let mut instructions: Vec<(String, String)> = Vec::new();
-        for group in self.groups.iter().flatten() {
-            if !instructions.iter().any(|(_, text)| *text == group.text) {
-                instructions.push((group.id.clone(), group.text.clone()));
-            }
-        }
-        let total = instructions.len();
-        for batch in llm::untagged(&file, &instructions).chunks(self.config.tagger.batch_size) {
-            llm::tag_batch(
-                &mut file,
-                batch,
-                model,
-                self.config.tagger.max_new_tokens,
-                self.tagger.keyphrase_count(),
-            )
-            .map_err(|source| RunError::Learner {
-                stage: 0,
-                what: "tagging instructions",
-                error: source,
-            })?;
-            let text = serde_json::to_string_pretty(&file).expect("tag files serialise");
-            faults::point("tags-write");
-            artifact::write_text_atomic(&path, &text)?;
-            progress.event(&Event::Tagging {
-                done: file.instructions.len(),
-                total,
-            });
-            self.interrupted(0)?;
-        }
-        progress.event(&Event::TagsReady {
-            model: model_name,
-            instructions: file.instructions.len(),
-            retries: file.retries,
-            fallbacks: file.fallbacks,
-            instructions_per_s: file.tags_per_second(),
-        });
-        Ok(file)
-    }
-
     /// Every task's generation budget: [`eval::generation_budget`] of its training outputs'
     /// token lengths, or `eval.max_new_tokens` for all without `eval.budget_from_data`.
     fn generation_budgets(&self, learner: &dyn Learner) -> Result<Vec<usize>, RunError> {
@@ -601,135 +510,6 @@ impl Stages<'_> {
                 ))
             })
             .collect()
-    }
-
-    /// For `base` and `file`: the one embedding space of the run, every task's instructions
-    /// (base vectors are cached in the run folder). `None` for `current`.
-    fn fixed_space(
-        &self,
-        learner: &mut dyn Learner,
-    ) -> Result<Option<Vec<Vec<Vec<f32>>>>, RunError> {
-        match self.config.embedding.source {
-            EmbeddingSource::Current => Ok(None),
-            EmbeddingSource::Base => self
-                .embed_tasks(learner, 0, self.dataset.tasks.len(), Weights::Base)
-                .map(Some),
-            EmbeddingSource::File => {
-                let file = self
-                    .config
-                    .embedding
-                    .file
-                    .as_deref()
-                    .expect("validated: source = file has a file");
-                let names: Vec<String> =
-                    self.dataset.tasks.iter().map(|t| t.name.clone()).collect();
-                Ok(Some(embedding::read_vector_file(
-                    &self.root_path(file),
-                    &names,
-                    self.groups,
-                )?))
-            }
-        }
-    }
-
-    /// A path of the configuration, relative to the run's root folder.
-    fn root_path(&self, path: &str) -> PathBuf {
-        self.root.join(path)
-    }
-
-    /// The vectors of the first `tasks` tasks' instructions under `weights`, from the run
-    /// folder's cache or the learner. `stage` is part of the cache key for `current` (the
-    /// model differs per stage); `0` for `base`.
-    fn embed_tasks(
-        &self,
-        learner: &mut dyn Learner,
-        stage: usize,
-        tasks: usize,
-        weights: Weights,
-    ) -> Result<Vec<Vec<Vec<f32>>>, RunError> {
-        let texts: Vec<String> = self.groups[..tasks]
-            .iter()
-            .flatten()
-            .map(|g| g.text.clone())
-            .collect();
-        let mut hasher = Sha256::new();
-        hasher.update(format!(
-            "{}\0{:?}\0{stage}\0{:?}\0",
-            self.config.model.path, weights, self.config.embedding.layer
-        ));
-        for text in &texts {
-            hasher.update(text.as_bytes());
-            hasher.update([0]);
-        }
-        let key: String = hasher.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let cache = self.folder.embedding_cache(&key);
-        let cached: Option<Vec<Vec<f32>>> = std::fs::read_to_string(&cache)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .filter(|vectors: &Vec<Vec<f32>>| vectors.len() == texts.len());
-        let vectors = match cached {
-            Some(vectors) => vectors,
-            None => {
-                let failed = |source| RunError::Learner {
-                    stage,
-                    what: "embedding instructions",
-                    error: source,
-                };
-                let vectors = learner.embed(&texts, weights).map_err(failed)?;
-                if vectors.len() != texts.len() {
-                    return Err(failed(anyhow::anyhow!(
-                        "{} embeddings for {} texts",
-                        vectors.len(),
-                        texts.len()
-                    )));
-                }
-                let text = serde_json::to_string(&vectors).expect("vectors serialise");
-                faults::point("embed-cache-write");
-                artifact::write_text_atomic(&cache, &text)?;
-                vectors
-            }
-        };
-        let mut vectors = vectors.into_iter();
-        Ok(self.groups[..tasks]
-            .iter()
-            .map(|groups| vectors.by_ref().take(groups.len()).collect())
-            .collect())
-    }
-
-    /// The instructions of the first `seen` tasks with counts, tags and the vectors the plan of
-    /// `stage` compares: the run's one space, or for `current` the learner's present weights.
-    fn stage_embeddings(
-        &self,
-        learner: &mut dyn Learner,
-        stage: usize,
-        seen: usize,
-    ) -> Result<Vec<TaskEmbeddings>, RunError> {
-        let vectors = match &self.fixed_space {
-            Some(space) => space[..seen].to_vec(),
-            None => self.embed_tasks(learner, stage, seen, Weights::Current)?,
-        };
-        Ok(vectors
-            .into_iter()
-            .enumerate()
-            .map(|(task, vectors)| TaskEmbeddings {
-                name: self.dataset.tasks[task].name.clone(),
-                instructions: self.groups[task]
-                    .iter()
-                    .zip(vectors)
-                    .zip(&self.tags[task])
-                    .map(|((group, embedding), tags)| InstructionEmbedding {
-                        id: group.id.clone(),
-                        text: group.text.clone(),
-                        count: group.instances.len() as u32,
-                        tags: tags.clone(),
-                        embedding,
-                    })
-                    .collect(),
-            })
-            .collect())
     }
 
     fn zero_shot_pass(
