@@ -12,7 +12,6 @@ mod tiny_llama;
 use std::path::{Path, PathBuf};
 
 use inscl::artifact::{self, DataReport, EmbeddingsFile, RunManifest};
-use llama::device::DeviceChoice;
 use trainer::config::{Config, DataFormat};
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
@@ -40,15 +39,7 @@ fn config(model: &Path, name: &str) -> Config {
 }
 
 fn learner(config: &Config) -> LlamaLearner {
-    LlamaLearner::open(
-        Path::new(&config.model.path),
-        DeviceChoice::Cpu,
-        &config.training,
-        config.embedding.layer,
-        config.eval.batch_size,
-        config.strategy.seed,
-    )
-    .unwrap()
+    tiny_llama::learner(config, config.strategy.seed)
 }
 
 /// Every file under `folder`, with its bytes, sorted by path.

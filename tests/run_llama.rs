@@ -16,7 +16,6 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
-use llama::device::DeviceChoice;
 use trainer::config::{Config, DataFormat, RunStrategy};
 use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
 use trainer::model::LlamaLearner;
@@ -49,19 +48,7 @@ fn config(strategy: &str, model: &Path, out: &Path) -> Config {
 }
 
 fn learner(config: &Config) -> LlamaLearner {
-    learner_with_seed(config, config.strategy.seed)
-}
-
-fn learner_with_seed(config: &Config, seed: u64) -> LlamaLearner {
-    LlamaLearner::open(
-        Path::new(&config.model.path),
-        DeviceChoice::Cpu,
-        &config.training,
-        config.embedding.layer,
-        config.eval.batch_size,
-        seed,
-    )
-    .unwrap()
+    tiny_llama::learner(config, config.strategy.seed)
 }
 
 #[test]
@@ -277,7 +264,7 @@ fn the_run_seed_initialises_the_adapter() {
     let adapter = |seed: u64, name: &str| {
         let dir = out.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        learner_with_seed(&config, seed)
+        tiny_llama::learner(&config, seed)
             .save_checkpoint(&dir)
             .unwrap();
         std::fs::read(dir.join("adapter_model.safetensors")).unwrap()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use e2e::{browser, chromedriver, dist_dir, output_dir, plan_args, serve, trainer_plan};
+use e2e::{Driver, browser, chromedriver, dist_dir, output_dir, plan_args, serve, trainer_plan};
 use fantoccini::{Client, Locator};
 use inscl::artifact::Artifact;
 use proptest::strategy::{Strategy, ValueTree};
@@ -89,17 +89,30 @@ async fn screenshot(client: &Client, name: &str) {
     println!("screenshot: {}", shot.display());
 }
 
-async fn open_studio(client: &Client, url: &str) {
-    client.goto(url).await.unwrap();
-    wait_for(client, "#file-input").await;
+/// A browser on a fresh server of `dist/`, the studio loaded; keep the driver alive while the
+/// client is used.
+async fn open_studio() -> (Driver, Client) {
+    let url = serve(dist_dir());
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    client.goto(&url).await.unwrap();
+    wait_for(&client, "#file-input").await;
+    (driver, client)
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
-    let url = serve(dist_dir());
-    let driver = chromedriver();
-    let client = browser(&driver).await;
-    open_studio(&client, &url).await;
+    let (_driver, client) = open_studio().await;
 
     // Drop the whole run.
     let (_, manifest) = artifact("run");
@@ -150,13 +163,7 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
     let alpha_input = client.find(Locator::Css("#rc-alpha")).await.unwrap();
     alpha_input.clear().await.unwrap();
     alpha_input.send_keys(&alpha.to_string()).await.unwrap();
-    client
-        .find(Locator::Css("#rc-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#rc-run").await;
     wait_for(&client, "#rc-time").await;
     let mut shown: BTreeMap<(u64, String), u64> = BTreeMap::new();
     for cell in client.find_all(Locator::Css("td.new-quota")).await.unwrap() {
@@ -266,17 +273,8 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
 
 #[tokio::test]
 async fn example_run_loads_from_the_site() {
-    let url = serve(dist_dir());
-    let driver = chromedriver();
-    let client = browser(&driver).await;
-    open_studio(&client, &url).await;
-    client
-        .find(Locator::Css("#load-example"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let (_driver, client) = open_studio().await;
+    click(&client, "#load-example").await;
     wait_for(&client, "#score-heatmap g.cell").await;
     let (_, manifest) = artifact("run");
     assert_eq!(
@@ -361,10 +359,7 @@ async fn example_run_loads_from_the_site() {
 
 #[tokio::test]
 async fn picked_run_folder_groups_into_one_run() {
-    let url = serve(dist_dir());
-    let driver = chromedriver();
-    let client = browser(&driver).await;
-    open_studio(&client, &url).await;
+    let (_driver, client) = open_studio().await;
     let folder = e2e::repo_root().join("public/example-run");
     let input = client.find(Locator::Css("#folder-input")).await.unwrap();
     input
@@ -425,10 +420,7 @@ fn hostile_files(dir: &Path, count: usize) -> Vec<(PathBuf, String)> {
 
 #[tokio::test]
 async fn hostile_drops_leave_the_app_alive_and_every_error_shown() {
-    let url = serve(dist_dir());
-    let driver = chromedriver();
-    let client = browser(&driver).await;
-    open_studio(&client, &url).await;
+    let (_driver, client) = open_studio().await;
     let (_, manifest) = artifact("run");
     let name = manifest["name"].as_str().unwrap();
     drop_files(&client, &example_files()).await;
@@ -708,17 +700,8 @@ async fn check_curves(client: &Client, study: &Value) {
 
 #[tokio::test]
 async fn example_study_shows_bars_comparisons_and_curves() {
-    let url = serve(dist_dir());
-    let driver = chromedriver();
-    let client = browser(&driver).await;
-    open_studio(&client, &url).await;
-    client
-        .find(Locator::Css("#load-example-study"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let (_driver, client) = open_studio().await;
+    click(&client, "#load-example-study").await;
     let (_, study) = example_study();
     wait_for(&client, "#study-bars-ap g.strategy").await;
     let name = study["name"].as_str().unwrap();
@@ -749,10 +732,7 @@ async fn example_study_shows_bars_comparisons_and_curves() {
 
 #[tokio::test]
 async fn picked_study_folder_loads_the_study_and_its_runs() {
-    let url = serve(dist_dir());
-    let driver = chromedriver();
-    let client = browser(&driver).await;
-    open_studio(&client, &url).await;
+    let (_driver, client) = open_studio().await;
     let (folder, study) = example_study();
     let input = client.find(Locator::Css("#folder-input")).await.unwrap();
     input

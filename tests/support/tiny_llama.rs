@@ -62,3 +62,18 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     }
     model
 }
+
+/// The burn LLaMA learner of `config` on the CPU, its adapter seeded by `seed` (not every test
+/// binary that builds the tiny model opens one).
+#[allow(dead_code)]
+pub fn learner(config: &trainer::config::Config, seed: u64) -> trainer::model::LlamaLearner {
+    trainer::model::LlamaLearner::open(
+        Path::new(&config.model.path),
+        llama::device::DeviceChoice::Cpu,
+        &config.training,
+        config.embedding.layer,
+        config.eval.batch_size,
+        seed,
+    )
+    .unwrap()
+}

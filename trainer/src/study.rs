@@ -25,7 +25,7 @@ use inscl::artifact::{
     StudyCell, StudyFile,
 };
 use inscl::metrics::ContinualSummary;
-use inscl::metrics::study::{compare_paired, describe};
+use inscl::metrics::study::{Described, compare_paired, describe};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -111,6 +111,19 @@ impl Cell {
 }
 
 impl StudyConfig {
+    /// A study named `name` with empty axes, no shared settings, under `studies/`.
+    pub fn new(name: impl Into<String>) -> Self {
+        StudyConfig {
+            name: name.into(),
+            strategies: Vec::new(),
+            seeds: Vec::new(),
+            orders: Vec::new(),
+            relative_gain: false,
+            set: Vec::new(),
+            output: default_output(),
+        }
+    }
+
     /// Reads a study TOML file.
     ///
     /// # Errors
@@ -308,9 +321,11 @@ fn cell_state(cell: &Cell, config: &Config, folder: &Path) -> Result<CellState, 
     if !run.manifest().is_file() {
         return Ok(CellState::New);
     }
-    let stored = run::resume_config(folder).map_err(|source| StudyError::Run {
+    // One read of run.json: the stored configuration and the task count.
+    let manifest: RunManifest = artifact::read(&run.manifest())?;
+    let stored = Config::from_json(&manifest.config).map_err(|source| StudyError::Run {
         cell: cell.name(),
-        source: Box::new(source),
+        source: Box::new(source.into()),
     })?;
     if let Some(field) = first_difference(&config.to_json(), &stored.to_json(), "") {
         return Err(StudyError::Mismatch {
@@ -319,7 +334,6 @@ fn cell_state(cell: &Cell, config: &Config, folder: &Path) -> Result<CellState, 
             field,
         });
     }
-    let manifest: RunManifest = artifact::read(&run.manifest())?;
     let stages = match config.strategy.name {
         RunStrategy::Multitask => 1,
         _ => manifest.tasks.len(),
@@ -512,17 +526,25 @@ fn score_curves(strategy: &str, order: &str, runs: &[&RunResults]) -> Option<Sco
         .iter()
         .filter(|r| r.tasks == first.tasks && r.scores.rows().len() == rows)
         .collect();
-    let cell = |i: usize, j: usize| -> inscl::metrics::study::Described {
-        let values: Vec<f64> = complete.iter().map(|r| r.scores.rows()[i][j]).collect();
-        describe(&values)
-    };
-    let table = |f: &dyn Fn(&inscl::metrics::study::Described) -> f64| -> Vec<Vec<f64>> {
-        (0..rows)
-            .map(|i| {
-                (0..first.scores.rows()[i].len())
-                    .map(|j| f(&cell(i, j)))
-                    .collect()
-            })
+    // Each entry of R described once over the runs; mean and sd are read off it.
+    let described: Vec<Vec<Described>> = first
+        .scores
+        .rows()
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            (0..row.len())
+                .map(|j| {
+                    let values: Vec<f64> = complete.iter().map(|r| r.scores.rows()[i][j]).collect();
+                    describe(&values)
+                })
+                .collect()
+        })
+        .collect();
+    let table = |f: fn(&Described) -> f64| -> Vec<Vec<f64>> {
+        described
+            .iter()
+            .map(|row| row.iter().map(f).collect())
             .collect()
     };
     Some(ScoreCurves {
@@ -530,8 +552,8 @@ fn score_curves(strategy: &str, order: &str, runs: &[&RunResults]) -> Option<Sco
         order: order.to_owned(),
         tasks: first.tasks.clone(),
         n: complete.len(),
-        mean: table(&|d| d.mean),
-        sd: table(&|d| d.sd.unwrap_or(0.0)),
+        mean: table(|d| d.mean),
+        sd: table(|d| d.sd.unwrap_or(0.0)),
     })
 }
 

@@ -50,18 +50,11 @@ impl StudyArgs {
     fn study(&self) -> anyhow::Result<StudyConfig> {
         let mut study = match &self.config {
             Some(file) => StudyConfig::read(file)?,
-            None => StudyConfig {
-                name: self
-                    .name
+            None => StudyConfig::new(
+                self.name
                     .clone()
                     .context("--name is required without --config")?,
-                strategies: Vec::new(),
-                seeds: Vec::new(),
-                orders: Vec::new(),
-                relative_gain: false,
-                set: Vec::new(),
-                output: "studies".into(),
-            },
+            ),
         };
         if let Some(name) = &self.name {
             study.name = name.clone();
