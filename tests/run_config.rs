@@ -2,7 +2,10 @@
 //! errors naming the field and value.
 #![cfg(not(target_arch = "wasm32"))]
 
-use trainer::config::{Config, ConfigError, DataFormat, EmbeddingSource, RunStrategy, TrainMethod};
+use trainer::config::{
+    Config, ConfigError, DataFormat, EmbeddingSource, EwcMode, Finetuning, MethodConfig,
+    MethodName, RunStrategy,
+};
 
 fn set(overrides: &[&str]) -> Result<Config, ConfigError> {
     let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -41,7 +44,7 @@ fn embedded_default_is_the_small_cpu_run() {
             config.training.max_length,
             config.training.lora_rank
         ),
-        (TrainMethod::Lora, 1, 192, 8)
+        (Finetuning::Lora, 1, 192, 8)
     );
     assert_eq!(config.run_name(), "inscl-a16-s0");
     // Round trip through run.json.
@@ -143,6 +146,59 @@ fn overrides_and_file_layering() {
     assert_eq!(
         config.training.batch_size,
         Config::embedded_default().training.batch_size
+    );
+}
+
+#[test]
+fn method_section_selects_a_continual_learning_method() {
+    let config = Config::embedded_default();
+    assert_eq!(
+        config.method,
+        MethodConfig::default(),
+        "default.toml and Default agree"
+    );
+    assert_eq!(config.method.name, MethodName::Seq);
+    assert_eq!(
+        config.run_name(),
+        "inscl-a16-s0",
+        "seq keeps the old run names"
+    );
+    let config = set(&[
+        "method.name=ewc",
+        "method.lambda=100",
+        "method.ewc_mode=online",
+    ])
+    .unwrap();
+    assert_eq!(
+        (
+            config.method.name,
+            config.method.lambda,
+            config.method.ewc_mode
+        ),
+        (MethodName::Ewc, Some(100.0), EwcMode::Online)
+    );
+    assert_eq!(config.run_name(), "inscl-ewc-a16-s0");
+    let err = set(&["method.name=gem"]).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown variant `gem`") && err.contains("`agem`"),
+        "{err}"
+    );
+    let err = set(&["method.ewc_decay=1.5"]).unwrap_err().to_string();
+    assert!(
+        err.contains("method.ewc_decay = 1.5: must be in [0, 1]"),
+        "{err}"
+    );
+    let err = set(&["method.temperature=0"]).unwrap_err().to_string();
+    assert!(
+        err.contains("method.temperature = 0: must be positive"),
+        "{err}"
+    );
+    // run.json files from before methods existed have no `method` section: plain fine-tuning.
+    let mut old = Config::embedded_default().to_json();
+    old.as_object_mut().unwrap().remove("method");
+    assert_eq!(
+        Config::from_json(&old).unwrap().method,
+        MethodConfig::default()
     );
 }
 

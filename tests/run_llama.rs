@@ -16,7 +16,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
-use trainer::config::{Config, DataFormat, RunStrategy};
+use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
 use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
@@ -191,6 +191,9 @@ impl Learner for Interrupting {
     ) -> anyhow::Result<Vec<String>> {
         self.inner.generate(examples, max_new_tokens, on_done)
     }
+    fn last_routes(&self) -> Option<Vec<Vec<String>>> {
+        self.inner.last_routes()
+    }
     fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
         self.inner.save_checkpoint(dir)
     }
@@ -205,16 +208,15 @@ impl Learner for Interrupting {
     }
 }
 
-#[test]
-fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
-    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+/// Runs `configure`d `inscl` runs on the tiny LLaMA: one straight through, one interrupted
+/// during stage 3 and resumed by a fresh learner; asserts equal artifacts and returns the
+/// straight run's stage files.
+fn assert_resume_is_exact(what: &str, configure: impl Fn(&mut Config)) -> Vec<(String, String)> {
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
-    // Dropout masks come from the backend's random stream, seeded per stage: a resumed stage
-    // must draw the same ones.
     let config = |name: &str| {
         let mut config = config("inscl", &model, out.path());
-        config.training.lora_dropout = 0.1;
+        configure(&mut config);
         config.output.name = Some(name.into());
         config
     };
@@ -243,15 +245,104 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
     );
     assert_eq!(RunFolder::new(&folder).finished_stages(), 2);
 
-    // A fresh process: a new learner that must load the stage-2 adapter.
+    // A fresh process: a new learner that must load the stage-2 adapter and method state.
     let mut opts = RunOptions::new(fixtures());
     opts.resume = Some(folder.clone());
     let resumed_config = run::resume_config(&folder).unwrap();
     let resumed = run::run(&resumed_config, &mut learner(&resumed_config), &mut opts).unwrap();
     assert_eq!(resumed.results, reference.results);
-    assert_eq!(
-        support::artifacts(&folder),
-        support::artifacts(&reference.folder)
+    let artifacts = support::artifacts(&reference.folder);
+    let resumed = support::artifacts(&folder);
+    for ((name, want), (_, got)) in artifacts.iter().zip(&resumed) {
+        assert!(
+            got == want,
+            "{what}: resumed {name} differs:\n{got}\nuninterrupted:\n{want}"
+        );
+    }
+    assert_eq!(resumed.len(), artifacts.len());
+    artifacts
+}
+
+#[test]
+fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
+    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+    // Dropout masks come from the backend's random stream, seeded per stage: a resumed stage
+    // must draw the same ones.
+    assert_resume_is_exact("dropout", |config| config.training.lora_dropout = 0.1);
+}
+
+#[test]
+fn every_method_resumes_exactly_and_changes_training() {
+    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+    let sequential = assert_resume_is_exact("seq", |_| {});
+    let stage_files = |artifacts: &[(String, String)]| -> Vec<String> {
+        artifacts
+            .iter()
+            .filter(|(name, _)| name.starts_with("stage-"))
+            .map(|(_, text)| text.clone())
+            .collect()
+    };
+    for method in MethodName::ALL
+        .into_iter()
+        .filter(|&m| m != MethodName::Seq)
+    {
+        let artifacts = assert_resume_is_exact(method.name(), |config| {
+            config.method.name = method;
+            // Large enough that the penalties move the tiny model's losses.
+            config.method.lambda = Some(1e4);
+            config.method.memory_per_task = 4;
+        });
+        // Stage 3 trains on state carried from stages 1 and 2 (importances, anchors, memory,
+        // the previous model): its record must differ from plain fine-tuning's.
+        assert_ne!(
+            stage_files(&artifacts)[3],
+            stage_files(&sequential)[3],
+            "{method}: stage 3 trained as plain fine-tuning"
+        );
+    }
+}
+
+#[test]
+fn expansion_routes_every_instance_and_reuses_adapters_above_the_threshold() {
+    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let model = tiny_llama::tiny_model(out.path());
+    let run_with = |threshold: f64| {
+        let mut config = config("inscl", &model, out.path());
+        config.method.name = MethodName::Expand;
+        config.method.expand_threshold = threshold;
+        config.output.name = Some(format!("expand-{threshold}"));
+        let run = run::run(
+            &config,
+            &mut learner(&config),
+            &mut RunOptions::new(fixtures()),
+        )
+        .unwrap();
+        let experts: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.folder.join("checkpoints/stage-03/method.json")).unwrap(),
+        )
+        .unwrap();
+        let record: inscl::artifact::StageRecord = serde_json::from_str(
+            &std::fs::read_to_string(run.folder.join("stages/stage-03.json")).unwrap(),
+        )
+        .unwrap();
+        let accuracy: Vec<f64> = record
+            .eval
+            .iter()
+            .map(|e| e.routing_accuracy.expect("expansion records its routing"))
+            .collect();
+        (experts.as_array().unwrap().len(), accuracy)
+    };
+    // Every task similar enough: one adapter trained on all three, every route right.
+    let (experts, accuracy) = run_with(-1.0);
+    assert_eq!(experts, 1);
+    assert_eq!(accuracy, [100.0; 3]);
+    // Nothing similar enough: one adapter per task.
+    let (experts, accuracy) = run_with(1.0);
+    assert_eq!(experts, 3);
+    assert!(
+        accuracy.iter().all(|a| (0.0..=100.0).contains(a)),
+        "{accuracy:?}"
     );
 }
 
@@ -289,8 +380,10 @@ fn base_weights_stay_put_while_current_ones_train() {
     let dataset = trainer::data::load(&config.data, &fixtures()).unwrap();
     let plan = TrainPlan {
         stage: 1,
+        task: dataset.tasks[0].name.clone(),
         seed: 3,
         config: config.training.clone(),
+        task_distances: Vec::new(),
     };
     learner
         .train(&dataset.tasks[0].train, &plan, &mut |_| {

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use double::MemorisingDouble;
 use inscl::artifact::{self, EmbeddingsFile, RunManifest, RunResults, StageRecord};
-use trainer::config::{Config, DataFormat, RunStrategy};
+use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
@@ -332,13 +332,16 @@ fn single_run_gives_upper_bounds_and_compare_reads_runs() {
     assert_eq!(single.results.upper_bounds.as_deref(), Some(&diagonal[..]));
     // Each stage starts from the base model: earlier tasks score 0 after a later stage.
     assert_eq!(single.results.scores.rows()[2], [0.0, 0.0, 50.0 / 3.0]);
-    let none = run::run(
-        &config("none", out.path()),
-        &mut MemorisingDouble::new(14),
-        &mut options(),
-    )
-    .unwrap();
+    // The method is recorded and shown (the test double trains alike under every method).
+    let mut none_config = config("none", out.path());
+    none_config.method.name = MethodName::Ewc;
+    let none = run::run(&none_config, &mut MemorisingDouble::new(14), &mut options()).unwrap();
     assert_eq!(none.results.summary.relative_gain, None);
+    assert!(
+        none.folder.ends_with("none-ewc-a4-s0"),
+        "{}",
+        none.folder.display()
+    );
 
     let rows = trainer::report::compare(&[&single.folder, &none.folder]).unwrap();
     assert_eq!(rows.len(), 2);
@@ -349,6 +352,10 @@ fn single_run_gives_upper_bounds_and_compare_reads_runs() {
     assert_eq!(
         (rows[0].forgetting, rows[0].bwt, rows[0].fwt),
         (None, None, None)
+    );
+    assert_eq!(
+        (rows[0].method.as_str(), rows[1].method.as_str()),
+        ("seq", "ewc")
     );
     assert_eq!(rows[1].stages, "3/3");
     assert!((rows[1].forgetting.unwrap() - 200.0 / 3.0).abs() < 1e-9);

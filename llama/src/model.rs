@@ -558,44 +558,43 @@ impl Llama {
     /// at position i are scored against `labels[i + 1]` and labels equal to [`IGNORE_INDEX`]
     /// (-100: prompt and padding tokens) are skipped. `tokens`, `attention_mask`, `labels`:
     /// `[b, s]`; returns `[1]`. NaN when no label is scored (as in PyTorch).
-    ///
-    /// Only the scored positions go through the output head and the softmax (HF computes the
-    /// logits of every position): with response-only labels that skips most of the
-    /// `d × V` head, the largest single matmul of a small model with a large vocabulary. The
-    /// labels are read back to the host to find those positions.
     pub fn causal_lm_loss(
         &self,
         tokens: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
         labels: Tensor<2, Int>,
     ) -> Tensor<1> {
-        let [b, s] = tokens.dims();
         let device = tokens.device();
+        let Some((logits, targets)) = self.scored_logits(tokens, attention_mask, labels) else {
+            return Tensor::<1>::from_data(TensorData::new(vec![f32::NAN], [1]), &device);
+        };
+        let n = logits.dims()[0];
+        let log_p = log_softmax(logits, 1).gather(1, targets);
+        log_p.sum().neg() / n as f64
+    }
+
+    /// The logits `[n, V]` of the n positions that predict a scored label (position i with
+    /// `labels[i + 1] != IGNORE_INDEX`, row-major over the batch) and those labels `[n, 1]`;
+    /// `None` when no label is scored.
+    ///
+    /// Only these positions go through the output head (HF computes the logits of every
+    /// position): with response-only labels that skips most of the `d × V` head, the largest
+    /// single matmul of a small model with a large vocabulary. The labels are read back to the
+    /// host to find the positions.
+    pub fn scored_logits(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        labels: Tensor<2, Int>,
+    ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
+        let [b, s] = tokens.dims();
+        let (rows, targets) = scored_positions(labels)?;
         let h = self.run(tokens, attention_mask, None, self.layers.len());
         let d = h.dims()[2];
-        let next = labels
-            .narrow(1, 1, s - 1)
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .expect("i64 labels");
-        // Row of `h` ([b · s, d]) predicting each scored label: row r, position i < s - 1.
-        let (rows, targets): (Vec<i64>, Vec<i64>) = next
-            .iter()
-            .enumerate()
-            .filter(|&(_, &label)| label != IGNORE_INDEX)
-            .map(|(k, &label)| (((k / (s - 1)) * s + k % (s - 1)) as i64, label))
-            .unzip();
-        let n = rows.len();
-        if n == 0 {
-            return Tensor::<1>::from_data(TensorData::new(vec![f32::NAN], [1]), &device);
-        }
-        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+        let n = rows.dims()[0];
         let picked = h.reshape([b * s, d]).select(0, rows).reshape([1, n, d]);
         let vocab = self.config.vocab_size;
-        let log_p = log_softmax(self.head(picked).reshape([n, vocab]), 1).gather(1, targets);
-        log_p.sum().neg() / n as f64
+        Some((self.head(picked).reshape([n, vocab]), targets))
     }
 
     fn head(&self, h: Tensor<3>) -> Tensor<3> {
@@ -673,4 +672,32 @@ impl Llama {
         }
         h
     }
+}
+
+/// The positions of a `[b, s]` batch that predict a scored label: their row in the batch
+/// flattened to `[b · s]` (position i of row r is `r · s + i`, for `labels[r][i + 1] !=`
+/// [`IGNORE_INDEX`]) `[n]`, and those labels `[n, 1]`; `None` when no label is scored. The
+/// labels are read back to the host.
+pub fn scored_positions(labels: Tensor<2, Int>) -> Option<(Tensor<1, Int>, Tensor<2, Int>)> {
+    let [_, s] = labels.dims();
+    let device = labels.device();
+    let next = labels
+        .narrow(1, 1, s - 1)
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("i64 labels");
+    let (rows, targets): (Vec<i64>, Vec<i64>) = next
+        .iter()
+        .enumerate()
+        .filter(|&(_, &label)| label != IGNORE_INDEX)
+        .map(|(k, &label)| (((k / (s - 1)) * s + k % (s - 1)) as i64, label))
+        .unzip();
+    let n = rows.len();
+    (n > 0).then(|| {
+        (
+            Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device),
+            Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &device),
+        )
+    })
 }

@@ -8,8 +8,10 @@
 //!   `torch.nn.utils.clip_grad_norm_` (burn's own clipping is per tensor).
 //! - [`encode_example`] / [`bucket_batches`] / [`collate`]: response-only labels (prompt and
 //!   padding get [`IGNORE_INDEX`]), left truncation of the prompt, and length-bucketed batches.
-//! - [`Trainer`]: AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with the schedule,
-//!   gradient accumulation over micro-batches and global-norm clipping.
+//! - [`Trainer`]: AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with the schedule
+//!   and global-norm clipping; [`accumulate_gradients`]: one step's gradient over its
+//!   micro-batches, of the causal-LM loss or another [`LossFn`] (continual-learning methods
+//!   change the loss and the gradient between the two).
 //! - [`mean_loss`]: held-out loss over batches, token-weighted.
 //! - [`hf_tensors`]: all weights of a model back in HF names and layouts (full fine-tuning
 //!   checkpoints).
@@ -356,52 +358,104 @@ impl Trainer {
         self.step
     }
 
-    /// One optimiser step on `micro_batches` (gradient accumulation): each micro-batch's mean
-    /// loss is weighted by its share of the step's scored tokens, so the accumulated gradient
-    /// is that of the mean token loss over all micro-batches (as one big batch would give).
-    /// Micro-batches without scored tokens are skipped.
+    /// One optimiser step on `micro_batches` with the causal-LM loss:
+    /// [`accumulate_gradients`] then [`Trainer::apply`].
     ///
     /// # Panics
     /// When no micro-batch has a scored token.
     pub fn step(&mut self, model: Llama, micro_batches: &[Batch]) -> (Llama, StepOutcome) {
-        let total_scored: usize = micro_batches.iter().map(|b| b.n_scored).sum();
-        assert!(
-            total_scored > 0,
-            "a training step needs at least one response token"
-        );
-        let mut accumulator = GradientsAccumulator::<Llama>::new();
-        let mut loss_sum = 0.0;
-        for batch in micro_batches.iter().filter(|b| b.n_scored > 0) {
-            let weight = batch.n_scored as f64 / total_scored as f64;
-            let loss = model
-                .causal_lm_loss(
-                    batch.tokens.clone(),
-                    batch.attention_mask.clone(),
-                    batch.labels.clone(),
-                )
-                .mul_scalar(weight);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            loss_sum += f64::from(loss.into_scalar::<f32>());
-            accumulator.accumulate(&model, grads);
-        }
-        let mut grads = accumulator.grads();
+        let gradients = accumulate_gradients(&model, micro_batches, &causal_lm_loss);
+        self.apply(model, gradients, &mut |_, _| {})
+    }
+
+    /// Clips `gradients` by their global norm (when configured), shows the clipped gradients
+    /// to `on_clipped` (what PyTorch's `p.grad` holds at `optimizer.step()`) and takes one
+    /// AdamW step at the schedule's rate.
+    pub fn apply(
+        &mut self,
+        model: Llama,
+        gradients: StepGradients,
+        on_clipped: &mut dyn FnMut(&Llama, &GradientsParams),
+    ) -> (Llama, StepOutcome) {
+        let StepGradients {
+            mut grads,
+            loss,
+            tokens,
+        } = gradients;
         let grad_norm = match self.config.clip_norm {
             Some(max) => clip_grad_norm(&model, &mut grads, max),
             None => squared_norm(&model, &grads)
                 .map_or(0.0, |sq| f64::from(sq.into_scalar::<f32>()).sqrt()),
         };
+        on_clipped(&model, &grads);
         let lr = self.config.schedule.lr(self.step);
         let model = self.optimizer.step(lr, model, grads);
         self.step += 1;
         (
             model,
             StepOutcome {
-                loss: loss_sum,
+                loss,
                 lr,
                 grad_norm,
-                tokens: micro_batches.iter().map(|b| b.n_tokens).sum(),
+                tokens,
             },
         )
+    }
+}
+
+/// The gradient of one optimiser step, accumulated over its micro-batches, not yet clipped.
+pub struct StepGradients {
+    /// Gradient of every trainable parameter.
+    pub grads: GradientsParams,
+    /// The step's loss: the token-weighted mean of the micro-batches' losses.
+    pub loss: f64,
+    /// Real tokens processed.
+    pub tokens: usize,
+}
+
+/// A micro-batch's training loss as a scalar `[1]` on the autodiff device: the mean over its
+/// scored tokens, so that [`accumulate_gradients`] can weight it by its share of them.
+pub type LossFn<'a> = dyn Fn(&Llama, &Batch) -> Tensor<1> + 'a;
+
+/// The plain causal-LM loss ([`Llama::causal_lm_loss`]) of a batch.
+pub fn causal_lm_loss(model: &Llama, batch: &Batch) -> Tensor<1> {
+    model.causal_lm_loss(
+        batch.tokens.clone(),
+        batch.attention_mask.clone(),
+        batch.labels.clone(),
+    )
+}
+
+/// The gradient of `loss` over `micro_batches` (gradient accumulation): each micro-batch's
+/// mean loss is weighted by its share of the step's scored tokens, so the accumulated gradient
+/// is that of the mean token loss over all micro-batches (as one big batch would give).
+/// Micro-batches without scored tokens are skipped.
+///
+/// # Panics
+/// When no micro-batch has a scored token.
+pub fn accumulate_gradients(
+    model: &Llama,
+    micro_batches: &[Batch],
+    loss: &LossFn<'_>,
+) -> StepGradients {
+    let total_scored: usize = micro_batches.iter().map(|b| b.n_scored).sum();
+    assert!(
+        total_scored > 0,
+        "a training step needs at least one response token"
+    );
+    let mut accumulator = GradientsAccumulator::<Llama>::new();
+    let mut loss_sum = 0.0;
+    for batch in micro_batches.iter().filter(|b| b.n_scored > 0) {
+        let weight = batch.n_scored as f64 / total_scored as f64;
+        let weighted = loss(model, batch).mul_scalar(weight);
+        let grads = GradientsParams::from_grads(weighted.backward(), model);
+        loss_sum += f64::from(weighted.into_scalar::<f32>());
+        accumulator.accumulate(model, grads);
+    }
+    StepGradients {
+        grads: accumulator.grads(),
+        loss: loss_sum,
+        tokens: micro_batches.iter().map(|b| b.n_tokens).sum(),
     }
 }
 

@@ -366,6 +366,18 @@ pub struct ReplaySettings {
     pub tags: TagNormalizer,
 }
 
+impl RunManifest {
+    /// The continual-learning method of the run (`[method] name` of its configuration:
+    /// `seq`, `ewc`, ...); `seq` for runs from before methods existed.
+    pub fn method(&self) -> &str {
+        self.config
+            .get("method")
+            .and_then(|m| m.get("name"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("seq")
+    }
+}
+
 impl ReplaySettings {
     /// The replay strategy, or `None` for the non-sequential references (`multitask`, `single`).
     pub fn replay_strategy(&self) -> Option<Strategy> {
@@ -433,6 +445,10 @@ pub struct TaskEval {
     /// `eval.max_new_tokens`), if recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_new_tokens: Option<usize>,
+    /// Under a routing method (`expand`): the percentage of instances sent to an adapter that
+    /// was trained on this task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_accuracy: Option<f64>,
     /// Per-instance predictions and scores.
     pub predictions: Vec<Prediction>,
 }

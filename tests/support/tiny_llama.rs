@@ -71,6 +71,7 @@ pub fn learner(config: &trainer::config::Config, seed: u64) -> trainer::model::L
         Path::new(&config.model.path),
         llama::device::DeviceChoice::Cpu,
         &config.training,
+        &config.method,
         config.embedding.layer,
         config.eval.batch_size,
         seed,

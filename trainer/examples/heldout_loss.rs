@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         std::path::Path::new(&config.model.path),
         config.model.device.parse()?,
         &config.training,
+        &config.method,
         config.embedding.layer,
         config.eval.batch_size,
         config.strategy.seed,
@@ -77,8 +78,10 @@ fn main() -> anyhow::Result<()> {
     println!("held-out loss before: {before:.4}");
     let plan = TrainPlan {
         stage: 1,
+        task: task.name.clone(),
         seed: config.strategy.seed,
         config: config.training.clone(),
+        task_distances: Vec::new(),
     };
     let start = Instant::now();
     let mut tokens_per_s = Vec::new();

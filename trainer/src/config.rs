@@ -1,6 +1,6 @@
 //! The `trainer run` configuration: one TOML document with the sections `model`, `data`,
-//! `embedding`, `strategy`, `tagger`, `training`, `eval`, `output` (documented field by field in
-//! `trainer/configs/default.toml`, which is embedded as the default).
+//! `embedding`, `strategy`, `tagger`, `training`, `method`, `eval`, `output` (documented field
+//! by field in `trainer/configs/default.toml`, which is embedded as the default).
 //!
 //! Layering: the embedded default, then a user file (which needs only the fields it changes),
 //! then `--set section.field=value` overrides; the result is checked as a whole: an unknown
@@ -28,6 +28,9 @@ pub struct Config {
     pub strategy: StrategyConfig,
     pub tagger: TaggerConfig,
     pub training: TrainingConfig,
+    /// Absent in `run.json` files written before methods existed: plain fine-tuning.
+    #[serde(default)]
+    pub method: MethodConfig,
     pub eval: EvalConfig,
     pub output: OutputConfig,
 }
@@ -331,10 +334,10 @@ impl StrategyConfig {
     }
 }
 
-/// LoRA adapters or all weights.
+/// Which weights fine-tuning trains (`[training] method`): LoRA adapters or all weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TrainMethod {
+pub enum Finetuning {
     Lora,
     Full,
 }
@@ -352,7 +355,7 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
-    pub method: TrainMethod,
+    pub method: Finetuning,
     /// Passes over each stage's training mix (≥ 1).
     pub epochs: usize,
     /// Peak learning rate (> 0).
@@ -376,6 +379,134 @@ pub struct TrainingConfig {
     pub lora_dropout: f64,
     /// Among q, k, v, o, gate, up, down.
     pub lora_targets: Vec<String>,
+}
+
+/// A continual-learning method ([`crate::method`]): how the weights move from task to task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodName {
+    /// Plain sequential fine-tuning.
+    Seq,
+    /// Elastic weight consolidation.
+    Ewc,
+    /// Memory aware synapses.
+    Mas,
+    /// Synaptic intelligence.
+    Si,
+    /// Task-similarity-informed regularisation (EWC weakened towards similar tasks).
+    Tir,
+    /// Averaged gradient episodic memory.
+    Agem,
+    /// Learning without forgetting.
+    Lwf,
+    /// LCIA's adaptive EMA of the weights.
+    Ema,
+    /// O-LoRA: a fresh adapter per task, orthogonal to the frozen earlier ones.
+    Olora,
+    /// Per-task adapters with instruction routing (EProj, LCIA's retrain-or-expand).
+    Expand,
+}
+
+impl MethodName {
+    /// Every method, in the order of the README table.
+    pub const ALL: [MethodName; 10] = [
+        Self::Seq,
+        Self::Ewc,
+        Self::Mas,
+        Self::Si,
+        Self::Tir,
+        Self::Agem,
+        Self::Lwf,
+        Self::Ema,
+        Self::Olora,
+        Self::Expand,
+    ];
+
+    /// The config name (`seq`, `ewc`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Seq => "seq",
+            Self::Ewc => "ewc",
+            Self::Mas => "mas",
+            Self::Si => "si",
+            Self::Tir => "tir",
+            Self::Agem => "agem",
+            Self::Lwf => "lwf",
+            Self::Ema => "ema",
+            Self::Olora => "olora",
+            Self::Expand => "expand",
+        }
+    }
+}
+
+impl fmt::Display for MethodName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// EWC's penalty over earlier tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EwcMode {
+    /// One Fisher and anchor per earlier task.
+    Separate,
+    /// One decayed running Fisher, anchored at the last task.
+    Online,
+}
+
+/// `[method]`: the continual-learning method and its settings (each read only by the methods
+/// named in its comment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodConfig {
+    pub name: MethodName,
+    /// Penalty strength λ of `ewc`, `mas`, `si`, `tir`; absent = the method's default (EWC
+    /// 400 as TRACE, MAS 1 as Avalanche, SI 1, TIR 1e6 on its normalised importance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// `ewc`: separate | online.
+    pub ewc_mode: EwcMode,
+    /// `ewc` online: decay γ of the old Fisher, in [0, 1].
+    pub ewc_decay: f64,
+    /// `si`: damping ξ (> 0).
+    pub si_xi: f64,
+    /// `agem`: examples stored per task.
+    pub memory_per_task: usize,
+    /// `agem`: examples per reference batch; absent = `training.batch_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_batch: Option<usize>,
+    /// `lwf`: distillation temperature T (> 0).
+    pub temperature: f64,
+    /// `lwf`: weight of the distillation term (≥ 0).
+    pub distill_weight: f64,
+    /// `olora`: λ1, weight of the orthogonality penalty (≥ 0).
+    pub orthogonal_weight: f64,
+    /// `olora`: λ2, weight of the new adapter's L2 norm (≥ 0).
+    pub l2_weight: f64,
+    /// `expand`: cosine similarity of a task's instruction embedding to an adapter's key at
+    /// which that adapter is trained further instead of a new one, in [-1, 1].
+    pub expand_threshold: f64,
+}
+
+impl Default for MethodConfig {
+    /// Plain fine-tuning, with the other methods' defaults of `configs/default.toml`.
+    fn default() -> Self {
+        Self {
+            name: MethodName::Seq,
+            lambda: None,
+            ewc_mode: EwcMode::Separate,
+            ewc_decay: 0.9,
+            si_xi: 1e-7,
+            memory_per_task: 16,
+            memory_batch: None,
+            temperature: 2.0,
+            distill_weight: 1.0,
+            orthogonal_weight: 0.5,
+            l2_weight: 0.0,
+            expand_threshold: 0.9,
+        }
+    }
 }
 
 /// `[eval]`: generation limits and metric settings.
@@ -520,11 +651,16 @@ impl Config {
         serde_json::to_value(self).expect("config serialises to JSON")
     }
 
-    /// The run folder name: `output.name`, or `<strategy>-a<alpha>-s<seed>`.
+    /// The run folder name: `output.name`, or `<strategy>-a<alpha>-s<seed>`, with the method
+    /// after the strategy when it is not `seq` (`inscl-ewc-a16-s0`).
     pub fn run_name(&self) -> String {
         self.output.name.clone().unwrap_or_else(|| {
+            let method = match self.method.name {
+                MethodName::Seq => String::new(),
+                other => format!("-{other}"),
+            };
             format!(
-                "{}-a{}-s{}",
+                "{}{method}-a{}-s{}",
                 self.strategy.name, self.strategy.alpha, self.strategy.seed
             )
         })
@@ -688,6 +824,73 @@ impl Config {
                 "expected q, k, v, o, gate, up or down",
             )?;
         }
+        let m = &self.method;
+        check(
+            m.lambda.is_none_or(|l| l.is_finite() && l >= 0.0),
+            "method.lambda",
+            m.lambda.unwrap_or_default(),
+            "must be ≥ 0 and finite",
+        )?;
+        check(
+            (0.0..=1.0).contains(&m.ewc_decay),
+            "method.ewc_decay",
+            m.ewc_decay,
+            "must be in [0, 1]",
+        )?;
+        check(
+            m.si_xi.is_finite() && m.si_xi > 0.0,
+            "method.si_xi",
+            m.si_xi,
+            "must be positive",
+        )?;
+        check(
+            m.memory_per_task >= 1,
+            "method.memory_per_task",
+            m.memory_per_task,
+            "must be at least 1",
+        )?;
+        check(
+            m.memory_batch.is_none_or(|b| b >= 1),
+            "method.memory_batch",
+            m.memory_batch.unwrap_or_default(),
+            "must be at least 1",
+        )?;
+        check(
+            m.temperature.is_finite() && m.temperature > 0.0,
+            "method.temperature",
+            m.temperature,
+            "must be positive",
+        )?;
+        check(
+            m.distill_weight.is_finite() && m.distill_weight >= 0.0,
+            "method.distill_weight",
+            m.distill_weight,
+            "must be ≥ 0",
+        )?;
+        for (value, field) in [
+            (m.orthogonal_weight, "method.orthogonal_weight"),
+            (m.l2_weight, "method.l2_weight"),
+        ] {
+            check(
+                value.is_finite() && value >= 0.0,
+                field,
+                value,
+                "must be ≥ 0",
+            )?;
+        }
+        check(
+            ![MethodName::Olora, MethodName::Expand].contains(&m.name)
+                || t.method == Finetuning::Lora,
+            "method.name",
+            m.name,
+            "trains LoRA adapters: needs training.method = \"lora\"",
+        )?;
+        check(
+            (-1.0..=1.0).contains(&m.expand_threshold),
+            "method.expand_threshold",
+            m.expand_threshold,
+            "must be in [-1, 1]",
+        )?;
         check(
             self.eval.max_new_tokens >= 1,
             "eval.max_new_tokens",

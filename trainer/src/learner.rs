@@ -17,11 +17,18 @@ pub use crate::data::Example;
 pub struct TrainPlan {
     /// 1-based stage number (1 for the single `multitask` stage).
     pub stage: usize,
+    /// The task trained at this stage (`multitask` for the multitask stage): continual-learning
+    /// methods take its importances and memory from its own examples, not from replay.
+    pub task: String,
     /// Seed of everything random inside training (dropout, batching): derived from the run
     /// seed and the stage, so a resumed stage trains exactly like an uninterrupted one.
     pub seed: u64,
     /// Optimiser, schedule, batch and adapter settings.
     pub config: TrainingConfig,
+    /// For the `tir` method: the Wasserstein distances among the seen tasks (T × T, the
+    /// stage's task last), from the same embeddings and settings as the replay plan; empty
+    /// for the other methods.
+    pub task_distances: Vec<Vec<f64>>,
 }
 
 /// Which weights a [`Learner::embed`] call uses.
@@ -102,6 +109,13 @@ pub trait Learner {
         max_new_tokens: usize,
         on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<String>>;
+
+    /// For the last [`Learner::generate`] call of a learner that routes each instance to one
+    /// of several adapters (the `expand` method): per example, the tasks that trained the
+    /// adapter it went to. `None` when one model answers everything.
+    fn last_routes(&self) -> Option<Vec<Vec<String>>> {
+        None
+    }
 
     /// Writes the trainable state (the adapter, or all weights) into the existing folder `dir`.
     ///

@@ -7,6 +7,7 @@
 //! | [`tags`] | InsInfo taggers: SuperNI metadata, YAKE keyphrases, external tag files |
 //! | [`learner`] | the [`learner::Learner`] trait the model implements |
 //! | [`model`] | the burn LLaMA as a [`learner::Learner`]: checkpoints, device, prompt format |
+//! | [`method`] | continual-learning methods (EWC, MAS, SI, A-GEM, LwF, LCIA EMA) around its steps |
 //! | [`run`] | the stage loop, artifacts, resume |
 //! | [`progress`] | progress bars and JSON-lines events |
 //! | [`report`] | the R matrix / summary printout and `trainer compare` |
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod data;
 pub mod learner;
+pub mod method;
 pub mod model;
 pub mod progress;
 pub mod report;

@@ -39,8 +39,10 @@ use llama::train::{
     encode_example, hf_tensors, mean_loss,
 };
 
-use crate::config::{Schedule, TrainMethod, TrainingConfig};
+use crate::config::{Finetuning, MethodConfig, Schedule, TrainingConfig};
 use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
+use crate::method::expand::{Expert, cosine};
+use crate::method::{ContinualMethod, StageContext, new_method, train_step};
 
 /// Batches of a length window are sorted together ([`bucket_batches`]).
 const BUCKET_WINDOW_BATCHES: usize = 8;
@@ -236,7 +238,8 @@ fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
 }
 
 /// [`Learner`] over a burn LLaMA: LoRA adapters (or all weights) trained with
-/// [`llama::train::Trainer`], greedy generation, mean-pooled embeddings.
+/// [`llama::train::Trainer`] under a continual-learning method ([`crate::method`]), greedy
+/// generation, mean-pooled embeddings.
 ///
 /// LoRA dropout draws from burn's backend random stream, seeded with [`TrainPlan::seed`] when
 /// a stage starts. The stream is process-wide: for reproducible runs, train one model at a
@@ -257,12 +260,19 @@ pub struct LlamaLearner {
     source: PathBuf,
     /// Seed of the LoRA `A` initialisation (at open and at every [`Learner::reset`]).
     adapter_seed: u64,
+    method_config: MethodConfig,
+    /// The continual-learning method and the state it carries between stages.
+    method: Box<dyn ContinualMethod>,
+    /// Under a routing method: the tasks of the adapter each example of the last
+    /// [`Learner::generate`] call went to.
+    routes: Option<Vec<Vec<String>>>,
 }
 
 impl LlamaLearner {
     /// Loads `path` (GGUF or HF folder) onto the chosen device and prepares it for
-    /// `training.method`, printing the device to stderr. `adapter_seed` seeds the LoRA `A`
-    /// initialisation (the run seed: two seeds give two different adapters).
+    /// `training.method` and the continual-learning `method`, printing the device to stderr.
+    /// `adapter_seed` seeds the LoRA `A` initialisation (the run seed: two seeds give two
+    /// different adapters).
     ///
     /// # Errors
     /// Checkpoint, device or configuration errors.
@@ -270,6 +280,7 @@ impl LlamaLearner {
         path: &Path,
         device: DeviceChoice,
         training: &TrainingConfig,
+        method: &MethodConfig,
         embedding_layer: Option<usize>,
         eval_batch_size: usize,
         adapter_seed: u64,
@@ -290,6 +301,10 @@ impl LlamaLearner {
             &lora,
             adapter_seed,
         )?;
+        let continual = new_method(
+            method,
+            (training.method == Finetuning::Lora).then_some(&lora),
+        )?;
         Ok(Self {
             format: PromptFormat::new(ckpt.tokenizer, &stop),
             config: ckpt.config,
@@ -304,6 +319,9 @@ impl LlamaLearner {
             eval_batch_size: eval_batch_size.max(1),
             source: path.to_path_buf(),
             adapter_seed,
+            method_config: method.clone(),
+            method: continual,
+            routes: None,
         })
     }
 
@@ -313,16 +331,67 @@ impl LlamaLearner {
         config: &LlamaConfig,
         tensors: &HostTensors,
         device: &Device,
-        method: TrainMethod,
+        method: Finetuning,
         lora: &LoraConfig,
         adapter_seed: u64,
     ) -> anyhow::Result<Llama> {
         let autodiff = device.clone().autodiff();
         let model = Llama::from_host_tensors(config, tensors, &autodiff)?;
         Ok(match method {
-            TrainMethod::Full => model,
-            TrainMethod::Lora => apply_lora(model, lora, adapter_seed)?,
+            Finetuning::Full => model,
+            Finetuning::Lora => apply_lora(model, lora, adapter_seed)?,
         })
+    }
+
+    /// The mean base-model embedding of the distinct instructions of `task`'s examples among
+    /// `examples` (all of them when none is `task`'s), and their number: an expert's key.
+    fn task_key(&mut self, examples: &[Example], task: &str) -> anyhow::Result<(Vec<f32>, usize)> {
+        let mut instructions: Vec<String> = examples
+            .iter()
+            .filter(|e| e.task == task)
+            .map(|e| e.instruction.clone())
+            .collect();
+        if instructions.is_empty() {
+            instructions = examples.iter().map(|e| e.instruction.clone()).collect();
+        }
+        instructions.sort();
+        instructions.dedup();
+        let vectors = self.embed(&instructions, Weights::Base)?;
+        let mut key = vec![0.0f32; vectors[0].len()];
+        for v in &vectors {
+            for (k, x) in key.iter_mut().zip(v) {
+                *k += x / vectors.len() as f32;
+            }
+        }
+        Ok((key, vectors.len()))
+    }
+
+    /// Base-model embeddings of `texts`, each distinct text embedded once.
+    fn embed_distinct(
+        &mut self,
+        texts: &[String],
+    ) -> anyhow::Result<std::collections::HashMap<String, Vec<f32>>> {
+        let mut distinct = texts.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        let vectors = self.embed(&distinct, Weights::Base)?;
+        Ok(distinct.into_iter().zip(vectors).collect())
+    }
+
+    /// The configured continual-learning method, without state.
+    fn fresh_method(&self) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        let lora = (self.training.method == Finetuning::Lora).then_some(&self.lora);
+        new_method(&self.method_config, lora)
+    }
+
+    /// The LoRA settings (used when `training.method` is `lora`).
+    pub fn lora_config(&self) -> &LoraConfig {
+        &self.lora
+    }
+
+    /// The model being trained: on the autodiff device, LoRA-adapted or fully trainable.
+    pub fn trainable(&self) -> &Llama {
+        &self.model
     }
 
     /// The model for inference: on the plain device, adapters merged.
@@ -484,9 +553,30 @@ impl Learner for LlamaLearner {
         let autodiff = self.device.clone().autodiff();
         // LoRA dropout draws from the device's stream: a resumed stage must draw the same masks.
         autodiff.seed(plan.seed);
+        // The stage task's own examples (all of them for the one multitask stage).
+        let own: Vec<Encoded> = examples
+            .iter()
+            .zip(&encoded)
+            .filter(|(e, _)| e.task == plan.task)
+            .map(|(_, x)| x.clone())
+            .collect();
+        let task_key = match self.method.routes() {
+            Some(_) => Some(self.task_key(examples, &plan.task)?),
+            None => None,
+        };
+        let stage = StageContext {
+            stage: plan.stage,
+            task_name: &plan.task,
+            task_key,
+            task_distances: &plan.task_distances,
+            task: if own.is_empty() { &encoded } else { &own },
+            batch_size: t.batch_size,
+            seed: plan.seed,
+            device: &autodiff,
+        };
+        let mut model = self.method.begin_stage(self.model.clone(), &stage)?;
         let mut curve = Vec::with_capacity(total_steps);
-        let mut model = self.model.clone();
-        'epochs: for epoch in 0..t.epochs {
+        for epoch in 0..t.epochs {
             let batches = bucket_batches(
                 &lengths,
                 t.batch_size,
@@ -502,7 +592,7 @@ impl Learner for LlamaLearner {
                         collate(&rows, &autodiff)
                     })
                     .collect();
-                let (next, outcome) = trainer.step(model, &micro);
+                let (next, outcome) = train_step(&mut trainer, self.method.as_mut(), model, &micro);
                 model = next;
                 let step = trainer.steps_done();
                 curve.push(LossPoint {
@@ -518,11 +608,14 @@ impl Learner for LlamaLearner {
                     tokens_per_s: outcome.tokens as f64 / start.elapsed().as_secs_f64().max(1e-9),
                 };
                 if on_step(&report).is_break() || !outcome.loss.is_finite() {
-                    break 'epochs;
+                    // The runner discards an interrupted stage: the method's stage-end work
+                    // (importances, memory) is skipped with it.
+                    self.model = model;
+                    return Ok(curve);
                 }
             }
         }
-        self.model = model;
+        self.model = self.method.end_stage(model, &stage)?;
         Ok(curve)
     }
 
@@ -532,12 +625,66 @@ impl Learner for LlamaLearner {
         max_new_tokens: usize,
         on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<String>> {
-        let model = self.inference_model();
         let prompts: Vec<Vec<u32>> = examples
             .iter()
             .map(|e| self.format.generation(e, self.training.max_length))
             .collect::<anyhow::Result<_>>()?;
-        self.generate_greedy(&model, &prompts, max_new_tokens, on_done)
+        self.routes = None;
+        // Before the first stage the bank is empty: the model answers alone.
+        let routed = self.method.routes().filter(|experts| !experts.is_empty());
+        let Some(experts) = routed.map(<[Expert]>::to_vec) else {
+            let model = self.inference_model();
+            return self.generate_greedy(&model, &prompts, max_new_tokens, on_done);
+        };
+        // Route every example to the expert nearest its instruction, then generate expert by
+        // expert.
+        let instructions: Vec<String> = examples.iter().map(|e| e.instruction.clone()).collect();
+        let embeddings = self.embed_distinct(&instructions)?;
+        let chosen: Vec<usize> = instructions
+            .iter()
+            .map(|i| {
+                let e = &embeddings[i];
+                (0..experts.len())
+                    .max_by(|&a, &b| {
+                        cosine(&experts[a].key, e).total_cmp(&cosine(&experts[b].key, e))
+                    })
+                    .expect("the bank is not empty")
+            })
+            .collect();
+        let base = self.base_model()?;
+        let mut outputs = vec![String::new(); examples.len()];
+        let mut done = 0;
+        for (k, expert) in experts.iter().enumerate() {
+            let members: Vec<usize> = (0..examples.len()).filter(|&i| chosen[i] == k).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let model = merge_lora(load_peft_adapter(
+                base.clone(),
+                &self.lora,
+                &expert.adapter,
+            )?);
+            let batch: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
+            let mut stopped = false;
+            let texts = self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
+                let flow = on_done(done + n);
+                stopped |= flow.is_break();
+                flow
+            })?;
+            for (&i, text) in members.iter().zip(texts) {
+                outputs[i] = text;
+            }
+            done += members.len();
+            if stopped {
+                return Ok(outputs);
+            }
+        }
+        self.routes = Some(chosen.iter().map(|&k| experts[k].tasks.clone()).collect());
+        Ok(outputs)
+    }
+
+    fn last_routes(&self) -> Option<Vec<Vec<String>>> {
+        self.routes.clone()
     }
 
     fn chat(&mut self, prompts: &[String], max_new_tokens: usize) -> anyhow::Result<Vec<String>> {
@@ -574,8 +721,9 @@ impl Learner for LlamaLearner {
     }
 
     fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
+        self.method.save(dir)?;
         match self.training.method {
-            TrainMethod::Lora => {
+            Finetuning::Lora => {
                 llama::safetensors::save_host_tensors(
                     &dir.join("adapter_model.safetensors"),
                     &peft_adapter_tensors(&self.model),
@@ -584,7 +732,7 @@ impl Learner for LlamaLearner {
                 config["base_model_name_or_path"] = self.source.display().to_string().into();
                 write_json(&dir.join("adapter_config.json"), &config)?;
             }
-            TrainMethod::Full => {
+            Finetuning::Full => {
                 llama::safetensors::save_host_tensors(
                     &dir.join("model.safetensors"),
                     &hf_tensors(&self.model),
@@ -604,7 +752,7 @@ impl Learner for LlamaLearner {
             Ok(tensors)
         };
         match self.training.method {
-            TrainMethod::Lora => {
+            Finetuning::Lora => {
                 let peft = read("adapter_model.safetensors")?;
                 let base = Llama::from_host_tensors(
                     &self.config,
@@ -623,7 +771,7 @@ impl Learner for LlamaLearner {
                 );
                 self.model = model;
             }
-            TrainMethod::Full => {
+            Finetuning::Full => {
                 let tensors = read("model.safetensors")?;
                 self.model = Llama::from_host_tensors(
                     &self.config,
@@ -632,6 +780,8 @@ impl Learner for LlamaLearner {
                 )?;
             }
         }
+        self.method = self.fresh_method()?;
+        self.model = self.method.load(dir, self.model.clone())?;
         Ok(())
     }
 
@@ -644,6 +794,7 @@ impl Learner for LlamaLearner {
             &self.lora,
             self.adapter_seed,
         )?;
+        self.method = self.fresh_method()?;
         Ok(())
     }
 

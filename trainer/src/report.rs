@@ -60,6 +60,8 @@ fn optional(value: Option<f64>) -> String {
 pub struct CompareRow {
     pub run: String,
     pub strategy: String,
+    /// The continual-learning method (`seq`, `ewc`, ...).
+    pub method: String,
     pub alpha: usize,
     pub seed: u64,
     /// Rows of the R matrix / tasks (a `multitask` run's matrix is square after its stage).
@@ -119,6 +121,7 @@ pub fn compare(folders: &[impl AsRef<Path>]) -> Result<Vec<CompareRow>, artifact
             CompareRow {
                 run,
                 strategy: manifest.replay.strategy.clone(),
+                method: manifest.method().to_owned(),
                 alpha: manifest.replay.alpha,
                 seed: manifest.replay.seed,
                 stages: format!("{}/{}", results.scores.stages(), manifest.tasks.len()),
@@ -135,14 +138,15 @@ pub fn compare(folders: &[impl AsRef<Path>]) -> Result<Vec<CompareRow>, artifact
 /// [`compare`]'s rows as an aligned text table.
 pub fn format_compare(rows: &[CompareRow]) -> String {
     let header = [
-        "run", "strategy", "alpha", "seed", "stages", "AP", "F.Ra", "BWT", "FWT", "RG",
+        "run", "strategy", "method", "alpha", "seed", "stages", "AP", "F.Ra", "BWT", "FWT", "RG",
     ];
-    let cells: Vec<[String; 10]> = rows
+    let cells: Vec<[String; 11]> = rows
         .iter()
         .map(|r| {
             [
                 r.run.clone(),
                 r.strategy.clone(),
+                r.method.clone(),
                 r.alpha.to_string(),
                 r.seed.to_string(),
                 r.stages.clone(),

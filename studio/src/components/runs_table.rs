@@ -11,9 +11,10 @@ use super::{ExportCsv, fmt};
 use crate::state::{AppState, Run};
 
 /// The fixed columns of the table.
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "run",
     "strategy",
+    "method",
     "model",
     "order",
     "α",
@@ -77,6 +78,7 @@ pub fn row_cells(run: &Run) -> Vec<String> {
     vec![
         run.name.clone(),
         text(m.map(|m| m.replay.strategy.clone())),
+        text(m.map(|m| m.method().to_owned())),
         text(m.map(|m| m.model.clone())),
         text(m.map(|m| m.order.clone())),
         text(m.map(|m| m.replay.alpha.to_string())),

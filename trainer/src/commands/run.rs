@@ -165,6 +165,7 @@ pub(crate) fn open_learner(
         &path,
         config.model.device.parse()?,
         &config.training,
+        &config.method,
         config.embedding.layer,
         config.eval.batch_size,
         config.strategy.seed,

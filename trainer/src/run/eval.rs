@@ -67,11 +67,19 @@ pub fn evaluate_task(
         })
         .collect();
     let n = predictions.len().max(1) as f64;
+    let routing_accuracy = learner.last_routes().map(|routes| {
+        let hits = routes
+            .iter()
+            .filter(|tasks| tasks.contains(&task.name))
+            .count();
+        100.0 * hits as f64 / n
+    });
     Ok(Some(TaskEval {
         task: task.name.clone(),
         rouge_l: predictions.iter().map(|p| p.rouge_l).sum::<f64>() / n,
         exact_match: predictions.iter().map(|p| p.exact_match).sum::<f64>() / n,
         max_new_tokens: Some(max_new_tokens),
+        routing_accuracy,
         predictions,
     }))
 }

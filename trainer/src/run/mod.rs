@@ -49,7 +49,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, EmbeddingSource, RunStrategy};
+use crate::config::{Config, EmbeddingSource, MethodName, RunStrategy};
 use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
 use crate::learner::{Learner, StepReport, TrainPlan};
 use crate::progress::{Event, Progress};
@@ -582,7 +582,8 @@ impl Stages<'_> {
             examples: mix.len(),
             replayed: replayed.iter().map(|r| r.ids.len()).sum(),
         });
-        let loss = self.train(learner, progress, stage, &plan.task, &mix)?;
+        let task_distances = self.method_distances(&embeddings, stage)?;
+        let loss = self.train(learner, progress, stage, &plan.task, &mix, task_distances)?;
         let eval = self.evaluate(learner, progress, stage, seen)?;
         let record = StageRecord {
             schema_version: SCHEMA_VERSION,
@@ -710,6 +711,20 @@ impl Stages<'_> {
         (examples, replayed)
     }
 
+    /// The pairwise task distances the `tir` method needs (same embeddings and similarity
+    /// settings as the replay plan); empty for the other methods.
+    fn method_distances(
+        &self,
+        embeddings: &[TaskEmbeddings],
+        stage: usize,
+    ) -> Result<Vec<Vec<f64>>, RunError> {
+        if self.config.method.name != MethodName::Tir {
+            return Ok(Vec::new());
+        }
+        inscl::plan::task_distances(embeddings, &self.config.strategy.similarity)
+            .map_err(|source| RunError::Plan { stage, source })
+    }
+
     fn train(
         &self,
         learner: &mut dyn Learner,
@@ -717,9 +732,12 @@ impl Stages<'_> {
         stage: usize,
         task: &str,
         mix: &[Example],
+        task_distances: Vec<Vec<f64>>,
     ) -> Result<Vec<inscl::artifact::LossPoint>, RunError> {
         let plan = TrainPlan {
             stage,
+            task: task.to_owned(),
+            task_distances,
             seed: stage_seed(self.config.strategy.seed, "train", stage),
             config: self.config.training.clone(),
         };

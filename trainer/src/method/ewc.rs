@@ -1,0 +1,103 @@
+//! Elastic weight consolidation (Kirkpatrick et al. 2017), as TRACE writes it
+//! (`model/Regular/EWC.py`) with Avalanche's online mode (`training/plugins/ewc.py`).
+//!
+//! After task k, the empirical diagonal Fisher of the task,
+//! `F_k = (1/B) Σ_batches (∂L_batch/∂θ)²` with `L_batch` the batch's mean token cross-entropy
+//! over its B batches (squared batch gradients, as both sources), and the anchor `θ*_k = θ`.
+//! While training a later task the loss gains (TRACE: `0.5 * lambda_ewc * Σ F (θ − θ*)²`,
+//! λ = 400)
+//!
+//! ```text
+//! separate:  ½ λ Σ_k Σ F_k ⊙ (θ − θ*_k)²
+//! online:    ½ λ Σ F ⊙ (θ − θ*)²,  F ← γ F + F_k,  θ* ← θ at the end of task k
+//! ```
+//!
+//! Departures from TRACE, on purpose: the Fisher is computed in a pass over the task's own
+//! examples after training (Avalanche's `after_training_exp`), not accumulated live from the
+//! training steps, whose gradients include replayed examples and the penalty itself and grow
+//! with the epochs; TRACE has no online mode.
+
+use std::path::Path;
+
+use burn::optim::GradientsParams;
+use llama::model::Llama;
+use llama::train::{Batch, causal_lm_loss};
+
+use super::params::ParamTensors;
+use super::{
+    Anchors, ContinualMethod, MethodConfig, StageContext, load_anchors, mean_gradient_statistic,
+    quadratic_penalty_gradient, save_anchors,
+};
+pub use crate::config::EwcMode;
+
+/// TRACE's `lambda_ewc`.
+pub const DEFAULT_LAMBDA: f64 = 400.0;
+
+/// EWC's state: one (Fisher, anchor) pair per earlier task (`separate`), or one merged pair
+/// (`online`).
+pub struct Ewc {
+    lambda: f64,
+    mode: EwcMode,
+    decay: f64,
+    anchors: Anchors,
+}
+
+impl Ewc {
+    /// No task seen yet.
+    pub fn new(config: &MethodConfig) -> Self {
+        Self {
+            lambda: config.lambda.unwrap_or(DEFAULT_LAMBDA),
+            mode: config.ewc_mode,
+            decay: config.ewc_decay,
+            anchors: Vec::new(),
+        }
+    }
+
+    /// `(Ω, θ*)` per anchor: per earlier task, or one merged.
+    pub fn anchors(&self) -> &Anchors {
+        &self.anchors
+    }
+}
+
+/// The empirical diagonal Fisher over `batches`: the mean of the squared gradients of each
+/// batch's mean token cross-entropy.
+pub fn empirical_fisher(model: &Llama, batches: &[Batch]) -> ParamTensors {
+    mean_gradient_statistic(model, batches, &causal_lm_loss, |g| g.clone() * g)
+}
+
+impl ContinualMethod for Ewc {
+    fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
+        let theta = ParamTensors::values(model);
+        if let Some(penalty) = quadratic_penalty_gradient(&theta, &self.anchors, 0.5 * self.lambda)
+        {
+            penalty.add_to_gradients(model, grads);
+        }
+    }
+
+    fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
+        let fisher = empirical_fisher(&model, &stage.task_batches());
+        let theta = ParamTensors::values(&model);
+        match (self.mode, self.anchors.pop()) {
+            (EwcMode::Online, Some((old, _))) => {
+                let decay = self.decay;
+                self.anchors
+                    .push((old.zip(&fisher, |o, f| o * decay + f), theta));
+            }
+            (EwcMode::Online, None) => self.anchors.push((fisher, theta)),
+            (EwcMode::Separate, last) => {
+                self.anchors.extend(last);
+                self.anchors.push((fisher, theta));
+            }
+        }
+        Ok(model)
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        save_anchors(dir, &self.anchors, &[])
+    }
+
+    fn load(&mut self, dir: &Path, model: Llama) -> anyhow::Result<Llama> {
+        self.anchors = load_anchors(dir, &model)?.0;
+        Ok(model)
+    }
+}

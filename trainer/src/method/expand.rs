@@ -1,0 +1,212 @@
+//! Per-task adapter expansion with instruction routing: EProj (task-specific expansion, He et
+//! al. 2023, arXiv 2311.16206) in LCIA's retrain-or-expand form (JingyangQiao/CoIN
+//! `instruct/LoRASelect.py`).
+//!
+//! Each adapter (an *expert*) has a key: the mean base-model embedding of the instructions it
+//! was trained on. Before a task, its own key is compared with every expert's by cosine
+//! similarity; at or above `expand_threshold` the most similar expert is trained further (its
+//! key then averages the instructions of all its tasks), otherwise a fresh adapter (PEFT's
+//! initialisation) joins the bank. At evaluation every test instance goes to the expert whose
+//! key is most similar to its instruction's embedding, and the stage records how often that
+//! expert is one that trained the instance's task (the routing accuracy).
+//!
+//! LCIA scores instructions by TF-IDF cosine (threshold 0.9 for instruction codebooks); this
+//! is the task-embedding variant the issue names: the same base-model embeddings InsCL's
+//! Wasserstein distances use (`[embedding]`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use llama::host::HostTensors;
+use llama::lora::{LoraConfig, apply_lora, load_peft_adapter, peft_adapter_tensors};
+use llama::model::Llama;
+use serde::{Deserialize, Serialize};
+
+use super::{ContinualMethod, MethodConfig, STATE_JSON, STATE_TENSORS, StageContext, read_tensors};
+
+/// One adapter of the bank.
+#[derive(Debug, Clone)]
+pub struct Expert {
+    /// Mean base-model embedding of the instructions of its tasks.
+    pub key: Vec<f32>,
+    /// The tasks it was trained on, in order.
+    pub tasks: Vec<String>,
+    /// Its factors, PEFT names and layouts.
+    pub adapter: HostTensors,
+    /// Instructions its key averages (one key per task, weighted by this count).
+    instructions: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ExpertRecord {
+    key: Vec<f32>,
+    tasks: Vec<String>,
+    instructions: usize,
+}
+
+/// The adapter bank.
+pub struct Expansion {
+    threshold: f64,
+    lora: LoraConfig,
+    experts: Vec<Expert>,
+    /// The expert trained at this stage (`None` = a new one), and the stage's task key.
+    training: Option<(Option<usize>, Vec<f32>, usize)>,
+}
+
+/// Cosine similarity of two vectors (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator > 0.0 {
+        dot / denominator
+    } else {
+        0.0
+    }
+}
+
+impl Expansion {
+    /// An empty bank.
+    pub fn new(config: &MethodConfig, lora: &LoraConfig) -> Self {
+        Self {
+            threshold: config.expand_threshold,
+            lora: lora.clone(),
+            experts: Vec::new(),
+            training: None,
+        }
+    }
+
+    /// The bank.
+    pub fn experts(&self) -> &[Expert] {
+        &self.experts
+    }
+
+    /// The expert whose key is most similar to `embedding`, with the similarity.
+    pub fn nearest(&self, embedding: &[f32]) -> Option<(usize, f64)> {
+        self.experts
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (k, cosine(&e.key, embedding)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+}
+
+impl ContinualMethod for Expansion {
+    fn routes(&self) -> Option<&[Expert]> {
+        Some(&self.experts)
+    }
+
+    fn begin_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
+        let (key, instructions) = stage
+            .task_key
+            .clone()
+            .context("expansion needs the task's instruction embedding")?;
+        let reuse = self
+            .nearest(&key)
+            .filter(|&(_, similarity)| similarity >= self.threshold)
+            .map(|(k, _)| k);
+        let model = match reuse {
+            Some(k) => load_peft_adapter(model, &self.lora, &self.experts[k].adapter)?,
+            // The first task trains the adapter the model was created with.
+            None if self.experts.is_empty() => model,
+            None => apply_lora(model, &self.lora, stage.seed ^ 0xE7_9A_4D)?,
+        };
+        self.training = Some((reuse, key, instructions));
+        Ok(model)
+    }
+
+    fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
+        let (reuse, key, instructions) = self
+            .training
+            .take()
+            .context("end of a stage that did not begin")?;
+        let adapter = peft_adapter_tensors(&model);
+        match reuse {
+            Some(k) => {
+                let expert = &mut self.experts[k];
+                let (old, new) = (expert.instructions as f32, instructions as f32);
+                for (e, n) in expert.key.iter_mut().zip(&key) {
+                    *e = (*e * old + n * new) / (old + new);
+                }
+                expert.instructions += instructions;
+                expert.tasks.push(stage.task_name.to_owned());
+                expert.adapter = adapter;
+            }
+            None => self.experts.push(Expert {
+                key,
+                tasks: vec![stage.task_name.to_owned()],
+                adapter,
+                instructions,
+            }),
+        }
+        Ok(model)
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let mut host = HostTensors::new();
+        for (k, expert) in self.experts.iter().enumerate() {
+            host.extend(
+                expert
+                    .adapter
+                    .iter()
+                    .map(|(name, t)| (format!("expert.{k}.{name}"), t.clone())),
+            );
+        }
+        llama::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
+        let records: Vec<ExpertRecord> = self
+            .experts
+            .iter()
+            .map(|e| ExpertRecord {
+                key: e.key.clone(),
+                tasks: e.tasks.clone(),
+                instructions: e.instructions,
+            })
+            .collect();
+        let path = dir.join(STATE_JSON);
+        std::fs::write(&path, serde_json::to_string(&records)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn load(&mut self, dir: &Path, model: Llama) -> anyhow::Result<Llama> {
+        let path = dir.join(STATE_JSON);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let records: Vec<ExpertRecord> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: expected the expert list [{{key, tasks, instructions}}]",
+                path.display()
+            )
+        })?;
+        let host = read_tensors(dir)?;
+        self.experts = records
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let prefix = format!("expert.{k}.");
+                let adapter: HostTensors = host
+                    .iter()
+                    .filter_map(|(name, t)| {
+                        name.strip_prefix(&prefix)
+                            .map(|n| (n.to_owned(), t.clone()))
+                    })
+                    .collect();
+                anyhow::ensure!(
+                    !adapter.is_empty(),
+                    "{}: no tensors of expert {k}",
+                    dir.join(STATE_TENSORS).display()
+                );
+                Ok(Expert {
+                    key: r.key,
+                    tasks: r.tasks,
+                    adapter,
+                    instructions: r.instructions,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(model)
+    }
+}

@@ -1,0 +1,100 @@
+//! Memory aware synapses (Aljundi et al. 2018), as Avalanche writes it
+//! (`training/plugins/mas.py`, `lambda_reg = 1`, `alpha = 0.5`).
+//!
+//! After task k, with `f(x)` the model's output and `B` batches of the task:
+//!
+//! ```text
+//! Ω_new = (1/B) Σ_batches | ∂ mean_x ‖f(x)‖² / ∂θ |
+//! Ω ← Ω_new (first task),  Ω ← α Ω + (1 − α) Ω_new (later),   θ* ← θ
+//! penalty while training later tasks:  λ Σ Ω ⊙ (θ − θ*)²     (no ½, as Avalanche)
+//! ```
+//!
+//! Adapted to a language model: Avalanche's `torch.norm(out, p="fro", dim=1).pow(2).mean()`
+//! takes one output vector per sample; here each scored (response) token position is a sample
+//! and `f(x)` its next-token logits `[V]`.
+
+use std::path::Path;
+
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use llama::model::Llama;
+use llama::train::Batch;
+
+use super::params::ParamTensors;
+use super::{
+    Anchors, ContinualMethod, MethodConfig, StageContext, load_anchors, mean_gradient_statistic,
+    quadratic_penalty_gradient, save_anchors,
+};
+
+/// Avalanche's `lambda_reg`.
+pub const DEFAULT_LAMBDA: f64 = 1.0;
+/// Avalanche's `alpha`: the old importance's share when merging.
+pub const MERGE_ALPHA: f64 = 0.5;
+
+/// MAS's state: the merged importance and the last task's anchor (at most one entry).
+pub struct Mas {
+    lambda: f64,
+    anchors: Anchors,
+}
+
+impl Mas {
+    /// No task seen yet.
+    pub fn new(config: &MethodConfig) -> Self {
+        Self {
+            lambda: config.lambda.unwrap_or(DEFAULT_LAMBDA),
+            anchors: Vec::new(),
+        }
+    }
+
+    /// `(Ω, θ*)` per anchor: per earlier task, or one merged.
+    pub fn anchors(&self) -> &Anchors {
+        &self.anchors
+    }
+}
+
+/// The output-norm loss of a batch: the mean over its scored positions of the squared L2 norm
+/// of the next-token logits. `[1]`; NaN without a scored position.
+pub fn output_norm_loss(model: &Llama, batch: &Batch) -> Tensor<1> {
+    let Some((logits, _)) = model.scored_logits(
+        batch.tokens.clone(),
+        batch.attention_mask.clone(),
+        batch.labels.clone(),
+    ) else {
+        return Tensor::<1>::full([1], f32::NAN, &batch.tokens.device());
+    };
+    let n = logits.dims()[0];
+    logits.square().sum() / n as f64
+}
+
+/// MAS importance over `batches`: the mean of `|∂ output_norm_loss / ∂θ|` per batch.
+pub fn importance(model: &Llama, batches: &[Batch]) -> ParamTensors {
+    mean_gradient_statistic(model, batches, &output_norm_loss, |g| g.abs())
+}
+
+impl ContinualMethod for Mas {
+    fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
+        let theta = ParamTensors::values(model);
+        if let Some(penalty) = quadratic_penalty_gradient(&theta, &self.anchors, self.lambda) {
+            penalty.add_to_gradients(model, grads);
+        }
+    }
+
+    fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
+        let new = importance(&model, &stage.task_batches());
+        let merged = match self.anchors.pop() {
+            Some((old, _)) => old.zip(&new, |o, n| o * MERGE_ALPHA + n * (1.0 - MERGE_ALPHA)),
+            None => new,
+        };
+        self.anchors = vec![(merged, ParamTensors::values(&model))];
+        Ok(model)
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        save_anchors(dir, &self.anchors, &[])
+    }
+
+    fn load(&mut self, dir: &Path, model: Llama) -> anyhow::Result<Llama> {
+        self.anchors = load_anchors(dir, &model)?.0;
+        Ok(model)
+    }
+}
