@@ -127,6 +127,23 @@ impl Reference {
         ParamTensors::gradients(model, &grads)
     }
 
+    /// The gradient of CE(θ1, x1) shaped by `method` (its penalty added) against `expected`.
+    fn assert_penalised_gradient(
+        &self,
+        method: &mut dyn ContinualMethod,
+        expected: &Value,
+        what: &str,
+    ) {
+        let theta1 = self.perturbed();
+        let mut grads = accumulate_gradients(&theta1, &[self.batch("x1")], &causal_lm_loss).grads;
+        method.shape_gradients(&theta1, &mut grads);
+        assert_close(
+            &ParamTensors::gradients(&theta1, &grads),
+            &self.tensors(expected),
+            what,
+        );
+    }
+
     /// The AdamW trainer of the SI and EMA references (constant lr, clip 1).
     fn trainer(&self, section: &str) -> Trainer {
         let s = &self.json[section];
@@ -214,12 +231,9 @@ fn ewc_fisher_and_penalised_gradient_match_pytorch() {
     method
         .end_stage(r.model.clone(), &r.stage(&task, 1))
         .unwrap();
-    let theta1 = r.perturbed();
-    let mut grads = accumulate_gradients(&theta1, &[r.batch("x1")], &causal_lm_loss).grads;
-    method.shape_gradients(&theta1, &mut grads);
-    assert_close(
-        &ParamTensors::gradients(&theta1, &grads),
-        &r.tensors(&r.json["ewc"]["penalised_grad"]),
+    r.assert_penalised_gradient(
+        &mut method,
+        &r.json["ewc"]["penalised_grad"],
         "EWC penalised gradient",
     );
 }
@@ -263,12 +277,9 @@ fn mas_importance_and_penalised_gradient_match_pytorch() {
         &r.tensors(&r.json["mas"]["importance"]),
         "MAS Ω",
     );
-    let theta1 = r.perturbed();
-    let mut grads = accumulate_gradients(&theta1, &[r.batch("x1")], &causal_lm_loss).grads;
-    method.shape_gradients(&theta1, &mut grads);
-    assert_close(
-        &ParamTensors::gradients(&theta1, &grads),
-        &r.tensors(&r.json["mas"]["penalised_grad"]),
+    r.assert_penalised_gradient(
+        &mut method,
+        &r.json["mas"]["penalised_grad"],
         "MAS penalised gradient",
     );
 }
@@ -305,14 +316,7 @@ fn si_trajectory_importance_and_penalty_match_pytorch() {
     let (importance, _) = method.importance().unwrap();
     assert_close(importance, &r.tensors(&s["importance"]), "SI Ω");
 
-    let theta1 = r.perturbed();
-    let mut grads = accumulate_gradients(&theta1, &[r.batch("x1")], &causal_lm_loss).grads;
-    method.shape_gradients(&theta1, &mut grads);
-    assert_close(
-        &ParamTensors::gradients(&theta1, &grads),
-        &r.tensors(&s["penalised_grad"]),
-        "SI penalised gradient",
-    );
+    r.assert_penalised_gradient(&mut method, &s["penalised_grad"], "SI penalised gradient");
 }
 
 #[test]
@@ -491,12 +495,5 @@ fn tir_weakens_importance_towards_similar_tasks_as_clmm() {
     };
     method.begin_stage(r.model.clone(), &third).unwrap();
     assert_close(&method.scaled()[0].0, &r.tensors(&t["scaled"]), "TIR Ω̃");
-    let theta1 = r.perturbed();
-    let mut grads = accumulate_gradients(&theta1, &[r.batch("x1")], &causal_lm_loss).grads;
-    method.shape_gradients(&theta1, &mut grads);
-    assert_close(
-        &ParamTensors::gradients(&theta1, &grads),
-        &r.tensors(&t["penalised_grad"]),
-        "TIR penalised gradient",
-    );
+    r.assert_penalised_gradient(&mut method, &t["penalised_grad"], "TIR penalised gradient");
 }

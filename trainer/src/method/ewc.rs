@@ -25,8 +25,8 @@ use llama::train::{Batch, causal_lm_loss};
 
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, load_anchors, mean_gradient_statistic,
-    quadratic_penalty_gradient, save_anchors,
+    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
+    mean_gradient_statistic, save_anchors,
 };
 pub use crate::config::EwcMode;
 
@@ -67,11 +67,7 @@ pub fn empirical_fisher(model: &Llama, batches: &[Batch]) -> ParamTensors {
 
 impl ContinualMethod for Ewc {
     fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
-        let theta = ParamTensors::values(model);
-        if let Some(penalty) = quadratic_penalty_gradient(&theta, &self.anchors, 0.5 * self.lambda)
-        {
-            penalty.add_to_gradients(model, grads);
-        }
+        add_quadratic_penalty(model, grads, &self.anchors, 0.5 * self.lambda);
     }
 
     fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {

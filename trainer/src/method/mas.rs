@@ -22,8 +22,8 @@ use llama::train::Batch;
 
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, load_anchors, mean_gradient_statistic,
-    quadratic_penalty_gradient, save_anchors,
+    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
+    mean_gradient_statistic, save_anchors,
 };
 
 /// Avalanche's `lambda_reg`.
@@ -73,10 +73,7 @@ pub fn importance(model: &Llama, batches: &[Batch]) -> ParamTensors {
 
 impl ContinualMethod for Mas {
     fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
-        let theta = ParamTensors::values(model);
-        if let Some(penalty) = quadratic_penalty_gradient(&theta, &self.anchors, self.lambda) {
-            penalty.add_to_gradients(model, grads);
-        }
+        add_quadratic_penalty(model, grads, &self.anchors, self.lambda);
     }
 
     fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {

@@ -208,21 +208,27 @@ pub fn new_method(
 /// Importance-weighted anchors of a quadratic penalty: `(Ω_k, θ*_k)` per entry.
 pub type Anchors = Vec<(ParamTensors, ParamTensors)>;
 
-/// The gradient of `coef · Σ_k Σ Ω_k ⊙ (θ − θ*_k)²` at θ: `2 · coef · Σ_k Ω_k ⊙ (θ − θ*_k)`;
-/// `None` without anchors. The quadratic penalty of EWC, MAS and SI, each with its own `coef`
-/// (½λ, λ, λ/2), added to the task gradient analytically (no second backward pass).
-pub fn quadratic_penalty_gradient(
-    theta: &ParamTensors,
+/// Adds to `grads` the gradient of the quadratic penalty `coef · Σ_k Σ Ω_k ⊙ (θ − θ*_k)²` at
+/// `model`'s θ, `2 · coef · Σ_k Ω_k ⊙ (θ − θ*_k)` (nothing without anchors): the penalty of
+/// EWC, MAS, SI and TIR, each with its own `coef` (½λ, λ, λ/2, ½λ), added to the task gradient
+/// analytically (no second backward pass).
+pub fn add_quadratic_penalty(
+    model: &Llama,
+    grads: &mut GradientsParams,
     anchors: &Anchors,
     coef: f64,
-) -> Option<ParamTensors> {
-    anchors
+) {
+    let theta = ParamTensors::values(model);
+    let penalty = anchors
         .iter()
         .map(|(importance, anchor)| {
             let diff = theta.zip(anchor, |t, a| t - a);
             importance.zip(&diff, |w, d| w * d * (2.0 * coef))
         })
-        .reduce(|a, b| a.zip(&b, |x, y| x + y))
+        .reduce(|a, b| a.zip(&b, |x, y| x + y));
+    if let Some(penalty) = penalty {
+        penalty.add_to_gradients(model, grads);
+    }
 }
 
 /// `(1/B) Σ_batches f(∂loss_batch/∂θ)` over the `B` batches of `batches` that have a scored

@@ -18,11 +18,20 @@ use llama::model::Llama;
 #[derive(Debug, Clone, Default)]
 pub struct ParamTensors(BTreeMap<String, Tensor<1>>);
 
-/// The trainable parameters of `model` in visiting order: module path, id, shape.
-fn trainable(model: &Llama) -> Vec<(String, ParamId, Vec<usize>)> {
+/// One trainable parameter of a model: module path, id, shape and value (detached, plain
+/// device, flattened).
+struct Trainable {
+    path: String,
+    id: ParamId,
+    shape: Vec<usize>,
+    value: Tensor<1>,
+}
+
+/// The trainable parameters of `model` in visiting order.
+fn trainable(model: &Llama) -> Vec<Trainable> {
     struct Collect {
         path: Vec<String>,
-        out: Vec<(String, ParamId, Vec<usize>)>,
+        out: Vec<Trainable>,
     }
     impl ModuleVisitor for Collect {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -34,8 +43,14 @@ fn trainable(model: &Llama) -> Vec<(String, ParamId, Vec<usize>)> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             let value = param.val();
             if value.is_require_grad() {
-                self.out
-                    .push((self.path.join("."), param.id, value.dims().to_vec()));
+                let shape = value.dims().to_vec();
+                let n: usize = shape.iter().product();
+                self.out.push(Trainable {
+                    path: self.path.join("."),
+                    id: param.id,
+                    shape,
+                    value: value.inner().reshape([n]),
+                });
             }
         }
     }
@@ -50,32 +65,12 @@ fn trainable(model: &Llama) -> Vec<(String, ParamId, Vec<usize>)> {
 impl ParamTensors {
     /// The current values θ of `model`'s trainable parameters (detached, plain device).
     pub fn values(model: &Llama) -> Self {
-        struct Values {
-            path: Vec<String>,
-            out: BTreeMap<String, Tensor<1>>,
-        }
-        impl ModuleVisitor for Values {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.path.push(name.to_owned());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.path.pop();
-            }
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let value = param.val();
-                if value.is_require_grad() {
-                    let n = value.shape().num_elements();
-                    self.out
-                        .insert(self.path.join("."), value.inner().reshape([n]));
-                }
-            }
-        }
-        let mut values = Values {
-            path: Vec::new(),
-            out: BTreeMap::new(),
-        };
-        model.visit(&mut values);
-        Self(values.out)
+        Self(
+            trainable(model)
+                .into_iter()
+                .map(|p| (p.path, p.value))
+                .collect(),
+        )
     }
 
     /// The gradients in `grads` of `model`'s trainable parameters; a parameter without a
@@ -85,12 +80,16 @@ impl ParamTensors {
         Self(
             trainable(model)
                 .into_iter()
-                .map(|(path, id, shape)| {
-                    let n: usize = shape.iter().product();
-                    let g = flat_gradient(grads, id, shape.len())
-                        .unwrap_or_else(|| Tensor::zeros([n], &device));
-                    (path, g)
-                })
+                .map(
+                    |Trainable {
+                         path, id, shape, ..
+                     }| {
+                        let n: usize = shape.iter().product();
+                        let g = flat_gradient(grads, id, shape.len())
+                            .unwrap_or_else(|| Tensor::zeros([n], &device));
+                        (path, g)
+                    },
+                )
                 .collect(),
         )
     }
@@ -106,7 +105,10 @@ impl ParamTensors {
     /// # Panics
     /// When `self` lacks a trainable parameter of `model`.
     pub fn add_to_gradients(&self, model: &Llama, grads: &mut GradientsParams) {
-        for (path, id, shape) in trainable(model) {
+        for Trainable {
+            path, id, shape, ..
+        } in trainable(model)
+        {
             let extra = self
                 .0
                 .get(&path)
@@ -121,10 +123,10 @@ impl ParamTensors {
 
     /// Replaces the gradients of `model`'s trainable parameters in `grads` by `self`.
     pub fn write_gradients(&self, model: &Llama, grads: &mut GradientsParams) {
-        for (path, id, shape) in trainable(model) {
-            take_flat_gradient(grads, id, shape.len());
-            if let Some(value) = self.0.get(&path) {
-                register_shaped(grads, id, value.clone(), &shape);
+        for p in trainable(model) {
+            take_flat_gradient(grads, p.id, p.shape.len());
+            if let Some(value) = self.0.get(&p.path) {
+                register_shaped(grads, p.id, value.clone(), &p.shape);
             }
         }
     }
@@ -255,7 +257,7 @@ impl ParamTensors {
     ) -> anyhow::Result<Self> {
         let device = grads_device(model);
         let mut out = BTreeMap::new();
-        for (path, _, shape) in trainable(model) {
+        for Trainable { path, shape, .. } in trainable(model) {
             let name = format!("{prefix}{path}");
             let tensor = host
                 .get(&name)

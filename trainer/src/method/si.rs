@@ -21,7 +21,7 @@ use llama::model::Llama;
 
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, load_anchors, quadratic_penalty_gradient,
+    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
     save_anchors,
 };
 
@@ -78,11 +78,7 @@ impl ContinualMethod for Si {
     }
 
     fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
-        let theta = ParamTensors::values(model);
-        if let Some(penalty) = quadratic_penalty_gradient(&theta, &self.anchors, self.lambda / 2.0)
-        {
-            penalty.add_to_gradients(model, grads);
-        }
+        add_quadratic_penalty(model, grads, &self.anchors, self.lambda / 2.0);
     }
 
     fn observes_steps(&self) -> bool {

@@ -32,7 +32,7 @@ use llama::model::Llama;
 use super::ewc::empirical_fisher;
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, load_anchors, quadratic_penalty_gradient,
+    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
     save_anchors,
 };
 
@@ -112,10 +112,7 @@ impl ContinualMethod for Tir {
     }
 
     fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
-        let theta = ParamTensors::values(model);
-        if let Some(penalty) = quadratic_penalty_gradient(&theta, &self.scaled, 0.5 * self.lambda) {
-            penalty.add_to_gradients(model, grads);
-        }
+        add_quadratic_penalty(model, grads, &self.scaled, 0.5 * self.lambda);
     }
 
     fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
