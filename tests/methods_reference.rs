@@ -157,7 +157,7 @@ impl Reference {
     fn stage<'a>(&'a self, task: &'a [Encoded], stage: usize) -> StageContext<'a> {
         StageContext {
             stage,
-            task_name: "x",
+            trained_tasks: &[],
             task_key: None,
             task_distances: &[],
             task,
@@ -172,6 +172,11 @@ impl Reference {
 /// expected set (so small importances are held as tightly as large gradients); the worst
 /// parameter is named.
 fn assert_close(actual: &ParamTensors, expected: &ParamTensors, what: &str) {
+    assert_within(actual, expected, TOLERANCE, what);
+}
+
+/// [`assert_close`] with another relative tolerance.
+fn assert_within(actual: &ParamTensors, expected: &ParamTensors, tolerance: f64, what: &str) {
     let a = actual.to_host("");
     let e = expected.to_host("");
     assert_eq!(a.len(), e.len(), "{what}: parameter sets differ");
@@ -185,7 +190,7 @@ fn assert_close(actual: &ParamTensors, expected: &ParamTensors, what: &str) {
         for (i, (&g, &w)) in got.data.iter().zip(&want.data).enumerate() {
             let err = f64::from((g - w).abs()) / scale;
             assert!(
-                err <= TOLERANCE,
+                err <= tolerance,
                 "{what}: {name}[{i}] = {g}, PyTorch {w} (error {err:.2e} of the largest |value| {scale:.3e})"
             );
         }
@@ -313,6 +318,14 @@ fn si_trajectory_importance_and_penalty_match_pytorch() {
         "θ after 3 AdamW steps",
     );
     method.end_stage(model, &stage).unwrap();
+    // C divides by (θ_end − θ_start)², which f32 resolves to about 2·ε·|θ|/|Δθ| ≈ 1e-4
+    // relative (θ ≈ 0.3, Δθ ≈ 1e-3 after three steps): held to 1e-3. Ω, clamped, to 1e-4.
+    assert_within(
+        method.cumulative().unwrap(),
+        &r.tensors(&s["cumulative"]),
+        1e-3,
+        "SI C = Σ ω / (Δθ² + ξ)",
+    );
     let (importance, _) = method.importance().unwrap();
     assert_close(importance, &r.tensors(&s["importance"]), "SI Ω");
 
@@ -348,8 +361,7 @@ fn agem_projects_a_conflicting_gradient_as_pytorch() {
     let g_ref = r.tensors(&a["g_ref"]);
     assert!(scalar(projected.dot(&g_ref)).abs() < 1e-4);
     // A non-conflicting gradient passes unchanged.
-    let same = agem::project(&g_ref, &g_ref);
-    assert_close(&same, &g_ref, "A-GEM without conflict");
+    assert!(agem::project(&g_ref, &g_ref).is_none());
 }
 
 #[test]
@@ -404,6 +416,7 @@ fn ema_alphas_and_average_match_coin() {
     let want: Vec<Vec<f64>> = serde_json::from_value(e["alpha"].clone()).unwrap();
     assert_eq!(method.alphas().len(), want.len());
     for (step, (got, want)) in method.alphas().iter().zip(&want).enumerate() {
+        assert_eq!(got.len(), want.len(), "step {step}: one α per tensor");
         for (k, (g, w)) in got.iter().zip(want).enumerate() {
             assert!(
                 (g - w).abs() <= TOLERANCE * w.max(1.0),
@@ -465,6 +478,17 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
         &r.tensors(&o["grad"]),
         "O-LoRA penalised gradient",
     );
+    // The next task starts from a fresh adapter (B = 0): the L2 term's gradient stays finite.
+    let fresh = method.end_stage(model, &r.stage(&task, 2)).unwrap();
+    assert_eq!(method.frozen_rank(), Some(2 * r.lora.r));
+    let mut grads = accumulate_gradients(&fresh, &[r.batch("x1")], &causal_lm_loss).grads;
+    method.shape_gradients(&fresh, &mut grads);
+    for (name, g) in ParamTensors::gradients(&fresh, &grads).to_host("") {
+        assert!(
+            g.data.iter().all(|x| x.is_finite()),
+            "{name}: non-finite gradient"
+        );
+    }
 }
 
 #[test]
@@ -486,6 +510,7 @@ fn tir_weakens_importance_towards_similar_tasks_as_clmm() {
     let distances: Vec<Vec<f64>> = serde_json::from_value(t["distances"].clone()).unwrap();
     let similarity = tir::task_similarity(&distances);
     let want: Vec<f64> = serde_json::from_value(t["similarity"].clone()).unwrap();
+    assert_eq!(similarity.len(), want.len());
     for (s, w) in similarity.iter().zip(&want) {
         assert!((s - w).abs() < 1e-7, "s = {s}, CLMM {w}");
     }

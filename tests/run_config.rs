@@ -188,6 +188,21 @@ fn method_section_selects_a_continual_learning_method() {
         err.contains("method.ewc_decay = 1.5: must be in [0, 1]"),
         "{err}"
     );
+    let err = set(&["method.name=tir", "strategy.similarity.cost=euclidean"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("needs strategy.similarity.cost = \"cosine\""),
+        "{err}"
+    );
+    let err = set(&["method.name=si", "strategy.name=single"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("use method.name = \"seq\""), "{err}");
+    let err = set(&["method.name=olora", "training.method=full"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs training.method = \"lora\""), "{err}");
     let err = set(&["method.temperature=0"]).unwrap_err().to_string();
     assert!(
         err.contains("method.temperature = 0: must be positive"),

@@ -4,12 +4,14 @@
 //! Each method first goes through one stage (so that penalties, memory and teacher exist), then
 //! the methods take turns, one step each per round, so that machine drift hits all alike.
 //! Prints the median step time of each and its ratio to `seq`, with the CPU's SIMD level and
-//! the load average. Results: `tools/bench/RESULTS.md`.
+//! the load average. Then the evaluation time of `expand` (instances routed over two adapters)
+//! against `seq`, the same way. Results: `tools/bench/RESULTS.md`.
 //!
 //! ```text
 //! cargo run --release -p trainer --example method_overhead -- [GGUF] [ROUNDS]
 //! ```
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -17,7 +19,7 @@ use llama::train::{Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, Traine
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainer::config::{Config, MethodConfig, MethodName};
-use trainer::learner::Learner;
+use trainer::learner::{Example, Learner, TrainPlan};
 use trainer::method::{ContinualMethod, StageContext, new_method, train_step};
 use trainer::model::LlamaLearner;
 
@@ -74,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         0,
     )?;
     eprintln!("{}", learner.device());
-    let base = learner.trainable().clone();
+    let base = learner.model_in_training().clone();
     let vocab = base.config().vocab_size as u32;
     let device: Device = base.embed_tokens.weight.val().device();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -89,9 +91,10 @@ fn main() -> anyhow::Result<()> {
     );
     // Two tasks at distance 0.5 (TIR's similarities; the other methods ignore them).
     let distances = [vec![0.0, 0.5], vec![0.5, 0.0]];
+    let trained = ["synthetic".to_owned()];
     let stage = |n| StageContext {
         stage: n,
-        task_name: "synthetic",
+        trained_tasks: &trained,
         task_key: Some((vec![1.0], 1)),
         task_distances: &distances[..n],
         task: &task,
@@ -157,6 +160,92 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| method | median step (s) | × seq |\n|---|---:|---:|");
     for ((name, _, _), t) in methods.iter().zip(times) {
+        let m = median(t);
+        println!("| {name} | {m:.3} | {:.2} |", m / seq);
+    }
+    drop(methods);
+    evaluation_overhead(&gguf, &config, rounds)
+}
+
+/// Eight examples of task `task`, all with `instruction`.
+fn examples(task: &str, instruction: &str) -> Vec<Example> {
+    (0..8)
+        .map(|i| Example {
+            task: task.to_owned(),
+            id: format!("{task}-{i}"),
+            instruction: instruction.to_owned(),
+            input: format!("Item {i}: the weather was {}.", ["fine", "awful"][i % 2]),
+            output: vec![["yes", "no"][i % 2].to_owned()],
+        })
+        .collect()
+}
+
+/// Evaluation time of `expand` (two adapters, every instance routed) against `seq` (one merged
+/// model) on the same 16 instances, 16 new tokens each, after both trained two tasks.
+fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Result<()> {
+    let tasks = [
+        (
+            "sentiment",
+            "Answer yes if the sentence is positive, no otherwise.",
+        ),
+        (
+            "weather",
+            "Say yes when the weather in the text is good and no when it is bad.",
+        ),
+    ];
+    let mut learners: Vec<(MethodName, LlamaLearner)> = [MethodName::Seq, MethodName::Expand]
+        .into_iter()
+        .map(|name| {
+            let method = MethodConfig {
+                name,
+                // Distinct instructions: one adapter per task.
+                expand_threshold: 1.0,
+                ..MethodConfig::default()
+            };
+            let learner = LlamaLearner::open(
+                std::path::Path::new(gguf),
+                llama::device::DeviceChoice::Cpu,
+                &config.training,
+                &method,
+                None,
+                config.eval.batch_size,
+                0,
+            )?;
+            Ok((name, learner))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut test = Vec::new();
+    for (stage, (task, instruction)) in tasks.iter().enumerate() {
+        let data = examples(task, instruction);
+        for (_, learner) in &mut learners {
+            let plan = TrainPlan {
+                stage: stage + 1,
+                task: (*task).to_owned(),
+                seed: 0,
+                config: config.training.clone(),
+                task_distances: Vec::new(),
+            };
+            learner.train(&data, &plan, &mut |_| ControlFlow::Continue(()))?;
+        }
+        test.extend(data);
+    }
+    let mut times = vec![Vec::new(); learners.len()];
+    for round in 0..=rounds {
+        for (k, (_, learner)) in learners.iter_mut().enumerate() {
+            let start = Instant::now();
+            learner.generate(&test, 16, &mut |_| ControlFlow::Continue(()))?;
+            if round > 0 {
+                times[k].push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let seq = median(times[0].clone());
+    println!(
+        "\nevaluation, {} instances × 16 new tokens, 2 tasks trained:",
+        test.len()
+    );
+    println!("| method | median evaluation (s) | × seq |\n|---|---:|---:|");
+    for ((name, _), t) in learners.iter().zip(times) {
         let m = median(t);
         println!("| {name} | {m:.3} | {:.2} |", m / seq);
     }

@@ -500,7 +500,7 @@ impl Default for MethodConfig {
             si_xi: 1e-7,
             memory_per_task: 16,
             memory_batch: None,
-            temperature: 2.0,
+            temperature: crate::method::lwf::DEFAULT_TEMPERATURE,
             distill_weight: 1.0,
             orthogonal_weight: 0.5,
             l2_weight: 0.0,
@@ -884,6 +884,20 @@ impl Config {
             "method.name",
             m.name,
             "trains LoRA adapters: needs training.method = \"lora\"",
+        )?;
+        check(
+            m.name != MethodName::Tir
+                || self.strategy.similarity.cost == inscl::ot::cost::CostKind::Cosine,
+            "method.name",
+            m.name,
+            "tir reads 1 − W as a similarity: needs strategy.similarity.cost = \"cosine\"",
+        )?;
+        check(
+            m.name == MethodName::Seq || self.strategy.name != RunStrategy::Single,
+            "method.name",
+            m.name,
+            "strategy single trains every task from the base model, so a method has nothing to \
+             carry: use method.name = \"seq\"",
         )?;
         check(
             (-1.0..=1.0).contains(&m.expand_threshold),

@@ -41,7 +41,7 @@ use llama::train::{
 
 use crate::config::{Finetuning, MethodConfig, Schedule, TrainingConfig};
 use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
-use crate::method::expand::{Expert, cosine};
+use crate::method::expand::nearest_key;
 use crate::method::{ContinualMethod, StageContext, new_method, train_step};
 
 /// Batches of a length window are sorted together ([`bucket_batches`]).
@@ -343,20 +343,22 @@ impl LlamaLearner {
         })
     }
 
-    /// The mean base-model embedding of the distinct instructions of `task`'s examples among
-    /// `examples` (all of them when none is `task`'s), and their number: an expert's key.
-    fn task_key(&mut self, examples: &[Example], task: &str) -> anyhow::Result<(Vec<f32>, usize)> {
-        let mut instructions: Vec<String> = examples
+    /// The mean base-model embedding of the distinct instructions of the examples of `tasks`,
+    /// and their number: an expert's key.
+    fn task_key(
+        &mut self,
+        examples: &[Example],
+        tasks: &[String],
+    ) -> anyhow::Result<(Vec<f32>, usize)> {
+        let instructions: Vec<String> = examples
             .iter()
-            .filter(|e| e.task == task)
+            .filter(|e| tasks.contains(&e.task))
             .map(|e| e.instruction.clone())
             .collect();
-        if instructions.is_empty() {
-            instructions = examples.iter().map(|e| e.instruction.clone()).collect();
-        }
-        instructions.sort();
-        instructions.dedup();
-        let vectors = self.embed(&instructions, Weights::Base)?;
+        let vectors: Vec<Vec<f32>> = self
+            .embed_distinct(&self.base_model()?, &instructions)?
+            .into_values()
+            .collect();
         let mut key = vec![0.0f32; vectors[0].len()];
         for v in &vectors {
             for (k, x) in key.iter_mut().zip(v) {
@@ -366,16 +368,46 @@ impl LlamaLearner {
         Ok((key, vectors.len()))
     }
 
-    /// Base-model embeddings of `texts`, each distinct text embedded once.
+    /// `model`'s embeddings of `texts`, each distinct text embedded once.
     fn embed_distinct(
-        &mut self,
+        &self,
+        model: &Llama,
         texts: &[String],
-    ) -> anyhow::Result<std::collections::HashMap<String, Vec<f32>>> {
+    ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<f32>>> {
         let mut distinct = texts.to_vec();
         distinct.sort();
         distinct.dedup();
-        let vectors = self.embed(&distinct, Weights::Base)?;
+        let vectors = self.embed_with(model, &distinct)?;
         Ok(distinct.into_iter().zip(vectors).collect())
+    }
+
+    /// Mean-pooled hidden states of the configured layer of `model` for each text.
+    fn embed_with(&self, model: &Llama, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let layer = self
+            .embedding_layer
+            .unwrap_or(self.config.num_hidden_layers);
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.eval_batch_size) {
+            let rows: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|t| {
+                    let mut ids = self.format.tokens(t)?;
+                    ids.truncate(self.training.max_length);
+                    ensure!(!ids.is_empty(), "cannot embed an empty text");
+                    Ok(ids)
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let (tokens, mask) = self.ints(&rows, false);
+            let pooled = model.mean_pooled_hidden(tokens, mask, layer);
+            let d = pooled.dims()[1];
+            let data = pooled
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
+            out.extend(data.chunks_exact(d).map(<[f32]>::to_vec));
+        }
+        Ok(out)
     }
 
     /// The configured continual-learning method, without state.
@@ -390,7 +422,7 @@ impl LlamaLearner {
     }
 
     /// The model being trained: on the autodiff device, LoRA-adapted or fully trainable.
-    pub fn trainable(&self) -> &Llama {
+    pub fn model_in_training(&self) -> &Llama {
         &self.model
     }
 
@@ -495,31 +527,7 @@ impl Learner for LlamaLearner {
             Weights::Base => self.base_model()?,
             Weights::Current => self.inference_model(),
         };
-        let layer = self
-            .embedding_layer
-            .unwrap_or(self.config.num_hidden_layers);
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.eval_batch_size) {
-            let rows: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|t| {
-                    let mut ids = self.format.tokens(t)?;
-                    ids.truncate(self.training.max_length);
-                    ensure!(!ids.is_empty(), "cannot embed an empty text");
-                    Ok(ids)
-                })
-                .collect::<anyhow::Result<_>>()?;
-            let (tokens, mask) = self.ints(&rows, false);
-            let pooled = model.mean_pooled_hidden(tokens, mask, layer);
-            let d = pooled.dims()[1];
-            let data = pooled
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
-            out.extend(data.chunks_exact(d).map(<[f32]>::to_vec));
-        }
-        Ok(out)
+        self.embed_with(&model, texts)
     }
 
     fn train(
@@ -560,13 +568,21 @@ impl Learner for LlamaLearner {
             .filter(|(e, _)| e.task == plan.task)
             .map(|(_, x)| x.clone())
             .collect();
+        let trained_tasks: Vec<String> = if own.is_empty() {
+            let mut all: Vec<String> = examples.iter().map(|e| e.task.clone()).collect();
+            all.sort();
+            all.dedup();
+            all
+        } else {
+            vec![plan.task.clone()]
+        };
         let task_key = match self.method.routes() {
-            Some(_) => Some(self.task_key(examples, &plan.task)?),
+            Some(_) => Some(self.task_key(examples, &trained_tasks)?),
             None => None,
         };
         let stage = StageContext {
             stage: plan.stage,
-            task_name: &plan.task,
+            trained_tasks: &trained_tasks,
             task_key,
             task_distances: &plan.task_distances,
             task: if own.is_empty() { &encoded } else { &own },
@@ -631,39 +647,33 @@ impl Learner for LlamaLearner {
             .collect::<anyhow::Result<_>>()?;
         self.routes = None;
         // Before the first stage the bank is empty: the model answers alone.
-        let routed = self.method.routes().filter(|experts| !experts.is_empty());
-        let Some(experts) = routed.map(<[Expert]>::to_vec) else {
+        let Some(keys) = self
+            .method
+            .routes()
+            .filter(|experts| !experts.is_empty())
+            .map(|experts| experts.iter().map(|e| e.key.clone()).collect::<Vec<_>>())
+        else {
             let model = self.inference_model();
             return self.generate_greedy(&model, &prompts, max_new_tokens, on_done);
         };
         // Route every example to the expert nearest its instruction, then generate expert by
         // expert.
+        let base = self.base_model()?;
         let instructions: Vec<String> = examples.iter().map(|e| e.instruction.clone()).collect();
-        let embeddings = self.embed_distinct(&instructions)?;
+        let embeddings = self.embed_distinct(&base, &instructions)?;
         let chosen: Vec<usize> = instructions
             .iter()
-            .map(|i| {
-                let e = &embeddings[i];
-                (0..experts.len())
-                    .max_by(|&a, &b| {
-                        cosine(&experts[a].key, e).total_cmp(&cosine(&experts[b].key, e))
-                    })
-                    .expect("the bank is not empty")
-            })
+            .map(|i| nearest_key(&keys, &embeddings[i]).expect("the bank is not empty"))
             .collect();
-        let base = self.base_model()?;
         let mut outputs = vec![String::new(); examples.len()];
         let mut done = 0;
-        for (k, expert) in experts.iter().enumerate() {
+        for k in 0..keys.len() {
             let members: Vec<usize> = (0..examples.len()).filter(|&i| chosen[i] == k).collect();
             if members.is_empty() {
                 continue;
             }
-            let model = merge_lora(load_peft_adapter(
-                base.clone(),
-                &self.lora,
-                &expert.adapter,
-            )?);
+            let adapter = &self.method.routes().expect("a routing method")[k].adapter;
+            let model = merge_lora(load_peft_adapter(base.clone(), &self.lora, adapter)?);
             let batch: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
             let mut stopped = false;
             let texts = self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
@@ -679,6 +689,7 @@ impl Learner for LlamaLearner {
                 return Ok(outputs);
             }
         }
+        let experts = self.method.routes().expect("a routing method");
         self.routes = Some(chosen.iter().map(|&k| experts[k].tasks.clone()).collect());
         Ok(outputs)
     }

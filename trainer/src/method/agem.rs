@@ -58,7 +58,7 @@ impl Agem {
     }
 
     /// Draws a memory batch: `size / tasks` examples (at least one) from each stored task.
-    fn memory_batch(&mut self) -> Option<(Vec<Encoded>, &Device)> {
+    fn draw_memory_batch(&mut self) -> Option<(Vec<Encoded>, &Device)> {
         let (size, rng, device) = self.sampling.as_mut()?;
         if self.memory.is_empty() {
             return None;
@@ -80,20 +80,17 @@ impl Agem {
     }
 }
 
-/// A-GEM's projection of `g` given the reference gradient `g_ref`: `g` itself when
-/// `⟨g, g_ref⟩ ≥ 0`, else `g − (⟨g, g_ref⟩ / ⟨g_ref, g_ref⟩) · g_ref`. One host sync.
-pub fn project(g: &ParamTensors, g_ref: &ParamTensors) -> ParamTensors {
+/// A-GEM's projection of `g` given the reference gradient `g_ref`:
+/// `g − (⟨g, g_ref⟩ / ⟨g_ref, g_ref⟩) · g_ref` when `⟨g, g_ref⟩ < 0`, `None` (keep `g`)
+/// otherwise. One host sync.
+pub fn project(g: &ParamTensors, g_ref: &ParamTensors) -> Option<ParamTensors> {
     let dots = Tensor::cat(vec![g.dot(g_ref), g_ref.dot(g_ref)], 0)
         .into_data()
         .convert::<f64>()
         .try_into_vec::<f64>()
         .expect("f64 dot products");
     let (dot, norm) = (dots[0], dots[1]);
-    if dot < 0.0 && norm > 0.0 {
-        g.zip(g_ref, |g, r| g - r * (dot / norm))
-    } else {
-        g.clone()
-    }
+    (dot < 0.0 && norm > 0.0).then(|| g.zip(g_ref, |g, r| g - r * (dot / norm)))
 }
 
 impl ContinualMethod for Agem {
@@ -107,7 +104,7 @@ impl ContinualMethod for Agem {
     }
 
     fn shape_gradients(&mut self, model: &Llama, grads: &mut GradientsParams) {
-        let Some((batch, device)) = self.memory_batch() else {
+        let Some((batch, device)) = self.draw_memory_batch() else {
             return;
         };
         let batch = collate(&batch.iter().collect::<Vec<_>>(), device);
@@ -119,7 +116,9 @@ impl ContinualMethod for Agem {
             &accumulate_gradients(model, &[batch], &causal_lm_loss).grads,
         );
         let g = ParamTensors::gradients(model, grads);
-        project(&g, &g_ref).write_gradients(model, grads);
+        if let Some(projected) = project(&g, &g_ref) {
+            projected.write_gradients(model, grads);
+        }
     }
 
     fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {

@@ -12,6 +12,10 @@
 //! online:    ½ λ Σ F ⊙ (θ − θ*)²,  F ← γ F + F_k,  θ* ← θ at the end of task k
 //! ```
 //!
+//! `separate` keeps one pair too, `(Σ_k F_k, Σ_k F_k θ*_k / Σ_k F_k)`: a sum of quadratics is
+//! one quadratic plus a constant, so the gradient is the same while memory and checkpoints do
+//! not grow with the tasks (two weight-sized tensors under full fine-tuning, not 2 per task).
+//!
 //! Departures from TRACE, on purpose: the Fisher is computed in a pass over the task's own
 //! examples after training (Avalanche's `after_training_exp`), not accumulated live from the
 //! training steps, whose gradients include replayed examples and the penalty itself and grow
@@ -33,8 +37,8 @@ pub use crate::config::EwcMode;
 /// TRACE's `lambda_ewc`.
 pub const DEFAULT_LAMBDA: f64 = 400.0;
 
-/// EWC's state: one (Fisher, anchor) pair per earlier task (`separate`), or one merged pair
-/// (`online`).
+/// EWC's state: one (Fisher, anchor) pair, which holds every earlier task's penalty exactly
+/// (`separate`) or the decayed running one (`online`).
 pub struct Ewc {
     lambda: f64,
     mode: EwcMode,
@@ -53,7 +57,7 @@ impl Ewc {
         }
     }
 
-    /// `(Ω, θ*)` per anchor: per earlier task, or one merged.
+    /// `(F, θ*)`: at most one pair (see [`Ewc`]).
     pub fn anchors(&self) -> &Anchors {
         &self.anchors
     }
@@ -73,18 +77,24 @@ impl ContinualMethod for Ewc {
     fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
         let fisher = empirical_fisher(&model, &stage.task_batches());
         let theta = ParamTensors::values(&model);
-        match (self.mode, self.anchors.pop()) {
+        let merged = match (self.mode, self.anchors.pop()) {
+            (_, None) => (fisher, theta),
             (EwcMode::Online, Some((old, _))) => {
                 let decay = self.decay;
-                self.anchors
-                    .push((old.zip(&fisher, |o, f| o * decay + f), theta));
+                (old.zip(&fisher, |o, f| o * decay + f), theta)
             }
-            (EwcMode::Online, None) => self.anchors.push((fisher, theta)),
-            (EwcMode::Separate, last) => {
-                self.anchors.extend(last);
-                self.anchors.push((fisher, theta));
+            (EwcMode::Separate, Some((old, anchor))) => {
+                let sum = old.zip(&fisher, |o, f| o + f);
+                // Σ_k F_k (θ − θ*_k)² = (Σ F_k)(θ − θ̄*)² + const with θ̄* = Σ F_k θ*_k / Σ F_k:
+                // the same gradient from two tensors however many tasks came before.
+                let weighted = old
+                    .zip(&anchor, |o, a| o * a)
+                    .zip(&fisher.zip(&theta, |f, t| f * t), |a, b| a + b);
+                let mean = weighted.zip(&sum, |w, s| w / s.clamp_min(f32::MIN_POSITIVE));
+                (sum, mean)
             }
-        }
+        };
+        self.anchors = vec![merged];
         Ok(model)
     }
 

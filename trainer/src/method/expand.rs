@@ -84,15 +84,15 @@ impl Expansion {
     pub fn experts(&self) -> &[Expert] {
         &self.experts
     }
+}
 
-    /// The expert whose key is most similar to `embedding`, with the similarity.
-    pub fn nearest(&self, embedding: &[f32]) -> Option<(usize, f64)> {
-        self.experts
-            .iter()
-            .enumerate()
-            .map(|(k, e)| (k, cosine(&e.key, embedding)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-    }
+/// The index of the key most similar (cosine) to `embedding`; `None` without keys.
+pub fn nearest_key(keys: &[Vec<f32>], embedding: &[f32]) -> Option<usize> {
+    keys.iter()
+        .map(|key| cosine(key, embedding))
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
 }
 
 impl ContinualMethod for Expansion {
@@ -105,10 +105,8 @@ impl ContinualMethod for Expansion {
             .task_key
             .clone()
             .context("expansion needs the task's instruction embedding")?;
-        let reuse = self
-            .nearest(&key)
-            .filter(|&(_, similarity)| similarity >= self.threshold)
-            .map(|(k, _)| k);
+        let keys: Vec<Vec<f32>> = self.experts.iter().map(|e| e.key.clone()).collect();
+        let reuse = nearest_key(&keys, &key).filter(|&k| cosine(&keys[k], &key) >= self.threshold);
         let model = match reuse {
             Some(k) => load_peft_adapter(model, &self.lora, &self.experts[k].adapter)?,
             // The first task trains the adapter the model was created with.
@@ -133,12 +131,12 @@ impl ContinualMethod for Expansion {
                     *e = (*e * old + n * new) / (old + new);
                 }
                 expert.instructions += instructions;
-                expert.tasks.push(stage.task_name.to_owned());
+                expert.tasks.extend(stage.trained_tasks.iter().cloned());
                 expert.adapter = adapter;
             }
             None => self.experts.push(Expert {
                 key,
-                tasks: vec![stage.task_name.to_owned()],
+                tasks: stage.trained_tasks.to_vec(),
                 adapter,
                 instructions,
             }),

@@ -15,7 +15,13 @@
 //!
 //! Departures: the sum runs over real tokens only (TRACE also sums the padding positions),
 //! and the previous model's logits are computed on the fly without dropout (TRACE stores them
-//! per step, computed with the model in train mode).
+//! per step, computed with the model in train mode). Under gradient accumulation each
+//! micro-batch's loss is weighted by its share of the step's scored tokens, like the
+//! cross-entropy (TRACE's DeepSpeed weights micro-batches equally). The loss curve of an `lwf`
+//! run is CE + KD (the penalties of EWC, MAS, SI and TIR are not in theirs).
+//!
+//! Cost: unlike plain training, which sends only scored positions through the output head,
+//! KD needs the full `[b, s, V]` logits of both models (V = 49 152 for SmolLM2).
 
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};

@@ -46,7 +46,8 @@ impl Mas {
         }
     }
 
-    /// `(Ω, θ*)` per anchor: per earlier task, or one merged.
+    /// `(Ω, θ*)`: the merged importance and the last task's anchor (empty before the first
+    /// task ends).
     pub fn anchors(&self) -> &Anchors {
         &self.anchors
     }

@@ -51,8 +51,9 @@ use params::ParamTensors;
 pub struct StageContext<'a> {
     /// 1-based stage number.
     pub stage: usize,
-    /// The task trained at this stage.
-    pub task_name: &'a str,
+    /// The tasks this stage trains (its own task; every task for the multitask stage): what an
+    /// adapter trained now is said to know.
+    pub trained_tasks: &'a [String],
     /// For methods that route ([`ContinualMethod::routes`]): the mean base-model embedding of
     /// the task's distinct instructions, and their number.
     pub task_key: Option<(Vec<f32>, usize)>,
@@ -212,6 +213,9 @@ pub type Anchors = Vec<(ParamTensors, ParamTensors)>;
 /// `model`'s θ, `2 · coef · Σ_k Ω_k ⊙ (θ − θ*_k)` (nothing without anchors): the penalty of
 /// EWC, MAS, SI and TIR, each with its own `coef` (½λ, λ, λ/2, ½λ), added to the task gradient
 /// analytically (no second backward pass).
+///
+/// # Panics
+/// When an anchor lacks a trainable parameter of `model`.
 pub fn add_quadratic_penalty(
     model: &Llama,
     grads: &mut GradientsParams,

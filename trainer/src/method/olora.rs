@@ -17,7 +17,8 @@
 //! weight (the same function; O-LoRA computes them unmerged, sharing the new adapter's dropout
 //! mask, so the two differ only with `lora_dropout > 0`), and their `A`s are kept apart for the
 //! penalty. The penalty's gradient is added analytically: with burn's `[in, r]` layout,
-//! `∂/∂A_new Σ|A_oldᵀ A_new| = A_old · sign(A_oldᵀ A_new)`, `∂‖θ‖₂/∂θ = θ / ‖θ‖₂`.
+//! `∂/∂A_new Σ|A_oldᵀ A_new| = A_old · sign(A_oldᵀ A_new)`, `∂‖θ‖₂/∂θ = θ / ‖θ‖₂` (0 at θ = 0,
+//! as PyTorch's subgradient, so a fresh adapter's `B = 0` stays finite).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -142,7 +143,14 @@ impl ContinualMethod for OLora {
             }
             if self.l2_weight > 0.0 {
                 for (id, theta) in [(a_id, a), (b_id, b)] {
-                    let norm = theta.clone().square().sum().sqrt().unsqueeze::<2>();
+                    // A fresh adapter's B is 0: PyTorch's norm has gradient 0 there.
+                    let norm = theta
+                        .clone()
+                        .square()
+                        .sum()
+                        .sqrt()
+                        .clamp_min(f32::MIN_POSITIVE)
+                        .unsqueeze::<2>();
                     add_gradient(grads, id, theta / norm * self.l2_weight);
                 }
             }

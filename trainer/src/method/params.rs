@@ -121,7 +121,8 @@ impl ParamTensors {
         }
     }
 
-    /// Replaces the gradients of `model`'s trainable parameters in `grads` by `self`.
+    /// Replaces the gradients of `model`'s trainable parameters in `grads` by `self`; a
+    /// parameter `self` lacks loses its gradient.
     pub fn write_gradients(&self, model: &Llama, grads: &mut GradientsParams) {
         for p in trainable(model) {
             take_flat_gradient(grads, p.id, p.shape.len());

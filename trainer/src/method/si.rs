@@ -62,6 +62,11 @@ impl Si {
         self.trajectory.as_ref().map(|(omega, _)| omega)
     }
 
+    /// `C`, the importance before the sign flip and the clamp, summed over the finished tasks.
+    pub fn cumulative(&self) -> Option<&ParamTensors> {
+        self.cumulative.as_ref()
+    }
+
     /// The importance `Ω` and anchor `θ*` of the last finished task.
     pub fn importance(&self) -> Option<&(ParamTensors, ParamTensors)> {
         self.anchors.first()

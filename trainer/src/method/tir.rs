@@ -12,7 +12,7 @@
 //! before task t:     Ω̃_i = Ω_i · (1 − s(t, Id_i))
 //! penalty:           ½ λ Σ Ω̃ ⊙ (θ − θ*)²
 //! similarity:        x(t, k) = 1 − W(t, k),   s = σ((x − mean) / std) over every pair of seen
-//!                    tasks when there are two or more pairs, else s = x
+//!                    tasks when there are two or more pairs, else s = clamp(x, 0, 1)
 //! ```
 //!
 //! with `F_k` the empirical Fisher ([`super::ewc::empirical_fisher`]) and `W` InsCL's
@@ -20,8 +20,8 @@
 //! run's `[strategy.similarity]`). CLMM's `s` multiplies three such terms (image, instruction
 //! and answer embeddings, each the inner product of mean BERT/CLIP vectors); with a cosine cost,
 //! `1 − W` is the transport-weighted mean cosine similarity of the two tasks' instructions,
-//! this trainer's instruction-only analogue. `std` is the sample standard deviation
-//! (`torch.std`).
+//! this trainer's instruction-only analogue, so TIR needs `strategy.similarity.cost = cosine`.
+//! `std` is the sample standard deviation (`torch.std`).
 
 use std::path::Path;
 
@@ -65,8 +65,10 @@ impl Tir {
     }
 }
 
-/// `s(t, k)` for the last task `t` of the pairwise distance matrix `distances` (T × T) and each
-/// earlier task `k < t`.
+/// `s(t, k)` in [0, 1] for the last task `t` of the pairwise distance matrix `distances`
+/// (T × T, cosine-cost Wasserstein distances) and each earlier task `k < t`: the single pair's
+/// `1 − W` clamped to [0, 1], or with more pairs the sigmoid of its z-score (σ(0) = ½ when
+/// every pair is equally similar).
 pub fn task_similarity(distances: &[Vec<f64>]) -> Vec<f64> {
     let t = distances.len().saturating_sub(1);
     let pairs: Vec<f64> = (0..distances.len())
@@ -75,13 +77,17 @@ pub fn task_similarity(distances: &[Vec<f64>]) -> Vec<f64> {
         .collect();
     let raw: Vec<f64> = (0..t).map(|k| 1.0 - distances[t][k]).collect();
     if pairs.len() < 2 {
-        return raw;
+        return raw.iter().map(|x| x.clamp(0.0, 1.0)).collect();
     }
     let n = pairs.len() as f64;
     let mean = pairs.iter().sum::<f64>() / n;
     let std = (pairs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
     raw.iter()
-        .map(|x| 1.0 / (1.0 + (-(x - mean) / std).exp()))
+        .map(|x| {
+            // Every pair equally similar: the z-score's limit, σ(0).
+            let z = if std > 1e-12 { (x - mean) / std } else { 0.0 };
+            1.0 / (1.0 + (-z).exp())
+        })
         .collect()
 }
 
@@ -122,6 +128,8 @@ impl ContinualMethod for Tir {
             .map(|(_, t)| t.clone().sum())
             .reduce(|a, b| a + b)
             .expect("at least one trainable parameter");
+        // A task without gradient signal (all-zero Fisher) adds no importance.
+        let total = total.clamp_min(f32::MIN_POSITIVE);
         let normalised = fisher.map(|t| t / total.clone());
         let task = (stage.stage - 1) as f32;
         let theta = ParamTensors::values(&model);
