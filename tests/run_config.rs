@@ -291,3 +291,17 @@ fn invalid_values_name_field_and_value() {
         "override \"training\" is not of the form section.field=value"
     );
 }
+
+#[test]
+fn the_method_flag_sets_method_name() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["run", "--method", "gem", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown variant `gem`") && stderr.contains("`agem`"),
+        "{stderr}"
+    );
+}

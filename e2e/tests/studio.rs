@@ -120,6 +120,8 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
     wait_for(&client, "tr.run-row").await;
     let name = manifest["name"].as_str().unwrap();
     assert_eq!(texts(&client, "tr.run-row td:nth-child(2)").await, [name]);
+    // The method column, after the strategy: the example run predates `[method]`, so `seq`.
+    assert_eq!(texts(&client, "tr.run-row td:nth-child(4)").await, ["seq"]);
 
     // The heatmap shows every score of results.json.
     let (_, results) = artifact("results");

@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// strategy.name: none, random, dynamic, insinfo, inscl, multitask, single.
     #[arg(long, conflicts_with = "resume")]
     pub strategy: Option<String>,
+    /// method.name: seq, ewc, mas, si, tir, agem, lwf, ema, olora, expand.
+    #[arg(long, conflicts_with = "resume")]
+    pub method: Option<String>,
     /// strategy.alpha: replayed instances per previous stage.
     #[arg(long, conflicts_with = "resume")]
     pub alpha: Option<usize>,
@@ -66,6 +69,9 @@ impl RunArgs {
         let quoted = |s: &str| toml::Value::String(s.to_owned()).to_string();
         if let Some(s) = &self.strategy {
             all.push(format!("strategy.name={}", quoted(s)));
+        }
+        if let Some(m) = &self.method {
+            all.push(format!("method.name={}", quoted(m)));
         }
         if let Some(a) = self.alpha {
             all.push(format!("strategy.alpha={a}"));
