@@ -504,7 +504,7 @@ impl Default for MethodConfig {
             distill_weight: 1.0,
             orthogonal_weight: 0.5,
             l2_weight: 0.0,
-            expand_threshold: 0.9,
+            expand_threshold: 1.0,
         }
     }
 }
