@@ -266,6 +266,14 @@ pub struct LlamaLearner {
     /// Under a routing method: the tasks of the adapter each example of the last
     /// [`Learner::generate`] call went to.
     routes: Option<Vec<Vec<String>>>,
+    /// [`LlamaLearner::base_model`], once built.
+    base_inference: std::cell::OnceCell<Llama>,
+    /// Base-model embeddings of the instructions routed so far: every stage evaluates the same
+    /// test instructions.
+    routing_embeddings: std::collections::BTreeMap<String, Vec<f32>>,
+    /// The routing method's experts merged for inference, built on first use after the bank
+    /// last changed (every task of a stage's evaluation uses the same bank).
+    expert_models: Vec<Option<Llama>>,
 }
 
 impl LlamaLearner {
@@ -322,6 +330,9 @@ impl LlamaLearner {
             method_config: method.clone(),
             method: continual,
             routes: None,
+            base_inference: std::cell::OnceCell::new(),
+            routing_embeddings: std::collections::BTreeMap::new(),
+            expert_models: Vec::new(),
         })
     }
 
@@ -431,13 +442,14 @@ impl LlamaLearner {
         merge_lora(self.model.valid())
     }
 
-    /// The pretrained weights for inference, without adapters.
+    /// The pretrained weights for inference, without adapters: built once, then shared (a
+    /// clone shares the tensors).
     fn base_model(&self) -> anyhow::Result<Llama> {
-        Ok(Llama::from_host_tensors(
-            &self.config,
-            &self.base,
-            &self.device,
-        )?)
+        if let Some(model) = self.base_inference.get() {
+            return Ok(model.clone());
+        }
+        let model = Llama::from_host_tensors(&self.config, &self.base, &self.device)?;
+        Ok(self.base_inference.get_or_init(|| model).clone())
     }
 
     /// Greedy generation of `model` from token prompts, batched by similar length; outputs in
@@ -538,6 +550,7 @@ impl Learner for LlamaLearner {
     ) -> anyhow::Result<Vec<LossPoint>> {
         let t = &plan.config;
         ensure!(!examples.is_empty(), "no training examples");
+        self.expert_models.clear();
         let encoded: Vec<Encoded> = examples
             .iter()
             .map(|e| self.format.training(e, t.max_length))
@@ -660,10 +673,18 @@ impl Learner for LlamaLearner {
         // expert.
         let base = self.base_model()?;
         let instructions: Vec<String> = examples.iter().map(|e| e.instruction.clone()).collect();
-        let embeddings = self.embed_distinct(&base, &instructions)?;
+        let unseen: Vec<String> = instructions
+            .iter()
+            .filter(|i| !self.routing_embeddings.contains_key(*i))
+            .cloned()
+            .collect();
+        let embedded = self.embed_distinct(&base, &unseen)?;
+        self.routing_embeddings.extend(embedded);
         let chosen: Vec<usize> = instructions
             .iter()
-            .map(|i| nearest_key(&keys, &embeddings[i]).expect("the bank is not empty"))
+            .map(|i| {
+                nearest_key(&keys, &self.routing_embeddings[i]).expect("the bank is not empty")
+            })
             .collect();
         let mut outputs = vec![String::new(); examples.len()];
         let mut done = 0;
@@ -672,8 +693,16 @@ impl Learner for LlamaLearner {
             if members.is_empty() {
                 continue;
             }
-            let adapter = &self.method.routes().expect("a routing method")[k].adapter;
-            let model = merge_lora(load_peft_adapter(base.clone(), &self.lora, adapter)?);
+            self.expert_models.resize(keys.len(), None);
+            let model = match &self.expert_models[k] {
+                Some(model) => model.clone(),
+                None => {
+                    let adapter = &self.method.routes().expect("a routing method")[k].adapter;
+                    let model = merge_lora(load_peft_adapter(base.clone(), &self.lora, adapter)?);
+                    self.expert_models[k] = Some(model.clone());
+                    model
+                }
+            };
             let batch: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
             let mut stopped = false;
             let texts = self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
@@ -793,6 +822,7 @@ impl Learner for LlamaLearner {
         }
         self.method = self.fresh_method()?;
         self.model = self.method.load(dir, self.model.clone())?;
+        self.expert_models.clear();
         Ok(())
     }
 
@@ -806,6 +836,7 @@ impl Learner for LlamaLearner {
             self.adapter_seed,
         )?;
         self.method = self.fresh_method()?;
+        self.expert_models.clear();
         Ok(())
     }
 
