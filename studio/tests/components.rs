@@ -72,8 +72,15 @@ async fn runs_table_lists_runs_and_keeps_them_after_a_bad_file() {
     );
     TimeoutFuture::new(0).await;
     assert_eq!(texts(&root, "tr.run-row td:nth-child(2)"), ["run-x"]);
+    // Without run.json the method is unknown; AP follows run, strategy, method, model, order,
+    // α and seed.
     assert_eq!(
-        texts(&root, "tr.run-row td:nth-child(8)"),
+        texts(&root, "tr.run-row td:nth-child(4)"),
+        ["–"],
+        "method column"
+    );
+    assert_eq!(
+        texts(&root, "tr.run-row td:nth-child(9)"),
         ["70.00"],
         "AP column"
     );

@@ -181,8 +181,14 @@ fn examples(task: &str, instruction: &str) -> Vec<Example> {
 }
 
 /// Evaluation time of `expand` (two adapters, every instance routed) against `seq` (one merged
-/// model) on the same 16 instances, 16 new tokens each, after both trained two tasks.
+/// model) on the same 16 instances, at most 16 new tokens each, after both trained two tasks.
+/// Trained at a vanishing learning rate, every model answers as the base model does: the same
+/// answers, so the same number of decoding steps, and the ratio is what routing costs (with
+/// real training the experts' answers, and so their lengths, differ from `seq`'s). The
+/// generated tokens are printed to show it.
 fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Result<()> {
+    let mut training = config.training.clone();
+    training.lr = 1e-12;
     let tasks = [
         (
             "sentiment",
@@ -205,7 +211,7 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
             let learner = LlamaLearner::open(
                 std::path::Path::new(gguf),
                 llama::device::DeviceChoice::Cpu,
-                &config.training,
+                &training,
                 &method,
                 None,
                 config.eval.batch_size,
@@ -222,7 +228,7 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
                 stage: stage + 1,
                 task: (*task).to_owned(),
                 seed: 0,
-                config: config.training.clone(),
+                config: training.clone(),
                 task_distances: Vec::new(),
             };
             learner.train(&data, &plan, &mut |_| ControlFlow::Continue(()))?;
@@ -230,13 +236,15 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
         test.extend(data);
     }
     let mut times = vec![Vec::new(); learners.len()];
+    let mut generated = vec![0; learners.len()];
     for round in 0..=rounds {
         for (k, (_, learner)) in learners.iter_mut().enumerate() {
             let start = Instant::now();
-            learner.generate(&test, 16, &mut |_| ControlFlow::Continue(()))?;
+            let outputs = learner.generate(&test, 16, &mut |_| ControlFlow::Continue(()))?;
             if round > 0 {
                 times[k].push(start.elapsed().as_secs_f64());
             }
+            generated[k] = learner.token_counts(&outputs)?.iter().sum::<usize>();
         }
     }
     let seq = median(times[0].clone());
@@ -244,10 +252,10 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
         "\nevaluation, {} instances × 16 new tokens, 2 tasks trained:",
         test.len()
     );
-    println!("| method | median evaluation (s) | × seq |\n|---|---:|---:|");
-    for ((name, _), t) in learners.iter().zip(times) {
+    println!("| method | generated tokens | median evaluation (s) | × seq |\n|---|---:|---:|---:|");
+    for (((name, _), t), tokens) in learners.iter().zip(times).zip(generated) {
         let m = median(t);
-        println!("| {name} | {m:.3} | {:.2} |", m / seq);
+        println!("| {name} | {tokens} | {m:.3} | {:.2} |", m / seq);
     }
     Ok(())
 }
