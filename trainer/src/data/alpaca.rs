@@ -29,7 +29,7 @@ pub struct AlpacaTask {
 ///
 /// # Errors
 /// [`DataError::Io`], [`DataError::Json`] (naming the line), [`DataError::Field`] naming
-/// `file:line` and the field.
+/// `file:line` and the field, [`DataError::NoRecords`] for a file without records.
 pub fn read(path: &Path) -> Result<Vec<AlpacaTask>, DataError> {
     let file = RecordFile::read(path)?;
     let default_task = path
@@ -61,5 +61,29 @@ pub fn read(path: &Path) -> Result<Vec<AlpacaTask>, DataError> {
             None => task.empty_outputs += 1,
         }
     }
+    if tasks.is_empty() {
+        return Err(DataError::NoRecords {
+            file: path.display().to_string(),
+        });
+    }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_records_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("empty.json", "[]"), ("blank.jsonl", "\n\n")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = read(&path).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&path.display().to_string()) && err.contains("no records"),
+                "{err}"
+            );
+        }
+    }
 }

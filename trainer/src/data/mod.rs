@@ -203,6 +203,9 @@ pub enum DataError {
     /// The task list is empty.
     #[error("the task list is empty (data.first = 0 or an empty order)")]
     NoTasks,
+    /// A data file without a single record.
+    #[error("{file}: no records (an empty file or an empty JSON array)")]
+    NoRecords { file: String },
 }
 
 /// A JSON value shortened for error messages (at most 80 characters).
