@@ -100,6 +100,21 @@ async fn open_studio() -> (Driver, Client) {
     (driver, client)
 }
 
+/// The run `name` is still the one run listed and its heatmap still drawn.
+async fn assert_run_stays(client: &Client, name: &str) {
+    assert_eq!(
+        texts(client, "tr.run-row td:nth-child(2)").await,
+        [name],
+        "the run stays"
+    );
+    assert!(
+        client
+            .find(Locator::Css("#score-heatmap g.cell"))
+            .await
+            .is_ok()
+    );
+}
+
 async fn click(client: &Client, css: &str) {
     client
         .find(Locator::Css(css))
@@ -248,17 +263,7 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
         "{errors:?}"
     );
     assert!(find("huge.json").contains("too large"), "{errors:?}");
-    assert_eq!(
-        texts(&client, "tr.run-row td:nth-child(2)").await,
-        [name],
-        "the run stays"
-    );
-    assert!(
-        client
-            .find(Locator::Css("#score-heatmap g.cell"))
-            .await
-            .is_ok()
-    );
+    assert_run_stays(&client, name).await;
     assert_eq!(
         client
             .find_all(Locator::Css("td.new-quota"))
@@ -458,17 +463,7 @@ async fn hostile_drops_leave_the_app_alive_and_every_error_shown() {
         std::fs::write(&canary, "{\"schema_version\": 1,").unwrap();
         drop_files(&client, &[canary]).await;
         wait_for(&client, &format!("#errors li[data-file='canary-{i}.json']")).await;
-        assert_eq!(
-            texts(&client, "tr.run-row td:nth-child(2)").await,
-            [name],
-            "the run stays"
-        );
-        assert!(
-            client
-                .find(Locator::Css("#score-heatmap g.cell"))
-                .await
-                .is_ok()
-        );
+        assert_run_stays(&client, name).await;
     }
     println!("hostile drops: {} malformed files", files.len());
     client.close().await.unwrap();

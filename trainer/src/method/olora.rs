@@ -27,10 +27,11 @@ use anyhow::Context;
 use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use llama::host::{HostTensor, HostTensors};
+use llama::host::HostTensors;
 use llama::lora::{LoraConfig, LoraTarget, apply_lora};
 use llama::model::Llama;
 
+use super::params::host_tensor;
 use super::{ContinualMethod, MethodConfig, STATE_TENSORS, StageContext, read_tensors};
 
 /// The frozen adapters' factors of one projection, stacked: `A` `[in, r_sum]`, `B`
@@ -186,16 +187,7 @@ impl ContinualMethod for OLora {
             .frozen
             .iter()
             .flat_map(|(key, f)| [(format!("{key}.a"), &f.a), (format!("{key}.b"), &f.b)])
-            .map(|(name, t)| {
-                let shape = t.dims().to_vec();
-                let data = t
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .expect("f32 adapter");
-                (name, HostTensor { shape, data })
-            })
+            .map(|(name, t)| (name, host_tensor(t)))
             .collect();
         llama::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
         Ok(())

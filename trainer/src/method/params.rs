@@ -113,7 +113,7 @@ impl ParamTensors {
                 .0
                 .get(&path)
                 .unwrap_or_else(|| panic!("no method state for the trainable parameter {path}"));
-            let sum = match take_flat_gradient(grads, id, shape.len()) {
+            let sum = match flat_gradient(grads, id, shape.len()) {
                 Some(g) => g + extra.clone(),
                 None => extra.clone(),
             };
@@ -121,12 +121,12 @@ impl ParamTensors {
         }
     }
 
-    /// Replaces the gradients of `model`'s trainable parameters in `grads` by `self`; a
-    /// parameter `self` lacks loses its gradient.
+    /// Replaces the gradients in `grads` of `model`'s trainable parameters that `self` holds
+    /// by `self`'s.
     pub fn write_gradients(&self, model: &Llama, grads: &mut GradientsParams) {
         for p in trainable(model) {
-            take_flat_gradient(grads, p.id, p.shape.len());
             if let Some(value) = self.0.get(&p.path) {
+                // `register` replaces the gradient already there.
                 register_shaped(grads, p.id, value.clone(), &p.shape);
             }
         }
@@ -227,21 +227,7 @@ impl ParamTensors {
     pub fn to_host(&self, prefix: &str) -> HostTensors {
         self.0
             .iter()
-            .map(|(k, v)| {
-                let data = v
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .expect("f32 method state");
-                (
-                    format!("{prefix}{k}"),
-                    HostTensor {
-                        shape: vec![data.len()],
-                        data,
-                    },
-                )
-            })
+            .map(|(k, v)| (format!("{prefix}{k}"), host_tensor(v)))
             .collect()
     }
 
@@ -279,6 +265,19 @@ impl ParamTensors {
     }
 }
 
+/// A host copy of `tensor` (f32, its shape), for a safetensors file.
+pub fn host_tensor<const D: usize>(tensor: &Tensor<D>) -> HostTensor {
+    HostTensor {
+        shape: tensor.dims().to_vec(),
+        data: tensor
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 method state"),
+    }
+}
+
 /// The plain device the model's parameters live on.
 fn grads_device(model: &Llama) -> burn::tensor::Device {
     model.embed_tokens.weight.val().inner().device()
@@ -295,21 +294,6 @@ fn flat_gradient(grads: &GradientsParams, id: ParamId, rank: usize) -> Option<Te
         1 => flat::<1>(grads, id),
         2 => flat::<2>(grads, id),
         3 => flat::<3>(grads, id),
-        other => panic!("parameters of rank {other} are not supported"),
-    }
-}
-
-fn take_flat_gradient(grads: &mut GradientsParams, id: ParamId, rank: usize) -> Option<Tensor<1>> {
-    fn take<const D: usize>(grads: &mut GradientsParams, id: ParamId) -> Option<Tensor<1>> {
-        grads.remove::<D>(id).map(|g| {
-            let n = g.shape().num_elements();
-            g.reshape([n])
-        })
-    }
-    match rank {
-        1 => take::<1>(grads, id),
-        2 => take::<2>(grads, id),
-        3 => take::<3>(grads, id),
         other => panic!("parameters of rank {other} are not supported"),
     }
 }
