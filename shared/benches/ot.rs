@@ -1,5 +1,7 @@
 //! Cost matrix + exact EMD and cost matrix + log-domain Sinkhorn (ε = 0.05) at
-//! n = m ∈ {100, 500, 1000, 2000}, d = 576, cosine cost, uniform weights.
+//! n = m ∈ {100, 500, 1000, 2000}, d = 576, cosine cost, uniform weights. Exact EMD runs
+//! twice: as `emd` solves it (`cost_emd`: uniform square problems go to the assignment
+//! solver) and forced through the network simplex (`cost_emd_simplex`, POT's algorithm).
 //!
 //! Inputs come from [`native::point`], a stateless integer hash that `tools/bench/pot_timing.py`
 //! reimplements in numpy, so POT is timed on bit-identical clouds.
@@ -12,7 +14,9 @@ mod native {
     use std::time::Duration;
 
     use criterion::{BenchmarkId, Criterion, criterion_group};
-    use inscl::ot::{CostKind, PointCloud, SinkhornConfig, cost_matrix, emd, sinkhorn_log};
+    use inscl::ot::{
+        CostKind, EmdConfig, PointCloud, SinkhornConfig, cost_matrix, emd_with, sinkhorn_log,
+    };
 
     const DIM: usize = 576;
     const SIZES: [usize; 4] = [100, 500, 1000, 2000];
@@ -38,7 +42,16 @@ mod native {
     }
 
     fn bench(c: &mut Criterion) {
-        for (name, solve) in [("cost_emd", true), ("cost_sinkhorn", false)] {
+        let simplex = EmdConfig {
+            assignment: false,
+            ..EmdConfig::default()
+        };
+        let solvers = [
+            ("cost_emd", Some(EmdConfig::default())),
+            ("cost_emd_simplex", Some(simplex)),
+            ("cost_sinkhorn", None),
+        ];
+        for (name, exact) in solvers {
             let mut group = c.benchmark_group(name);
             for n in SIZES {
                 let (xs, ys) = (cloud(1, n), cloud(2, n));
@@ -52,8 +65,8 @@ mod native {
                 group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
                     bench.iter(|| {
                         let m = cost_matrix(&x, &y, CostKind::Cosine).unwrap();
-                        if solve {
-                            black_box(emd(&w, &w, &m).unwrap().cost)
+                        if let Some(cfg) = &exact {
+                            black_box(emd_with(&w, &w, &m, cfg).unwrap().cost)
                         } else {
                             black_box(
                                 sinkhorn_log(&w, &w, &m, &SinkhornConfig::new(EPSILON))

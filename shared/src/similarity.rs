@@ -66,7 +66,8 @@ impl FromStr for WeightScheme {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Solver {
-    /// Exact Wasserstein cost by the network simplex ([`crate::ot::emd()`]), as in InsCL.
+    /// Exact Wasserstein cost ([`crate::ot::emd()`]: the network simplex as in InsCL, or the
+    /// assignment solver, with the same optimum, when both clouds are uniform and equal in size).
     #[default]
     Exact,
     /// Debiased Sinkhorn divergence ([`crate::ot::sinkhorn_divergence`]) with POT's default

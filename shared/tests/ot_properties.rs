@@ -1,7 +1,10 @@
 #![cfg(not(target_arch = "wasm32"))]
 //! Property tests of the OT layer (native only: proptest).
 
-use inscl::ot::{CostKind, PointCloud, SinkhornConfig, cost_matrix, emd, sinkhorn_log};
+use inscl::ot::{
+    CostKind, CostMatrix, EmdAlgorithm, EmdConfig, PointCloud, SinkhornConfig, cost_matrix, emd,
+    emd_with, linear_assignment, sinkhorn_log,
+};
 use proptest::prelude::*;
 
 /// A cloud of `1..=max_n` points in `dim` dimensions with coordinates in [-1, 1].
@@ -123,7 +126,35 @@ proptest! {
             .iter()
             .map(|p| p.iter().enumerate().map(|(i, &j)| m.get(i, j)).sum::<f64>() / n as f64)
             .fold(f64::INFINITY, f64::min);
-        let got = emd(&w, &w, &m).unwrap().cost;
-        prop_assert!((got - best).abs() <= 1e-12 * best.abs().max(1.0), "{} vs {}", got, best);
+        let fast = emd(&w, &w, &m).unwrap();
+        prop_assert_eq!(fast.algorithm, EmdAlgorithm::Assignment);
+        let simplex = EmdConfig { assignment: false, ..EmdConfig::default() };
+        let slow = emd_with(&w, &w, &m, &simplex).unwrap();
+        for got in [fast.cost, slow.cost] {
+            prop_assert!((got - best).abs() <= 1e-12 * best.abs().max(1.0), "{} vs {}", got, best);
+        }
+    }
+
+    /// Small integer costs make many optimal assignments and degenerate reductions (equal
+    /// column minima, equal first and second cheapest columns): the solver must still return
+    /// a permutation of minimum cost.
+    #[test]
+    fn assignment_with_ties_matches_brute_force(
+        n in 1usize..=7,
+        entries in prop::collection::vec(0u8..4, 49),
+    ) {
+        let data: Vec<f64> = entries[..n * n].iter().map(|&v| f64::from(v)).collect();
+        let m = CostMatrix::from_vec(n, n, data).unwrap();
+        let best = permutations(n)
+            .iter()
+            .map(|p| p.iter().enumerate().map(|(i, &j)| m.get(i, j)).sum::<f64>())
+            .fold(f64::INFINITY, f64::min);
+        let solved = linear_assignment(&m).unwrap();
+        let mut cols = solved.col_of_row.clone();
+        cols.sort_unstable();
+        prop_assert_eq!(cols, (0..n).collect::<Vec<_>>());
+        let total: f64 = solved.col_of_row.iter().enumerate().map(|(i, &j)| m.get(i, j)).sum();
+        prop_assert_eq!(total, best);
+        prop_assert_eq!(solved.cost, best);
     }
 }

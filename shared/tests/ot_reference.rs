@@ -6,7 +6,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::collections::BTreeMap;
 
 use inscl::ot::{
-    CostKind, PointCloud, SinkhornConfig, cost_matrix, emd, sinkhorn_divergence, sinkhorn_log,
+    CostKind, EmdAlgorithm, EmdConfig, PointCloud, SinkhornConfig, cost_matrix, emd, emd_with,
+    linear_assignment, sinkhorn_divergence, sinkhorn_log,
 };
 use serde::Deserialize;
 
@@ -16,6 +17,21 @@ struct Fixture {
     sinkhorn_tol: f64,
     cost_matrices: CostCase,
     cases: Vec<Case>,
+    assignments: Vec<AssignmentCase>,
+}
+
+#[derive(Deserialize)]
+struct AssignmentCase {
+    name: String,
+    dim: usize,
+    metric: CostKind,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// `scipy.optimize.linear_sum_assignment` on `ot.dist`.
+    col_of_row: Vec<usize>,
+    cost: f64,
+    /// `ot.emd2` with uniform weights.
+    emd2: f64,
 }
 
 #[derive(Deserialize)]
@@ -153,5 +169,46 @@ fn sinkhorn_divergence_matches_pot() {
         let cfg = f.sinkhorn_config(case.divergence.epsilon);
         let got = sinkhorn_divergence(&x, &y, &case.a, &case.b, case.metric, &cfg).unwrap();
         assert_rel(got, case.divergence.value, 1e-4, &case.name);
+    }
+}
+
+#[test]
+fn linear_assignment_matches_scipy() {
+    for case in fixture().assignments {
+        let x = PointCloud::new(&case.x, case.dim).unwrap();
+        let y = PointCloud::new(&case.y, case.dim).unwrap();
+        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let solved = linear_assignment(&m).unwrap();
+        assert_eq!(solved.col_of_row, case.col_of_row, "{}", case.name);
+        assert_rel(solved.cost, case.cost, 1e-12, &case.name);
+    }
+}
+
+#[test]
+fn emd_of_uniform_square_clouds_is_the_assignment_and_matches_pot() {
+    for case in fixture().assignments {
+        let x = PointCloud::new(&case.x, case.dim).unwrap();
+        let y = PointCloud::new(&case.y, case.dim).unwrap();
+        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let n = case.col_of_row.len();
+        let w = vec![1.0 / n as f64; n];
+        let fast = emd(&w, &w, &m).unwrap();
+        assert_eq!(fast.algorithm, EmdAlgorithm::Assignment, "{}", case.name);
+        assert_rel(fast.cost, case.emd2, 1e-12, &case.name);
+        let cols: Vec<usize> = fast.plan.iter().map(|p| p.col).collect();
+        assert_eq!(
+            cols, case.col_of_row,
+            "{}: one entry per row, scipy's",
+            case.name
+        );
+        assert!(fast.plan.iter().all(|p| p.mass == w[0]));
+        // The network simplex (POT's algorithm) reaches the same optimum.
+        let simplex = EmdConfig {
+            assignment: false,
+            ..EmdConfig::default()
+        };
+        let slow = emd_with(&w, &w, &m, &simplex).unwrap();
+        assert_eq!(slow.algorithm, EmdAlgorithm::NetworkSimplex);
+        assert_rel(slow.cost, case.emd2, 1e-12, &case.name);
     }
 }

@@ -4,8 +4,8 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use inscl::ot::{
-    CostKind, CostMatrix, EmdConfig, OtError, PlanEntry, PointCloud, SinkhornConfig, cost_matrix,
-    emd, emd_with, sinkhorn_divergence, sinkhorn_log,
+    CostKind, CostMatrix, EmdAlgorithm, EmdConfig, OtError, PlanEntry, PointCloud, SinkhornConfig,
+    cost_matrix, emd, emd_with, linear_assignment, sinkhorn_divergence, sinkhorn_log,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -312,11 +312,56 @@ fn emd_weight_errors() {
 }
 
 #[test]
+fn assignment_path_is_taken_only_for_uniform_square_problems() {
+    let xs = random_points(7, 12, 3);
+    let ys = random_points(8, 12, 3);
+    let m = cost_matrix(&cloud(&xs, 3), &cloud(&ys, 3), CostKind::Euclidean).unwrap();
+    let uniform_square = emd(&uniform(12), &uniform(12), &m).unwrap();
+    assert_eq!(uniform_square.algorithm, EmdAlgorithm::Assignment);
+    assert_eq!(uniform_square.plan.len(), 12);
+    // Uniform with another total mass still is an assignment (b is rescaled to a's mass).
+    let heavier = vec![0.5; 12];
+    let scaled = emd(&heavier, &heavier, &m).unwrap();
+    assert_eq!(scaled.algorithm, EmdAlgorithm::Assignment);
+    assert!((scaled.cost - 6.0 * uniform_square.cost).abs() < 1e-12);
+    let mut skewed = uniform(12);
+    skewed[0] += 0.01;
+    skewed[1] -= 0.01;
+    let general = emd(&skewed, &uniform(12), &m).unwrap();
+    assert_eq!(general.algorithm, EmdAlgorithm::NetworkSimplex);
+    let off = EmdConfig {
+        assignment: false,
+        ..EmdConfig::default()
+    };
+    let simplex = emd_with(&uniform(12), &uniform(12), &m, &off).unwrap();
+    assert_eq!(simplex.algorithm, EmdAlgorithm::NetworkSimplex);
+    assert!((simplex.cost - uniform_square.cost).abs() < 1e-12);
+    // A config saved before the option existed reads as `assignment = true`.
+    let old: EmdConfig = serde_json::from_str(r#"{"max_iter": 100000}"#).unwrap();
+    assert!(old.assignment);
+}
+
+#[test]
+fn linear_assignment_needs_a_square_matrix() {
+    let m = CostMatrix::from_vec(2, 3, vec![0.0; 6]).unwrap();
+    let err = linear_assignment(&m).unwrap_err();
+    assert_eq!(err, OtError::NotSquare { rows: 2, cols: 3 });
+    assert!(err.to_string().contains("2 rows and 3 columns"), "{err}");
+}
+
+#[test]
 fn emd_iteration_limit_is_an_error() {
     let xs = random_points(3, 20, 3);
     let ys = random_points(4, 20, 3);
     let m = cost_matrix(&cloud(&xs, 3), &cloud(&ys, 3), CostKind::SqEuclidean).unwrap();
-    let needed = emd(&uniform(20), &uniform(20), &m).unwrap().iterations;
+    // Uniform square problems go to the assignment solver unless told otherwise.
+    let simplex = EmdConfig {
+        assignment: false,
+        ..EmdConfig::default()
+    };
+    let needed = emd_with(&uniform(20), &uniform(20), &m, &simplex)
+        .unwrap()
+        .iterations;
     let err = emd_with(
         &uniform(20),
         &uniform(20),
@@ -324,6 +369,7 @@ fn emd_iteration_limit_is_an_error() {
         &EmdConfig {
             max_iter: needed - 1,
             pivots_per_node: 0,
+            ..simplex
         },
     );
     assert_eq!(
@@ -341,6 +387,7 @@ fn emd_iteration_limit_is_an_error() {
             &EmdConfig {
                 max_iter: needed,
                 pivots_per_node: 0,
+                ..simplex
             }
         )
         .is_ok()
@@ -350,12 +397,14 @@ fn emd_iteration_limit_is_an_error() {
     let scaled = EmdConfig {
         max_iter: needed - 1,
         pivots_per_node: needed.div_ceil(40),
+        ..simplex
     };
     assert!(scaled.limit(20, 20) >= needed);
     assert!(emd_with(&uniform(20), &uniform(20), &m, &scaled).is_ok());
     let short = EmdConfig {
         max_iter: 1,
         pivots_per_node: (needed - 1) / 40,
+        ..simplex
     };
     assert!(short.limit(20, 20) < needed);
     assert_eq!(

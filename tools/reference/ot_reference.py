@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference values for the optimal-transport layer (shared/src/ot), computed with POT.
 
-Requires (pip):  pot==0.9.7.post1  numpy
+Requires (pip):  pot==0.9.7.post1  numpy  scipy (installed with POT)
 Run from the repository root:
 
     python3 tools/reference/ot_reference.py
@@ -15,7 +15,11 @@ Contents:
 - "cost_matrices": a small case (5 x 4 points, d = 3) with ot.dist for all three metrics;
 - "cases": random clouds (n != m, non-uniform and zero weights, d from 3 to 64, all three
   metrics) with ot.emd2, ot.sinkhorn2(method="sinkhorn_log") for two epsilons, and
-  ot.bregman.empirical_sinkhorn_divergence(method="sinkhorn_log") for the first epsilon.
+  ot.bregman.empirical_sinkhorn_divergence(method="sinkhorn_log") for the first epsilon;
+- "assignments": square clouds (n from 1 to 200, all three metrics) with the optimal
+  assignment of scipy.optimize.linear_sum_assignment on ot.dist and ot.emd2 under uniform
+  weights (the two agree: an assignment problem, Birkhoff-von Neumann), for
+  shared/src/ot/assignment.rs and the assignment path of emd.
 """
 
 import json
@@ -23,6 +27,8 @@ import pathlib
 
 import numpy as np
 import ot
+import scipy
+from scipy.optimize import linear_sum_assignment
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ot_reference.json"
 MAX_ITER = 1000  # POT's default numItermax for ot.sinkhorn
@@ -106,13 +112,40 @@ def main():
         })
         print(f"{name}: emd2={cases[-1]['emd2']:.10f} div={divergence:.10f}")
 
+    assignments = []
+    for name, seed, n, d, metric in [
+        ("single_point", 7, 1, 4, "cosine"),
+        ("small_sqeuclidean", 8, 7, 3, "sqeuclidean"),
+        ("medium_euclidean", 9, 60, 16, "euclidean"),
+        ("large_cosine", 10, 200, 8, "cosine"),
+    ]:
+        r = np.random.default_rng(seed)
+        xs, xt = cloud(r, n, d), cloud(r, n, d)
+        M = ot.dist(xs.astype(np.float64), xt.astype(np.float64), metric=metric)
+        rows, cols = linear_sum_assignment(M)
+        assert (rows == np.arange(n)).all()
+        w = np.full(n, 1.0 / n)
+        assignments.append({
+            "name": name,
+            "dim": d,
+            "metric": metric,
+            "x": floats(xs),
+            "y": floats(xt),
+            "col_of_row": [int(c) for c in cols],
+            "cost": float(M[rows, cols].sum()),
+            "emd2": float(ot.emd2(w, w, M, numItermax=1_000_000)),
+        })
+        print(f"{name}: assignment cost={assignments[-1]['cost']:.12f} emd2*n={assignments[-1]['emd2'] * n:.12f}")
+
     payload = {
         "generator": "tools/reference/ot_reference.py",
         "pot_version": ot.__version__,
+        "scipy_version": scipy.__version__,
         "sinkhorn_max_iter": MAX_ITER,
         "sinkhorn_tol": TOL,
         "cost_matrices": cost_matrices,
         "cases": cases,
+        "assignments": assignments,
     }
     OUT.write_text(json.dumps(payload, separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")

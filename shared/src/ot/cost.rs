@@ -6,9 +6,11 @@
 //! - `euclidean`: the square root of the above;
 //! - `cosine`: `1 − ⟨x, y⟩ / ‖x‖ / ‖y‖`.
 //!
-//! The cross products `⟨x_i, y_j⟩` come from one `matrixmultiply::dgemm` on float64 copies of
-//! the (float32) coordinates, split into row blocks that run in parallel under the `parallel`
-//! feature on native targets.
+//! The cross products `⟨x_i, y_j⟩` come from one `gemm::gemm` (the pure-Rust GEMM of faer and
+//! burn-flex: runtime dispatch to AVX2/FMA or AVX-512 kernels, simd128 on wasm32) on float64
+//! copies of the (float32) coordinates, on rayon's threads under the `parallel` feature on
+//! native targets. Its blocking splits the output, never the sum over `d`, so the result does
+//! not depend on the number of threads.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +18,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::OtError;
+
+/// Threads for the cross-product GEMM: rayon's pool under the `parallel` feature on native
+/// targets, otherwise the calling thread.
+#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+const GEMM_PARALLELISM: gemm::Parallelism = gemm::Parallelism::Rayon(0);
+#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+const GEMM_PARALLELISM: gemm::Parallelism = gemm::Parallelism::None;
 
 /// A borrowed cloud of `rows()` points in `dim()` dimensions, stored row-major as `f32`.
 ///
@@ -203,8 +212,7 @@ impl CostMatrix {
     }
 }
 
-/// Rows per parallel work item: big enough for gemm to amortise packing, small enough to
-/// balance over a few cores.
+/// Rows per parallel work item of the element-wise pass.
 const ROW_BLOCK: usize = 64;
 
 /// Computes the `x.rows() × y.rows()` cost matrix `M[i][j] = c(x_i, y_j)` in float64.
@@ -225,57 +233,62 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
         });
     }
     let (n, m, d) = (x.rows(), y.rows(), x.dim());
-    // y is read by every row block, so it is widened once; x is widened block by block.
-    let ys: Vec<f64> = y.as_slice().iter().map(|&v| f64::from(v)).collect();
-    let sq_norms = |p: &PointCloud| -> Vec<f64> {
-        p.as_slice()
-            .chunks_exact(d)
-            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+    let widen =
+        |p: &PointCloud| -> Vec<f64> { p.as_slice().iter().map(|&v| f64::from(v)).collect() };
+    let (mut xs, mut ys) = (widen(x), widen(y));
+    let sq_norms = |p: &[f64]| -> Vec<f64> {
+        p.chunks_exact(d)
+            .map(|r| r.iter().map(|&v| v * v).sum())
             .collect()
     };
-    let (mut xn, mut yn) = (sq_norms(x), sq_norms(y));
+    let (xn, yn) = (sq_norms(&xs), sq_norms(&ys));
     if kind == CostKind::Cosine {
-        for (cloud, norms) in [("source", &mut xn), ("target", &mut yn)] {
+        // Unit rows: the GEMM then yields cos(x_i, y_j) and the element-wise pass has no
+        // division left.
+        for (cloud, points, norms) in [("source", &mut xs, &xn), ("target", &mut ys, &yn)] {
             if let Some(row) = norms.iter().position(|&v| v == 0.0) {
                 return Err(OtError::ZeroNorm { cloud, row });
             }
-            norms.iter_mut().for_each(|v| *v = v.sqrt());
+            for (point, &sq) in points.chunks_exact_mut(d).zip(norms) {
+                let norm = sq.sqrt();
+                point.iter_mut().for_each(|v| *v /= norm);
+            }
         }
     }
 
     let mut data = vec![0.0; n * m];
-    let fill_block = |(block, out): (usize, &mut [f64])| {
-        let r0 = block * ROW_BLOCK;
-        let rows = out.len() / m;
-        let xs: Vec<f64> = x.as_slice()[r0 * d..(r0 + rows) * d]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
-        // transposed: row stride 1, column stride d), and `out` is `rows × m`.
-        unsafe {
-            matrixmultiply::dgemm(
-                rows,
-                d,
-                m,
-                1.0,
-                xs.as_ptr(),
-                d as isize,
-                1,
-                ys.as_ptr(),
-                1,
-                d as isize,
-                0.0,
-                out.as_mut_ptr(),
-                m as isize,
-                1,
-            );
-        }
+    // SAFETY: `xs` is `n × d` (row stride d, column stride 1), `ys` is `m × d` read
+    // transposed as `d × m` (row stride 1, column stride d), `data` is `n × m` (row stride
+    // m); no buffer aliases another, and `read_dst = false` never reads `data`.
+    unsafe {
+        gemm::gemm(
+            n,
+            m,
+            d,
+            data.as_mut_ptr(),
+            1,
+            m as isize,
+            false,
+            xs.as_ptr(),
+            1,
+            d as isize,
+            ys.as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            GEMM_PARALLELISM,
+        );
+    }
+    let finish_block = |(block, out): (usize, &mut [f64])| {
         for (r, row) in out.chunks_exact_mut(m).enumerate() {
-            let xi = xn[r0 + r];
+            let xi = xn[block * ROW_BLOCK + r];
             for (c, &yj) in row.iter_mut().zip(&yn) {
                 *c = match kind {
-                    CostKind::Cosine => 1.0 - *c / xi / yj,
+                    CostKind::Cosine => 1.0 - *c,
                     // POT order: (−2⟨x,y⟩ + ‖x‖²) + ‖y‖², clamped at 0 against cancellation.
                     CostKind::SqEuclidean => (-2.0 * *c + xi + yj).max(0.0),
                     CostKind::Euclidean => (-2.0 * *c + xi + yj).max(0.0).sqrt(),
@@ -288,12 +301,12 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
         use rayon::prelude::*;
         data.par_chunks_mut(ROW_BLOCK * m)
             .enumerate()
-            .for_each(fill_block);
+            .for_each(finish_block);
     }
     #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
     data.chunks_mut(ROW_BLOCK * m)
         .enumerate()
-        .for_each(fill_block);
+        .for_each(finish_block);
 
     if kind != CostKind::Cosine && x.same_buffer(y) {
         (0..n).for_each(|i| data[i * m + i] = 0.0);

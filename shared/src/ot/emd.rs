@@ -1,5 +1,9 @@
 //! Exact optimal transport by the primal network simplex.
 //!
+//! Uniform clouds of equal size are handed to the linear assignment solver instead
+//! ([`super::assignment`], [`EmdConfig::assignment`]); everything below describes the
+//! general case.
+//!
 //! This is a Rust rendering of the *algorithm* of LEMON's `NetworkSimplex` (Kovács,
 //! "Minimum-cost flow algorithms: an experimental evaluation", 2015) in the form POT uses it
 //! for `ot.emd` / `ot.emd2` (`network_simplex_simple.h`, Bonneel et al. 2011): the transport
@@ -38,6 +42,16 @@ pub struct EmdConfig {
     /// fails somewhere above n = 2000 although nothing is wrong with the problem.
     #[serde(default)]
     pub pivots_per_node: usize,
+    /// Solve problems with `n = m` and uniform weights on both sides (every `a_i` equal,
+    /// every `b_j` equal) as a linear assignment ([`super::linear_assignment`]): the same
+    /// optimal `W` (Birkhoff–von Neumann), about 4× faster than the network simplex at
+    /// n = 2000. Default `true`; `false` always runs the network simplex, as POT does.
+    #[serde(default = "assignment_default")]
+    pub assignment: bool,
+}
+
+fn assignment_default() -> bool {
+    true
 }
 
 impl Default for EmdConfig {
@@ -45,6 +59,7 @@ impl Default for EmdConfig {
         Self {
             max_iter: 100_000,
             pivots_per_node: 100,
+            assignment: true,
         }
     }
 }
@@ -69,6 +84,17 @@ pub struct PlanEntry {
     pub mass: f64,
 }
 
+/// Which exact solver produced an [`EmdSolution`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmdAlgorithm {
+    /// The network simplex (general weights and sizes).
+    #[default]
+    NetworkSimplex,
+    /// Jonker–Volgenant linear assignment (uniform weights, `n = m`).
+    Assignment,
+}
+
 /// Result of [`emd`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmdSolution {
@@ -76,11 +102,15 @@ pub struct EmdSolution {
     /// units of the cost matrix times mass.
     pub cost: f64,
     /// The optimal plan as its non-zero entries, sorted by `(row, col)`; a basic solution, so
-    /// at most `n + m − 1` entries. Row sums equal `a`; column sums equal `b` rescaled to the
-    /// mass of `a` (as POT does).
+    /// at most `n + m − 1` entries (`n`, one per row, from the assignment solver). Row sums
+    /// equal `a`; column sums equal `b` rescaled to the mass of `a` (as POT does).
     pub plan: Vec<PlanEntry>,
-    /// Number of simplex pivots performed.
+    /// Simplex pivots performed, or shortest augmenting paths searched by the assignment
+    /// solver ([`super::Assignment::augmentations`]).
     pub iterations: usize,
+    /// The solver that ran.
+    #[serde(default)]
+    pub algorithm: EmdAlgorithm,
 }
 
 /// Exact optimal transport between histograms `a` (length `cost.rows()`) and `b` (length
@@ -112,6 +142,9 @@ pub fn emd_with(
     cfg: &EmdConfig,
 ) -> Result<EmdSolution, OtError> {
     let (mass_a, mass_b) = check_weights(a, b, cost.rows(), cost.cols())?;
+    if cfg.assignment && a.len() == b.len() && is_uniform(a) && is_uniform(b) {
+        return emd_assignment(a, cost);
+    }
     let rows: Vec<usize> = (0..a.len()).filter(|&i| a[i] > 0.0).collect();
     let cols: Vec<usize> = (0..b.len()).filter(|&j| b[j] > 0.0).collect();
     let scale = mass_a / mass_b;
@@ -148,6 +181,35 @@ pub fn emd_with(
         cost: total,
         plan,
         iterations,
+        algorithm: EmdAlgorithm::NetworkSimplex,
+    })
+}
+
+/// Whether every weight equals the first (and so, after [`check_weights`], is positive).
+fn is_uniform(w: &[f64]) -> bool {
+    w.iter().all(|&v| v == w[0])
+}
+
+/// Uniform square problem as an assignment: row `i` sends its whole mass `a_i` to its
+/// assigned column; `b` is the same mass per column up to the rescaling POT applies.
+fn emd_assignment(a: &[f64], cost: &CostMatrix) -> Result<EmdSolution, OtError> {
+    let assignment = super::linear_assignment(cost)?;
+    let plan: Vec<PlanEntry> = assignment
+        .col_of_row
+        .iter()
+        .enumerate()
+        .map(|(row, &col)| PlanEntry {
+            row,
+            col,
+            mass: a[row],
+        })
+        .collect();
+    let total = plan.iter().map(|p| p.mass * cost.get(p.row, p.col)).sum();
+    Ok(EmdSolution {
+        cost: total,
+        plan,
+        iterations: assignment.augmentations,
+        algorithm: EmdAlgorithm::Assignment,
     })
 }
 

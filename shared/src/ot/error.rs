@@ -118,6 +118,14 @@ pub enum OtError {
         /// The limit that was reached.
         max_iter: usize,
     },
+    /// A linear assignment was asked of a cost matrix that is not square.
+    #[error("linear assignment needs a square cost matrix, got {rows} rows and {cols} columns")]
+    NotSquare {
+        /// Rows of the cost matrix.
+        rows: usize,
+        /// Columns of the cost matrix.
+        cols: usize,
+    },
     /// An instruction cloud was built with a count vector of the wrong length.
     #[error("{counts} instruction counts given for {rows} embedding rows")]
     CountLength {

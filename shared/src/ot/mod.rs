@@ -8,6 +8,8 @@
 //!   ([`cost_matrix`], same formulas as POT's `ot.dist`).
 //! - [`emd`](mod@emd): exact OT by the network simplex ([`emd()`], like POT's `ot.emd2`),
 //!   returning the cost `⟨P, M⟩` and the sparse optimal plan.
+//! - [`assignment`]: the linear assignment problem by Jonker–Volgenant
+//!   ([`linear_assignment`]), which [`emd()`] uses for uniform clouds of equal size.
 //! - [`sinkhorn`]: entropic OT in the log domain ([`sinkhorn_log`], like POT's
 //!   `ot.sinkhorn2(method="sinkhorn_log")`) and the debiased [`sinkhorn_divergence`].
 //! - [`error`]: the typed [`OtError`].
@@ -18,13 +20,15 @@
 //! passes are split into row/column blocks that run in parallel, with the same reduction
 //! order as the sequential build.
 
+pub mod assignment;
 pub mod cost;
 pub mod emd;
 pub mod error;
 pub mod sinkhorn;
 
+pub use assignment::{Assignment, linear_assignment};
 pub use cost::{CostKind, CostMatrix, ParseCostKindError, PointCloud, cost_matrix};
-pub use emd::{EmdConfig, EmdSolution, PlanEntry, emd, emd_with};
+pub use emd::{EmdAlgorithm, EmdConfig, EmdSolution, PlanEntry, emd, emd_with};
 pub use error::OtError;
 pub use sinkhorn::{SinkhornConfig, SinkhornSolution, sinkhorn_divergence, sinkhorn_log};
 
