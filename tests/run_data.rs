@@ -365,6 +365,66 @@ fn alpaca_json_and_jsonl() {
 }
 
 #[test]
+fn trainer_data_prints_the_examples_a_run_would_use() {
+    // The embedded default with its data moved to the fixture categories, capped.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .current_dir(fixtures())
+        .args([
+            "data",
+            "--set",
+            "data.path=\"inscl/categories.json\"",
+            "--set",
+            "data.first=2",
+            "--set",
+            "data.max_train=5",
+            "--set",
+            "data.max_test=3",
+            "--set",
+            "data.held_out=0.25",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let mut config = data_config(DataFormat::Categories, "inscl/categories.json");
+    config.order = Some("curriculum".into());
+    config.first = Some(2);
+    config.max_train = Some(5);
+    config.max_test = Some(3);
+    let dataset = data::load(&config, &fixtures()).unwrap();
+    assert_eq!(printed["order"], "curriculum");
+    let tasks = printed["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    for (task, expected) in tasks.iter().zip(&dataset.tasks) {
+        assert_eq!(task["name"], expected.name.as_str());
+        for (split, examples) in [("train", &expected.train), ("test", &expected.test)] {
+            let got: Vec<trainer::data::Example> =
+                serde_json::from_value(task[split].clone()).unwrap();
+            assert_eq!(&got, examples, "{} {split}", expected.name);
+        }
+        assert_eq!((expected.train.len(), expected.test.len()), (5, 3));
+    }
+
+    // A bad override is refused with the field named, and nothing is printed.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .current_dir(fixtures())
+        .args(["data", "--set", "data.max_train=0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success() && refused.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("data.max_train"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
 fn keyphrases_of_every_fixture_definition() {
     let mut config = data_config(DataFormat::Categories, "inscl/categories.json");
     config.order = Some("curriculum".into());

@@ -27,6 +27,8 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Train through a task sequence with replay (or resume a run).
     Run(commands::run::RunArgs),
+    /// Print the examples a configuration trains and evaluates on, as JSON.
+    Data(commands::data::DataArgs),
     /// Generate a completion from a checkpoint and print its speed.
     Generate(commands::generate::GenerateArgs),
     /// Print the summary metrics of runs side by side (or a study folder's table).
@@ -46,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Data(args) => commands::data::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
         Command::Study(args) => commands::study::run(&args),

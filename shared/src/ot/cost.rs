@@ -6,11 +6,12 @@
 //! - `euclidean`: the square root of the above;
 //! - `cosine`: `1 − ⟨x, y⟩ / ‖x‖ / ‖y‖`.
 //!
-//! The cross products `⟨x_i, y_j⟩` come from one `gemm::gemm` (the pure-Rust GEMM of faer and
-//! burn-flex: runtime dispatch to AVX2/FMA or AVX-512 kernels, simd128 on wasm32) on float64
-//! copies of the (float32) coordinates, on rayon's threads under the `parallel` feature on
-//! native targets. Its blocking splits the output, never the sum over `d`, so the result does
-//! not depend on the number of threads.
+//! The cross products `⟨x_i, y_j⟩` are one float64 GEMM per block of 256 source points, on
+//! float64 copies of the (float32) coordinates, the blocks in parallel under the `parallel`
+//! feature on native targets. The GEMM is `matrixmultiply::dgemm` on native targets (runtime
+//! dispatch to its AVX2/FMA or AVX-512 kernels) and `gemm::gemm` on wasm32, whose simd128
+//! kernels matrixmultiply lacks for float64 (`tools/bench/RESULTS.md`). Neither splits the sum
+//! over `d` by block or thread, so the result does not depend on the thread count.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,13 +19,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::OtError;
-
-/// Threads for the cross-product GEMM: rayon's pool under the `parallel` feature on native
-/// targets, otherwise the calling thread.
-#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-const GEMM_PARALLELISM: gemm::Parallelism = gemm::Parallelism::Rayon(0);
-#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-const GEMM_PARALLELISM: gemm::Parallelism = gemm::Parallelism::None;
 
 /// A borrowed cloud of `rows()` points in `dim()` dimensions, stored row-major as `f32`.
 ///
@@ -212,8 +206,69 @@ impl CostMatrix {
     }
 }
 
-/// Rows per parallel work item of the element-wise pass.
-const ROW_BLOCK: usize = 64;
+/// Source points per GEMM call and parallel work item: big enough that re-packing the target
+/// cloud for each block costs little (64 rows took 18.7 ms at n = m = 1000, d = 576; 256 rows
+/// 14.5 ms), small enough to balance over a few cores.
+const ROW_BLOCK: usize = 256;
+
+/// `out = xs · ysᵀ` for `rows = xs.len() / d` source points and `m = ys.len() / d` target
+/// points, both row-major with `d` coordinates; `out` is `rows × m`, row-major.
+#[cfg(not(target_arch = "wasm32"))]
+fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
+    let (rows, m) = (xs.len() / d, ys.len() / d);
+    assert_eq!(out.len(), rows * m, "output block is rows × m");
+    // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
+    // transposed: row stride 1, column stride d), and `out` is `rows × m`, checked above.
+    unsafe {
+        matrixmultiply::dgemm(
+            rows,
+            d,
+            m,
+            1.0,
+            xs.as_ptr(),
+            d as isize,
+            1,
+            ys.as_ptr(),
+            1,
+            d as isize,
+            0.0,
+            out.as_mut_ptr(),
+            m as isize,
+            1,
+        );
+    }
+}
+
+/// `out = xs · ysᵀ` (see the native version), by `gemm` with its simd128 kernels.
+#[cfg(target_arch = "wasm32")]
+fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
+    let (rows, m) = (xs.len() / d, ys.len() / d);
+    assert_eq!(out.len(), rows * m, "output block is rows × m");
+    // SAFETY: as for the native version; `read_dst = false` never reads `out`.
+    unsafe {
+        gemm::gemm(
+            rows,
+            m,
+            d,
+            out.as_mut_ptr(),
+            1,
+            m as isize,
+            false,
+            xs.as_ptr(),
+            1,
+            d as isize,
+            ys.as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
 
 /// Computes the `x.rows() × y.rows()` cost matrix `M[i][j] = c(x_i, y_j)` in float64.
 ///
@@ -257,35 +312,12 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
     }
 
     let mut data = vec![0.0; n * m];
-    // SAFETY: `xs` is `n × d` (row stride d, column stride 1), `ys` is `m × d` read
-    // transposed as `d × m` (row stride 1, column stride d), `data` is `n × m` (row stride
-    // m); no buffer aliases another, and `read_dst = false` never reads `data`.
-    unsafe {
-        gemm::gemm(
-            n,
-            m,
-            d,
-            data.as_mut_ptr(),
-            1,
-            m as isize,
-            false,
-            xs.as_ptr(),
-            1,
-            d as isize,
-            ys.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            GEMM_PARALLELISM,
-        );
-    }
-    let finish_block = |(block, out): (usize, &mut [f64])| {
+    let fill_block = |(block, out): (usize, &mut [f64])| {
+        let r0 = block * ROW_BLOCK;
+        let rows = out.len() / m;
+        cross_products(&xs[r0 * d..(r0 + rows) * d], &ys, d, out);
         for (r, row) in out.chunks_exact_mut(m).enumerate() {
-            let xi = xn[block * ROW_BLOCK + r];
+            let xi = xn[r0 + r];
             for (c, &yj) in row.iter_mut().zip(&yn) {
                 *c = match kind {
                     CostKind::Cosine => 1.0 - *c,
@@ -301,12 +333,12 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
         use rayon::prelude::*;
         data.par_chunks_mut(ROW_BLOCK * m)
             .enumerate()
-            .for_each(finish_block);
+            .for_each(fill_block);
     }
     #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
     data.chunks_mut(ROW_BLOCK * m)
         .enumerate()
-        .for_each(finish_block);
+        .for_each(fill_block);
 
     if kind != CostKind::Cosine && x.same_buffer(y) {
         (0..n).for_each(|i| data[i * m + i] = 0.0);
