@@ -475,7 +475,7 @@ pub struct RunResults {
     pub schema_version: u32,
     /// Task names, in order (columns of `scores`).
     pub tasks: Vec<String>,
-    /// R[i][j]: ROUGE-L of task j after stage i (lower-triangular).
+    /// `R[i][j]`: ROUGE-L of task j after stage i (lower-triangular).
     pub scores: ScoreMatrix,
     /// Zero-shot ROUGE-L of every task before stage 1 (for FWT), if evaluated.
     pub zero_shot: Option<Vec<f64>>,

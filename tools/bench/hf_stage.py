@@ -17,9 +17,9 @@ prints both. What this script does is what the trainer's first stage does
   nearest-rank 95th percentile of the training outputs' token counts + 8, capped at 128;
   ROUGE-L is left out (it is not what is timed);
 - training: PEFT LoRA r 8, α 16, dropout 0 on q, k, v, o; one epoch of batches of 4 in the
-  trainer's length buckets (sorted within windows of 8 batches, seeded shuffle); AdamW lr 5e-4
-  (β 0.9/0.999, ε 1e-8, no weight decay), cosine schedule without warmup, gradient clipping
-  at norm 1.
+  trainer's bucketing rule (sorted by length within windows of 8 batches after a seeded
+  shuffle of its own); AdamW lr 5e-4 (β 0.9/0.999, ε 1e-8, no weight decay), cosine
+  schedule without warmup, gradient clipping at norm 1.
 
 Prints one JSON line: seconds for load, zero-shot evaluation, training and evaluation, the
 generated token count and the training tokens. Needs (pip, outside the repo): torch,

@@ -44,8 +44,9 @@ pub struct EmdConfig {
     pub pivots_per_node: usize,
     /// Solve problems with `n = m` and uniform weights on both sides (every `a_i` equal,
     /// every `b_j` equal) as a linear assignment ([`super::linear_assignment`]): the same
-    /// optimal `W` (Birkhoff–von Neumann), about 4× faster than the network simplex at
-    /// n = 2000. Default `true`; `false` always runs the network simplex, as POT does.
+    /// optimal `W` (Birkhoff–von Neumann), 1.4–2.5× faster than the network simplex at
+    /// n = 1000–4000 (`tools/bench/RESULTS.md`). Default `true`; `false` always runs the
+    /// network simplex, as POT does.
     #[serde(default = "assignment_default")]
     pub assignment: bool,
 }
@@ -123,7 +124,8 @@ pub fn emd(a: &[f64], b: &[f64], cost: &CostMatrix) -> Result<EmdSolution, OtErr
 }
 
 /// Exact optimal transport `min_P ⟨P, M⟩` s.t. `P 1 = a`, `Pᵀ 1 = b`, `P ≥ 0`, solved by the
-/// network simplex (mirrors POT `ot.emd` / `ot.emd2`).
+/// network simplex (mirrors POT `ot.emd` / `ot.emd2`), or, for uniform weights with `n = m`
+/// and [`EmdConfig::assignment`], as a linear assignment with the same optimal cost.
 ///
 /// Weights need not be normalised or uniform and `n ≠ m` is fine; zero-weight points are left
 /// out of the flow graph (as in POT) and receive no mass. Like POT, `b` is rescaled by
