@@ -105,7 +105,16 @@ proptest! {
         let exact = emd(&a, &b, &m).unwrap().cost;
         let sk = sinkhorn_log(&a, &b, &m, &SinkhornConfig::new(epsilon)).unwrap();
         prop_assume!(sk.converged);
-        prop_assert!(exact <= sk.cost + 1e-9, "exact {} > sinkhorn {}", exact, sk.cost);
+        // The entropic plan P is feasible only up to its column marginals b' = Pᵀ1 (rows are
+        // exact): moving the ‖b − b'‖₁ ≤ √m ‖b − b'‖₂ of misplaced mass onto b changes its
+        // cost by at most max|M| per unit, and the result is feasible, so it is ≥ exact. With
+        // costs of only 0 and 2 (cosine in one dimension) this slack is all of the gap.
+        let max_cost = m.as_slice().iter().fold(0.0f64, |acc, &c| acc.max(c.abs()));
+        let slack = max_cost * (b.len() as f64).sqrt() * sk.marginal_error + 1e-12;
+        prop_assert!(
+            exact <= sk.cost + slack,
+            "exact {} > sinkhorn {} + slack {}", exact, sk.cost, slack
+        );
     }
 
     /// With n = m uniform weights an optimal plan is a permutation (Birkhoff–von Neumann),
