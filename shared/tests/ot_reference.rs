@@ -6,8 +6,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::collections::BTreeMap;
 
 use inscl::ot::{
-    CostKind, EmdAlgorithm, EmdConfig, PointCloud, SinkhornConfig, cost_matrix, emd, emd_with,
-    linear_assignment, sinkhorn_divergence, sinkhorn_log,
+    CostKind, CostMatrix, EmdAlgorithm, EmdConfig, PointCloud, SinkhornConfig, cost_matrix, emd,
+    emd_with, linear_assignment, sinkhorn_divergence, sinkhorn_log,
 };
 use serde::Deserialize;
 
@@ -72,6 +72,13 @@ fn fixture() -> Fixture {
     serde_json::from_str(include_str!("../fixtures/ot_reference.json")).expect("valid fixture")
 }
 
+/// The cost matrix of a fixture case's two clouds (`dim`-dimensional, row-major).
+fn pot_costs(x: &[f32], y: &[f32], dim: usize, metric: CostKind) -> CostMatrix {
+    let x = PointCloud::new(x, dim).unwrap();
+    let y = PointCloud::new(y, dim).unwrap();
+    cost_matrix(&x, &y, metric).unwrap()
+}
+
 fn assert_rel(actual: f64, expected: f64, rtol: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(1e-12);
     assert!(
@@ -112,9 +119,7 @@ fn cost_matrices_match_pot_dist() {
 #[test]
 fn emd_matches_pot_emd2() {
     for case in fixture().cases {
-        let x = PointCloud::new(&case.x, case.dim).unwrap();
-        let y = PointCloud::new(&case.y, case.dim).unwrap();
-        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let m = pot_costs(&case.x, &case.y, case.dim, case.metric);
         let sol = emd(&case.a, &case.b, &m).unwrap();
         assert_rel(sol.cost, case.emd2, 1e-6, &case.name);
         for (side, weights, index) in [("row", &case.a, 0), ("col", &case.b, 1)] {
@@ -137,9 +142,7 @@ fn emd_matches_pot_emd2() {
 fn sinkhorn_log_matches_pot_sinkhorn2() {
     let f = fixture();
     for case in &f.cases {
-        let x = PointCloud::new(&case.x, case.dim).unwrap();
-        let y = PointCloud::new(&case.y, case.dim).unwrap();
-        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let m = pot_costs(&case.x, &case.y, case.dim, case.metric);
         for s in &case.sinkhorn {
             let sol = sinkhorn_log(&case.a, &case.b, &m, &f.sinkhorn_config(s.epsilon)).unwrap();
             assert_rel(
@@ -175,9 +178,7 @@ fn sinkhorn_divergence_matches_pot() {
 #[test]
 fn linear_assignment_matches_scipy() {
     for case in fixture().assignments {
-        let x = PointCloud::new(&case.x, case.dim).unwrap();
-        let y = PointCloud::new(&case.y, case.dim).unwrap();
-        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let m = pot_costs(&case.x, &case.y, case.dim, case.metric);
         let solved = linear_assignment(&m).unwrap();
         assert_eq!(solved.col_of_row, case.col_of_row, "{}", case.name);
         assert_rel(solved.cost, case.cost, 1e-12, &case.name);
@@ -187,9 +188,7 @@ fn linear_assignment_matches_scipy() {
 #[test]
 fn emd_of_uniform_square_clouds_is_the_assignment_and_matches_pot() {
     for case in fixture().assignments {
-        let x = PointCloud::new(&case.x, case.dim).unwrap();
-        let y = PointCloud::new(&case.y, case.dim).unwrap();
-        let m = cost_matrix(&x, &y, case.metric).unwrap();
+        let m = pot_costs(&case.x, &case.y, case.dim, case.metric);
         let n = case.col_of_row.len();
         let w = vec![1.0 / n as f64; n];
         let fast = emd(&w, &w, &m).unwrap();

@@ -213,12 +213,13 @@ const ROW_BLOCK: usize = 256;
 
 /// `out = xs · ysᵀ` for `rows = xs.len() / d` source points and `m = ys.len() / d` target
 /// points, both row-major with `d` coordinates; `out` is `rows × m`, row-major.
-#[cfg(not(target_arch = "wasm32"))]
 fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
     let (rows, m) = (xs.len() / d, ys.len() / d);
     assert_eq!(out.len(), rows * m, "output block is rows × m");
-    // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
-    // transposed: row stride 1, column stride d), and `out` is `rows × m`, checked above.
+    // SAFETY (both GEMMs): `xs` holds `rows × d` values with row stride d, `ys` holds m × d
+    // (read transposed: row stride 1, column stride d), and `out` is `rows × m`, checked
+    // above; gemm's `read_dst = false` never reads `out`.
+    #[cfg(not(target_arch = "wasm32"))]
     unsafe {
         matrixmultiply::dgemm(
             rows,
@@ -237,14 +238,7 @@ fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
             1,
         );
     }
-}
-
-/// `out = xs · ysᵀ` (see the native version), by `gemm` with its simd128 kernels.
-#[cfg(target_arch = "wasm32")]
-fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
-    let (rows, m) = (xs.len() / d, ys.len() / d);
-    assert_eq!(out.len(), rows * m, "output block is rows × m");
-    // SAFETY: as for the native version; `read_dst = false` never reads `out`.
+    #[cfg(target_arch = "wasm32")]
     unsafe {
         gemm::gemm(
             rows,
