@@ -7,7 +7,9 @@ prints both. What this script does is what the trainer's first stage does
 - data: exactly the trainer's examples, from `trainer data` (JSON on stdin or `--data FILE`):
   the first InsCL16 category in curriculum order, 64 training / 16 test instances;
 - model: SmolLM2-135M-Instruct from the same GGUF file (transformers' GGUF loader dequantises
-  Q4_1 to float32, as the trainer does), float32, `torch.set_num_threads(2)`;
+  Q4_1 to float32, as the trainer does), float32, `torch.set_num_threads(2)`; with `--device
+  cuda` on the first CUDA GPU instead (float32 still), against `trainer run` with
+  `model.device = "gpu"` (burn's wgpu backend); each part's clock stops after a device sync;
 - prompt: the checkpoint's chat template around `Definition: {instruction}\n\nInput: {input}`;
   training sequences are prompt + output + `<|im_end|>`, the loss covers the response only;
   longer than 192 tokens, the input loses tokens from its left, then the instruction from its
@@ -99,7 +101,7 @@ def batches_by_length(lengths, seed):
     return out
 
 
-def evaluate(model, tokenizer, prompts, max_new_tokens, end_id):
+def evaluate(model, tokenizer, prompts, max_new_tokens, end_id, device):
     import torch
 
     generated = 0
@@ -109,8 +111,8 @@ def evaluate(model, tokenizer, prompts, max_new_tokens, end_id):
             chunk = prompts[start:start + EVAL_BATCH]
             width = max(map(len, chunk))
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk])
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=device)
             out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                                  max_new_tokens=max_new_tokens, eos_token_id=end_id, pad_token_id=pad)
             for row in out[:, width:].tolist():
@@ -180,6 +182,7 @@ def main():
     parser.add_argument("--gguf", required=True, help="the GGUF checkpoint the trainer loads")
     parser.add_argument("--data", help="`trainer data` output (default: stdin)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
 
     import peft
@@ -187,7 +190,10 @@ def main():
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(2)
+    device = args.device
+    if device == "cpu":
+        torch.set_num_threads(2)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     torch.manual_seed(args.seed)
     data = json.load(open(args.data) if args.data else sys.stdin)
     task = data["tasks"][0]
@@ -195,7 +201,8 @@ def main():
     started = time.perf_counter()
     folder, name = os.path.split(os.path.abspath(args.gguf))
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).to(device)
+    sync()
     end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     load_s = time.perf_counter() - started
 
@@ -204,7 +211,8 @@ def main():
     max_new = budget(lengths)
 
     started = time.perf_counter()
-    zero_shot_tokens = evaluate(model, tokenizer, prompts, max_new, end_id)
+    zero_shot_tokens = evaluate(model, tokenizer, prompts, max_new, end_id, device)
+    sync()
     zero_shot_s = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -231,6 +239,7 @@ def main():
             labels[row, :prompt_len] = -100
             labels[row, len(ids_i):] = -100
         train_tokens += int(mask.sum())
+        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -238,14 +247,17 @@ def main():
         schedule.step()
         optimizer.zero_grad()
     model.eval()
+    sync()
     train_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    eval_tokens = evaluate(model, tokenizer, prompts, max_new, end_id)
+    eval_tokens = evaluate(model, tokenizer, prompts, max_new, end_id, device)
+    sync()
     eval_s = time.perf_counter() - started
 
     print(json.dumps({
         "impl": "transformers+peft",
+        "device": device,
         "task": task["name"],
         "train_examples": len(task["train"]),
         "test_examples": len(task["test"]),

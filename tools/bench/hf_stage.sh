@@ -10,6 +10,8 @@
 #   CARGO_TARGET_DIR  cargo target directory (default $HOME/.cache/inscl/target)
 #   GGUF              checkpoint for both sides (default assets/SmolLM2-135M-Instruct.Q4_1.gguf)
 #   OUT               directory for the raw results (default: a new temporary directory)
+#   DEVICE            cpu (default), or gpu: the trainer built with `--features gpu` and
+#                     `model.device = "gpu"` (wgpu) against transformers on CUDA
 #
 # The trainer side is `trainer run --set data.first=1` (one task, so one stage: zero-shot pass,
 # training, evaluation) with JSON progress events, each stamped on arrival; its parts are the
@@ -22,13 +24,20 @@ VENV=${BENCH_VENV:-/root/.cache/bench-venv}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/inscl/target}
 GGUF=${GGUF:-assets/SmolLM2-135M-Instruct.Q4_1.gguf}
 OUT=${OUT:-$(mktemp -d)}
+DEVICE=${DEVICE:-cpu}
 mkdir -p "$OUT"
+
+case $DEVICE in
+    cpu) FEATURES=(); TORCH_DEVICE=cpu ;;
+    gpu) FEATURES=(--features gpu); TORCH_DEVICE=cuda ;;
+    *) echo "DEVICE must be cpu or gpu, not '$DEVICE'" >&2; exit 2 ;;
+esac
 
 scripts/fetch-assets
 scripts/fetch-data
-cargo build --release --locked -p trainer
+cargo build --release --locked -p trainer "${FEATURES[@]}"
 TRAINER=$CARGO_TARGET_DIR/release/trainer
-SET=(--set data.first=1 --set "model.path=\"$GGUF\"")
+SET=(--set data.first=1 --set "model.path=\"$GGUF\"" --set "model.device=\"$DEVICE\"")
 "$TRAINER" data "${SET[@]}" > "$OUT/data.json"
 
 for rep in $(seq "$REPEATS"); do
@@ -37,7 +46,8 @@ for rep in $(seq "$REPEATS"); do
     "$VENV/bin/python" tools/bench/hf_stage.py stamp -- "$TRAINER" run "${SET[@]}" \
         --set "output.dir=\"$OUT/runs\"" --quiet --log-json > "$OUT/trainer.$rep.json"
     echo "$(date +%T) transformers+peft $rep, load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load.log" >&2
-    "$VENV/bin/python" tools/bench/hf_stage.py --gguf "$GGUF" --data "$OUT/data.json" > "$OUT/hf.$rep.json"
+    "$VENV/bin/python" tools/bench/hf_stage.py --gguf "$GGUF" --data "$OUT/data.json" \
+        --device "$TORCH_DEVICE" > "$OUT/hf.$rep.json"
 done
 echo "raw results: $OUT" >&2
 "$VENV/bin/python" tools/bench/hf_stage.py summarise "$OUT"

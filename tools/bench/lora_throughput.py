@@ -14,7 +14,10 @@ driver is `tools/bench/lora_throughput.sh`. Same shapes, token ids and settings:
 - `decode`: `generate` greedy with the KV cache, batch 1, 16-token prompt;
   tokens/s = 64 / (t(65 new) − t(1 new)).
 
-`torch.set_num_threads(2)` (the machine's cores). Prints one JSON line like the Rust example.
+`--device cpu` (default) runs with `torch.set_num_threads(2)` (the machine's cores); `--device
+cuda` runs on the first CUDA GPU, float32 as on the CPU, and synchronises before each clock
+read (the counterpart of `lora_throughput --device gpu`, burn's wgpu backend). Prints one JSON
+line like the Rust example.
 
 Needs (pip, in a venv outside the repo, kept out of CI): torch, transformers, peft.
 Measured with torch 2.15.0, transformers 5.23.0, peft 0.21.2 (each JSON line names them: `versions`).
@@ -44,25 +47,32 @@ def token_ids(b, s, vocab):
     return torch.tensor([(i * 7919) % vocab for i in range(b * s)], dtype=torch.long).reshape(b, s)
 
 
-def timed(warmup, steps, f):
-    """Runs `f` `warmup` times untimed, then `steps` times; returns the timed seconds."""
+def timed(warmup, steps, f, sync):
+    """Runs `f` `warmup` times untimed, then `steps` times; returns the timed seconds, each
+    ending with `sync()` (the device's queue drained)."""
     for _ in range(warmup):
         f()
+    sync()
     out = []
     for _ in range(steps):
         start = time.perf_counter()
         f()
+        sync()
         out.append(time.perf_counter() - start)
     return out
 
 
-def measure(mode, warmup, steps):
+def measure(mode, warmup, steps, device):
     import peft
     import torch
     import transformers
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.set_num_threads(2)
+    if device == "cpu":
+        torch.set_num_threads(2)
+        sync = lambda: None  # noqa: E731
+    else:
+        sync = torch.cuda.synchronize
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -70,7 +80,7 @@ def measure(mode, warmup, steps):
         tie_word_embeddings=True, max_position_embeddings=8192, bos_token_id=1, eos_token_id=2,
         hidden_act="silu",
     )
-    model = LlamaForCausalLM(config).float()
+    model = LlamaForCausalLM(config).float().to(device)
     vocab = config.vocab_size
     if mode == "train":
         model = peft.get_peft_model(
@@ -80,7 +90,7 @@ def measure(mode, warmup, steps):
         )
         model.train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        ids = token_ids(BATCH, SEQ, vocab)
+        ids = token_ids(BATCH, SEQ, vocab).to(device)
         mask = torch.ones_like(ids)
 
         def step():
@@ -89,20 +99,20 @@ def measure(mode, warmup, steps):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        seconds, tokens = timed(warmup, steps, step), BATCH * SEQ
+        seconds, tokens = timed(warmup, steps, step, sync), BATCH * SEQ
     elif mode == "prefill":
         model.eval()
-        ids = token_ids(BATCH, SEQ, vocab)
+        ids = token_ids(BATCH, SEQ, vocab).to(device)
         mask = torch.ones_like(ids)
 
         def forward():
             with torch.inference_mode():
                 model(input_ids=ids, attention_mask=mask).logits
 
-        seconds, tokens = timed(warmup, steps, forward), BATCH * SEQ
+        seconds, tokens = timed(warmup, steps, forward, sync), BATCH * SEQ
     else:
         model.eval()
-        prompt = token_ids(1, PROMPT, vocab)
+        prompt = token_ids(1, PROMPT, vocab).to(device)
         mask = torch.ones_like(prompt)
 
         def run(new):
@@ -111,6 +121,7 @@ def measure(mode, warmup, steps):
                 model.generate(input_ids=prompt, attention_mask=mask, max_new_tokens=new,
                                min_new_tokens=new, do_sample=False, use_cache=True,
                                pad_token_id=0)
+            sync()
             return time.perf_counter() - start
 
         for _ in range(warmup):
@@ -118,7 +129,7 @@ def measure(mode, warmup, steps):
         seconds, tokens = [run(DECODE + 1) - run(1) for _ in range(steps)], DECODE
     mean = statistics.fmean(seconds)
     print(json.dumps({
-        "impl": "pytorch", "mode": mode, "weights": "random init, same config",
+        "impl": "pytorch", "mode": mode, "device": device, "weights": "random init, same config",
         "batch": 1 if mode == "decode" else BATCH, "tokens_per_step": tokens,
         "seconds": seconds, "mean_seconds": mean, "tokens_per_s": tokens / mean,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
@@ -127,7 +138,10 @@ def measure(mode, warmup, steps):
 
 
 def peak_rss_mib(path):
-    """`Maximum resident set size (kbytes)` of a `/usr/bin/time -v` report, in MiB."""
+    """`Maximum resident set size (kbytes)` of a `/usr/bin/time -v` report, in MiB; NaN where
+    there is no report (a machine without GNU time)."""
+    if not os.path.exists(path):
+        return float("nan")
     with open(path) as f:
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
     return int(m.group(1)) / 1024 if m else float("nan")
@@ -175,8 +189,9 @@ def main():
     parser.add_argument("mode", choices=["train", "prefill", "decode"])
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    measure(args.mode, args.warmup, args.steps)
+    measure(args.mode, args.warmup, args.steps, args.device)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SmolLM2-135M throughput and peak RSS, burn (llama crate, release) vs PyTorch (transformers +
-# peft), on this machine's CPU. Kept out of CI. Results and conditions: tools/bench/RESULTS.md.
+# peft), on this machine's CPU, or with DEVICE=gpu on its GPU (burn's wgpu backend, built with
+# the `wgpu` feature, against PyTorch on CUDA). Kept out of CI. Results and conditions: tools/bench/RESULTS.md.
 #
 # Usage: tools/bench/lora_throughput.sh [REPEATS=2] [MODES="train prefill decode"]
 # Environment:
@@ -9,6 +10,7 @@
 #   GGUF              checkpoint for the burn side (default assets/SmolLM2-135M-Instruct.Q4_1.gguf)
 #   WARMUP, STEPS     untimed / timed repetitions per process (default 2 / 5)
 #   OUT               directory for the raw results (default: a new temporary directory)
+#   DEVICE            cpu (default) or gpu
 # Needs /usr/bin/time (Debian package `time`) for the peak RSS.
 #
 # Each measurement is its own process under `/usr/bin/time -v`, so peak RSS is per workload;
@@ -25,9 +27,15 @@ GGUF=${GGUF:-assets/SmolLM2-135M-Instruct.Q4_1.gguf}
 WARMUP=${WARMUP:-2}
 STEPS=${STEPS:-5}
 OUT=${OUT:-$(mktemp -d)}
+DEVICE=${DEVICE:-cpu}
 mkdir -p "$OUT"
 
-nice -n 5 cargo build --release -p llama --example lora_throughput
+case $DEVICE in
+    cpu) FEATURES=(); TORCH_DEVICE=cpu ;;
+    gpu) FEATURES=(--features wgpu); TORCH_DEVICE=cuda ;;
+    *) echo "DEVICE must be cpu or gpu, not '$DEVICE'" >&2; exit 2 ;;
+esac
+nice -n 5 cargo build --release -p llama "${FEATURES[@]}" --example lora_throughput
 BIN=$CARGO_TARGET_DIR/release/examples/lora_throughput
 ARGS=(--warmup "$WARMUP" --steps "$STEPS")
 
@@ -40,8 +48,9 @@ run() { # impl mode rep command...
 
 for rep in $(seq "$REPEATS"); do
     for mode in $MODES; do
-        run burn "$mode" "$rep" "$BIN" "$mode" --gguf "$GGUF" "${ARGS[@]}"
-        run pytorch "$mode" "$rep" "$VENV/bin/python" tools/bench/lora_throughput.py "$mode" "${ARGS[@]}"
+        run burn "$mode" "$rep" "$BIN" "$mode" --gguf "$GGUF" --device "$DEVICE" "${ARGS[@]}"
+        run pytorch "$mode" "$rep" "$VENV/bin/python" tools/bench/lora_throughput.py "$mode" \
+            --device "$TORCH_DEVICE" "${ARGS[@]}"
     done
 done
 
