@@ -166,4 +166,24 @@ proptest! {
         prop_assert_eq!(total, best);
         prop_assert_eq!(solved.cost, best);
     }
+
+    /// Beyond brute force: tie-heavy integer costs at sizes that fill several blocks of the
+    /// solver's block-tested row scans (and leave a partial last block), against the
+    /// network simplex under uniform weights, an independent algorithm.
+    #[test]
+    fn assignment_with_ties_matches_network_simplex(
+        n in 9usize..=40,
+        entries in prop::collection::vec(0u8..4, 40 * 40),
+    ) {
+        let data: Vec<f64> = entries[..n * n].iter().map(|&v| f64::from(v)).collect();
+        let m = CostMatrix::from_vec(n, n, data).unwrap();
+        let solved = linear_assignment(&m).unwrap();
+        let mut cols = solved.col_of_row.clone();
+        cols.sort_unstable();
+        prop_assert_eq!(cols, (0..n).collect::<Vec<_>>());
+        let w = vec![1.0 / n as f64; n];
+        let simplex = EmdConfig { assignment: false, ..EmdConfig::default() };
+        let reference = emd_with(&w, &w, &m, &simplex).unwrap().cost * n as f64;
+        prop_assert!((solved.cost - reference).abs() <= 1e-9, "{} vs {}", solved.cost, reference);
+    }
 }
