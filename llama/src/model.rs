@@ -10,7 +10,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::activation::{log_softmax, silu};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::config::LlamaConfig;
@@ -249,14 +251,20 @@ impl Attention {
         }
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let t = k.dims()[2];
-        let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt();
-        // Fill (not add) HF's float32 minimum: a fully masked row (a padding query) then gets a
-        // uniform distribution instead of NaN.
-        let scores = scores.mask_fill(
-            pos.blocked.clone().expand([b, self.n_heads, s, t]),
-            f32::MIN,
-        );
-        let out = softmax(scores, 3).matmul(v);
+        // burn's attention op: on flex without autodiff one fused pass per head (scores,
+        // masked softmax, product with V), 6–9 % faster prefill than the separate ops; under
+        // autodiff, and on wgpu (an explicit scale skips its flash kernel), burn's
+        // decomposed fallback. Masked scores are −∞, so a fully masked row (a padding query
+        // of a left-padded batch) attends to nothing and outputs zeros where HF's
+        // `finfo.min` fill averages V: only that padding position's own states differ, and
+        // no real query reads them (their keys are masked).
+        let options = AttentionModuleOptions {
+            scale: Some(1.0 / (self.head_dim as f64).sqrt()),
+            softcap: None,
+            is_causal: false,
+        };
+        let blocked = pos.blocked.clone().expand([b, self.n_heads, s, t]);
+        let out = attention(q, k, v, Some(blocked), None, options);
         self.o_proj.forward(
             out.swap_dims(1, 2)
                 .reshape([b, s, self.n_heads * self.head_dim]),
