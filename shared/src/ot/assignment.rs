@@ -60,12 +60,15 @@ pub fn linear_assignment(cost: &CostMatrix) -> Result<Assignment, OtError> {
 }
 
 /// Rows of augmenting row reduction attempted per row taken from the free list before the
-/// pass gives up and leaves the rest to augmentation. The reference allows `n` (effectively
-/// unbounded); on dense cosine costs its passes then dominate the run (40 ms of 41 at
-/// n = 1000, `shared/examples/emd_large.rs`). Of 16, 32, 64 and 96, 64 gave the shortest
-/// total at n = 1000, 2000 and 4000 (1 %, 0.7 % and 0.9 % of the rows left to the
-/// shortest-path phase), with the block-tested scans below.
-const ARR_ATTEMPTS_PER_ROW: usize = 64;
+/// pass gives up and leaves the rest to augmentation: `n / 16`, within `[16, 64]`. The
+/// reference allows `n` (effectively unbounded); on dense cosine costs its passes then
+/// dominate the run (40 ms of 41 at n = 1000, `shared/examples/emd_large.rs`). An attempt
+/// scans one row (O(n)) and a shortest path O(n²), so larger problems afford more attempts:
+/// 64 was the fastest of 16, 32, 64 and 96 at n = 1000, 2000 and 4000 (1 %, 0.7 % and 0.9 %
+/// of the rows left to the paths), 16 at n = 200 (the studio's 120 clustered task pairs).
+fn arr_attempts_per_row(n: usize) -> usize {
+    (n / 16).clamp(16, 64)
+}
 
 /// The three LAPJV phases on a row-major `n × n` cost buffer, with the AVX-512 or AVX2 build
 /// of every loop when the CPU has it (checked once, cached by `std`). Only IEEE `−`,
@@ -81,6 +84,17 @@ fn solve(cost: &[f64], n: usize) -> Assignment {
         // SAFETY: the CPU supports AVX2, the only requirement of the function.
         return unsafe { solve_avx2(cost, n) };
     }
+    #[cfg(target_arch = "wasm32")]
+    return solve_simd128(cost, n);
+    #[cfg(not(target_arch = "wasm32"))]
+    solve_portable(cost, n)
+}
+
+/// The studio's build: wasm has no runtime feature detection, and its `gemm` cost matrices
+/// already need simd128 (every current browser has it).
+#[cfg(target_arch = "wasm32")]
+#[target_feature(enable = "simd128")]
+fn solve_simd128(cost: &[f64], n: usize) -> Assignment {
     solve_portable(cost, n)
 }
 
@@ -213,10 +227,11 @@ impl<'a> Jv<'a> {
     /// Step 2 (`_carr_dense`): each free row takes its cheapest column by reduced cost,
     /// lowering that column's price by the gap to its second cheapest; the row it displaces
     /// is retried at once if the price fell, else queued. Bounded to
-    /// [`ARR_ATTEMPTS_PER_ROW`] attempts per processed row (the reference: `n`), which also
+    /// [`arr_attempts_per_row`] attempts per processed row (the reference: `n`), which also
     /// keeps rounding from making it cycle. Returns the rows still free.
     #[inline(always)]
     fn augmenting_row_reduction(&mut self, mut free: Vec<usize>) -> Vec<usize> {
+        let cap = arr_attempts_per_row(self.n);
         let (mut current, mut kept, mut attempts) = (0, 0, 0usize);
         while current < free.len() {
             attempts += 1;
@@ -226,7 +241,7 @@ impl<'a> Jv<'a> {
             let mut displaced = self.row_of_col[j1];
             let lowered = self.price[j1] - (u2 - u1);
             let price_falls = lowered < self.price[j1];
-            if attempts < current * ARR_ATTEMPTS_PER_ROW {
+            if attempts < current * cap {
                 if price_falls {
                     self.price[j1] = lowered;
                 } else if displaced != NONE && j2 != NONE {
