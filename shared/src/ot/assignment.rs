@@ -6,7 +6,7 @@
 //! (Birkhoff–von Neumann), so a linear objective attains its minimum at one of them. InsCL's
 //! task clouds are uniform, and equal in size whenever tasks are capped at the same number of
 //! instructions, so [`super::emd_with`] solves those problems here: same `W`, a plan with `n`
-//! entries of mass `1/n`, 2.0–3.2× faster than the network simplex at n = 1000–4000 on dense
+//! entries of mass `1/n`, about 2–3× faster than the network simplex at n = 1000–4000 on dense
 //! cosine costs (`shared/examples/emd_large.rs`).
 //!
 //! The algorithm is LAPJV (R. Jonker and A. Volgenant, "A shortest augmenting path algorithm
@@ -64,14 +64,15 @@ pub fn linear_assignment(cost: &CostMatrix) -> Result<Assignment, OtError> {
 /// reference allows `n` (effectively unbounded); on dense cosine costs its passes then
 /// dominate the run (40 ms of 41 at n = 1000, `shared/examples/emd_large.rs`). An attempt
 /// scans one row (O(n)) and a shortest path O(n²), so larger problems afford more attempts:
-/// 64 was the fastest of 16, 32, 64 and 96 at n = 1000, 2000 and 4000 (1 %, 0.7 % and 0.9 %
-/// of the rows left to the paths), 16 at n = 200 (the studio's 120 clustered task pairs).
+/// 64 was the fastest of 16, 32, 64 and 96 at n = 1000, 2000 and 4000 (3, 13 and 36 rows
+/// left to the paths), 16 at n = 200 (the studio's 120 clustered task pairs: 70 against
+/// 96 ms at 64); `tools/bench/RESULTS.md`, "Exact W against POT".
 fn arr_attempts_per_row(n: usize) -> usize {
     (n / 16).clamp(16, 64)
 }
 
 /// The three LAPJV phases on a row-major `n × n` cost buffer, with the AVX-512 or AVX2 build
-/// of every loop when the CPU has it (checked once, cached by `std`). Only IEEE `−`,
+/// of every loop when the CPU has it (checked once, cached by `std`). Only IEEE `+`, `−`,
 /// comparisons and selects are involved, so every build gives bit-identical results.
 fn solve(cost: &[f64], n: usize) -> Assignment {
     #[cfg(target_arch = "x86_64")]
@@ -98,12 +99,14 @@ fn solve_simd128(cost: &[f64], n: usize) -> Assignment {
     solve_portable(cost, n)
 }
 
+/// [`solve_portable`] compiled for AVX2 (blocks of [`LANES`] as two vectors).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn solve_avx2(cost: &[f64], n: usize) -> Assignment {
     solve_portable(cost, n)
 }
 
+/// [`solve_portable`] compiled for AVX-512F (blocks of [`LANES`] as one vector).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn solve_avx512(cost: &[f64], n: usize) -> Assignment {
@@ -272,7 +275,9 @@ impl<'a> Jv<'a> {
     /// `(j1, u1, j2, u2)`; `j2` is [`NONE`] (and `u2 = +∞`) when `n = 1`. Branchy as in the
     /// reference, but each block of [`LANES`] reduced costs is first tested at once against
     /// `u2` (vector instructions): past the first columns almost every block fails, and only
-    /// a hit takes its entries one by one, in the reference's order.
+    /// a hit takes its entries one by one, in the reference's order. Exact, because `u2`
+    /// never grows (it becomes `c < u2` or the old `u1 ≤ u2`): a block with no entry below
+    /// `u2` at its start would have changed nothing entry by entry either.
     #[inline(always)]
     fn two_cheapest(&self, i: usize) -> (usize, f64, usize, f64) {
         let row = self.row(i);
@@ -282,10 +287,10 @@ impl<'a> Jv<'a> {
             j2: NONE,
             u2: f64::INFINITY,
         };
-        let whole = 1 + (self.n - 1) / LANES * LANES;
-        let blocks = row[1..whole].chunks_exact(LANES);
+        let blocks_end = 1 + (self.n - 1) / LANES * LANES;
+        let blocks = row[1..blocks_end].chunks_exact(LANES);
         for (block, (costs, prices)) in blocks
-            .zip(self.price[1..whole].chunks_exact(LANES))
+            .zip(self.price[1..blocks_end].chunks_exact(LANES))
             .enumerate()
         {
             let mut reduced = [0.0; LANES];
@@ -298,7 +303,7 @@ impl<'a> Jv<'a> {
                 }
             }
         }
-        for (j, (&c, &v)) in row.iter().zip(&self.price).enumerate().skip(whole) {
+        for (j, (&c, &v)) in row.iter().zip(&self.price).enumerate().skip(blocks_end) {
             best.offer(j, c - v);
         }
         (best.j1, best.u1, best.j2, best.u2)
@@ -367,24 +372,27 @@ impl<'a> Jv<'a> {
                 lo += 1;
                 // The range is fixed here: positions that join `[lo, hi)` below were visited.
                 // Blocks of `LANES` reduced costs are computed and tested at once (vector
-                // instructions); a swap only touches positions `≤ k`, so a block's values
-                // stay those of its positions while its hits are taken one by one.
-                let mut k = hi;
-                while k + LANES <= n {
+                // instructions). `hi` starts at the first block and grows by at most one per
+                // position visited, so relaxing position `p` swaps only positions `≤ p`: a
+                // block's later values stay those of their positions while its hits are
+                // taken one by one.
+                let mut block = hi;
+                while block + LANES <= n {
                     let mut reduced = [0.0; LANES];
                     for (l, r) in reduced.iter_mut().enumerate() {
-                        *r = row[f.cols[k + l]] - f.price[k + l] - h;
+                        *r = row[f.cols[block + l]] - f.price[block + l] - h;
                     }
-                    if (0..LANES).fold(false, |hit, l| hit | (reduced[l] < f.dist[k + l])) {
-                        for (l, &r) in reduced.iter().enumerate() {
-                            if let Some(j) = f.relax(k + l, r, i, min, &mut hi, &self.row_of_col) {
+                    let below = |hit, l: usize| hit | (reduced[l] < f.dist[block + l]);
+                    if (0..LANES).fold(false, below) {
+                        for (p, &r) in (block..).zip(&reduced) {
+                            if let Some(j) = f.relax(p, r, i, min, &mut hi, &self.row_of_col) {
                                 break 'search j;
                             }
                         }
                     }
-                    k += LANES;
+                    block += LANES;
                 }
-                for k in k..n {
+                for k in block..n {
                     let r = row[f.cols[k]] - f.price[k] - h;
                     if let Some(j) = f.relax(k, r, i, min, &mut hi, &self.row_of_col) {
                         break 'search j;
@@ -409,6 +417,7 @@ struct Frontier {
 }
 
 impl Frontier {
+    /// Exchanges positions `a` and `b` (column, price and distance together).
     #[inline(always)]
     fn swap(&mut self, a: usize, b: usize) {
         self.cols.swap(a, b);
@@ -441,5 +450,86 @@ impl Frontier {
             }
         }
         None
+    }
+}
+
+/// The block-tested scans against the plain loops they replace (src-d/lapjv's `lapjv.h`
+/// order), and every compiled build of the solver against the portable one.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// `_carr_dense`'s scan, entry by entry (this module's code before the block test).
+    fn two_cheapest_reference(row: &[f64], price: &[f64]) -> (usize, f64, usize, f64) {
+        let (mut j1, mut u1) = (0, row[0] - price[0]);
+        let (mut j2, mut u2) = (NONE, f64::INFINITY);
+        for (j, (&cost, &v)) in row.iter().zip(price).enumerate().skip(1) {
+            let c = cost - v;
+            if c < u2 {
+                if c >= u1 {
+                    (j2, u2) = (j, c);
+                } else {
+                    (j2, u2) = (j1, u1);
+                    (j1, u1) = (j, c);
+                }
+            }
+        }
+        (j1, u1, j2, u2)
+    }
+
+    /// Small integers: many equal reduced costs, so the order among ties is tested too.
+    fn tie_heavy(n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n * n)
+            .map(|_| f64::from(rng.random_range(0u8..4)))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn two_cheapest_matches_the_plain_scan(n in 1usize..=40, seed in any::<u64>()) {
+            let cost = tie_heavy(n, seed);
+            let mut solver = Jv::new(&cost, n);
+            solver.price = tie_heavy(n, seed ^ 1)[..n].to_vec();
+            for i in 0..n {
+                let got = solver.two_cheapest(i);
+                let want = two_cheapest_reference(solver.row(i), &solver.price);
+                prop_assert_eq!((got.0, got.1.to_bits(), got.2, got.3.to_bits()),
+                    (want.0, want.1.to_bits(), want.2, want.3.to_bits()), "row {}", i);
+            }
+        }
+    }
+
+    /// Tie-heavy sizes around the block length, and a uniform random n = 1040 where the
+    /// row-reduction cap reaches 64 and shortest paths remain.
+    #[test]
+    fn every_build_gives_the_portable_result() {
+        let mut cases: Vec<(usize, Vec<f64>)> = [7, 9, 16, 17, 33]
+            .map(|n| (n, tie_heavy(n, n as u64)))
+            .into();
+        let mut rng = ChaCha8Rng::seed_from_u64(1040);
+        cases.push((
+            1040,
+            (0..1040 * 1040).map(|_| rng.random::<f64>()).collect(),
+        ));
+        for (n, cost) in &cases {
+            let portable = solve_portable(cost, *n);
+            let dispatched = solve(cost, *n);
+            assert_eq!(dispatched.col_of_row, portable.col_of_row, "n = {n}");
+            assert_eq!(
+                dispatched.cost.to_bits(),
+                portable.cost.to_bits(),
+                "n = {n}"
+            );
+            assert_eq!(dispatched.augmentations, portable.augmentations, "n = {n}");
+        }
+        assert!(
+            solve(&cases[5].1, 1040).augmentations > 0,
+            "paths exercised at n = 1040"
+        );
     }
 }
