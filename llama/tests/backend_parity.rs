@@ -67,6 +67,39 @@ fn wgpu_logits_match_flex() {
     assert!(diff < 1e-4, "max |Δlogit| flex vs wgpu: {diff}");
 }
 
+/// A left-padded batch, as batched generation builds it: the second row's first three
+/// queries see only padding, so their attention rows are fully masked (−∞ scores; flex's
+/// fused kernel and burn's fallback on wgpu both output zeros there). The real positions must
+/// agree and nothing may turn non-finite on the GPU.
+#[test]
+fn wgpu_left_padded_logits_match_flex() {
+    let (cpu, gpu) = (Device::flex(), gpu());
+    let mask = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1];
+    let logits = |device: &Device| {
+        let tokens = vec![1, 17, 42, 99, 5, 127, 64, 3, 0, 0, 0, 7, 120, 33, 2, 9];
+        let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [2, 8]), device);
+        host(adapted(device).forward(ints(tokens), ints(mask.to_vec())))
+    };
+    let (on_cpu, on_gpu) = (logits(&cpu), logits(&gpu));
+    assert!(
+        on_gpu.iter().all(|x| x.is_finite()),
+        "non-finite wgpu logit"
+    );
+    let vocab = on_cpu.len() / mask.len();
+    let real = |all: &[f32]| -> Vec<f32> {
+        all.chunks_exact(vocab)
+            .zip(mask)
+            .filter(|(_, m)| *m == 1)
+            .flat_map(|(row, _)| row.to_vec())
+            .collect()
+    };
+    let diff = max_abs_diff(&real(&on_cpu), &real(&on_gpu));
+    assert!(
+        diff < 1e-4,
+        "max |Δlogit| at real positions, flex vs wgpu: {diff}"
+    );
+}
+
 #[test]
 fn wgpu_lora_gradients_match_flex() {
     let (cpu, gpu) = (Device::flex().autodiff(), gpu().autodiff());
