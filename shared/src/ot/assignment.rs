@@ -516,6 +516,7 @@ mod tests {
             1040,
             (0..1040 * 1040).map(|_| rng.random::<f64>()).collect(),
         ));
+        let mut paths_at_1040 = 0;
         for (n, cost) in &cases {
             let portable = solve_portable(cost, *n);
             let dispatched = solve(cost, *n);
@@ -526,10 +527,8 @@ mod tests {
                 "n = {n}"
             );
             assert_eq!(dispatched.augmentations, portable.augmentations, "n = {n}");
+            paths_at_1040 = dispatched.augmentations;
         }
-        assert!(
-            solve(&cases[5].1, 1040).augmentations > 0,
-            "paths exercised at n = 1040"
-        );
+        assert!(paths_at_1040 > 0, "paths exercised at n = 1040");
     }
 }
