@@ -12,7 +12,8 @@
 //!   tokens/s = 64 / (t(65 new tokens) − t(1 new token)), which cancels the prefill.
 //!
 //! Prints one JSON line: `{"impl":"burn","mode":..,"device":..,"tokens_per_s":..,"seconds":[..],..}`,
-//! `seconds` holding the timed repetitions (warm-up excluded; each ends with a device sync).
+//! `seconds` holding the timed repetitions (warm-up excluded; each ends with a device sync) and
+//! `heap` whether [`llama::heap::retain_freed_memory`] applied (`Retained` on glibc).
 //!
 //! Run: `cargo run --release -p llama [--features wgpu] --example lora_throughput -- train
 //! [--gguf assets/SmolLM2-135M-Instruct.Q4_1.gguf] [--warmup 2] [--steps 5] [--device auto]`.
@@ -87,6 +88,7 @@ fn time(warmup: usize, steps: usize, mut f: impl FnMut()) -> Vec<f64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    let heap = llama::heap::retain_freed_memory();
     let load_start = Instant::now();
     let (config, weights) = llama::gguf::load_llama(&args.gguf)?;
     let selected = select_device(args.device)?;
@@ -164,6 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "impl": "burn",
             "mode": args.mode,
             "device": selected.description,
+            "heap": format!("{heap:?}"),
             "weights": args.gguf,
             "batch": if args.mode == "decode" { 1 } else { BATCH },
             "tokens_per_step": tokens_per_step,

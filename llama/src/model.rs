@@ -11,11 +11,11 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::activation::{log_softmax, silu};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
+use crate::attention::masked_attention;
 use crate::config::LlamaConfig;
+use crate::head_loss::head_nll_sum;
 use crate::host::{HostTensor, HostTensors};
 use crate::lora::{LoraLinear, LoraTarget};
 
@@ -251,20 +251,13 @@ impl Attention {
         }
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let t = k.dims()[2];
-        // burn's attention op: on flex without autodiff one fused pass per head (scores,
-        // masked softmax, product with V), 6–9 % faster prefill than the separate ops; under
-        // autodiff, and on wgpu (an explicit scale skips its flash kernel), burn's
-        // decomposed fallback. Masked scores are −∞, so a fully masked row (a padding query
-        // of a left-padded batch) attends to nothing and outputs zeros where HF's
-        // `finfo.min` fill averages V: only that padding position's own states differ, and
-        // no real query reads them (their keys are masked).
-        let options = AttentionModuleOptions {
-            scale: Some(1.0 / (self.head_dim as f64).sqrt()),
-            softcap: None,
-            is_causal: false,
-        };
+        // Masked scores are −∞, so a fully masked row (a padding query of a left-padded
+        // batch) attends to nothing and outputs zeros where HF's `finfo.min` fill averages V:
+        // only that padding position's own states differ, and no real query reads them (their
+        // keys are masked).
         let blocked = pos.blocked.clone().expand([b, self.n_heads, s, t]);
-        let out = attention(q, k, v, Some(blocked), None, options);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let out = masked_attention(q, k, v, blocked, scale);
         self.o_proj.forward(
             out.swap_dims(1, 2)
                 .reshape([b, s, self.n_heads * self.head_dim]),
@@ -566,6 +559,10 @@ impl Llama {
     /// at position i are scored against `labels[i + 1]` and labels equal to [`IGNORE_INDEX`]
     /// (-100: prompt and padding tokens) are skipped. `tokens`, `attention_mask`, `labels`:
     /// `[b, s]`; returns `[1]`. NaN when no label is scored (as in PyTorch).
+    ///
+    /// With a frozen output head (LoRA) the loss and its gradient come from
+    /// [`head_nll_sum`], which never holds all the scored logits at once; a trained head
+    /// takes burn's log-softmax of the logits.
     pub fn causal_lm_loss(
         &self,
         tokens: Tensor<2, Int>,
@@ -573,12 +570,18 @@ impl Llama {
         labels: Tensor<2, Int>,
     ) -> Tensor<1> {
         let device = tokens.device();
-        let Some((logits, targets)) = self.scored_logits(tokens, attention_mask, labels) else {
+        let Some((hidden, targets)) = self.scored_hidden(tokens, attention_mask, labels) else {
             return Tensor::<1>::from_data(TensorData::new(vec![f32::NAN], [1]), &device);
         };
-        let n = logits.dims()[0];
-        let log_p = log_softmax(logits, 1).gather(1, targets);
-        log_p.sum().neg() / n as f64
+        let n = hidden.dims()[0];
+        let weight = self.head_weight();
+        let summed = if weight.is_require_grad() {
+            let log_p = log_softmax(hidden.matmul(weight.transpose()), 1).gather(1, targets);
+            log_p.sum().neg()
+        } else {
+            head_nll_sum(hidden, weight, targets)
+        };
+        summed / n as f64
     }
 
     /// The logits `[n, V]` of the n positions that predict a scored label (position i with
@@ -595,31 +598,44 @@ impl Llama {
         attention_mask: Tensor<2, Int>,
         labels: Tensor<2, Int>,
     ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
+        let (hidden, targets) = self.scored_hidden(tokens, attention_mask, labels)?;
+        Some((hidden.matmul(self.head_weight().transpose()), targets))
+    }
+
+    /// The final hidden states `[n, d]` of the positions [`Llama::scored_logits`] scores, and
+    /// their labels `[n, 1]`.
+    fn scored_hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        labels: Tensor<2, Int>,
+    ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
         let [b, s] = tokens.dims();
         let (rows, targets) = scored_positions(labels)?;
         let h = self.run(tokens, attention_mask, None, self.layers.len());
         let d = h.dims()[2];
-        let n = rows.dims()[0];
-        let picked = h.reshape([b * s, d]).select(0, rows).reshape([1, n, d]);
-        let vocab = self.config.vocab_size;
-        Some((self.head(picked).reshape([n, vocab]), targets))
+        Some((h.reshape([b * s, d]).select(0, rows), targets))
     }
 
-    fn head(&self, h: Tensor<3>) -> Tensor<3> {
+    /// The output head as `[V, d]`: the token embedding when tied, else the transposed view of
+    /// `lm_head`'s `[d, V]` weight.
+    fn head_weight(&self) -> Tensor<2> {
         match &self.lm_head {
-            Some(head) => head.forward(h),
-            None => {
-                // Tied: `h · Eᵀ` as a 2-D matmul on the transposed view; burn's `linear` on a
-                // 3-D input broadcasts the transposed [d, V] weight, which costs a copy of it
-                // (≈ 130 ms per call for SmolLM2's 49152 × 576 on flex).
-                let [b, s, d] = h.dims();
-                let embedding = self.embed_tokens.weight.val();
-                let v = embedding.dims()[0];
-                h.reshape([b * s, d])
-                    .matmul(embedding.transpose())
-                    .reshape([b, s, v])
-            }
+            Some(head) => head.weight.val().transpose(),
+            None => self.embed_tokens.weight.val(),
         }
+    }
+
+    /// Logits `[b, s, V]` of hidden states `[b, s, d]`, as one 2-D matmul with the transposed
+    /// head: burn's `linear` on a 3-D input broadcasts a transposed `[d, V]` weight, which
+    /// costs a copy of it (≈ 130 ms per call for SmolLM2's 49152 × 576 on flex).
+    fn head(&self, h: Tensor<3>) -> Tensor<3> {
+        let [b, s, d] = h.dims();
+        let weight = self.head_weight();
+        let v = weight.dims()[0];
+        h.reshape([b * s, d])
+            .matmul(weight.transpose())
+            .reshape([b, s, v])
     }
 
     /// Embedding, then `depth` decoder layers, then the final norm when all layers ran.

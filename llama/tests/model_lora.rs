@@ -175,6 +175,62 @@ fn lora_training_lowers_loss_and_keeps_base_weights_bit_identical() {
     assert_eq!(back, peft);
 }
 
+/// A frozen output head (LoRA) takes `llama::head_loss::head_nll_sum`, a trained one burn's
+/// log-softmax of the logits: both give the same loss and the same adapter gradients.
+#[test]
+fn frozen_and_trained_heads_give_the_same_loss_and_adapter_gradients() {
+    let device = Device::default().autodiff();
+    let frozen_head =
+        apply_lora(tiny_model("tiny_llama_tied", &device), &lora_config(), 0).unwrap();
+    let mut trained_head = frozen_head.clone();
+    trained_head.embed_tokens.weight = trained_head.embed_tokens.weight.set_require_grad(true);
+    let rows = [
+        vec![1, 17, 42, 99, 5, 127, 64, 3],
+        vec![1, 7, 120, 33, 2, 9, 0, 0],
+    ];
+    let masks = [vec![1; 8], vec![1, 1, 1, 1, 1, 1, 0, 0]];
+    let label_rows: Vec<Vec<i64>> = rows
+        .iter()
+        .zip(&masks)
+        .map(|(t, m)| labels(t, m, 2))
+        .collect();
+    let run = |model: &Llama| {
+        let loss = model.causal_lm_loss(
+            ints(&rows, &device),
+            ints(&masks, &device),
+            ints(&label_rows, &device),
+        );
+        let gradients = loss.clone().backward();
+        let adapter_grads: Vec<f32> = model
+            .layers
+            .iter()
+            .flat_map(|layer| [&layer.self_attn.q_proj, &layer.mlp.down_proj])
+            .flat_map(|projection| {
+                let b = projection.lora.as_ref().unwrap().b.val();
+                b.grad(&gradients)
+                    .unwrap()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .unwrap()
+            })
+            .collect();
+        (scalar(loss), adapter_grads)
+    };
+    let (frozen_loss, frozen_grads) = run(&frozen_head);
+    let (trained_loss, trained_grads) = run(&trained_head);
+    assert!(
+        (frozen_loss - trained_loss).abs() < 1e-5,
+        "{frozen_loss} vs {trained_loss}"
+    );
+    assert!(frozen_grads.iter().any(|g| *g != 0.0));
+    let error = frozen_grads
+        .iter()
+        .zip(&trained_grads)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(error < 1e-5, "adapter gradients differ by {error}");
+}
+
 #[test]
 fn target_modules_select_adapted_weights() {
     let device = Device::default();

@@ -39,6 +39,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    llama::heap::retain_freed_memory();
     let mut overrides = args.overrides;
     if let Some(task) = &args.task {
         overrides.push(format!("data.tasks=[{task:?}]"));

@@ -60,6 +60,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    llama::heap::retain_freed_memory();
     let mut args = std::env::args().skip(1);
     let gguf = args
         .next()

@@ -45,6 +45,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Tensor buffers are freed and allocated again every step; keep them in the heap.
+    llama::heap::retain_freed_memory();
     match Cli::parse().command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Run(args) => commands::run::run(&args),

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Reference output and gradients of masked grouped-query attention for `llama::attention`.
+
+Requires (pip): torch (tested 2.15), numpy. The forward pass is Hugging Face `transformers`'
+`eager_attention_forward` (models/llama/modeling_llama.py) as written: `repeat_kv` on keys and
+values, `matmul(q, kᵀ) * scaling`, plus the additive mask (0 where a query may attend, the
+float32 minimum where it may not), softmax in float32 semantics (here float64), `matmul` with
+the values. Gradients come from torch autograd in float64, independent of the crate's
+hand-written backward pass.
+
+The batch has two rows of 5 positions: row 0 unpadded, row 1 left-padded by 2, so its queries
+0 and 1 may attend to nothing. HF's float32-minimum fill averages V there, where the crate
+outputs zeros (a deliberate departure, tested as its own case); no real position reads those
+queries, so the loss weights `weight` are 0 on them and the gradients below do not depend on
+what those rows output.
+
+Loss: `sum(output * weight)`. Writes `llama/fixtures/attention_reference.json` with the
+inputs (`query` `[b, h, s, d]`, `key`/`value` `[b, h_kv, t, d]` before `repeat_kv`,
+`attention_mask` `[b, t]`, `weight`), `output` and the gradients `grad_query`, `grad_key`,
+`grad_value` (after summing over the repeated heads), all flattened row-major.
+
+Run from the repository root: `python3 tools/reference/attention_reference.py`
+"""
+
+import json
+import math
+
+import numpy as np
+import torch
+
+B, H, H_KV, S, D = 2, 4, 2, 5, 8
+PADDING = 2
+
+
+def repeat_kv(x, n_rep):
+    """HF `repeat_kv`: [b, h_kv, t, d] -> [b, h_kv * n_rep, t, d]."""
+    b, h_kv, t, d = x.shape
+    return x[:, :, None, :, :].expand(b, h_kv, n_rep, t, d).reshape(b, h_kv * n_rep, t, d)
+
+
+def additive_mask(attention_mask):
+    """HF's 4-D causal mask from a [b, t] padding mask: 0 = attend, float32 min = blocked."""
+    b, t = attention_mask.shape
+    causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+    blocked = causal[None, :, :] | (attention_mask[:, None, :] == 0)
+    mask = torch.zeros(b, 1, t, t, dtype=torch.float64)
+    return mask.masked_fill(blocked[:, None, :, :], torch.finfo(torch.float32).min)
+
+
+def eager_attention(query, key, value, attention_mask):
+    scaling = D**-0.5
+    key, value = repeat_kv(key, H // H_KV), repeat_kv(value, H // H_KV)
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    weights = weights + additive_mask(attention_mask)
+    weights = torch.softmax(weights, dim=-1)
+    return torch.matmul(weights, value)
+
+
+def main():
+    rng = np.random.default_rng(20261130)
+    tensor = lambda *shape: torch.tensor(rng.normal(size=shape), dtype=torch.float64, requires_grad=True)
+    query, key, value = tensor(B, H, S, D), tensor(B, H_KV, S, D), tensor(B, H_KV, S, D)
+    attention_mask = torch.ones(B, S, dtype=torch.int64)
+    attention_mask[1, :PADDING] = 0
+    weight = torch.tensor(rng.normal(size=(B, H, S, D)), dtype=torch.float64)
+    weight[1, :, :PADDING, :] = 0.0
+
+    output = eager_attention(query, key, value, attention_mask)
+    (output * weight).sum().backward()
+
+    flat = lambda t: [float(x) for x in t.detach().reshape(-1)]
+    fixture = {
+        "shape": {"batch": B, "heads": H, "kv_heads": H_KV, "seq": S, "head_dim": D},
+        "scale": 1.0 / math.sqrt(D),
+        "query": flat(query),
+        "key": flat(key),
+        "value": flat(value),
+        "attention_mask": [int(x) for x in attention_mask.reshape(-1)],
+        "weight": flat(weight),
+        "output": flat(output),
+        "grad_query": flat(query.grad),
+        "grad_key": flat(key.grad),
+        "grad_value": flat(value.grad),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+    }
+    with open("llama/fixtures/attention_reference.json", "w") as f:
+        json.dump(fixture, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
