@@ -19,8 +19,10 @@ pub enum HeapPolicy {
 }
 
 /// Keeps freed memory in the process heap, through three `mallopt(3)` settings:
-/// - `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD` at `i32::MAX` bytes: allocations below 2 GiB
-///   come from the heap, and freed memory is never returned to the kernel;
+/// - `M_MMAP_THRESHOLD` at `i32::MAX` bytes: allocations below 2 GiB come from the heap;
+/// - `M_TRIM_THRESHOLD` at −1, which `mallopt(3)` documents as "disables trimming
+///   completely": freed memory is never returned to the kernel (a 2 GiB threshold is not
+///   enough: a LoRA step frees more than that at once);
 /// - `M_ARENA_MAX` at 1: every thread allocates from the main heap. A thread's own arena grows
 ///   in mappings of at most 64 MiB, so a larger buffer allocated on a worker thread would be
 ///   mapped and unmapped again whatever the thresholds.
@@ -43,7 +45,7 @@ pub fn retain_freed_memory() -> HeapPolicy {
         // SAFETY: `mallopt` only changes malloc's tuning parameters, under malloc's own lock.
         let set = |param, value| unsafe { libc::mallopt(param, value) } == 1;
         if set(libc::M_MMAP_THRESHOLD, i32::MAX)
-            && set(libc::M_TRIM_THRESHOLD, i32::MAX)
+            && set(libc::M_TRIM_THRESHOLD, -1)
             && set(libc::M_ARENA_MAX, 1)
         {
             return HeapPolicy::Retained;

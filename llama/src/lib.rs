@@ -3,6 +3,7 @@
 //! - [`attention`]: masked attention whose backward pass recomputes the probabilities.
 //! - [`config`]: hyper-parameters (HF `config.json` names).
 //! - [`device`]: `auto | gpu | cpu` device selection (a physical wgpu GPU, else burn's flex CPU).
+//! - [`frozen_matmul`]: `x W` for a weight without gradient, written straight into its output.
 //! - [`generate`]: batched greedy / top-p generation with a KV cache.
 //! - `hub` (feature `hub`): Hugging Face Hub downloads into the HF cache.
 //! - [`host`]: checkpoint tensors on the host in HF names and layouts.
@@ -19,6 +20,7 @@
 pub mod attention;
 pub mod config;
 pub mod device;
+pub mod frozen_matmul;
 pub mod generate;
 pub mod gguf;
 pub mod head_loss;

@@ -25,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::frozen_matmul::project;
 use crate::host::{HostTensor, HostTensors};
 use crate::model::Llama;
 
@@ -146,10 +147,12 @@ pub struct LoraAdapter {
 }
 
 impl LoraAdapter {
-    /// `s · dropout(x) A B` for `x` `[…, in]` → `[…, out]`.
+    /// `s · dropout(x) A B` for `x` `[…, in]` → `[…, out]`. PEFT scales the `[…, out]`
+    /// product; scaling the `[…, r]` one instead is the same function with a pass over a
+    /// tensor `r / out` the size.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let down = linear(self.dropout.forward(x), self.a.val(), None);
-        linear(down, self.b.val(), None) * self.scale
+        linear(down * self.scale, self.b.val(), None)
     }
 
     /// The dense update `s · A B`, `[in, out]`.
@@ -174,11 +177,12 @@ impl LoraLinear {
         Self { weight, lora: None }
     }
 
-    /// `x W (+ s · dropout(x) A B)` for `x` `[…, in]` → `[…, out]`.
+    /// `x W (+ s · dropout(x) A B)` for `x` `[…, in]` → `[…, out]`; `x W` through
+    /// [`project`], so a frozen `W` costs no weight gradient and no extra passes.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match &self.lora {
-            None => linear(x, self.weight.val(), None),
-            Some(adapter) => linear(x.clone(), self.weight.val(), None) + adapter.forward(x),
+            None => project(x, self.weight.val()),
+            Some(adapter) => project(x.clone(), self.weight.val()) + adapter.forward(x),
         }
     }
 

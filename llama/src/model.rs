@@ -15,6 +15,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::attention::masked_attention;
 use crate::config::LlamaConfig;
+use crate::frozen_matmul::project;
 use crate::head_loss::head_nll_sum;
 use crate::host::{HostTensor, HostTensors};
 use crate::lora::{LoraLinear, LoraTarget};
@@ -575,8 +576,8 @@ impl Llama {
         };
         let n = hidden.dims()[0];
         let weight = self.head_weight();
-        let summed = if weight.is_require_grad() {
-            let log_p = log_softmax(hidden.matmul(weight.transpose()), 1).gather(1, targets);
+        let summed = if weight.is_tracked() {
+            let log_p = log_softmax(project(hidden, weight.transpose()), 1).gather(1, targets);
             log_p.sum().neg()
         } else {
             head_nll_sum(hidden, weight, targets)
@@ -599,7 +600,7 @@ impl Llama {
         labels: Tensor<2, Int>,
     ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
         let (hidden, targets) = self.scored_hidden(tokens, attention_mask, labels)?;
-        Some((hidden.matmul(self.head_weight().transpose()), targets))
+        Some((project(hidden, self.head_weight().transpose()), targets))
     }
 
     /// The final hidden states `[n, d]` of the positions [`Llama::scored_logits`] scores, and
@@ -626,16 +627,9 @@ impl Llama {
         }
     }
 
-    /// Logits `[b, s, V]` of hidden states `[b, s, d]`, as one 2-D matmul with the transposed
-    /// head: burn's `linear` on a 3-D input broadcasts a transposed `[d, V]` weight, which
-    /// costs a copy of it (≈ 130 ms per call for SmolLM2's 49152 × 576 on flex).
+    /// Logits `[b, s, V]` of hidden states `[b, s, d]`.
     fn head(&self, h: Tensor<3>) -> Tensor<3> {
-        let [b, s, d] = h.dims();
-        let weight = self.head_weight();
-        let v = weight.dims()[0];
-        h.reshape([b * s, d])
-            .matmul(weight.transpose())
-            .reshape([b, s, v])
+        project(h, self.head_weight().transpose())
     }
 
     /// Embedding, then `depth` decoder layers, then the final norm when all layers ran.
