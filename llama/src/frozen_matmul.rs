@@ -17,9 +17,11 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Shape, Tensor};
-use burn_flex::{FlexTensor, Layout};
+use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::flex_gemm::{Operand, f32_tensor, product};
 
 /// `x W` with a constant `W`, on every backend the model runs on (`Dispatch` routes to it).
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
@@ -43,35 +45,18 @@ impl FrozenMatmulBackend for Flex {
         let x = x.to_contiguous();
         let (start, _) = x.layout().contiguous_offsets().expect("contiguous");
         let x = &x.storage::<f32>()[start..];
-        let (_, _, w_rs, w_cs) = weight.layout().as_2d_strides().expect("a 2-D weight");
-        let w = Weight(weight.storage::<f32>()[weight.layout().start_offset()..].as_ptr());
+        let w = Operand::of(&weight);
         let mut out = Vec::<f32>::with_capacity(m * n);
-        // One product of `rows` rows of `x` into `dst` (`rows × n`, row-major).
-        let product = |dst: *mut f32, first: usize, rows: usize, parallelism| {
-            let w = &w;
-            // SAFETY: `x` holds `m × k` row-major values, of which rows `first..first + rows`
-            // are read; `w.0` is the `[k, n]` weight with its own strides; `gemm` writes
-            // (never reads, `read_dst = false`) the `rows × n` values at `dst`.
+        // One product of `rows` rows of `x` from `first` into `dst` (`rows × n`).
+        let rows_product = |dst: *mut f32, first: usize, rows: usize, parallelism| {
+            // SAFETY: rows `first..first + rows` of `x` (`m × k`) are read, `w` is the live
+            // `[k, n]` weight, and `dst` holds room for `rows × n` values.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    n,
-                    k,
+                product(
                     dst,
-                    1,
-                    n as isize,
-                    false,
-                    x[first * k..].as_ptr(),
-                    1,
-                    k as isize,
-                    w.0,
-                    w_cs,
-                    w_rs,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    [rows, n, k],
+                    Operand::rows(x, first, k),
+                    w,
                     parallelism,
                 )
             }
@@ -87,7 +72,7 @@ impl FrozenMatmulBackend for Flex {
                 .enumerate()
                 .for_each(|(i, dst)| {
                     let rows = dst.len() / n;
-                    product(
+                    rows_product(
                         dst.as_mut_ptr().cast(),
                         i * rows_per_thread,
                         rows,
@@ -95,26 +80,16 @@ impl FrozenMatmulBackend for Flex {
                     )
                 });
         } else {
-            product(out.as_mut_ptr(), 0, m, Parallelism::Rayon(0));
+            rows_product(out.as_mut_ptr(), 0, m, Parallelism::Rayon(0));
         }
         // SAFETY: every one of the `m × n` values was written above.
         unsafe { out.set_len(m * n) };
-        FlexTensor::new(
-            burn::tensor::Bytes::from_elems(out),
-            Layout::contiguous(Shape::new([m, n])),
-            DType::F32,
-        )
+        f32_tensor(out, Shape::new([m, n]))
     }
 }
 
 /// Rows below which a product is not split across threads by rows.
 const MIN_ROWS_PER_THREAD: usize = 64;
-
-/// The weight's data pointer, shared read-only by the threads of one product.
-struct Weight(*const f32);
-
-// SAFETY: only read, while the weight tensor it points into is alive (the whole call).
-unsafe impl Sync for Weight {}
 
 impl<B: FrozenMatmulBackend, C: CheckpointStrategy> FrozenMatmulBackend for Autodiff<B, C> {
     /// Differentiable in `x` only; `weight` must not be tracked.

@@ -24,8 +24,11 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::IndexingUpdateOp;
 use burn::tensor::{DType, Int, Shape, Tensor};
-use burn_flex::{FlexTensor, Layout};
+use burn_flex::FlexTensor;
+use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::flex_gemm::{Operand, f32_tensor, product};
 
 /// Rows of logits computed at once by the flex kernel: at most 128 MiB of them.
 const BLOCK_BYTES: usize = 128 << 20;
@@ -183,8 +186,8 @@ fn flex_head_loss_in_blocks(
     let hidden = hidden.to_contiguous();
     let (start, end) = hidden.layout().contiguous_offsets().expect("contiguous");
     let h = &hidden.storage::<f32>()[start..end];
-    let (vocab, d, w_rs, w_cs) = weight.layout().as_2d_strides().expect("a 2-D head");
-    let w = weight.storage::<f32>()[weight.layout().start_offset()..].as_ptr();
+    let [vocab, d] = weight.layout().shape().dims::<2>();
+    let w = Operand::of(&weight);
     let n = h.len() / d;
     let targets = targets
         .into_data()
@@ -204,79 +207,37 @@ fn flex_head_loss_in_blocks(
         Vec::new()
     };
     let mut loss = 0.0f64;
+    let parallel = Parallelism::Rayon(0);
     for first in (0..n).step_by(block) {
         let rows = block.min(n - first);
         let logits = &mut logits[..rows * vocab];
-        // SAFETY: `h` holds `rows × d` row-major values from `first`; `w` is the head's
-        // `[V, d]` view with its own strides, read as its transpose; `logits` is `rows × V`.
+        let h_rows = Operand::rows(h, first, d);
+        // SAFETY: rows `first..first + rows` of `h` (`n × d`) are read, `w` is the live head
+        // `[V, d]` read as its transpose, and `logits` holds `rows × V` values.
         unsafe {
-            gemm::gemm(
-                rows,
-                vocab,
-                d,
+            product(
                 logits.as_mut_ptr(),
-                1,
-                vocab as isize,
-                false,
-                h[first * d..].as_ptr(),
-                1,
-                d as isize,
-                w,
-                w_rs,
-                w_cs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
-        }
+                [rows, vocab, d],
+                h_rows,
+                w.transposed(),
+                parallel,
+            )
+        };
         loss += logits
             .par_chunks_mut(vocab)
             .zip(&targets[first..first + rows])
             .map(|(row, &y)| row_loss(row, y as usize, with_grad))
             .sum::<f64>();
         if with_grad {
-            // SAFETY: `logits` now holds `rows × V` gradients of the logits; `w` as above,
-            // read as `[V, d]`; the output is rows `first..first + rows` of `grad` `[n, d]`.
-            unsafe {
-                gemm::gemm(
-                    rows,
-                    d,
-                    vocab,
-                    grad[first * d..].as_mut_ptr(),
-                    1,
-                    d as isize,
-                    false,
-                    logits.as_ptr(),
-                    1,
-                    vocab as isize,
-                    w,
-                    w_cs,
-                    w_rs,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
+            let out = grad[first * d..].as_mut_ptr();
+            let logits = Operand::rows(logits, 0, vocab);
+            // SAFETY: `logits` holds the `rows × V` gradients of the logits, `w` is the live
+            // head `[V, d]`, and `grad` has rows `first..first + rows` of `[n, d]` left.
+            unsafe { product(out, [rows, d, vocab], logits, w, parallel) };
         }
     }
-    let loss = FlexTensor::new(
-        burn::tensor::Bytes::from_elems(vec![loss as f32]),
-        Layout::contiguous(Shape::new([1])),
-        DType::F32,
-    );
-    let grad = with_grad.then(|| {
-        FlexTensor::new(
-            burn::tensor::Bytes::from_elems(grad),
-            Layout::contiguous(Shape::new([n, d])),
-            DType::F32,
-        )
-    });
+    let loss = f32_tensor(vec![loss as f32], Shape::new([1]));
+    let grad = with_grad.then(|| f32_tensor(grad, Shape::new([n, d])));
     (loss, grad)
 }
 

@@ -20,6 +20,7 @@
 pub mod attention;
 pub mod config;
 pub mod device;
+mod flex_gemm;
 pub mod frozen_matmul;
 pub mod generate;
 pub mod gguf;
