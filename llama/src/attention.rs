@@ -4,10 +4,13 @@
 //! burn's `attention` op is differentiated through its decomposed form: under autodiff every
 //! `[b, h, s, t]` intermediate (scores, masked scores, their exponentials, the probabilities) is
 //! a tensor of its own, and those the backward pass needs stay alive from the forward pass to
-//! the backward pass, 30 layers at a time. [`masked_attention`] runs the backend's forward
-//! (one fused pass per head on flex) and keeps only Q, K, V and the mask; its backward pass
-//! rebuilds the probabilities P of one layer at a time, the recomputation of FlashAttention
-//! (Dao et al. 2022, §3.1, "Recomputation"), with whole-row softmax instead of tiles.
+//! the backward pass, 30 layers at a time. [`masked_attention`] runs one fused forward pass
+//! (on flex for f32 the kernel of `flex_attention`, which skips the products of keys no query
+//! in a block may attend to; elsewhere the backend's `attention` op) and keeps only Q, K, V and
+//! the mask; its backward pass rebuilds the probabilities P of one layer at a time
+//! ([`MaskedAttentionBackend::masked_attention_probabilities`]), the recomputation of
+//! FlashAttention (Dao et al. 2022, §3.1, "Recomputation"), with whole-row softmax instead of
+//! tiles.
 //!
 //! With O = P V and P = softmax(scale · Q Kᵀ, masked), the gradients from dO are (Dao et al.
 //! 2022, Algorithm 4, written with whole matrices):
@@ -23,16 +26,19 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
+use crate::flex_attention;
+
 /// The attention operation on every backend the model runs on (`Dispatch` routes to it).
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait MaskedAttentionBackend: Backend {
-    /// softmax(scale · Q Kᵀ, with `blocked` scores at −∞) V: the backend's own `attention`
-    /// op. `query` `[b, h, s, d]`, `key` and `value` `[b, h, t, d]`, `blocked` `[b, h, s, t]`
+    /// softmax(scale · Q Kᵀ, with `blocked` scores at −∞) V: by default the backend's own
+    /// `attention` op. `query` `[b, h, s, d]`, `key` and `value` `[b, h, t, d]`, `blocked` `[b, h, s, t]`
     /// (true = may not attend); returns `[b, h, s, d]`. A fully blocked row gives zeros.
     fn masked_attention(
         query: FloatTensor<Self>,
@@ -43,9 +49,50 @@ pub trait MaskedAttentionBackend: Backend {
     ) -> FloatTensor<Self> {
         Self::attention(query, key, value, Some(blocked), None, options(scale))
     }
+
+    /// P = softmax(scale · Q Kᵀ, with `blocked` scores at −∞), `[b, h, s, t]`, for the
+    /// inputs of [`MaskedAttentionBackend::masked_attention`]: what its backward pass
+    /// recomputes. A fully blocked row is all zeros.
+    fn masked_attention_probabilities(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        blocked: BoolTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        attention_probabilities::<Self>(query, key, blocked, scale)
+    }
 }
 
-impl MaskedAttentionBackend for Flex {}
+/// f32 through [`crate::flex_attention`]'s kernels, other types through burn-flex's ops.
+impl MaskedAttentionBackend for Flex {
+    fn masked_attention(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        blocked: BoolTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        if flex_attention::supported(&[&query, &key, &value]) {
+            flex_attention::attention(query, key, value, blocked, scale)
+        } else {
+            let options = options(scale);
+            <Self as ModuleOps<Self>>::attention(query, key, value, Some(blocked), None, options)
+        }
+    }
+
+    fn masked_attention_probabilities(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        blocked: BoolTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        if flex_attention::supported(&[&query, &key]) {
+            flex_attention::probabilities(query, key, blocked, scale)
+        } else {
+            attention_probabilities::<Self>(query, key, blocked, scale)
+        }
+    }
+}
 
 #[cfg(feature = "wgpu")]
 impl MaskedAttentionBackend for Cube {}
@@ -89,7 +136,7 @@ impl<B: MaskedAttentionBackend, C: CheckpointStrategy> MaskedAttentionBackend fo
 #[derive(Debug)]
 struct RecomputedAttention;
 
-impl<B: Backend> Backward<B, 3> for RecomputedAttention {
+impl<B: MaskedAttentionBackend> Backward<B, 3> for RecomputedAttention {
     type State = ([NodeId; 3], BoolTensor<B>, f64);
 
     fn backward(
@@ -103,7 +150,7 @@ impl<B: Backend> Backward<B, 3> for RecomputedAttention {
             [query, key, value].map(|id| checkpointer.retrieve_node_output(id));
         let grad_output = grads.consume::<B>(&ops.node);
         let probabilities =
-            attention_probabilities::<B>(query.clone(), key.clone(), blocked, scale);
+            B::masked_attention_probabilities(query.clone(), key.clone(), blocked, scale);
         let [query_node, key_node, value_node] = ops.parents;
 
         if let Some(node) = value_node {
@@ -170,8 +217,8 @@ fn options(scale: f64) -> AttentionModuleOptions {
 /// `value` `[b, h, t, d]` and `blocked` `[b, h, s, t]` (true = may not attend), returning
 /// `[b, h, s, d]`. A fully blocked row (a padding query of a left-padded batch) gives zeros.
 ///
-/// The forward pass is the backend's `attention` op. Under autodiff only Q, K, V and the mask
-/// are kept for the backward pass, which recomputes the probabilities (see the module docs).
+/// The forward pass is one fused operation (see the module docs). Under autodiff only Q, K, V
+/// and the mask are kept for the backward pass, which recomputes the probabilities.
 pub fn masked_attention(
     query: Tensor<4>,
     key: Tensor<4>,

@@ -1,5 +1,5 @@
 //! `gemm` on flex tensors' f32 data, for the kernels that write their own outputs
-//! ([`crate::frozen_matmul`], [`crate::head_loss`]).
+//! ([`crate::frozen_matmul`], [`crate::head_loss`], [`crate::flex_attention`]).
 
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
@@ -41,6 +41,23 @@ impl Operand {
         }
     }
 
+    /// The matrix whose first value is `values[first]`, with the given strides (in values).
+    ///
+    /// # Panics
+    /// When `first` is outside `values`.
+    pub(crate) fn strided(
+        values: &[f32],
+        first: usize,
+        row_stride: isize,
+        col_stride: isize,
+    ) -> Self {
+        Self {
+            ptr: values[first..].as_ptr(),
+            row_stride,
+            col_stride,
+        }
+    }
+
     /// The same values read as the transposed matrix.
     pub(crate) fn transposed(self) -> Self {
         Self {
@@ -51,14 +68,16 @@ impl Operand {
     }
 }
 
-/// `dst` (`rows × n`, row-major) = `lhs` (`rows × k`) · `rhs` (`k × n`), written without
-/// reading `dst` (`gemm` with `read_dst = false`).
+/// `dst` (`rows × n`, row-major with `dst_row_stride` values between rows) = `lhs`
+/// (`rows × k`) · `rhs` (`k × n`), written without reading `dst` (`gemm` with
+/// `read_dst = false`).
 ///
 /// # Safety
-/// `dst` must be valid for `rows × n` writes, and `lhs` and `rhs` must point to live data
-/// covering `rows × k` and `k × n` values at their strides.
+/// `dst` must be valid for `rows × n` writes at its row stride, and `lhs` and `rhs` must point
+/// to live data covering `rows × k` and `k × n` values at their strides.
 pub(crate) unsafe fn product(
     dst: *mut f32,
+    dst_row_stride: usize,
     [rows, n, k]: [usize; 3],
     lhs: Operand,
     rhs: Operand,
@@ -72,7 +91,7 @@ pub(crate) unsafe fn product(
             k,
             dst,
             1,
-            n as isize,
+            dst_row_stride as isize,
             false,
             lhs.ptr,
             lhs.col_stride,

@@ -54,6 +54,7 @@ impl FrozenMatmulBackend for Flex {
             unsafe {
                 product(
                     dst,
+                    n,
                     [rows, n, k],
                     Operand::rows(x, first, k),
                     w,

@@ -29,6 +29,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::flex_gemm::{Operand, f32_tensor, product};
+use crate::vector_exp::{self, exp_shifted_in_place};
 
 /// Rows of logits computed at once by the flex kernel: at most 128 MiB of them.
 const BLOCK_BYTES: usize = 128 << 20;
@@ -217,6 +218,7 @@ fn flex_head_loss_in_blocks(
         unsafe {
             product(
                 logits.as_mut_ptr(),
+                vocab,
                 [rows, vocab, d],
                 h_rows,
                 w.transposed(),
@@ -233,7 +235,7 @@ fn flex_head_loss_in_blocks(
             let logits = Operand::rows(logits, 0, vocab);
             // SAFETY: `logits` holds the `rows × V` gradients of the logits, `w` is the live
             // head `[V, d]`, and `grad` has rows `first..first + rows` of `[n, d]` left.
-            unsafe { product(out, [rows, d, vocab], logits, w, parallel) };
+            unsafe { product(out, d, [rows, d, vocab], logits, w, parallel) };
         }
     }
     let loss = f32_tensor(vec![loss as f32], Shape::new([1]));
@@ -245,18 +247,9 @@ fn flex_head_loss_in_blocks(
 /// With `into_grad` the row becomes softmax(`row`) − one_hot(`target`), the loss's gradient
 /// with respect to the logits.
 fn row_loss(row: &mut [f32], target: usize, into_grad: bool) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = vector_exp::max(row);
     let picked = row[target];
-    let sum: f64 = if into_grad {
-        row.iter_mut()
-            .map(|z| {
-                *z = (*z - max).exp();
-                f64::from(*z)
-            })
-            .sum()
-    } else {
-        row.iter().map(|&z| f64::from((z - max).exp())).sum()
-    };
+    let sum = exp_shifted_in_place(row, max);
     if into_grad {
         let inv = (1.0 / sum) as f32;
         row.iter_mut().for_each(|p| *p *= inv);

@@ -20,6 +20,7 @@
 pub mod attention;
 pub mod config;
 pub mod device;
+mod flex_attention;
 mod flex_gemm;
 pub mod frozen_matmul;
 pub mod generate;
@@ -32,5 +33,7 @@ pub mod hub;
 pub mod lora;
 pub mod model;
 pub mod safetensors;
+pub mod swiglu;
 pub mod tokenizer;
 pub mod train;
+mod vector_exp;

@@ -10,7 +10,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
-use burn::tensor::activation::{log_softmax, silu};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::attention::masked_attention;
@@ -19,6 +19,7 @@ use crate::frozen_matmul::project;
 use crate::head_loss::head_nll_sum;
 use crate::host::{HostTensor, HostTensors};
 use crate::lora::{LoraLinear, LoraTarget};
+use crate::swiglu::swiglu;
 
 /// Label value excluded from the loss (PyTorch `CrossEntropyLoss(ignore_index=-100)`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -281,8 +282,9 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        self.down_proj
+            .forward(swiglu(gate, self.up_proj.forward(x)))
     }
 }
 

@@ -1,7 +1,8 @@
 //! `llama::attention::masked_attention` against Hugging Face's eager attention differentiated by
 //! torch autograd in float64 (`tools/reference/attention_reference.py` →
-//! `llama/fixtures/attention_reference.json`): output and the gradients of Q, K and V through
-//! grouped-query `repeat_kv`, causal and padding masks.
+//! `llama/fixtures/attention_reference.json`, 5 positions, and `attention_reference_long.json`,
+//! 70 positions, more than one block of query rows in the flex kernel): output and the
+//! gradients of Q, K and V through grouped-query `repeat_kv`, causal and padding masks.
 
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use llama::attention::masked_attention;
@@ -10,6 +11,7 @@ use serde_json::Value;
 const TOLERANCE: f32 = 2e-5;
 
 struct Fixture {
+    name: &'static str,
     value: Value,
     batch: usize,
     heads: usize,
@@ -19,14 +21,12 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn load() -> Self {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/attention_reference.json"
-        );
+    fn load(name: &'static str) -> Self {
+        let path = format!("{}/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let dim = |name: &str| value["shape"][name].as_u64().unwrap() as usize;
         Self {
+            name,
             batch: dim("batch"),
             heads: dim("heads"),
             kv_heads: dim("kv_heads"),
@@ -72,6 +72,11 @@ impl Fixture {
             .expand([b, n_kv, n_rep, t, d])
             .reshape([b, n_kv * n_rep, t, d])
     }
+}
+
+/// Both cases of the reference script.
+fn fixtures() -> [Fixture; 2] {
+    ["attention_reference", "attention_reference_long"].map(Fixture::load)
 }
 
 fn host(t: Tensor<4>) -> Vec<f32> {
@@ -126,9 +131,14 @@ fn fully_blocked_rows(fixture: &Fixture) -> Vec<bool> {
 
 #[test]
 fn output_and_gradients_match_hf_eager_attention() {
-    let fixture = Fixture::load();
-    let (output, grads) = attention_with_gradients(&fixture, fixture.floats("weight"), [true; 3]);
-    let skip = fully_blocked_rows(&fixture);
+    for fixture in fixtures() {
+        output_and_gradients_match(&fixture);
+    }
+}
+
+fn output_and_gradients_match(fixture: &Fixture) {
+    let (output, grads) = attention_with_gradients(fixture, fixture.floats("weight"), [true; 3]);
+    let skip = fully_blocked_rows(fixture);
     let expected = fixture.floats("output");
     let real = |v: &[f32]| -> Vec<f32> {
         v.iter()
@@ -138,16 +148,16 @@ fn output_and_gradients_match_hf_eager_attention() {
             .collect()
     };
     let error = max_error(&real(&output), &real(&expected));
-    assert!(error < TOLERANCE, "output error {error}");
+    assert!(error < TOLERANCE, "{}: output error {error}", fixture.name);
     for (grad, name) in grads.iter().zip(["grad_query", "grad_key", "grad_value"]) {
         let error = max_error(grad.as_ref().unwrap(), &fixture.floats(name));
-        assert!(error < TOLERANCE, "{name} error {error}");
+        assert!(error < TOLERANCE, "{}: {name} error {error}", fixture.name);
     }
 }
 
 #[test]
 fn untracked_inputs_get_no_gradient_and_the_others_are_unchanged() {
-    let fixture = Fixture::load();
+    let fixture = Fixture::load("attention_reference");
     for track in [
         [false, false, true],
         [true, false, false],
@@ -178,11 +188,17 @@ fn untracked_inputs_get_no_gradient_and_the_others_are_unchanged() {
 /// float32-minimum fill averages V), and a gradient arriving there reaches no input.
 #[test]
 fn fully_blocked_queries_output_zeros_and_pass_no_gradient() {
-    let fixture = Fixture::load();
-    let skip = fully_blocked_rows(&fixture);
+    for fixture in fixtures() {
+        fully_blocked_queries_output_zeros(&fixture);
+    }
+}
+
+fn fully_blocked_queries_output_zeros(fixture: &Fixture) {
+    let skip = fully_blocked_rows(fixture);
     assert!(
         skip.iter().any(|&s| s),
-        "the fixture has no fully blocked query"
+        "{}: the fixture has no fully blocked query",
+        fixture.name
     );
     let weight: Vec<f32> = fixture
         .floats("weight")
@@ -190,12 +206,16 @@ fn fully_blocked_queries_output_zeros_and_pass_no_gradient() {
         .zip(&skip)
         .map(|(&w, &s)| if s { 1.0 } else { w })
         .collect();
-    let (output, grads) = attention_with_gradients(&fixture, weight, [true; 3]);
+    let (output, grads) = attention_with_gradients(fixture, weight, [true; 3]);
     assert!(output.iter().zip(&skip).all(|(&x, &s)| !s || x == 0.0));
     for (grad, name) in grads.iter().zip(["grad_query", "grad_key", "grad_value"]) {
         let grad = grad.as_ref().unwrap();
-        assert!(grad.iter().all(|g| g.is_finite()), "{name} is not finite");
+        assert!(
+            grad.iter().all(|g| g.is_finite()),
+            "{}: {name} is not finite",
+            fixture.name
+        );
         let error = max_error(grad, &fixture.floats(name));
-        assert!(error < TOLERANCE, "{name} error {error}");
+        assert!(error < TOLERANCE, "{}: {name} error {error}", fixture.name);
     }
 }

@@ -8,13 +8,17 @@ float32 minimum where it may not), softmax in float32 semantics (here float64), 
 the values. Gradients come from torch autograd in float64, independent of the crate's
 hand-written backward pass.
 
-The batch has two rows of 5 positions: row 0 unpadded, row 1 left-padded by 2, so its queries
-0 and 1 may attend to nothing. HF's float32-minimum fill averages V there, where the crate
+Two cases, each a batch of two rows, row 0 unpadded and row 1 left-padded, so that row 1's
+first queries may attend to nothing:
+- `attention_reference.json`: 5 positions, 4 query heads on 2 key/value heads, padding 2.
+- `attention_reference_long.json`: 70 positions (more than one block of the flex kernel's 32
+  query rows, and more than one 8-wide vector of scores per row), 2 query heads on 1
+  key/value head, padding 37 (the whole first block of row 1 fully blocked). HF's float32-minimum fill averages V there, where the crate
 outputs zeros (a deliberate departure, tested as its own case); no real position reads those
 queries, so the loss weights `weight` are 0 on them and the gradients below do not depend on
 what those rows output.
 
-Loss: `sum(output * weight)`. Writes `llama/fixtures/attention_reference.json` with the
+Loss: `sum(output * weight)`. Each fixture holds the
 inputs (`query` `[b, h, s, d]`, `key`/`value` `[b, h_kv, t, d]` before `repeat_kv`,
 `attention_mask` `[b, t]`, `weight`), `output` and the gradients `grad_query`, `grad_key`,
 `grad_value` (after summing over the repeated heads), all flattened row-major.
@@ -28,8 +32,11 @@ import math
 import numpy as np
 import torch
 
-B, H, H_KV, S, D = 2, 4, 2, 5, 8
-PADDING = 2
+CASES = [
+    # file, seed, batch, heads, kv_heads, seq, head_dim, padding of row 1
+    ("attention_reference", 20261130, 2, 4, 2, 5, 8, 2),
+    ("attention_reference_long", 20261201, 2, 2, 1, 70, 4, 37),
+]
 
 
 def repeat_kv(x, n_rep):
@@ -48,16 +55,17 @@ def additive_mask(attention_mask):
 
 
 def eager_attention(query, key, value, attention_mask):
-    scaling = D**-0.5
-    key, value = repeat_kv(key, H // H_KV), repeat_kv(value, H // H_KV)
+    h, h_kv, d = query.shape[1], key.shape[1], query.shape[3]
+    scaling = d**-0.5
+    key, value = repeat_kv(key, h // h_kv), repeat_kv(value, h // h_kv)
     weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     weights = weights + additive_mask(attention_mask)
     weights = torch.softmax(weights, dim=-1)
     return torch.matmul(weights, value)
 
 
-def main():
-    rng = np.random.default_rng(20261130)
+def write_case(name, seed, B, H, H_KV, S, D, PADDING):
+    rng = np.random.default_rng(seed)
     tensor = lambda *shape: torch.tensor(rng.normal(size=shape), dtype=torch.float64, requires_grad=True)
     query, key, value = tensor(B, H, S, D), tensor(B, H_KV, S, D), tensor(B, H_KV, S, D)
     attention_mask = torch.ones(B, S, dtype=torch.int64)
@@ -83,9 +91,14 @@ def main():
         "grad_value": flat(value.grad),
         "versions": {"torch": torch.__version__, "numpy": np.__version__},
     }
-    with open("llama/fixtures/attention_reference.json", "w") as f:
+    with open(f"llama/fixtures/{name}.json", "w") as f:
         json.dump(fixture, f, indent=1)
         f.write("\n")
+
+
+def main():
+    for case in CASES:
+        write_case(*case)
 
 
 if __name__ == "__main__":

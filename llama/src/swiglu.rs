@@ -1,0 +1,222 @@
+//! The SwiGLU gate of the feed-forward block, silu(gate) ⊙ up, as one operation.
+//!
+//! HF `LlamaMLP` computes `down_proj(act_fn(gate_proj(x)) * up_proj(x))` with `act_fn` = SiLU,
+//! silu(g) = g σ(g). Through burn's ops that is a sigmoid, two products and, in the backward
+//! pass, the sigmoid's gradient (another `exp`) and three more products: six passes over
+//! `[b, s, intermediate]` tensors, each on one thread on flex. [`swiglu`] is one pass forward
+//! and one backward, 8 values at a time (`wide::f32x8::exp`), split across threads.
+//!
+//! With s = σ(g), the gradients from dy are (d/dg silu(g) = s (1 + g (1 − s))):
+//! - d up = dy ⊙ g s
+//! - d gate = dy ⊙ up ⊙ s (1 + g (1 − s))
+
+#[cfg(feature = "wgpu")]
+use burn::backend::Cube;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{DType, Tensor};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+use wide::f32x8;
+
+use crate::flex_gemm::f32_tensor;
+use crate::vector_exp::sigmoid;
+
+/// Values per parallel task of the flex kernels (64 KiB of each input).
+const CHUNK: usize = 1 << 14;
+
+/// The SwiGLU gate on every backend the model runs on (`Dispatch` routes to it).
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
+pub trait SwigluBackend: Backend {
+    /// silu(gate) ⊙ up for two tensors of the same shape.
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::<Self>(gate, up)
+    }
+
+    /// The gradients of [`SwigluBackend::swiglu`] with respect to `gate` and `up` for the
+    /// upstream gradient `grad` (all of one shape).
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        composed_backward::<Self>(gate, up, grad)
+    }
+}
+
+/// silu(gate) ⊙ up from the backend's own ops.
+fn composed<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
+    let silu = B::float_mul(gate.clone(), B::sigmoid(gate));
+    B::float_mul(silu, up)
+}
+
+/// [`SwigluBackend::swiglu_backward`] from the backend's own ops.
+fn composed_backward<B: Backend>(
+    gate: FloatTensor<B>,
+    up: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let sigmoid = B::sigmoid(gate.clone());
+    let silu = B::float_mul(gate, sigmoid.clone());
+    let grad_up = B::float_mul(grad.clone(), silu.clone());
+    // s (1 + g (1 − s)) = s + silu − silu s
+    let slope = B::float_sub(
+        B::float_add(sigmoid.clone(), silu.clone()),
+        B::float_mul(silu, sigmoid),
+    );
+    (B::float_mul(B::float_mul(grad, up), slope), grad_up)
+}
+
+/// f32 through one parallel pass, other types through [`composed`].
+impl SwigluBackend for Flex {
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        if gate.dtype() != DType::F32 || up.dtype() != DType::F32 {
+            return composed::<Self>(gate, up);
+        }
+        let shape = gate.layout().shape().clone();
+        let [gate, up] = [gate, up].map(|t| t.to_contiguous());
+        let [g, u] = [&gate, &up].map(contiguous_values);
+        let mut out = vec![0.0f32; g.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+            .for_each(|(out, (g, u))| {
+                lanes([g, u], [out], |[g, u]| [g * sigmoid(g) * u]);
+            });
+        f32_tensor(out, shape)
+    }
+
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if [&gate, &up, &grad].iter().any(|t| t.dtype() != DType::F32) {
+            return composed_backward::<Self>(gate, up, grad);
+        }
+        let shape = gate.layout().shape().clone();
+        let [gate, up, grad] = [gate, up, grad].map(|t| t.to_contiguous());
+        let [g, u, dy] = [&gate, &up, &grad].map(contiguous_values);
+        let mut grad_gate = vec![0.0f32; g.len()];
+        let mut grad_up = vec![0.0f32; g.len()];
+        grad_gate
+            .par_chunks_mut(CHUNK)
+            .zip(grad_up.par_chunks_mut(CHUNK))
+            .zip(
+                g.par_chunks(CHUNK)
+                    .zip(u.par_chunks(CHUNK))
+                    .zip(dy.par_chunks(CHUNK)),
+            )
+            .for_each(|((dg, du), ((g, u), dy))| {
+                lanes([g, u, dy], [dg, du], |[g, u, dy]| {
+                    let s = sigmoid(g);
+                    let silu = g * s;
+                    [dy * u * (s + silu - silu * s), dy * silu]
+                });
+            });
+        (
+            f32_tensor(grad_gate, shape.clone()),
+            f32_tensor(grad_up, shape),
+        )
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl SwigluBackend for Cube {}
+
+impl<B: SwigluBackend, C: CheckpointStrategy> SwigluBackend for Autodiff<B, C> {
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SwigluGradient
+            .prepare::<C>([gate.node(), up.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let inputs = [&gate, &up].map(|tensor| prep.checkpoint(tensor));
+                let output = B::swiglu(gate.into_primitive(), up.into_primitive());
+                prep.finish(inputs, output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::swiglu(gate.into_primitive(), up.into_primitive()))
+            }
+        }
+    }
+}
+
+/// [`swiglu`]'s backward step: gate and up (by node).
+#[derive(Debug)]
+struct SwigluGradient;
+
+impl<B: SwigluBackend> Backward<B, 2> for SwigluGradient {
+    type State = [NodeId; 2];
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [gate, up]: [FloatTensor<B>; 2] =
+            ops.state.map(|id| checkpointer.retrieve_node_output(id));
+        let grad = grads.consume::<B>(&ops.node);
+        let (grad_gate, grad_up) = B::swiglu_backward(gate, up, grad);
+        for (parent, grad) in ops.parents.into_iter().zip([grad_gate, grad_up]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// The values of a contiguous f32 tensor.
+fn contiguous_values(tensor: &FlexTensor) -> &[f32] {
+    let (start, end) = tensor.layout().contiguous_offsets().expect("contiguous");
+    &tensor.storage::<f32>()[start..end]
+}
+
+/// `outputs[k][i] = f(inputs[..][i])[k]` for every `i`, 8 values at a time (the last group
+/// padded with zeros). All slices have one length.
+fn lanes<const N: usize, const M: usize>(
+    inputs: [&[f32]; N],
+    mut outputs: [&mut [f32]; M],
+    f: impl Fn([f32x8; N]) -> [f32x8; M],
+) {
+    let len = outputs[0].len();
+    let full = len - len % 8;
+    for start in (0..full).step_by(8) {
+        let load = |x: &[f32]| f32x8::new(x[start..start + 8].try_into().expect("8 values"));
+        for (out, value) in outputs.iter_mut().zip(f(inputs.map(load))) {
+            out[start..start + 8].copy_from_slice(value.as_array());
+        }
+    }
+    if full < len {
+        let n = len - full;
+        let load = |x: &[f32]| {
+            let mut padded = [0.0; 8];
+            padded[..n].copy_from_slice(&x[full..]);
+            f32x8::new(padded)
+        };
+        for (out, value) in outputs.iter_mut().zip(f(inputs.map(load))) {
+            out[full..].copy_from_slice(&value.as_array()[..n]);
+        }
+    }
+}
+
+/// silu(gate) ⊙ up (HF `LlamaMLP`'s `act_fn(gate_proj(x)) * up_proj(x)` with SiLU) for two
+/// tensors of the same shape. Under autodiff the backward pass keeps only `gate` and `up`
+/// (see the module docs for the gradients).
+///
+/// # Panics
+/// When the shapes differ.
+pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    assert_eq!(
+        gate.dims(),
+        up.dims(),
+        "swiglu: gate and up differ in shape"
+    );
+    Tensor::from_dispatch(Dispatch::swiglu(gate.into_dispatch(), up.into_dispatch()))
+}
