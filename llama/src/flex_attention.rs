@@ -25,6 +25,9 @@ use crate::vector_exp::exp_shifted_in_place;
 /// (32 of 256 rows compute 56 % of the full scores), big enough for efficient products.
 const ROW_BLOCK: usize = 32;
 
+/// Multiply-adds of a call from which its heads run in parallel.
+const PARALLEL_WORK: usize = 256 * 1024;
+
 /// Where element `[i0, i1, i2, i3]` of a 4-D tensor is in its storage.
 #[derive(Debug, Clone, Copy)]
 struct Strides4 {
@@ -96,6 +99,14 @@ struct Scores<'a> {
 }
 
 impl Scores<'_> {
+    /// Whether the heads are worth spreading over threads: handing work to the Rayon pool
+    /// costs more than a decoding step's few products (burn-flex's attention draws the line at
+    /// the same 256 K multiply-adds).
+    fn parallel(&self) -> bool {
+        let [b, h, s, t, d] = self.dims;
+        b * h > 1 && b * h * s * t * 2 * d >= PARALLEL_WORK
+    }
+
     /// The mask row of query `i` of head `(bi, hi)`: `t` bytes, non-zero where it may not
     /// attend.
     fn blocked_row(&self, [bi, hi, i]: [usize; 3]) -> &[u8] {
@@ -272,40 +283,44 @@ pub(crate) fn attention(
         let row_stride = h * dv;
         let mut out = Vec::<f32>::with_capacity(b * s * row_stride);
         let dst = Shared(out.as_mut_ptr());
-        (0..b * h)
-            .into_par_iter()
-            .for_each_init(Vec::new, |probs, task| {
-                let [bi, hi] = [task / h, task % h];
-                let value = value_at.matrix(v, [bi, hi / scores.group, 0]);
-                for first in (0..s).step_by(ROW_BLOCK) {
-                    let rows = ROW_BLOCK.min(s - first);
-                    let end = scores.key_end([bi, hi], first..first + rows);
-                    // SAFETY: row `i` of head (bi, hi) is `dv` values at `(bi·s + i)·h·dv + hi·dv`
-                    // of the `b·s·h·dv` output, written by this task only.
-                    let out_rows = unsafe { dst.add((bi * s + first) * row_stride + hi * dv) };
-                    if end == 0 {
-                        for r in 0..rows {
-                            // SAFETY: as above.
-                            unsafe { std::ptr::write_bytes(out_rows.add(r * row_stride), 0, dv) };
-                        }
-                        continue;
+        let head = |probs: &mut Vec<f32>, task: usize| {
+            let [bi, hi] = [task / h, task % h];
+            let value = value_at.matrix(v, [bi, hi / scores.group, 0]);
+            for first in (0..s).step_by(ROW_BLOCK) {
+                let rows = ROW_BLOCK.min(s - first);
+                let end = scores.key_end([bi, hi], first..first + rows);
+                // SAFETY: row `i` of head (bi, hi) is `dv` values at `(bi·s + i)·h·dv + hi·dv`
+                // of the `b·s·h·dv` output, written by this task only.
+                let out_rows = unsafe { dst.add((bi * s + first) * row_stride + hi * dv) };
+                if end == 0 {
+                    for r in 0..rows {
+                        // SAFETY: as above.
+                        unsafe { std::ptr::write_bytes(out_rows.add(r * row_stride), 0, dv) };
                     }
-                    probs.resize(rows * end, 0.0);
-                    // SAFETY: `probs` holds `rows × end` values; `1 ≤ end ≤ t`. `value` covers
-                    // `end × dv` values of the live value tensor.
-                    unsafe {
-                        scores.probabilities([bi, hi], [first, rows, end], probs.as_mut_ptr(), end);
-                        product(
-                            out_rows,
-                            row_stride,
-                            [rows, dv, end],
-                            Operand::rows(probs, 0, end),
-                            value,
-                            Parallelism::None,
-                        );
-                    }
+                    continue;
                 }
-            });
+                probs.resize(rows * end, 0.0);
+                // SAFETY: `probs` holds `rows × end` values; `1 ≤ end ≤ t`. `value` covers
+                // `end × dv` values of the live value tensor.
+                unsafe {
+                    scores.probabilities([bi, hi], [first, rows, end], probs.as_mut_ptr(), end);
+                    product(
+                        out_rows,
+                        row_stride,
+                        [rows, dv, end],
+                        Operand::rows(probs, 0, end),
+                        value,
+                        Parallelism::None,
+                    );
+                }
+            }
+        };
+        if scores.parallel() {
+            (0..b * h).into_par_iter().for_each_init(Vec::new, head);
+        } else {
+            let mut probs = Vec::new();
+            (0..b * h).for_each(|task| head(&mut probs, task));
+        }
         // SAFETY: every (batch, head, row) wrote its `dv` values above.
         unsafe { out.set_len(b * s * row_stride) };
         let layout = Layout::new(
@@ -337,27 +352,30 @@ pub(crate) fn probabilities(
     with_scores(query, key, blocked, scale, |scores| {
         let [b, h, s, t, _] = scores.dims;
         let mut out = vec![0.0f32; b * h * s * t];
-        out.par_chunks_mut(s * t)
-            .enumerate()
-            .for_each(|(task, head)| {
-                let [bi, hi] = [task / h, task % h];
-                for first in (0..s).step_by(ROW_BLOCK) {
-                    let rows = ROW_BLOCK.min(s - first);
-                    let end = scores.key_end([bi, hi], first..first + rows);
-                    if end > 0 {
-                        // SAFETY: rows `first..first + rows` of this head's `s × t` block, `end`
-                        // of each row's `t` values; `1 ≤ end ≤ t`.
-                        unsafe {
-                            scores.probabilities(
-                                [bi, hi],
-                                [first, rows, end],
-                                head[first * t..].as_mut_ptr(),
-                                t,
-                            )
-                        };
-                    }
+        let fill = |(task, head): (usize, &mut [f32])| {
+            let [bi, hi] = [task / h, task % h];
+            for first in (0..s).step_by(ROW_BLOCK) {
+                let rows = ROW_BLOCK.min(s - first);
+                let end = scores.key_end([bi, hi], first..first + rows);
+                if end > 0 {
+                    // SAFETY: rows `first..first + rows` of this head's `s × t` block, `end`
+                    // of each row's `t` values; `1 ≤ end ≤ t`.
+                    unsafe {
+                        scores.probabilities(
+                            [bi, hi],
+                            [first, rows, end],
+                            head[first * t..].as_mut_ptr(),
+                            t,
+                        )
+                    };
                 }
-            });
+            }
+        };
+        if scores.parallel() {
+            out.par_chunks_mut(s * t).enumerate().for_each(fill);
+        } else {
+            out.chunks_mut(s * t).enumerate().for_each(fill);
+        }
         f32_tensor(out, Shape::new([b, h, s, t]))
     })
 }

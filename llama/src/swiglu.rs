@@ -27,7 +27,8 @@ use wide::f32x8;
 use crate::flex_gemm::f32_tensor;
 use crate::vector_exp::sigmoid;
 
-/// Values per parallel task of the flex kernels (64 KiB of each input).
+/// Values per parallel task of the flex kernels (64 KiB of each input); a decoding step's
+/// smaller gate runs on the calling thread (handing it to the Rayon pool costs more).
 const CHUNK: usize = 1 << 14;
 
 /// The SwiGLU gate on every backend the model runs on (`Dispatch` routes to it).
@@ -82,11 +83,16 @@ impl SwigluBackend for Flex {
         let [gate, up] = [gate, up].map(|t| t.to_contiguous());
         let [g, u] = [&gate, &up].map(contiguous_values);
         let mut out = vec![0.0f32; g.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(out, (g, u))| {
-                lanes([g, u], [out], |[g, u]| [g * sigmoid(g) * u]);
-            });
+        let gate_chunk = |(out, (g, u)): (&mut [f32], (&[f32], &[f32]))| {
+            lanes([g, u], [out], |[g, u]| [g * sigmoid(g) * u]);
+        };
+        if g.len() <= CHUNK {
+            gate_chunk((&mut out, (g, u)));
+        } else {
+            out.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+                .for_each(gate_chunk);
+        }
         f32_tensor(out, shape)
     }
 
