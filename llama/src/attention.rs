@@ -38,8 +38,9 @@ use crate::flex_attention;
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait MaskedAttentionBackend: Backend {
     /// softmax(scale · Q Kᵀ, with `blocked` scores at −∞) V: by default the backend's own
-    /// `attention` op. `query` `[b, h, s, d]`, `key` and `value` `[b, h, t, d]`, `blocked` `[b, h, s, t]`
-    /// (true = may not attend); returns `[b, h, s, d]`. A fully blocked row gives zeros.
+    /// `attention` op. `query` `[b, h, s, d]`, `key` and `value` `[b, h, t, d]`, `blocked`
+    /// `[b, h, s, t]` (true = may not attend); returns `[b, h, s, d]`. A fully blocked row
+    /// gives zeros.
     fn masked_attention(
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,

@@ -1,16 +1,20 @@
 //! The flex (CPU) kernels of [`crate::attention`] for f32: the attention output and the
 //! attention probabilities of one (batch, head) pair per Rayon task.
 //!
-//! Two things make them faster than burn-flex's `attention` (`attention_naive_impl`), which
-//! scores every (query, key) pair and exponentiates with libm's scalar `expf`:
+//! Two things make them faster than burn-flex's `attention` (below its flash threshold
+//! `attention_naive_impl`), which scores every (query, key) pair and exponentiates with libm's
+//! scalar `expf`:
 //! - Query rows go in blocks of [`ROW_BLOCK`]; a block's scores stop at the last key any of
 //!   its rows may attend to, so under a causal mask the products above the diagonal (about
 //!   half of Q Kᵀ and of P V) are never computed.
 //! - The softmax exponentiates 8 values at a time (`crate::vector_exp`).
 //!
 //! The arithmetic is burn's `attention_fallback` (`burn-backend`, `ops/modules/attention.rs`)
-//! written per row: scores scaled, blocked scores at −∞, the row maximum subtracted before
-//! `exp`, then divided by the row sum; a fully blocked row is all zeros.
+//! written per row: scores scaled, blocked scores replaced by −∞, the row maximum subtracted
+//! before `exp`, then divided by the row sum; a fully blocked row is all zeros.
+//!
+//! Keys and values have as many heads as the queries (the model repeats grouped key/value
+//! heads first, HF `repeat_kv`), as the autodiff backward pass of [`crate::attention`] expects.
 
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
@@ -83,6 +87,13 @@ fn readable(tensor: FlexTensor, unit_rows: bool) -> (FlexTensor, Strides4) {
     }
 }
 
+/// Whether the kernels handle these tensors: 4-D f32 (other types take burn's ops).
+pub(crate) fn supported(tensors: &[&FlexTensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.layout().num_dims() == 4)
+}
+
 /// Query, key and mask of one attention call, read in place.
 struct Scores<'a> {
     query: &'a [f32],
@@ -93,8 +104,6 @@ struct Scores<'a> {
     blocked_at: Strides4,
     /// `[b, h, s, t, d]`.
     dims: [usize; 5],
-    /// Query heads per key/value head (grouped-query attention).
-    group: usize,
     scale: f32,
 }
 
@@ -107,24 +116,43 @@ impl Scores<'_> {
         b * h > 1 && b * h * s * t * 2 * d >= PARALLEL_WORK
     }
 
+    /// Runs `head(scratch, [bi, hi])` for every (batch, head) pair, on the Rayon pool when
+    /// [`Scores::parallel`]; `scratch` is a buffer each thread reuses.
+    fn for_each_head(&self, head: impl Fn(&mut Vec<f32>, [usize; 2]) + Sync) {
+        let [b, h, ..] = self.dims;
+        let task = |scratch: &mut Vec<f32>, i: usize| head(scratch, [i / h, i % h]);
+        if self.parallel() {
+            (0..b * h).into_par_iter().for_each_init(Vec::new, task);
+        } else {
+            let mut scratch = Vec::new();
+            (0..b * h).for_each(|i| task(&mut scratch, i));
+        }
+    }
+
+    /// The blocks of query rows of one head: `(first, rows, end)` with `end` one past the last
+    /// key any of rows `first..first + rows` may attend to (0 when all are fully blocked).
+    fn row_blocks(&self, [bi, hi]: [usize; 2]) -> impl Iterator<Item = [usize; 3]> + '_ {
+        let s = self.dims[2];
+        (0..s).step_by(ROW_BLOCK).map(move |first| {
+            let rows = ROW_BLOCK.min(s - first);
+            let end = (first..first + rows)
+                .map(|i| {
+                    self.blocked_row([bi, hi, i])
+                        .iter()
+                        .rposition(|&m| m == 0)
+                        .map_or(0, |j| j + 1)
+                })
+                .max()
+                .unwrap_or(0);
+            [first, rows, end]
+        })
+    }
+
     /// The mask row of query `i` of head `(bi, hi)`: `t` bytes, non-zero where it may not
     /// attend.
     fn blocked_row(&self, [bi, hi, i]: [usize; 3]) -> &[u8] {
         let first = self.blocked_at.at([bi, hi, i, 0]);
         &self.blocked[first..first + self.dims[3]]
-    }
-
-    /// One past the last key that any of query rows `rows` of head `(bi, hi)` may attend to
-    /// (0 when all of them are fully blocked).
-    fn key_end(&self, [bi, hi]: [usize; 2], rows: std::ops::Range<usize>) -> usize {
-        rows.map(|i| {
-            self.blocked_row([bi, hi, i])
-                .iter()
-                .rposition(|&m| m == 0)
-                .map_or(0, |j| j + 1)
-        })
-        .max()
-        .unwrap_or(0)
     }
 
     /// Writes the probabilities of query rows `first..first + rows` of head `(bi, hi)` over
@@ -141,9 +169,10 @@ impl Scores<'_> {
     ) {
         let d = self.dims[4];
         let query = self.query_at.matrix(self.query, [bi, hi, first]);
-        let key = self.key_at.matrix(self.key, [bi, hi / self.group, 0]);
+        let key = self.key_at.matrix(self.key, [bi, hi, 0]);
         // SAFETY: `query` covers `rows × d` values of the live query, `key` `end × d` of the
-        // live key (read transposed), and the caller vouches for `dst`.
+        // live key (read transposed; shapes checked in `with_scores`), and the caller vouches
+        // for `dst`.
         unsafe {
             product(
                 dst,
@@ -166,18 +195,24 @@ impl Scores<'_> {
     }
 }
 
-/// Scales `row`, sets entries whose `blocked` byte is non-zero to −∞ and applies softmax in
-/// place; a fully blocked row becomes zeros. `blocked` is as long as `row`.
+/// Scales `row`, replaces the entries whose `blocked` byte is non-zero by −∞ and applies
+/// softmax in place; a fully blocked row becomes zeros. `blocked` is as long as `row`.
 fn softmax_row(row: &mut [f32], scale: f32, blocked: &[u8]) {
-    // −∞ is added where blocked, so that the scaling and the mask are one vector pass.
-    let fill = |m: u8| if m != 0 { f32::NEG_INFINITY } else { 0.0 };
-    let mut maxes = f32x8::splat(f32::NEG_INFINITY);
+    if blocked.iter().all(|&m| m != 0) {
+        row.fill(0.0);
+        return;
+    }
+    // All bits set where blocked: the lane mask of `select`.
+    let lane = |m: u8| f32::from_bits(if m != 0 { u32::MAX } else { 0 });
+    let minus_infinity = f32x8::splat(f32::NEG_INFINITY);
+    let mut maxes = minus_infinity;
     let mut chunks = row.chunks_exact_mut(8);
     let mut masks = blocked.chunks_exact(8);
     for (chunk, mask) in (&mut chunks).zip(&mut masks) {
         let values: &mut [f32; 8] = chunk.try_into().expect("chunks of 8");
         let mask: &[u8; 8] = mask.try_into().expect("chunks of 8");
-        let v = f32x8::new(*values) * f32x8::splat(scale) + f32x8::new(mask.map(fill));
+        let v = f32x8::new(mask.map(lane))
+            .select(minus_infinity, f32x8::new(*values) * f32x8::splat(scale));
         *values = v.to_array();
         maxes = maxes.max(v);
     }
@@ -186,12 +221,12 @@ fn softmax_row(row: &mut [f32], scale: f32, blocked: &[u8]) {
         .into_iter()
         .fold(f32::NEG_INFINITY, f32::max);
     for (v, &m) in chunks.into_remainder().iter_mut().zip(masks.remainder()) {
-        *v = *v * scale + fill(m);
+        *v = if m != 0 {
+            f32::NEG_INFINITY
+        } else {
+            *v * scale
+        };
         max = max.max(*v);
-    }
-    if max == f32::NEG_INFINITY {
-        row.fill(0.0);
-        return;
     }
     let inv = (1.0 / exp_shifted_in_place(row, max)) as f32;
     row.iter_mut().for_each(|v| *v *= inv);
@@ -216,18 +251,10 @@ impl Shared {
     }
 }
 
-/// Whether the kernels handle these inputs: 4-D f32 tensors, the query's heads a multiple of
-/// the key's (the first two).
-pub(crate) fn supported(tensors: &[&FlexTensor]) -> bool {
-    let heads = |t: &FlexTensor| t.layout().shape()[1];
-    tensors
-        .iter()
-        .all(|t| t.dtype() == DType::F32 && t.layout().num_dims() == 4)
-        && heads(tensors[1]) > 0
-        && heads(tensors[0]) % heads(tensors[1]) == 0
-}
-
 /// Runs `f` with the scores of one call.
+///
+/// # Panics
+/// Unless `key` is `[b, h, t, d]` and `blocked` `[b, h, s, t]` for `query` `[b, h, s, d]`.
 fn with_scores<R>(
     query: FlexTensor,
     key: FlexTensor,
@@ -239,11 +266,16 @@ fn with_scores<R>(
     let (key, key_at) = readable(key, false);
     let (blocked, blocked_at) = readable(blocked, true);
     let [b, h, s, d] = query.layout().shape().dims::<4>();
-    let [_, kv_heads, t, _] = key.layout().shape().dims::<4>();
+    let t = key.layout().shape()[2];
+    assert_eq!(
+        key.layout().shape().dims::<4>(),
+        [b, h, t, d],
+        "attention: the key is [b, h, t, d] for a [b, h, s, d] query"
+    );
     assert_eq!(
         blocked.layout().shape().dims::<4>(),
         [b, h, s, t],
-        "the mask is [b, h, s, t]"
+        "attention: the mask is [b, h, s, t]"
     );
     f(&Scores {
         query: query.storage::<f32>(),
@@ -253,17 +285,16 @@ fn with_scores<R>(
         blocked: blocked.bytes(),
         blocked_at,
         dims: [b, h, s, t, d],
-        group: h / kv_heads,
         scale: scale as f32,
     })
 }
 
-/// softmax(scale · Q Kᵀ, blocked at −∞) V: `query` `[b, h, s, d]`, `key` `[b, hk, t, d]`,
-/// `value` `[b, hk, t, dv]` with `h` a multiple of `hk`, `blocked` `[b, h, s, t]`. Returns
-/// `[b, h, s, dv]`, stored as `[b, s, h, dv]` (the layout the output projection reads).
+/// softmax(scale · Q Kᵀ, blocked at −∞) V: `query` `[b, h, s, d]`, `key` `[b, h, t, d]`,
+/// `value` `[b, h, t, dv]`, `blocked` `[b, h, s, t]`. Returns `[b, h, s, dv]`, stored as
+/// `[b, s, h, dv]` (the layout the output projection reads).
 ///
 /// # Panics
-/// For inputs that [`supported`] rejects.
+/// For inputs that [`supported`] rejects, or shapes other than these.
 pub(crate) fn attention(
     query: FlexTensor,
     key: FlexTensor,
@@ -273,22 +304,24 @@ pub(crate) fn attention(
 ) -> FlexTensor {
     assert!(
         supported(&[&query, &key, &value]),
-        "f32 4-D inputs, grouped heads"
+        "attention: 4-D f32 inputs"
     );
     let (value, value_at) = readable(value, false);
-    let dv = value.layout().shape()[3];
+    let [vb, vh, vt, dv] = value.layout().shape().dims::<4>();
     let v = value.storage::<f32>();
     with_scores(query, key, blocked, scale, |scores| {
-        let [b, h, s, _, _] = scores.dims;
+        let [b, h, s, t, _] = scores.dims;
+        assert_eq!(
+            [vb, vh, vt],
+            [b, h, t],
+            "attention: the value is [b, h, t, dv]"
+        );
         let row_stride = h * dv;
         let mut out = Vec::<f32>::with_capacity(b * s * row_stride);
         let dst = Shared(out.as_mut_ptr());
-        let head = |probs: &mut Vec<f32>, task: usize| {
-            let [bi, hi] = [task / h, task % h];
-            let value = value_at.matrix(v, [bi, hi / scores.group, 0]);
-            for first in (0..s).step_by(ROW_BLOCK) {
-                let rows = ROW_BLOCK.min(s - first);
-                let end = scores.key_end([bi, hi], first..first + rows);
+        scores.for_each_head(|probs, [bi, hi]| {
+            let value = value_at.matrix(v, [bi, hi, 0]);
+            for [first, rows, end] in scores.row_blocks([bi, hi]) {
                 // SAFETY: row `i` of head (bi, hi) is `dv` values at `(bi·s + i)·h·dv + hi·dv`
                 // of the `b·s·h·dv` output, written by this task only.
                 let out_rows = unsafe { dst.add((bi * s + first) * row_stride + hi * dv) };
@@ -301,7 +334,7 @@ pub(crate) fn attention(
                 }
                 probs.resize(rows * end, 0.0);
                 // SAFETY: `probs` holds `rows × end` values; `1 ≤ end ≤ t`. `value` covers
-                // `end × dv` values of the live value tensor.
+                // `end × dv` values of the live value tensor (its shape checked above).
                 unsafe {
                     scores.probabilities([bi, hi], [first, rows, end], probs.as_mut_ptr(), end);
                     product(
@@ -314,25 +347,11 @@ pub(crate) fn attention(
                     );
                 }
             }
-        };
-        if scores.parallel() {
-            (0..b * h).into_par_iter().for_each_init(Vec::new, head);
-        } else {
-            let mut probs = Vec::new();
-            (0..b * h).for_each(|task| head(&mut probs, task));
-        }
+        });
         // SAFETY: every (batch, head, row) wrote its `dv` values above.
         unsafe { out.set_len(b * s * row_stride) };
-        let layout = Layout::new(
-            Shape::new([b, h, s, dv]),
-            vec![
-                (s * row_stride) as isize,
-                dv as isize,
-                row_stride as isize,
-                1,
-            ],
-            0,
-        );
+        let strides = [s * row_stride, dv, row_stride, 1].map(|x| x as isize);
+        let layout = Layout::new(Shape::new([b, h, s, dv]), strides.to_vec(), 0);
         FlexTensor::new(Bytes::from_elems(out), layout, DType::F32)
     })
 }
@@ -341,41 +360,32 @@ pub(crate) fn attention(
 /// [`attention`].
 ///
 /// # Panics
-/// For inputs that [`supported`] rejects.
+/// As [`attention`].
 pub(crate) fn probabilities(
     query: FlexTensor,
     key: FlexTensor,
     blocked: FlexTensor,
     scale: f64,
 ) -> FlexTensor {
-    assert!(supported(&[&query, &key]), "f32 4-D inputs, grouped heads");
+    assert!(supported(&[&query, &key]), "attention: 4-D f32 inputs");
     with_scores(query, key, blocked, scale, |scores| {
         let [b, h, s, t, _] = scores.dims;
+        // Zeros: what blocks leave unwritten (keys past `end`, fully blocked blocks) stays 0.
         let mut out = vec![0.0f32; b * h * s * t];
-        let fill = |(task, head): (usize, &mut [f32])| {
-            let [bi, hi] = [task / h, task % h];
-            for first in (0..s).step_by(ROW_BLOCK) {
-                let rows = ROW_BLOCK.min(s - first);
-                let end = scores.key_end([bi, hi], first..first + rows);
+        let dst = Shared(out.as_mut_ptr());
+        scores.for_each_head(|_, [bi, hi]| {
+            for [first, rows, end] in scores.row_blocks([bi, hi]) {
                 if end > 0 {
-                    // SAFETY: rows `first..first + rows` of this head's `s × t` block, `end`
-                    // of each row's `t` values; `1 ≤ end ≤ t`.
+                    // SAFETY: rows `first..first + rows` of head (bi, hi)'s `s × t` block of
+                    // the `[b, h, s, t]` output, `end ≤ t` of each row's values, written by
+                    // this task only.
                     unsafe {
-                        scores.probabilities(
-                            [bi, hi],
-                            [first, rows, end],
-                            head[first * t..].as_mut_ptr(),
-                            t,
-                        )
+                        let rows_start = dst.add(((bi * h + hi) * s + first) * t);
+                        scores.probabilities([bi, hi], [first, rows, end], rows_start, t)
                     };
                 }
             }
-        };
-        if scores.parallel() {
-            out.par_chunks_mut(s * t).enumerate().for_each(fill);
-        } else {
-            out.chunks_mut(s * t).enumerate().for_each(fill);
-        }
+        });
         f32_tensor(out, Shape::new([b, h, s, t]))
     })
 }

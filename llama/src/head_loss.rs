@@ -243,7 +243,8 @@ fn flex_head_loss_in_blocks(
     (loss, grad)
 }
 
-/// −log softmax(`row`)[`target`] (log-sum-exp from the row maximum, accumulated in f64).
+/// −log softmax(`row`)[`target`] (log-sum-exp from the row maximum; the sum as
+/// [`exp_shifted_in_place`] accumulates it). The row is overwritten either way.
 /// With `into_grad` the row becomes softmax(`row`) − one_hot(`target`), the loss's gradient
 /// with respect to the logits.
 fn row_loss(row: &mut [f32], target: usize, into_grad: bool) -> f64 {

@@ -6,7 +6,8 @@
 //! `[b, s, intermediate]` tensors, each on one thread on flex. [`swiglu`] is one pass forward
 //! and one backward, 8 values at a time (`wide::f32x8::exp`), split across threads.
 //!
-//! With s = σ(g), the gradients from dy are (d/dg silu(g) = s (1 + g (1 − s))):
+//! With s = σ(g), the gradients from dy are (d/dg silu(g) = s (1 + g (1 − s)), written so,
+//! not as s + silu − silu s, which cancels for large g):
 //! - d up = dy ⊙ g s
 //! - d gate = dy ⊙ up ⊙ s (1 + g (1 − s))
 
@@ -19,7 +20,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -63,12 +64,12 @@ fn composed_backward<B: Backend>(
     grad: FloatTensor<B>,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let sigmoid = B::sigmoid(gate.clone());
-    let silu = B::float_mul(gate, sigmoid.clone());
-    let grad_up = B::float_mul(grad.clone(), silu.clone());
-    // s (1 + g (1 − s)) = s + silu − silu s
-    let slope = B::float_sub(
-        B::float_add(sigmoid.clone(), silu.clone()),
-        B::float_mul(silu, sigmoid),
+    let grad_up = B::float_mul(grad.clone(), B::float_mul(gate.clone(), sigmoid.clone()));
+    // σ(g) (1 + g (1 − σ(g))), the form without cancellation for large g
+    let one_minus = B::float_add_scalar(B::float_neg(sigmoid.clone()), 1.0.into());
+    let slope = B::float_mul(
+        sigmoid,
+        B::float_add_scalar(B::float_mul(gate, one_minus), 1.0.into()),
     );
     (B::float_mul(B::float_mul(grad, up), slope), grad_up)
 }
@@ -79,20 +80,12 @@ impl SwigluBackend for Flex {
         if gate.dtype() != DType::F32 || up.dtype() != DType::F32 {
             return composed::<Self>(gate, up);
         }
-        let shape = gate.layout().shape().clone();
+        let shape = same_shape([&gate, &up]);
         let [gate, up] = [gate, up].map(|t| t.to_contiguous());
-        let [g, u] = [&gate, &up].map(contiguous_values);
-        let mut out = vec![0.0f32; g.len()];
-        let gate_chunk = |(out, (g, u)): (&mut [f32], (&[f32], &[f32]))| {
-            lanes([g, u], [out], |[g, u]| [g * sigmoid(g) * u]);
-        };
-        if g.len() <= CHUNK {
-            gate_chunk((&mut out, (g, u)));
-        } else {
-            out.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-                .for_each(gate_chunk);
-        }
+        let mut out = vec![0.0f32; shape.num_elements()];
+        map_lanes([&gate, &up].map(contiguous_values), [&mut out], |[g, u]| {
+            [g * sigmoid(g) * u]
+        });
         f32_tensor(out, shape)
     }
 
@@ -104,31 +97,35 @@ impl SwigluBackend for Flex {
         if [&gate, &up, &grad].iter().any(|t| t.dtype() != DType::F32) {
             return composed_backward::<Self>(gate, up, grad);
         }
-        let shape = gate.layout().shape().clone();
+        let shape = same_shape([&gate, &up, &grad]);
         let [gate, up, grad] = [gate, up, grad].map(|t| t.to_contiguous());
-        let [g, u, dy] = [&gate, &up, &grad].map(contiguous_values);
-        let mut grad_gate = vec![0.0f32; g.len()];
-        let mut grad_up = vec![0.0f32; g.len()];
-        grad_gate
-            .par_chunks_mut(CHUNK)
-            .zip(grad_up.par_chunks_mut(CHUNK))
-            .zip(
-                g.par_chunks(CHUNK)
-                    .zip(u.par_chunks(CHUNK))
-                    .zip(dy.par_chunks(CHUNK)),
-            )
-            .for_each(|((dg, du), ((g, u), dy))| {
-                lanes([g, u, dy], [dg, du], |[g, u, dy]| {
-                    let s = sigmoid(g);
-                    let silu = g * s;
-                    [dy * u * (s + silu - silu * s), dy * silu]
-                });
-            });
+        let mut grad_gate = vec![0.0f32; shape.num_elements()];
+        let mut grad_up = vec![0.0f32; shape.num_elements()];
+        map_lanes(
+            [&gate, &up, &grad].map(contiguous_values),
+            [&mut grad_gate, &mut grad_up],
+            |[g, u, dy]| {
+                let s = sigmoid(g);
+                [dy * u * s * (f32x8::ONE + g * (f32x8::ONE - s)), dy * g * s]
+            },
+        );
         (
             f32_tensor(grad_gate, shape.clone()),
             f32_tensor(grad_up, shape),
         )
     }
+}
+
+/// The one shape of `tensors`.
+///
+/// # Panics
+/// When they differ.
+fn same_shape<const N: usize>(tensors: [&FlexTensor; N]) -> Shape {
+    let shape = tensors[0].layout().shape().clone();
+    for t in &tensors[1..] {
+        assert_eq!(t.layout().shape(), &shape, "swiglu: inputs differ in shape");
+    }
+    shape
 }
 
 #[cfg(feature = "wgpu")]
@@ -184,12 +181,40 @@ fn contiguous_values(tensor: &FlexTensor) -> &[f32] {
     &tensor.storage::<f32>()[start..end]
 }
 
-/// `outputs[k][i] = f(inputs[..][i])[k]` for every `i`, 8 values at a time (the last group
-/// padded with zeros). All slices have one length.
+/// `outputs[k][i] = f(inputs[..][i])[k]` for every `i`, 8 values at a time, in chunks of
+/// [`CHUNK`] on the Rayon pool when there is more than one. All slices have one length.
+fn map_lanes<const N: usize, const M: usize>(
+    inputs: [&[f32]; N],
+    outputs: [&mut [f32]; M],
+    f: impl Fn([f32x8; N]) -> [f32x8; M] + Sync,
+) {
+    let len = outputs[0].len();
+    assert!(
+        inputs.iter().all(|x| x.len() == len) && outputs.iter().all(|x| x.len() == len),
+        "map_lanes: slices of one length"
+    );
+    if len <= CHUNK {
+        return lanes(inputs, outputs, &f);
+    }
+    let mut chunked = outputs.map(|out| out.chunks_mut(CHUNK));
+    let chunks: Vec<[&mut [f32]; M]> = (0..len.div_ceil(CHUNK))
+        .map(|_| {
+            chunked
+                .each_mut()
+                .map(|c| c.next().expect("one chunk per output"))
+        })
+        .collect();
+    chunks.into_par_iter().enumerate().for_each(|(i, outputs)| {
+        let range = i * CHUNK..i * CHUNK + outputs[0].len();
+        lanes(inputs.map(|x| &x[range.clone()]), outputs, &f);
+    });
+}
+
+/// [`map_lanes`] on one thread; the last group of 8 is padded with zeros.
 fn lanes<const N: usize, const M: usize>(
     inputs: [&[f32]; N],
     mut outputs: [&mut [f32]; M],
-    f: impl Fn([f32x8; N]) -> [f32x8; M],
+    f: &impl Fn([f32x8; N]) -> [f32x8; M],
 ) {
     let len = outputs[0].len();
     let full = len - len % 8;

@@ -4,12 +4,12 @@
 
 use wide::f32x8;
 
-/// Values whose exponentials are summed in float32 lanes before the sum moves to f64: short
-/// enough that the lanes lose no more than a few float32 roundings.
+/// Values whose exponentials are summed in 8 float32 lanes (32 terms per lane, relative error
+/// about 32 float32 roundings at most) before the lanes move to f64.
 const SUM_BLOCK: usize = 256;
 
-/// Replaces every value v of `values` by e^(v − `shift`) and returns their sum (accumulated in
-/// f64 across blocks of [`SUM_BLOCK`]). −∞ becomes 0.
+/// Replaces every value v of `values` by e^(v − `shift`) and returns their sum: float32 lanes
+/// within blocks of [`SUM_BLOCK`] values, f64 across lanes and blocks. −∞ becomes 0.
 pub(crate) fn exp_shifted_in_place(values: &mut [f32], shift: f32) -> f64 {
     let shift8 = f32x8::splat(shift);
     values
@@ -23,7 +23,7 @@ pub(crate) fn exp_shifted_in_place(values: &mut [f32], shift: f32) -> f64 {
                 *chunk = e.to_array();
                 sums += e;
             }
-            let mut sum = f64::from(sums.reduce_add());
+            let mut sum: f64 = sums.to_array().into_iter().map(f64::from).sum();
             for v in chunks.into_remainder() {
                 *v = (*v - shift).exp();
                 sum += f64::from(*v);

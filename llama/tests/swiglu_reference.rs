@@ -1,7 +1,8 @@
 //! `llama::swiglu::swiglu` against Hugging Face `LlamaMLP`'s `silu(gate) * up` differentiated
 //! by torch autograd in float64 (`tools/reference/swiglu_reference.py` →
 //! `llama/fixtures/swiglu_reference.json`): output and the gradients of both inputs, with
-//! values where e^(−x) overflows or underflows float32, on contiguous and transposed inputs.
+//! values where e^(−x) overflows or underflows float32, on contiguous and transposed inputs,
+//! and tiled into a batch big enough for the flex kernel's parallel chunks.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use llama::swiglu::swiglu;
@@ -153,4 +154,30 @@ fn the_forward_pass_without_autodiff_matches() {
         fixture.tensor("up", &device),
     );
     assert_close(&host(output), &fixture.floats("output"), "output");
+}
+
+/// The fixture's 222 values repeated 200 times along the batch (44 400 values, three chunks of
+/// the flex kernel, the last partial): every copy must give the fixture's values.
+#[test]
+fn a_batch_tiled_from_the_fixture_gives_the_fixture_values_in_every_copy() {
+    const COPIES: usize = 200;
+    let fixture = Fixture::load();
+    let device = Device::default().autodiff();
+    let [b, s, d] = fixture.shape;
+    let tiled = |name: &str| {
+        let values: Vec<f32> = fixture.floats(name).iter().map(|&x| x as f32).collect();
+        let values = values.repeat(COPIES);
+        Tensor::<3>::from_data(TensorData::new(values, [b * COPIES, s, d]), &device)
+    };
+    let (gate, up) = (tiled("gate").require_grad(), tiled("up").require_grad());
+    let output = swiglu(gate.clone(), up.clone());
+    let gradients = (output.clone() * tiled("weight")).sum().backward();
+    let expected = |name: &str| fixture.floats(name).repeat(COPIES);
+    assert_close(&host(output), &expected("output"), "tiled output");
+    let grad = |t: &Tensor<3>| {
+        let g = t.grad(&gradients).unwrap();
+        host(Tensor::<3>::from_data(g.into_data(), &Device::default()))
+    };
+    assert_close(&grad(&gate), &expected("grad_gate"), "tiled grad_gate");
+    assert_close(&grad(&up), &expected("grad_up"), "tiled grad_up");
 }

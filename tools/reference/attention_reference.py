@@ -10,11 +10,15 @@ hand-written backward pass.
 
 Two cases, each a batch of two rows, row 0 unpadded and row 1 left-padded, so that row 1's
 first queries may attend to nothing:
-- `attention_reference.json`: 5 positions, 4 query heads on 2 key/value heads, padding 2.
+- `attention_reference.json`: 5 positions, 4 query heads on 2 key/value heads, padding 2
+  (small enough that the flex kernel runs its heads on one thread).
 - `attention_reference_long.json`: 70 positions (more than one block of the flex kernel's 32
-  query rows, and more than one 8-wide vector of scores per row), 2 query heads on 1
-  key/value head, padding 37 (the whole first block of row 1 fully blocked). HF's float32-minimum fill averages V there, where the crate
-outputs zeros (a deliberate departure, tested as its own case); no real position reads those
+  query rows, more than one 8-wide vector of scores per row, and enough work for its heads
+  to run in parallel), 2 query heads on 1 key/value head, head dimension 8, padding 37 (the
+  whole first block of row 1 fully blocked).
+
+HF's float32-minimum fill averages V at the fully blocked queries, where the crate outputs
+zeros (a deliberate departure, tested as its own case); no real position reads those
 queries, so the loss weights `weight` are 0 on them and the gradients below do not depend on
 what those rows output.
 
@@ -35,7 +39,7 @@ import torch
 CASES = [
     # file, seed, batch, heads, kv_heads, seq, head_dim, padding of row 1
     ("attention_reference", 20261130, 2, 4, 2, 5, 8, 2),
-    ("attention_reference_long", 20261201, 2, 2, 1, 70, 4, 37),
+    ("attention_reference_long", 20261201, 2, 2, 1, 70, 8, 37),
 ]
 
 
@@ -76,7 +80,8 @@ def write_case(name, seed, B, H, H_KV, S, D, PADDING):
     output = eager_attention(query, key, value, attention_mask)
     (output * weight).sum().backward()
 
-    flat = lambda t: [float(x) for x in t.detach().reshape(-1)]
+    # 9 significant digits: float32 precision, which is what the crate reads
+    flat = lambda t: [float(f"{float(x):.9g}") for x in t.detach().reshape(-1)]
     fixture = {
         "shape": {"batch": B, "heads": H, "kv_heads": H_KV, "seq": S, "head_dim": D},
         "scale": 1.0 / math.sqrt(D),
