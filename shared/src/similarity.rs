@@ -13,7 +13,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::ot::{
-    CostKind, OtError, PointCloud, SinkhornConfig, cost_matrix, emd, sinkhorn_divergence,
+    CostKind, OtError, PointCloud, PreparedCloud, SinkhornConfig, cost_matrix, emd,
+    prepared_cost_matrix, sinkhorn_divergence,
 };
 
 /// How a task's instruction embeddings are weighted.
@@ -211,13 +212,39 @@ pub fn wasserstein(
 }
 
 /// Solves every listed pair `(i, j)`, in parallel under the `parallel` feature on native
-/// targets; results come back in input order.
+/// targets; results come back in input order. Under the exact solver each task's coordinates
+/// are prepared for the cost once ([`PreparedCloud`]), not once per pair: the same values as
+/// [`wasserstein`], and the same errors.
 fn solve_pairs(
     tasks: &[InstructionCloud],
     pairs: &[(usize, usize)],
     cfg: &SimilarityConfig,
 ) -> Result<Vec<f64>, OtError> {
-    let solve = |&(i, j): &(usize, usize)| wasserstein(&tasks[i], &tasks[j], cfg);
+    let prepared: Option<Vec<Result<PreparedCloud, usize>>> = matches!(cfg.solver, Solver::Exact)
+        .then(|| {
+            tasks
+                .iter()
+                .map(|t| PreparedCloud::new(&t.points(), cfg.cost))
+                .collect()
+        });
+    let solve = |&(i, j): &(usize, usize)| {
+        let Some(prepared) = &prepared else {
+            return wasserstein(&tasks[i], &tasks[j], cfg);
+        };
+        let (a, b) = (&tasks[i], &tasks[j]);
+        if a.dim != b.dim {
+            return Err(OtError::DimensionMismatch {
+                left: a.dim,
+                right: b.dim,
+            });
+        }
+        let zero_norm = |cloud| move |&row: &usize| OtError::ZeroNorm { cloud, row };
+        let costs = prepared_cost_matrix(
+            prepared[i].as_ref().map_err(zero_norm("source"))?,
+            prepared[j].as_ref().map_err(zero_norm("target"))?,
+        )?;
+        Ok(emd(&a.weights(cfg.weights), &b.weights(cfg.weights), &costs)?.cost)
+    };
     #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
     {
         use rayon::prelude::*;

@@ -177,6 +177,46 @@ fn distance_matrix_is_symmetric_with_zero_diagonal() {
     assert!(distance_matrix(&[], &cfg).unwrap().is_empty());
 }
 
+/// `distance_matrix` prepares each task's coordinates once for all of its pairs: the values
+/// must be `wasserstein`'s, bit for bit, under every cost and weighting, and a zero embedding
+/// must be reported as `wasserstein` reports it.
+#[test]
+fn distance_matrix_gives_the_values_and_errors_of_wasserstein() {
+    let tasks: Vec<_> = (0..4).map(|k| task(20 + k, 5 + k as usize, 6)).collect();
+    for cost in [CostKind::Cosine, CostKind::SqEuclidean, CostKind::Euclidean] {
+        for weights in [WeightScheme::Real, WeightScheme::Uniform] {
+            let cfg = SimilarityConfig {
+                cost,
+                weights,
+                solver: Solver::Exact,
+            };
+            let d = distance_matrix(&tasks, &cfg).unwrap();
+            for i in 0..4 {
+                for j in i + 1..4 {
+                    let w = wasserstein(&tasks[i], &tasks[j], &cfg).unwrap();
+                    assert_eq!(
+                        d[i][j].to_bits(),
+                        w.to_bits(),
+                        "{cost} {weights:?} ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
+    let zero = InstructionCloud::new(2, vec![1.0, 0.0, 0.0, 0.0], vec![1, 1]).unwrap();
+    let other = InstructionCloud::new(2, vec![0.5, 0.5], vec![1]).unwrap();
+    let cfg = SimilarityConfig::default();
+    for (pair, cloud) in [([&other, &zero], "target"), ([&zero, &other], "source")] {
+        let tasks = pair.map(Clone::clone);
+        let expected = Err(OtError::ZeroNorm { cloud, row: 1 });
+        assert_eq!(wasserstein(&tasks[0], &tasks[1], &cfg), expected);
+        assert_eq!(
+            distance_matrix(&tasks, &cfg).map(|_| ()),
+            expected.map(|_: f64| ())
+        );
+    }
+}
+
 #[test]
 fn mismatched_dimensions_are_reported() {
     let tasks = [task(1, 3, 4), task(2, 3, 5)];

@@ -264,6 +264,61 @@ fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
     }
 }
 
+/// One cloud's coordinates as the cost matrix reads them: float64 copies of the (float32)
+/// coordinates, scaled to unit rows under the cosine cost, and each row's squared norm (of the
+/// unscaled row). [`cost_matrix`] prepares both of its clouds on every call;
+/// [`crate::similarity::distance_matrix`] prepares each task once for all of its pairs, which
+/// gives the same values (the same arithmetic, done fewer times).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedCloud {
+    points: Vec<f64>,
+    sq_norms: Vec<f64>,
+    dim: usize,
+    kind: CostKind,
+}
+
+impl PreparedCloud {
+    /// Prepares `cloud` for the cost `kind`.
+    ///
+    /// # Errors
+    /// The first row of zero norm under the cosine cost (`Err(row)`), which has no direction.
+    pub fn new(cloud: &PointCloud, kind: CostKind) -> Result<Self, usize> {
+        let d = cloud.dim();
+        let mut points: Vec<f64> = cloud.as_slice().iter().map(|&v| f64::from(v)).collect();
+        let sq_norms: Vec<f64> = points
+            .chunks_exact(d)
+            .map(|r| r.iter().map(|&v| v * v).sum())
+            .collect();
+        if kind == CostKind::Cosine {
+            // Unit rows: the GEMM then yields cos(x_i, y_j) and the element-wise pass has no
+            // division left.
+            if let Some(row) = sq_norms.iter().position(|&v| v == 0.0) {
+                return Err(row);
+            }
+            for (point, &sq) in points.chunks_exact_mut(d).zip(&sq_norms) {
+                let norm = sq.sqrt();
+                point.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        Ok(Self {
+            points,
+            sq_norms,
+            dim: d,
+            kind,
+        })
+    }
+
+    /// Number of points.
+    pub fn rows(&self) -> usize {
+        self.sq_norms.len()
+    }
+
+    /// Dimension of each point.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
 /// Computes the `x.rows() × y.rows()` cost matrix `M[i][j] = c(x_i, y_j)` in float64.
 ///
 /// Agrees with POT's `ot.dist(x.astype(float64), y.astype(float64), metric=kind)` to about
@@ -281,38 +336,42 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
             right: y.dim(),
         });
     }
-    let (n, m, d) = (x.rows(), y.rows(), x.dim());
-    let widen =
-        |p: &PointCloud| -> Vec<f64> { p.as_slice().iter().map(|&v| f64::from(v)).collect() };
-    let (mut xs, mut ys) = (widen(x), widen(y));
-    let sq_norms = |p: &[f64]| -> Vec<f64> {
-        p.chunks_exact(d)
-            .map(|r| r.iter().map(|&v| v * v).sum())
-            .collect()
+    let prepare = |p: &PointCloud, cloud| {
+        PreparedCloud::new(p, kind).map_err(|row| OtError::ZeroNorm { cloud, row })
     };
-    let (xn, yn) = (sq_norms(&xs), sq_norms(&ys));
-    if kind == CostKind::Cosine {
-        // Unit rows: the GEMM then yields cos(x_i, y_j) and the element-wise pass has no
-        // division left.
-        for (cloud, points, norms) in [("source", &mut xs, &xn), ("target", &mut ys, &yn)] {
-            if let Some(row) = norms.iter().position(|&v| v == 0.0) {
-                return Err(OtError::ZeroNorm { cloud, row });
-            }
-            for (point, &sq) in points.chunks_exact_mut(d).zip(norms) {
-                let norm = sq.sqrt();
-                point.iter_mut().for_each(|v| *v /= norm);
-            }
-        }
+    let mut costs = prepared_cost_matrix(&prepare(x, "source")?, &prepare(y, "target")?)?;
+    if kind != CostKind::Cosine && x.same_buffer(y) {
+        (0..x.rows()).for_each(|i| costs.data[i * x.rows() + i] = 0.0);
     }
+    Ok(costs)
+}
+
+/// [`cost_matrix`] of two prepared clouds (without its zero diagonal for a cloud with itself).
+///
+/// # Errors
+/// [`OtError::DimensionMismatch`] if the clouds differ in dimension.
+///
+/// # Panics
+/// When the clouds were prepared for different costs.
+pub fn prepared_cost_matrix(x: &PreparedCloud, y: &PreparedCloud) -> Result<CostMatrix, OtError> {
+    if x.dim != y.dim {
+        return Err(OtError::DimensionMismatch {
+            left: x.dim,
+            right: y.dim,
+        });
+    }
+    assert_eq!(x.kind, y.kind, "clouds prepared for different costs");
+    let (n, m, d, kind) = (x.rows(), y.rows(), x.dim, x.kind);
+    let (xs, ys, xn, yn) = (&x.points, &y.points, &x.sq_norms, &y.sq_norms);
 
     let mut data = vec![0.0; n * m];
     let fill_block = |(block, out): (usize, &mut [f64])| {
         let r0 = block * ROW_BLOCK;
         let rows = out.len() / m;
-        cross_products(&xs[r0 * d..(r0 + rows) * d], &ys, d, out);
+        cross_products(&xs[r0 * d..(r0 + rows) * d], ys, d, out);
         for (r, row) in out.chunks_exact_mut(m).enumerate() {
             let xi = xn[r0 + r];
-            for (c, &yj) in row.iter_mut().zip(&yn) {
+            for (c, &yj) in row.iter_mut().zip(yn) {
                 *c = match kind {
                     CostKind::Cosine => 1.0 - *c,
                     // POT order: (−2⟨x,y⟩ + ‖x‖²) + ‖y‖², clamped at 0 against cancellation.
@@ -334,9 +393,6 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
         .enumerate()
         .for_each(fill_block);
 
-    if kind != CostKind::Cosine && x.same_buffer(y) {
-        (0..n).for_each(|i| data[i * m + i] = 0.0);
-    }
     Ok(CostMatrix {
         rows: n,
         cols: m,

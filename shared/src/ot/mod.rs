@@ -27,7 +27,10 @@ pub mod error;
 pub mod sinkhorn;
 
 pub use assignment::{Assignment, linear_assignment};
-pub use cost::{CostKind, CostMatrix, ParseCostKindError, PointCloud, cost_matrix};
+pub use cost::{
+    CostKind, CostMatrix, ParseCostKindError, PointCloud, PreparedCloud, cost_matrix,
+    prepared_cost_matrix,
+};
 pub use emd::{EmdAlgorithm, EmdConfig, EmdSolution, PlanEntry, emd, emd_with};
 pub use error::OtError;
 pub use sinkhorn::{SinkhornConfig, SinkhornSolution, sinkhorn_divergence, sinkhorn_log};
