@@ -26,7 +26,6 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::AttentionModuleOptions;
@@ -48,7 +47,7 @@ pub trait MaskedAttentionBackend: Backend {
         blocked: BoolTensor<Self>,
         scale: f64,
     ) -> FloatTensor<Self> {
-        Self::attention(query, key, value, Some(blocked), None, options(scale))
+        backend_attention::<Self>(query, key, value, blocked, scale)
     }
 
     /// P = softmax(scale · Q Kᵀ, with `blocked` scores at −∞), `[b, h, s, t]`, for the
@@ -76,8 +75,7 @@ impl MaskedAttentionBackend for Flex {
         if flex_attention::supported(&[&query, &key, &value]) {
             flex_attention::attention(query, key, value, blocked, scale)
         } else {
-            let options = options(scale);
-            <Self as ModuleOps<Self>>::attention(query, key, value, Some(blocked), None, options)
+            backend_attention::<Self>(query, key, value, blocked, scale)
         }
     }
 
@@ -206,12 +204,21 @@ fn attention_probabilities<B: Backend>(
     B::float_div(exp, row_sum)
 }
 
-fn options(scale: f64) -> AttentionModuleOptions {
-    AttentionModuleOptions {
+/// The backend's own `attention` op with the mask and scale of
+/// [`MaskedAttentionBackend::masked_attention`].
+fn backend_attention<B: Backend>(
+    query: FloatTensor<B>,
+    key: FloatTensor<B>,
+    value: FloatTensor<B>,
+    blocked: BoolTensor<B>,
+    scale: f64,
+) -> FloatTensor<B> {
+    let options = AttentionModuleOptions {
         scale: Some(scale),
         softcap: None,
         is_causal: false,
-    }
+    };
+    B::attention(query, key, value, Some(blocked), None, options)
 }
 
 /// softmax(scale · Q Kᵀ, with `blocked` scores at −∞) V for `query` `[b, h, s, d]`, `key` and

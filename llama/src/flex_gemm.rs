@@ -109,6 +109,15 @@ pub(crate) unsafe fn product(
     }
 }
 
+/// The values of a contiguous f32 flex tensor, in order.
+///
+/// # Panics
+/// When `tensor` is not contiguous.
+pub(crate) fn contiguous_f32(tensor: &FlexTensor) -> &[f32] {
+    let (start, end) = tensor.layout().contiguous_offsets().expect("contiguous");
+    &tensor.storage::<f32>()[start..end]
+}
+
 /// A contiguous f32 flex tensor of `shape` holding `values`.
 pub(crate) fn f32_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(

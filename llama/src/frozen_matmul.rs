@@ -21,7 +21,7 @@ use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::flex_gemm::{Operand, f32_tensor, product};
+use crate::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
 
 /// `x W` with a constant `W`, on every backend the model runs on (`Dispatch` routes to it).
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
@@ -43,8 +43,7 @@ impl FrozenMatmulBackend for Flex {
             return Self::float_matmul(x, weight);
         }
         let x = x.to_contiguous();
-        let (start, _) = x.layout().contiguous_offsets().expect("contiguous");
-        let x = &x.storage::<f32>()[start..];
+        let x = contiguous_f32(&x);
         let w = Operand::of(&weight);
         let mut out = Vec::<f32>::with_capacity(m * n);
         // One product of `rows` rows of `x` from `first` into `dst` (`rows × n`).

@@ -28,7 +28,7 @@ use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::flex_gemm::{Operand, f32_tensor, product};
+use crate::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
 use crate::vector_exp::{self, exp_shifted_in_place};
 
 /// Rows of logits computed at once by the flex kernel: at most 128 MiB of them.
@@ -185,8 +185,7 @@ fn flex_head_loss_in_blocks(
     block: usize,
 ) -> (FlexTensor, Option<FlexTensor>) {
     let hidden = hidden.to_contiguous();
-    let (start, end) = hidden.layout().contiguous_offsets().expect("contiguous");
-    let h = &hidden.storage::<f32>()[start..end];
+    let h = contiguous_f32(&hidden);
     let [vocab, d] = weight.layout().shape().dims::<2>();
     let w = Operand::of(&weight);
     let n = h.len() / d;

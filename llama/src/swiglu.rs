@@ -25,7 +25,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use wide::f32x8;
 
-use crate::flex_gemm::f32_tensor;
+use crate::flex_gemm::{contiguous_f32, f32_tensor};
 use crate::vector_exp::sigmoid;
 
 /// Values per parallel task of the flex kernels (64 KiB of each input); a decoding step's
@@ -83,7 +83,7 @@ impl SwigluBackend for Flex {
         let shape = same_shape([&gate, &up]);
         let [gate, up] = [gate, up].map(|t| t.to_contiguous());
         let mut out = vec![0.0f32; shape.num_elements()];
-        map_lanes([&gate, &up].map(contiguous_values), [&mut out], |[g, u]| {
+        map_lanes([&gate, &up].map(contiguous_f32), [&mut out], |[g, u]| {
             [g * sigmoid(g) * u]
         });
         f32_tensor(out, shape)
@@ -102,7 +102,7 @@ impl SwigluBackend for Flex {
         let mut grad_gate = vec![0.0f32; shape.num_elements()];
         let mut grad_up = vec![0.0f32; shape.num_elements()];
         map_lanes(
-            [&gate, &up, &grad].map(contiguous_values),
+            [&gate, &up, &grad].map(contiguous_f32),
             [&mut grad_gate, &mut grad_up],
             |[g, u, dy]| {
                 let s = sigmoid(g);
@@ -173,12 +173,6 @@ impl<B: SwigluBackend> Backward<B, 2> for SwigluGradient {
             }
         }
     }
-}
-
-/// The values of a contiguous f32 tensor.
-fn contiguous_values(tensor: &FlexTensor) -> &[f32] {
-    let (start, end) = tensor.layout().contiguous_offsets().expect("contiguous");
-    &tensor.storage::<f32>()[start..end]
 }
 
 /// `outputs[k][i] = f(inputs[..][i])[k]` for every `i`, 8 values at a time, in chunks of
