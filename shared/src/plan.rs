@@ -11,6 +11,8 @@
 //!    uniformly ([`replay::sample_random`]), from an independent seeded stream per
 //!    (stage, task) ([`replay::replay_rng`]).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::TaskEmbeddings;
@@ -194,8 +196,18 @@ pub fn plan_sequence_with_distances(
     {
         return Err(PlanError::DistanceShape { tasks: t });
     }
+    // Normalising is per instruction, so it is done once; merging depends on the tasks seen
+    // by each stage, so plan_stage does it per stage.
+    let tag_sets = normalized_tags(tasks, &config.tags);
     let stages = (0..t)
-        .map(|current| plan_stage(&tasks[..=current], &distances[current][..current], config))
+        .map(|current| {
+            plan_stage(
+                &tasks[..=current],
+                &tag_sets[..=current],
+                &distances[current][..current],
+                config,
+            )
+        })
         .collect();
     Ok(SequencePlan {
         tasks: tasks.iter().map(|t| t.name.clone()).collect(),
@@ -217,13 +229,13 @@ pub fn plan_last_stage(
     let clouds = instruction_clouds(tasks, config.similarity.cost)?;
     let current = clouds.len() - 1;
     let distances = similarity::distance_row(&clouds, current, &config.similarity)?;
-    Ok(plan_stage(tasks, &distances, config))
+    let tag_sets = normalized_tags(tasks, &config.tags);
+    Ok(plan_stage(tasks, &tag_sets, &distances, config))
 }
 
-/// Normalised (and, if configured, merged) tag sets: `[task][instruction] -> tags`.
-/// Merging looks only at the tasks given, i.e. at what has been seen by that stage.
+/// Normalised tag sets, `[task][instruction] -> tags` (not merged: see [`merged_tags`]).
 fn normalized_tags(tasks: &[TaskEmbeddings], normalizer: &TagNormalizer) -> Vec<Vec<Vec<String>>> {
-    let mut tag_sets: Vec<Vec<Vec<String>>> = tasks
+    tasks
         .iter()
         .map(|task| {
             task.instructions
@@ -231,22 +243,39 @@ fn normalized_tags(tasks: &[TaskEmbeddings], normalizer: &TagNormalizer) -> Vec<
                 .map(|q| normalizer.normalize_set(&q.tags))
                 .collect()
         })
-        .collect();
-    if normalizer.merge_threshold.is_some() {
-        let mut flat: Vec<Vec<String>> = tag_sets.iter().flatten().cloned().collect();
-        normalizer.merge_near_duplicates(&mut flat);
-        let mut merged = flat.into_iter();
-        for set in tag_sets.iter_mut().flatten() {
-            *set = merged.next().expect("one merged set per instruction");
-        }
-    }
-    tag_sets
+        .collect()
 }
 
-/// Plans the stage that trains the last of `tasks` given its distances to the others.
-fn plan_stage(tasks: &[TaskEmbeddings], distances: &[f64], config: &PlanConfig) -> StagePlan {
+/// The normalised `tag_sets` of the tasks a stage has seen, with near-duplicate tags merged
+/// if configured. Merging looks only at the tasks given, i.e. at what has been seen by that
+/// stage.
+fn merged_tags<'a>(
+    tag_sets: &'a [Vec<Vec<String>>],
+    normalizer: &TagNormalizer,
+) -> Cow<'a, [Vec<Vec<String>>]> {
+    if normalizer.merge_threshold.is_none() {
+        return Cow::Borrowed(tag_sets);
+    }
+    let mut merged_sets = tag_sets.to_vec();
+    let mut flat: Vec<Vec<String>> = merged_sets.iter().flatten().cloned().collect();
+    normalizer.merge_near_duplicates(&mut flat);
+    let mut merged = flat.into_iter();
+    for set in merged_sets.iter_mut().flatten() {
+        *set = merged.next().expect("one merged set per instruction");
+    }
+    Cow::Owned(merged_sets)
+}
+
+/// Plans the stage that trains the last of `tasks` given its distances to the others and the
+/// tasks' normalised tag sets ([`normalized_tags`]).
+fn plan_stage(
+    tasks: &[TaskEmbeddings],
+    tag_sets: &[Vec<Vec<String>>],
+    distances: &[f64],
+    config: &PlanConfig,
+) -> StagePlan {
     let current = tasks.len() - 1;
-    let tag_sets = normalized_tags(tasks, &config.tags);
+    let tag_sets = merged_tags(tag_sets, &config.tags);
     let stage = current + 1;
     let strategy = config.strategy;
     let budget = if strategy.replays() {
