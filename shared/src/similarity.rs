@@ -13,8 +13,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::ot::{
-    CostKind, OtError, PointCloud, PreparedCloud, SinkhornConfig, cost_matrix, emd,
-    prepared_cost_matrix, sinkhorn_divergence,
+    CostKind, CostPrecision, OtError, PointCloud, PreparedCloud, SinkhornConfig, cost_matrix, emd,
+    prepared_cost_matrix, prepared_plan_cost, sinkhorn_divergence,
 };
 
 /// How a task's instruction embeddings are weighted.
@@ -88,6 +88,11 @@ pub struct SimilarityConfig {
     pub weights: WeightScheme,
     /// Transport solver (default [`Solver::Exact`]).
     pub solver: Solver,
+    /// Arithmetic of the exact solver's cosine cost matrices (default
+    /// [`CostPrecision::Float64`]; [`CostPrecision::Float32`] finds the optimal plan from
+    /// float32 products and sums its cost in float64). Omitted from JSON when float64.
+    #[serde(default, skip_serializing_if = "CostPrecision::is_float64")]
+    pub precision: CostPrecision,
 }
 
 /// A task as a weighted cloud of distinct instruction embeddings.
@@ -211,24 +216,107 @@ pub fn wasserstein(
     }
 }
 
-/// Solves every listed pair `(i, j)`, in parallel under the `parallel` feature on native
-/// targets; results come back in input order. Under the exact solver each task's coordinates
-/// are prepared for the cost once ([`PreparedCloud`]), not once per pair: the same values as
-/// [`wasserstein`], and the same errors.
-fn solve_pairs(
+/// Every task's coordinates prepared for the exact solver's cost matrices under one cost and
+/// precision: a [`PreparedCloud`] per task, or the row of its first zero vector under the
+/// cosine cost. It depends only on the tasks, the cost and the precision, so a caller that
+/// solves several batches of pairs of the same tasks (the studio's distance workers) prepares
+/// them once ([`prepared_pair_distances`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedTasks {
+    cost: CostKind,
+    precision: CostPrecision,
+    clouds: Vec<Result<PreparedCloud, usize>>,
+}
+
+impl PreparedTasks {
+    /// Prepares every task of `tasks` for `cost` with the products of `precision`.
+    pub fn new(tasks: &[InstructionCloud], cost: CostKind, precision: CostPrecision) -> Self {
+        let clouds = tasks
+            .iter()
+            .map(|t| PreparedCloud::with_precision(&t.points(), cost, precision))
+            .collect();
+        Self {
+            cost,
+            precision,
+            clouds,
+        }
+    }
+
+    /// Whether these are the preparations `cfg` needs (its cost and precision).
+    pub fn is_for(&self, cfg: &SimilarityConfig) -> bool {
+        self.cost == cfg.cost && self.precision == cfg.precision
+    }
+}
+
+/// The distances `W(tasks[i], tasks[j])` of the listed pairs, in their order: the unit of work
+/// of [`distance_matrix`] and [`distance_row`], public so that callers may spread the pairs
+/// of one matrix over workers (the studio's Web Workers) and get the same values. Solved in
+/// parallel under the `parallel` feature on native targets. Under the exact solver each
+/// task's coordinates are prepared for the cost once ([`PreparedTasks`]), not once per pair:
+/// the same values as [`wasserstein`] under [`CostPrecision::Float64`], and the same errors.
+/// Under [`CostPrecision::Float32`] (cosine) the plan comes from the float32 cost matrix and
+/// its cost from [`prepared_plan_cost`].
+///
+/// # Errors
+/// [`OtError::TaskIndex`] for a pair naming a task past the end, otherwise the first error of
+/// [`wasserstein`] over the pairs.
+pub fn pair_distances(
     tasks: &[InstructionCloud],
     pairs: &[(usize, usize)],
     cfg: &SimilarityConfig,
 ) -> Result<Vec<f64>, OtError> {
-    let prepared: Option<Vec<Result<PreparedCloud, usize>>> = matches!(cfg.solver, Solver::Exact)
-        .then(|| {
-            tasks
-                .iter()
-                .map(|t| PreparedCloud::new(&t.points(), cfg.cost))
-                .collect()
+    let prepared = matches!(cfg.solver, Solver::Exact)
+        .then(|| PreparedTasks::new(tasks, cfg.cost, cfg.precision));
+    solve_pairs(tasks, prepared.as_ref(), pairs, cfg)
+}
+
+/// [`pair_distances`] with the tasks already prepared (unused by the Sinkhorn solver).
+///
+/// # Errors
+/// As [`pair_distances`].
+///
+/// # Panics
+/// When `prepared` is not for `cfg`'s cost and precision ([`PreparedTasks::is_for`]) or has
+/// another number of tasks.
+pub fn prepared_pair_distances(
+    tasks: &[InstructionCloud],
+    prepared: &PreparedTasks,
+    pairs: &[(usize, usize)],
+    cfg: &SimilarityConfig,
+) -> Result<Vec<f64>, OtError> {
+    assert!(
+        prepared.is_for(cfg),
+        "tasks prepared for another cost or precision"
+    );
+    assert_eq!(
+        prepared.clouds.len(),
+        tasks.len(),
+        "tasks prepared for another task list"
+    );
+    let prepared = matches!(cfg.solver, Solver::Exact).then_some(prepared);
+    solve_pairs(tasks, prepared, pairs, cfg)
+}
+
+/// [`pair_distances`] on `prepared` tasks (`None`: the Sinkhorn solver, which takes the raw
+/// clouds).
+fn solve_pairs(
+    tasks: &[InstructionCloud],
+    prepared: Option<&PreparedTasks>,
+    pairs: &[(usize, usize)],
+    cfg: &SimilarityConfig,
+) -> Result<Vec<f64>, OtError> {
+    if let Some(index) = pairs
+        .iter()
+        .map(|&(i, j)| i.max(j))
+        .find(|&k| k >= tasks.len())
+    {
+        return Err(OtError::TaskIndex {
+            index,
+            len: tasks.len(),
         });
+    }
     let solve = |&(i, j): &(usize, usize)| {
-        let Some(prepared) = &prepared else {
+        let Some(prepared) = prepared else {
             return wasserstein(&tasks[i], &tasks[j], cfg);
         };
         let (a, b) = (&tasks[i], &tasks[j]);
@@ -239,11 +327,14 @@ fn solve_pairs(
             });
         }
         let zero_norm = |cloud| move |&row: &usize| OtError::ZeroNorm { cloud, row };
-        let costs = prepared_cost_matrix(
-            prepared[i].as_ref().map_err(zero_norm("source"))?,
-            prepared[j].as_ref().map_err(zero_norm("target"))?,
-        )?;
-        Ok(emd(&a.weights(cfg.weights), &b.weights(cfg.weights), &costs)?.cost)
+        let x = prepared.clouds[i].as_ref().map_err(zero_norm("source"))?;
+        let y = prepared.clouds[j].as_ref().map_err(zero_norm("target"))?;
+        let costs = prepared_cost_matrix(x, y)?;
+        let solution = emd(&a.weights(cfg.weights), &b.weights(cfg.weights), &costs)?;
+        Ok(match x.precision() {
+            CostPrecision::Float64 => solution.cost,
+            CostPrecision::Float32 => prepared_plan_cost(x, y, &solution.plan),
+        })
     };
     #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
     {
@@ -267,7 +358,7 @@ pub fn distance_matrix(
     let pairs: Vec<(usize, usize)> = (0..t)
         .flat_map(|i| (i + 1..t).map(move |j| (i, j)))
         .collect();
-    let values = solve_pairs(tasks, &pairs, cfg)?;
+    let values = pair_distances(tasks, &pairs, cfg)?;
     let mut d = vec![vec![0.0; t]; t];
     for (&(i, j), w) in pairs.iter().zip(values) {
         d[i][j] = w;
@@ -295,5 +386,5 @@ pub fn distance_row(
     // Solved as (j, current), the orientation of `distance_matrix`'s upper triangle, so that
     // both give bit-identical values (cost sums run in a different order when transposed).
     let pairs: Vec<(usize, usize)> = (0..current).map(|j| (j, current)).collect();
-    solve_pairs(tasks, &pairs, cfg)
+    pair_distances(tasks, &pairs, cfg)
 }

@@ -3,10 +3,12 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use inscl::ot::{CostKind, OtError, SinkhornConfig, cost_matrix, emd, sinkhorn_divergence};
+use inscl::ot::{
+    CostKind, CostPrecision, OtError, SinkhornConfig, cost_matrix, emd, sinkhorn_divergence,
+};
 use inscl::similarity::{
-    InstructionCloud, SimilarityConfig, Solver, WeightScheme, distance_matrix, distance_row,
-    wasserstein,
+    InstructionCloud, PreparedTasks, SimilarityConfig, Solver, WeightScheme, distance_matrix,
+    distance_row, pair_distances, prepared_pair_distances, wasserstein,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -83,6 +85,21 @@ fn config_serde_and_names() {
     }
     let err = "frequency".parse::<WeightScheme>().unwrap_err().to_string();
     assert!(err.contains("\"frequency\"") && err.contains("real") && err.contains("uniform"));
+    let single: SimilarityConfig = serde_json::from_str(
+        r#"{"cost":"cosine","weights":"real","solver":{"kind":"exact"},"precision":"float32"}"#,
+    )
+    .unwrap();
+    assert_eq!(single.precision, CostPrecision::Float32);
+    assert!(
+        serde_json::to_string(&single)
+            .unwrap()
+            .ends_with(r#""precision":"float32"}"#)
+    );
+    for p in CostPrecision::ALL {
+        assert_eq!(p.to_string().parse::<CostPrecision>().unwrap(), p);
+    }
+    let err = "f16".parse::<CostPrecision>().unwrap_err().to_string();
+    assert!(err.contains("\"f16\"") && err.contains("float64") && err.contains("float32"));
 }
 
 #[test]
@@ -189,6 +206,7 @@ fn distance_matrix_gives_the_values_and_errors_of_wasserstein() {
                 cost,
                 weights,
                 solver: Solver::Exact,
+                precision: CostPrecision::Float64,
             };
             let d = distance_matrix(&tasks, &cfg).unwrap();
             for i in 0..4 {
@@ -215,6 +233,100 @@ fn distance_matrix_gives_the_values_and_errors_of_wasserstein() {
             expected.map(|_: f64| ())
         );
     }
+}
+
+/// Tasks as clusters around their own centre (as instruction embeddings of one task are), so
+/// the cross costs of two tasks are close together and the plans have near-ties.
+fn clustered_tasks(seed: u64, tasks: usize, n: usize, dim: usize) -> Vec<InstructionCloud> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut unit = move || rng.random::<f32>() * 2.0 - 1.0;
+    (0..tasks)
+        .map(|_| {
+            let centre: Vec<f32> = (0..dim).map(|_| unit()).collect();
+            let points = (0..n)
+                .flat_map(|_| centre.iter().map(|c| c + 0.8 * unit()).collect::<Vec<_>>())
+                .collect();
+            let counts = (0..n).map(|k| 1 + (k as u32 * 7) % 20).collect();
+            InstructionCloud::new(dim, points, counts).unwrap()
+        })
+        .collect()
+}
+
+/// `CostPrecision::Float32` gives the float64 distances: under the cosine cost the plans found
+/// from float32 products have the float64 optimum's cost to 1e-12 (the same plans), under the
+/// Euclidean costs (which keep float64 products) the same bits.
+#[test]
+fn float32_precision_gives_the_float64_distances() {
+    let tasks = clustered_tasks(5, 6, 40, 96);
+    for cost in CostKind::ALL {
+        for weights in [WeightScheme::Real, WeightScheme::Uniform] {
+            let double = SimilarityConfig {
+                cost,
+                weights,
+                ..SimilarityConfig::default()
+            };
+            let single = SimilarityConfig {
+                precision: CostPrecision::Float32,
+                ..double
+            };
+            let (d64, d32) = (
+                distance_matrix(&tasks, &double).unwrap(),
+                distance_matrix(&tasks, &single).unwrap(),
+            );
+            for (i, (r64, r32)) in d64.iter().zip(&d32).enumerate() {
+                for (j, (w64, w32)) in r64.iter().zip(r32).enumerate() {
+                    if cost == CostKind::Cosine {
+                        assert!(
+                            (w64 - w32).abs() <= 1e-12,
+                            "{cost} {weights} ({i}, {j}): {w64} vs {w32}"
+                        );
+                    } else {
+                        assert_eq!(w64.to_bits(), w32.to_bits(), "{cost} {weights} ({i}, {j})");
+                    }
+                }
+            }
+            let row = distance_row(&tasks, 5, &single).unwrap();
+            assert_eq!(row, d32[5][..5], "{cost} {weights}: distance_row");
+        }
+    }
+}
+
+/// Pairs solved in batches (as the studio's workers do), with the tasks prepared once or per
+/// call, give `distance_matrix`'s values bit for bit, under both solvers.
+#[test]
+fn pair_batches_give_the_distance_matrix() {
+    let tasks = clustered_tasks(9, 5, 12, 16);
+    let pairs = [(3, 4), (0, 2), (1, 3), (0, 4)];
+    for solver in [Solver::Exact, Solver::Sinkhorn { epsilon: 0.1 }] {
+        for precision in CostPrecision::ALL {
+            let cfg = SimilarityConfig {
+                solver,
+                precision,
+                ..SimilarityConfig::default()
+            };
+            let d = distance_matrix(&tasks, &cfg).unwrap();
+            let expected: Vec<f64> = pairs.iter().map(|&(i, j)| d[i][j]).collect();
+            assert_eq!(
+                pair_distances(&tasks, &pairs, &cfg).unwrap(),
+                expected,
+                "{cfg:?}"
+            );
+            let prepared = PreparedTasks::new(&tasks, cfg.cost, precision);
+            assert!(prepared.is_for(&cfg));
+            assert_eq!(
+                prepared_pair_distances(&tasks, &prepared, &pairs, &cfg).unwrap(),
+                expected,
+                "{cfg:?}, prepared once"
+            );
+        }
+    }
+    let cfg = SimilarityConfig::default();
+    assert_eq!(
+        pair_distances(&tasks, &[(0, 1), (2, 5)], &cfg),
+        Err(OtError::TaskIndex { index: 5, len: 5 })
+    );
+    let euclidean = PreparedTasks::new(&tasks, CostKind::Euclidean, CostPrecision::Float64);
+    assert!(!euclidean.is_for(&cfg));
 }
 
 #[test]

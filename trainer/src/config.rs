@@ -310,7 +310,7 @@ pub struct StrategyConfig {
     pub tag_file: Option<String>,
     /// YAKE keyphrases per instruction for the `keyphrase` source.
     pub keyphrases: usize,
-    /// Task distance settings (cost, weights, solver).
+    /// Task distance settings (cost, weights, solver, precision of the cost products).
     pub similarity: SimilarityConfig,
     /// Tag normalisation for InsInfo; see [`StrategyConfig::effective_tag_normalizer`].
     pub tag_normalizer: TagNormalizer,

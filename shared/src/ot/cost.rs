@@ -12,13 +12,17 @@
 //! dispatch to its AVX2/FMA or AVX-512 kernels) and `gemm::gemm` on wasm32, whose simd128
 //! kernels matrixmultiply lacks for float64 (`tools/bench/RESULTS.md`). Neither splits the sum
 //! over `d` by block or thread, so the result does not depend on the thread count.
+//!
+//! [`CostPrecision::Float32`] trades the cosine cost matrix's float64 products for float32
+//! ones (`gemm::gemm`, twice the SIMD lanes) when only the optimal plan is needed: the plan's
+//! cost is then summed in float64 by [`prepared_plan_cost`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::OtError;
+use super::{OtError, PlanEntry};
 
 /// A borrowed cloud of `rows()` points in `dim()` dimensions, stored row-major as `f32`.
 ///
@@ -121,6 +125,19 @@ impl CostKind {
     }
 }
 
+impl CostKind {
+    /// The cost from the inner product `dot = ⟨x, y⟩` (of unit rows under the cosine cost)
+    /// and the squared norms `‖x‖²`, `‖y‖²`, in POT's order: `1 − dot`, or
+    /// `(−2·dot + ‖x‖²) + ‖y‖²` clamped at 0 against cancellation (and its square root).
+    fn cost_of_product(self, dot: f64, x_sq_norm: f64, y_sq_norm: f64) -> f64 {
+        match self {
+            CostKind::Cosine => 1.0 - dot,
+            CostKind::SqEuclidean => (-2.0 * dot + x_sq_norm + y_sq_norm).max(0.0),
+            CostKind::Euclidean => (-2.0 * dot + x_sq_norm + y_sq_norm).max(0.0).sqrt(),
+        }
+    }
+}
+
 impl fmt::Display for CostKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -140,6 +157,66 @@ impl FromStr for CostKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| ParseCostKindError(s.to_owned()))
+    }
+}
+
+/// The arithmetic of the inner products `⟨x_i, y_j⟩` behind a cost matrix.
+///
+/// Serialised (and parsed by [`FromStr`]) as `"float64"`, `"float32"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostPrecision {
+    /// float64 products: POT's `ot.dist` in float64 to about 1e-12.
+    #[default]
+    Float64,
+    /// Cosine costs from float32 products of the unit rows (rounded from float64), for a
+    /// solver that only needs the optimal plan; [`prepared_plan_cost`] then sums that plan's
+    /// cost in float64. Each cost is off by about 1e-7 (float32 rounding of unit vectors and
+    /// of their `d`-term sums), so the plan found is optimal to within twice that, and its
+    /// float64 cost equals the float64 optimum whenever both solves find the same plan.
+    /// The (squared) Euclidean costs scale with the norms, and their float32 errors with
+    /// them: they keep float64 products under this setting.
+    Float32,
+}
+
+impl CostPrecision {
+    /// Both settings, in the order their names are listed in error messages.
+    pub const ALL: [CostPrecision; 2] = [CostPrecision::Float64, CostPrecision::Float32];
+
+    /// The lowercase name used by serde, [`FromStr`] and the studio.
+    pub fn name(self) -> &'static str {
+        match self {
+            CostPrecision::Float64 => "float64",
+            CostPrecision::Float32 => "float32",
+        }
+    }
+
+    /// Whether this is the default, [`CostPrecision::Float64`] (serde skips it, so that
+    /// configurations written before the setting existed read and write unchanged).
+    pub fn is_float64(&self) -> bool {
+        *self == CostPrecision::Float64
+    }
+}
+
+impl fmt::Display for CostPrecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Error of [`CostPrecision::from_str`]: the unknown name and the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cost precision {0:?}; valid names are \"float64\", \"float32\"")]
+pub struct ParseCostPrecisionError(pub String);
+
+impl FromStr for CostPrecision {
+    type Err = ParseCostPrecisionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CostPrecision::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| ParseCostPrecisionError(s.to_owned()))
     }
 }
 
@@ -214,31 +291,59 @@ const ROW_BLOCK: usize = 256;
 /// `out = xs · ysᵀ` for `rows = xs.len() / d` source points and `m = ys.len() / d` target
 /// points, both row-major with `d` coordinates; `out` is `rows × m`, row-major.
 fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
-    let (rows, m) = (xs.len() / d, ys.len() / d);
-    assert_eq!(out.len(), rows * m, "output block is rows × m");
-    // SAFETY (both GEMMs): `xs` holds `rows × d` values with row stride d, `ys` holds m × d
-    // (read transposed: row stride 1, column stride d), and `out` is `rows × m`, checked
-    // above; gemm's `read_dst = false` never reads `out`.
     #[cfg(not(target_arch = "wasm32"))]
-    unsafe {
-        matrixmultiply::dgemm(
-            rows,
-            d,
-            m,
-            1.0,
-            xs.as_ptr(),
-            d as isize,
-            1,
-            ys.as_ptr(),
-            1,
-            d as isize,
-            0.0,
-            out.as_mut_ptr(),
-            m as isize,
-            1,
-        );
+    {
+        let (rows, m) = (xs.len() / d, ys.len() / d);
+        assert_eq!(out.len(), rows * m, "output block is rows × m");
+        // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
+        // transposed: row stride 1, column stride d), and `out` is `rows × m`, checked above.
+        unsafe {
+            matrixmultiply::dgemm(
+                rows,
+                d,
+                m,
+                1.0,
+                xs.as_ptr(),
+                d as isize,
+                1,
+                ys.as_ptr(),
+                1,
+                d as isize,
+                0.0,
+                out.as_mut_ptr(),
+                m as isize,
+                1,
+            );
+        }
     }
     #[cfg(target_arch = "wasm32")]
+    gemm_cross_products(xs, ys, d, out);
+}
+
+/// The float types [`gemm_cross_products`] runs on, with gemm's `alpha` (the factor of the
+/// destination, unread here) and `beta` (the factor of the product).
+trait GemmFloat: Copy + 'static {
+    const ZERO: Self;
+    const ONE: Self;
+}
+
+impl GemmFloat for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+impl GemmFloat for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+/// [`cross_products`] by `gemm::gemm` (simd128 kernels on wasm32, runtime dispatch on x86),
+/// for float64 on wasm32 and for float32 on every target.
+fn gemm_cross_products<T: GemmFloat>(xs: &[T], ys: &[T], d: usize, out: &mut [T]) {
+    let (rows, m) = (xs.len() / d, ys.len() / d);
+    assert_eq!(out.len(), rows * m, "output block is rows × m");
+    // SAFETY: `xs` holds `rows × d` values with row stride d, `ys` holds m × d (read
+    // transposed), and `out` is `rows × m`, checked above; `read_dst = false` never reads it.
     unsafe {
         gemm::gemm(
             rows,
@@ -254,8 +359,8 @@ fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
             ys.as_ptr(),
             d as isize,
             1,
-            0.0,
-            1.0,
+            T::ZERO,
+            T::ONE,
             false,
             false,
             false,
@@ -266,29 +371,46 @@ fn cross_products(xs: &[f64], ys: &[f64], d: usize, out: &mut [f64]) {
 
 /// One cloud's coordinates as the cost matrix reads them: float64 copies of the (float32)
 /// coordinates, scaled to unit rows under the cosine cost, and each row's squared norm (of the
-/// unscaled row). [`cost_matrix`] prepares both of its clouds on every call;
+/// unscaled row); under [`CostPrecision::Float32`] and the cosine cost also the unit rows
+/// rounded to float32. [`cost_matrix`] prepares both of its clouds on every call;
 /// [`crate::similarity::distance_matrix`] prepares each task once for all of its pairs, which
 /// gives the same values (the same arithmetic, done fewer times).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedCloud {
     points: Vec<f64>,
+    /// The unit rows in float32, when the cost matrix takes float32 products.
+    single: Option<Vec<f32>>,
     sq_norms: Vec<f64>,
     dim: usize,
     kind: CostKind,
 }
 
 impl PreparedCloud {
-    /// Prepares `cloud` for the cost `kind`.
+    /// Prepares `cloud` for the cost `kind` with float64 products.
     ///
     /// # Errors
     /// The first row of zero norm under the cosine cost (`Err(row)`), which has no direction.
     pub fn new(cloud: &PointCloud, kind: CostKind) -> Result<Self, usize> {
+        Self::with_precision(cloud, kind, CostPrecision::Float64)
+    }
+
+    /// Prepares `cloud` for the cost `kind` with the products of `precision` (float32 ones
+    /// only for the cosine cost, see [`CostPrecision::Float32`]).
+    ///
+    /// # Errors
+    /// As [`PreparedCloud::new`].
+    pub fn with_precision(
+        cloud: &PointCloud,
+        kind: CostKind,
+        precision: CostPrecision,
+    ) -> Result<Self, usize> {
         let d = cloud.dim();
         let mut points: Vec<f64> = cloud.as_slice().iter().map(|&v| f64::from(v)).collect();
         let sq_norms: Vec<f64> = points
             .chunks_exact(d)
             .map(|r| r.iter().map(|&v| v * v).sum())
             .collect();
+        let mut single = None;
         if kind == CostKind::Cosine {
             // Unit rows: the GEMM then yields cos(x_i, y_j) and the element-wise pass has no
             // division left.
@@ -299,9 +421,13 @@ impl PreparedCloud {
                 let norm = sq.sqrt();
                 point.iter_mut().for_each(|v| *v /= norm);
             }
+            if precision == CostPrecision::Float32 {
+                single = Some(points.iter().map(|&v| v as f32).collect());
+            }
         }
         Ok(Self {
             points,
+            single,
             sq_norms,
             dim: d,
             kind,
@@ -316,6 +442,16 @@ impl PreparedCloud {
     /// Dimension of each point.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The precision of the cost matrices [`prepared_cost_matrix`] makes from this cloud:
+    /// [`CostPrecision::Float32`] only when it was asked for and the cost is cosine.
+    pub fn precision(&self) -> CostPrecision {
+        if self.single.is_some() {
+            CostPrecision::Float32
+        } else {
+            CostPrecision::Float64
+        }
     }
 }
 
@@ -346,13 +482,14 @@ pub fn cost_matrix(x: &PointCloud, y: &PointCloud, kind: CostKind) -> Result<Cos
     Ok(costs)
 }
 
-/// [`cost_matrix`] of two prepared clouds (without its zero diagonal for a cloud with itself).
+/// [`cost_matrix`] of two prepared clouds (without its zero diagonal for a cloud with itself),
+/// from float32 products when both were prepared for them (see [`PreparedCloud::precision`]).
 ///
 /// # Errors
 /// [`OtError::DimensionMismatch`] if the clouds differ in dimension.
 ///
 /// # Panics
-/// When the clouds were prepared for different costs.
+/// When the clouds were prepared for different costs or precisions.
 pub fn prepared_cost_matrix(x: &PreparedCloud, y: &PreparedCloud) -> Result<CostMatrix, OtError> {
     if x.dim != y.dim {
         return Err(OtError::DimensionMismatch {
@@ -361,6 +498,14 @@ pub fn prepared_cost_matrix(x: &PreparedCloud, y: &PreparedCloud) -> Result<Cost
         });
     }
     assert_eq!(x.kind, y.kind, "clouds prepared for different costs");
+    assert_eq!(
+        x.precision(),
+        y.precision(),
+        "clouds prepared for different precisions"
+    );
+    if let (Some(xs), Some(ys)) = (&x.single, &y.single) {
+        return Ok(single_cosine_costs(xs, ys, x.dim));
+    }
     let (n, m, d, kind) = (x.rows(), y.rows(), x.dim, x.kind);
     let (xs, ys, xn, yn) = (&x.points, &y.points, &x.sq_norms, &y.sq_norms);
 
@@ -372,12 +517,7 @@ pub fn prepared_cost_matrix(x: &PreparedCloud, y: &PreparedCloud) -> Result<Cost
         for (r, row) in out.chunks_exact_mut(m).enumerate() {
             let xi = xn[r0 + r];
             for (c, &yj) in row.iter_mut().zip(yn) {
-                *c = match kind {
-                    CostKind::Cosine => 1.0 - *c,
-                    // POT order: (−2⟨x,y⟩ + ‖x‖²) + ‖y‖², clamped at 0 against cancellation.
-                    CostKind::SqEuclidean => (-2.0 * *c + xi + yj).max(0.0),
-                    CostKind::Euclidean => (-2.0 * *c + xi + yj).max(0.0).sqrt(),
-                };
+                *c = kind.cost_of_product(*c, xi, yj);
             }
         }
     };
@@ -398,4 +538,46 @@ pub fn prepared_cost_matrix(x: &PreparedCloud, y: &PreparedCloud) -> Result<Cost
         cols: m,
         data,
     })
+}
+
+/// Cosine costs `1 − ⟨x̂_i, ŷ_j⟩` from float32 unit rows (`xs`: n × d, `ys`: m × d), stored as
+/// float64; the sequential twin of [`prepared_cost_matrix`]'s float64 blocks (one GEMM per
+/// row block, see [`CostPrecision::Float32`] for the error).
+fn single_cosine_costs(xs: &[f32], ys: &[f32], d: usize) -> CostMatrix {
+    let (n, m) = (xs.len() / d, ys.len() / d);
+    let mut products = vec![0.0f32; ROW_BLOCK.min(n) * m];
+    let mut data = Vec::with_capacity(n * m);
+    for block in xs.chunks(ROW_BLOCK * d) {
+        let out = &mut products[..block.len() / d * m];
+        gemm_cross_products(block, ys, d, out);
+        data.extend(out.iter().map(|&c| 1.0 - f64::from(c)));
+    }
+    CostMatrix {
+        rows: n,
+        cols: m,
+        data,
+    }
+}
+
+/// The cost `Σ mass · c(x_row, y_col)` of a transport plan between two prepared clouds, each
+/// cost in float64 from the float64 rows (cosine: `1 − ⟨x̂, ŷ⟩` of the unit rows; (squared)
+/// Euclidean as in [`cost_matrix`]): the value of a plan that a float32 cost matrix found
+/// ([`CostPrecision::Float32`]), `n + m − 1` products instead of `n · m`.
+///
+/// # Panics
+/// When the clouds were prepared for different costs or dimensions, or an entry's row or
+/// column is out of range.
+pub fn prepared_plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[PlanEntry]) -> f64 {
+    assert_eq!(x.kind, y.kind, "clouds prepared for different costs");
+    assert_eq!(x.dim, y.dim, "clouds of different dimensions");
+    let d = x.dim;
+    plan.iter()
+        .map(|p| {
+            let (xi, yj) = (&x.points[p.row * d..][..d], &y.points[p.col * d..][..d]);
+            let dot: f64 = xi.iter().zip(yj).map(|(a, b)| a * b).sum();
+            p.mass
+                * x.kind
+                    .cost_of_product(dot, x.sq_norms[p.row], y.sq_norms[p.col])
+        })
+        .sum()
 }

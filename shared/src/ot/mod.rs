@@ -5,7 +5,8 @@
 //! transport (Wasserstein) cost between their distributions.
 //!
 //! - [`cost`]: borrowed `f32` point clouds ([`PointCloud`]) and float64 ground-cost matrices
-//!   ([`cost_matrix`], same formulas as POT's `ot.dist`).
+//!   ([`cost_matrix`], same formulas as POT's `ot.dist`), or cosine ones from float32
+//!   products ([`CostPrecision`]).
 //! - [`emd`](mod@emd): exact OT by the network simplex ([`emd()`], like POT's `ot.emd2`),
 //!   returning the cost `⟨P, M⟩` and the sparse optimal plan.
 //! - [`assignment`]: the linear assignment problem by Jonker–Volgenant
@@ -28,8 +29,8 @@ pub mod sinkhorn;
 
 pub use assignment::{Assignment, linear_assignment};
 pub use cost::{
-    CostKind, CostMatrix, ParseCostKindError, PointCloud, PreparedCloud, cost_matrix,
-    prepared_cost_matrix,
+    CostKind, CostMatrix, CostPrecision, ParseCostKindError, ParseCostPrecisionError, PointCloud,
+    PreparedCloud, cost_matrix, prepared_cost_matrix, prepared_plan_cost,
 };
 pub use emd::{EmdAlgorithm, EmdConfig, EmdSolution, PlanEntry, emd, emd_with};
 pub use error::OtError;

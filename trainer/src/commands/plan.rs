@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use inscl::artifact::{self, EmbeddingsFile};
 use inscl::insinfo::TagNormalizer;
-use inscl::ot::CostKind;
+use inscl::ot::{CostKind, CostPrecision};
 use inscl::plan::{PlanConfig, SequencePlan, plan_sequence};
 use inscl::replay::{DEFAULT_ALPHA, Strategy};
 use inscl::similarity::{SimilarityConfig, Solver, WeightScheme};
@@ -36,6 +36,10 @@ pub struct PlanArgs {
     /// Entropic regularisation ε of the Sinkhorn solver (in cost units).
     #[arg(long, default_value_t = 0.05)]
     epsilon: f64,
+    /// Arithmetic of the exact solver's cosine cost matrices: `float64`, or `float32`
+    /// products to find the optimal plan, whose cost is then summed in float64.
+    #[arg(long, default_value_t = CostPrecision::Float64)]
+    precision: CostPrecision,
     /// Replay strategy.
     #[arg(long, default_value_t = Strategy::InsCL)]
     strategy: Strategy,
@@ -88,6 +92,7 @@ impl PlanArgs {
                 cost: self.cost,
                 weights: self.weights,
                 solver,
+                precision: self.precision,
             },
             tags: TagNormalizer {
                 stem: !self.no_stem,
