@@ -181,7 +181,20 @@ async fn dropped_run_heatmap_recompute_errors_and_screenshot() {
     alpha_input.clear().await.unwrap();
     alpha_input.send_keys(&alpha.to_string()).await.unwrap();
     click(&client, "#rc-run").await;
-    wait_for(&client, "#rc-time").await;
+    let time = wait_for(&client, "#rc-time").await;
+    // The transport problems ran on the distance workers, not on the page as a fallback.
+    let workers: usize = time
+        .attr("data-workers")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        workers >= 1,
+        "distances solved on {workers} workers: {}",
+        time.text().await.unwrap()
+    );
     let mut shown: BTreeMap<(u64, String), u64> = BTreeMap::new();
     for cell in client.find_all(Locator::Css("td.new-quota")).await.unwrap() {
         let stage = cell

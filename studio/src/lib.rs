@@ -9,9 +9,13 @@
 //!
 //! Layout: [`load`] turns dropped files into [`state::Run`]s, [`state`] holds the loaded
 //! runs as signals, [`components`] render them, [`export`] writes CSV/SVG downloads.
+//! [`distance_workers`] spreads the recompute's transport problems over Web Workers (the
+//! `distance_worker` binary), with [`distance_job`] as their messages.
 
 pub mod app;
 pub mod components;
+pub mod distance_job;
+pub mod distance_workers;
 pub mod dropped_folders;
 pub mod export;
 pub mod import;

@@ -167,3 +167,68 @@ async fn study_view_shows_the_latest_study_and_switches_on_pick() {
     assert_eq!(shown("data-study"), Some(first.name.clone()));
     assert_eq!(bars(), first.strategies.len());
 }
+
+/// The messages of the distance workers carry the tasks and a job intact, and the job's
+/// answer is `pair_distances` on those tasks (what a worker computes).
+#[wasm_bindgen_test]
+fn distance_worker_messages_round_trip() {
+    use inscl::ot::CostPrecision;
+    use inscl::similarity::{InstructionCloud, SimilarityConfig, WeightScheme, pair_distances};
+    use studio::distance_job::{
+        WorkerTasks, answer_message, is_job, job_message, read_answer, read_tasks, tasks_message,
+    };
+    let clouds = vec![
+        InstructionCloud::new(3, vec![1.0, 0.0, 0.5, 0.0, 2.0, 1.0], vec![2, 1]).unwrap(),
+        InstructionCloud::new(3, vec![0.5, 0.5, 0.5], vec![4]).unwrap(),
+        InstructionCloud::new(
+            3,
+            vec![0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 3.0, 0.0, 1.0],
+            vec![1, 1, 5],
+        )
+        .unwrap(),
+    ];
+    let tasks = tasks_message(&clouds);
+    assert!(!is_job(&tasks));
+    assert_eq!(read_tasks(&tasks).unwrap(), clouds);
+    let similarity = SimilarityConfig {
+        weights: WeightScheme::Uniform,
+        precision: CostPrecision::Float32,
+        ..SimilarityConfig::default()
+    };
+    let pairs = [(1, 2), (0, 2)];
+    let job = job_message(&pairs, &similarity);
+    assert!(is_job(&job));
+    let mut worker = WorkerTasks::new(clouds.clone());
+    worker.warm_up();
+    let distances = worker.solve(&job).unwrap();
+    assert_eq!(
+        distances,
+        pair_distances(&clouds, &pairs, &similarity).unwrap()
+    );
+    // Another cost prepares the tasks again.
+    let euclidean = SimilarityConfig {
+        cost: inscl::ot::CostKind::Euclidean,
+        ..similarity
+    };
+    assert_eq!(
+        worker.solve(&job_message(&pairs, &euclidean)).unwrap(),
+        pair_distances(&clouds, &pairs, &euclidean).unwrap()
+    );
+    assert_eq!(
+        read_answer(&answer_message(Ok(Some(distances.clone())))).unwrap(),
+        distances
+    );
+    assert_eq!(
+        read_answer(&answer_message(Ok(None))).unwrap(),
+        Vec::<f64>::new()
+    );
+    assert_eq!(
+        read_answer(&answer_message(Err("boom".into()))).unwrap_err(),
+        "boom"
+    );
+    let out_of_range = job_message(&[(0, 3)], &similarity);
+    assert_eq!(
+        worker.solve(&out_of_range).unwrap_err(),
+        "task index 3 is out of range for 3 tasks"
+    );
+}

@@ -315,3 +315,27 @@ fn task_curve_runs_from_the_stage_that_learns_the_task_with_a_band_of_one_sd() {
     }
     assert!(task_curve(curves, "no such task").points.is_empty());
 }
+
+#[test]
+fn pairs_are_balanced_over_workers_once_each() {
+    use studio::distance_workers::balance_pairs;
+    let sizes = [10, 20, 30, 40];
+    let pairs: Vec<_> = (0..4)
+        .flat_map(|i| (i + 1..4).map(move |j| (i, j)))
+        .collect();
+    let batches = balance_pairs(&pairs, &sizes, 2);
+    let loads: Vec<usize> = batches
+        .iter()
+        .map(|b| b.iter().map(|&(i, j)| sizes[i] * sizes[j]).sum())
+        .collect();
+    // Work 200, 300, 400, 600, 800, 1200: longest first to the lighter batch gives
+    // 1200 + 400 + 200 and 800 + 600 + 300.
+    assert_eq!(loads, [1800, 1700]);
+    assert_eq!(batches[0], [(0, 1), (0, 3), (2, 3)], "in the pairs' order");
+    let mut all = batches.concat();
+    all.sort_unstable();
+    assert_eq!(all, pairs, "every pair once");
+    let spread = balance_pairs(&pairs, &sizes, 8);
+    assert_eq!(spread.iter().filter(|b| b.len() == 1).count(), 6);
+    assert_eq!(balance_pairs(&pairs, &sizes, 1), [pairs]);
+}

@@ -3,7 +3,9 @@
 //!
 //! Generates seeded random embeddings (16 tasks × 200 instructions, d = 576, clustered per
 //! task), drops them on the release build, clicks "Recompute" several times and reads the
-//! time the page shows (`performance.now()` around `plan_sequence`).
+//! time the page shows (`performance.now()` from the click's handler to the plan) and how many
+//! Web Workers solved the transport problems. `STUDIO_WORKERS=N` makes the page see N logical
+//! cores (it starts one worker per core); `STUDIO_DIST` picks the build.
 //!
 //! ```sh
 //! trunk build --release && cargo run --release -p e2e --bin studio-bench [-- REPEATS]
@@ -99,6 +101,21 @@ async fn main() {
                 .unwrap_or_else(|e| panic!("{css}: {e}"))
         }
     };
+    // The page starts one distance worker per logical core; STUDIO_WORKERS=N pretends it has
+    // N, to measure how the recompute scales with the workers.
+    if let Some(workers) = std::env::var("STUDIO_WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<u32>().ok())
+    {
+        client
+            .execute(
+                "const n = arguments[0]; \
+                 Object.defineProperty(navigator, 'hardwareConcurrency', {get: () => n});",
+                vec![serde_json::json!(workers)],
+            )
+            .await
+            .unwrap();
+    }
     wait("#file-input".into())
         .await
         .send_keys(&path.display().to_string())
@@ -109,6 +126,7 @@ async fn main() {
     // task distances: those recomputes solve every transport problem. Even clicks change
     // nothing, so they replan from the cached distances.
     let (mut solved_ms, mut reused_ms) = (Vec::new(), Vec::new());
+    let mut workers = std::collections::BTreeSet::new();
     for k in 1..=2 * repeats {
         if k % 2 == 1 {
             let weights = if k % 4 == 1 { "uniform" } else { "real" };
@@ -131,7 +149,16 @@ async fn main() {
             .parse()
             .unwrap();
         match shown.attr("data-distances").await.unwrap().as_deref() {
-            Some("solved") => solved_ms.push(ms),
+            Some("solved") => {
+                solved_ms.push(ms);
+                workers.insert(
+                    shown
+                        .attr("data-workers")
+                        .await
+                        .unwrap()
+                        .unwrap_or_default(),
+                );
+            }
             _ => reused_ms.push(ms),
         }
     }
@@ -140,7 +167,9 @@ async fn main() {
         "recompute of a {TASKS}-task InsCL plan ({INSTRUCTIONS} instructions/task, d = {DIM}, exact OT, cosine):"
     );
     println!(
-        "  browser (wasm, headless Chromium), distances solved: median {:.1} ms, runs {solved_ms:.1?}",
+        "  browser (wasm, headless Chromium), distances solved on {} Web Workers (0: on the page): \
+         median {:.1} ms, runs {solved_ms:.1?} (weights uniform, real, uniform, ...)",
+        workers.into_iter().collect::<Vec<_>>().join(", "),
         median(solved_ms.clone())
     );
     println!(

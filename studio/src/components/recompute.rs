@@ -2,21 +2,26 @@
 //! settings by [`inscl::plan::plan_sequence`] (the code of `trainer plan`), beside the
 //! recorded plan with the differences marked, and the time it took.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
-use inscl::artifact::EmbeddingsFile;
+use inscl::artifact::{EmbeddingsFile, TaskEmbeddings};
 use inscl::insinfo::TagNormalizer;
-use inscl::ot::CostKind;
+use inscl::ot::{CostKind, CostPrecision};
 use inscl::plan::{
-    PlanConfig, SequencePlan, StagePlan, plan_sequence_with_distances, task_distances,
+    PlanConfig, SequencePlan, StagePlan, instruction_clouds, plan_sequence_with_distances,
 };
 use inscl::replay::Strategy;
-use inscl::similarity::{SimilarityConfig, Solver, WeightScheme};
+use inscl::similarity::{
+    InstructionCloud, SimilarityConfig, Solver, WeightScheme, distance_matrix,
+};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
 use super::plan_view::quota_bars;
 use super::stacked_bars::StackedBars;
 use super::{ExportCsv, fmt};
+use crate::distance_workers::{DistanceWorkers, Failure};
 use crate::state::{AppState, Run};
 
 /// Quotas of one (stage, previous task) in the recorded and the recomputed plan.
@@ -82,6 +87,7 @@ struct Controls {
     weights: RwSignal<String>,
     cost: RwSignal<String>,
     solver: RwSignal<String>,
+    precision: RwSignal<String>,
     epsilon: RwSignal<String>,
     strategy: RwSignal<String>,
     seed: RwSignal<String>,
@@ -109,6 +115,9 @@ impl Controls {
             weights: RwSignal::new(config.similarity.weights.to_string()),
             cost: RwSignal::new(config.similarity.cost.to_string()),
             solver: RwSignal::new(solver.to_owned()),
+            // Float32 products, whatever the run used: the same distances to about 1e-12 in
+            // half the time of float64 ones (CostPrecision::Float32, tools/bench/RESULTS.md).
+            precision: RwSignal::new(CostPrecision::Float32.to_string()),
             epsilon: RwSignal::new(epsilon.to_string()),
             strategy: RwSignal::new(config.strategy.to_string()),
             seed: RwSignal::new(config.seed.to_string()),
@@ -156,6 +165,11 @@ impl Controls {
                     .parse::<WeightScheme>()
                     .map_err(|e| e.to_string())?,
                 solver,
+                precision: self
+                    .precision
+                    .get_untracked()
+                    .parse::<CostPrecision>()
+                    .map_err(|e| e.to_string())?,
             },
             tags,
         })
@@ -173,14 +187,63 @@ fn now_ms() -> f64 {
 /// or seed replans without solving the transport problems again.
 type DistanceCache = StoredValue<Option<(SimilarityConfig, Vec<Vec<f64>>)>>;
 
-/// A recomputed plan, how long it took (ms) and whether the cached distances were reused.
-type Recomputed = (SequencePlan, f64, bool);
+/// The run's distance workers, or why there are none (the page then solves the problems).
+type Workers = StoredValue<Result<Rc<DistanceWorkers>, String>, LocalStorage>;
 
-/// Recomputes the plan and times it, reusing `cache` when the similarity setting is unchanged.
-fn recompute(
-    embeddings: &EmbeddingsFile,
-    config: &PlanConfig,
+/// The run's tasks validated once, when the panel opens, rather than on every recompute.
+struct ValidatedTasks {
+    /// The instruction clouds (valid under any cost), or the first problem, by task and
+    /// instruction.
+    clouds: Result<Vec<InstructionCloud>, String>,
+    /// The first zero embedding, which only the cosine cost rejects.
+    cosine: Result<(), String>,
+}
+
+impl ValidatedTasks {
+    fn new(tasks: &[TaskEmbeddings]) -> Self {
+        let clouds = instruction_clouds(tasks, CostKind::SqEuclidean).map_err(|e| e.to_string());
+        // The other checks passed (or failed first), so the cosine cost's first error is a
+        // zero embedding.
+        let cosine = match &clouds {
+            Ok(_) => instruction_clouds(tasks, CostKind::Cosine)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.clone()),
+        };
+        Self { clouds, cosine }
+    }
+
+    /// The clouds for `cost`, or the error `trainer plan` reports for these tasks.
+    fn clouds(&self, cost: CostKind) -> Result<&[InstructionCloud], String> {
+        if cost == CostKind::Cosine {
+            self.cosine.clone()?;
+        }
+        self.clouds.as_deref().map_err(Clone::clone)
+    }
+}
+
+/// Where the task distances of a recompute came from.
+#[derive(Debug, Clone, PartialEq)]
+enum Solved {
+    /// The cache: the similarity setting did not change.
+    Reused,
+    /// This many Web Workers.
+    Workers(usize),
+    /// The page's own thread, and why not the workers.
+    Page(String),
+}
+
+/// A recomputed plan, how long it took (ms) and where its distances came from.
+type Recomputed = (SequencePlan, f64, Solved);
+
+/// Recomputes the plan and times it, reusing `cache` when the similarity setting is unchanged
+/// and otherwise solving the transport problems on `workers` (on the page if they failed).
+async fn recompute(
+    embeddings: Arc<EmbeddingsFile>,
+    validated: Arc<ValidatedTasks>,
+    config: PlanConfig,
     cache: DistanceCache,
+    workers: Workers,
 ) -> Result<Recomputed, String> {
     let start = now_ms();
     let cached = cache.with_value(|c| {
@@ -188,19 +251,36 @@ fn recompute(
             .filter(|(similarity, _)| *similarity == config.similarity)
             .map(|(_, distances)| distances.clone())
     });
-    let reused = cached.is_some();
-    let distances = match cached {
-        Some(distances) => distances,
+    let (distances, solved) = match cached {
+        Some(distances) => (distances, Solved::Reused),
         None => {
-            let distances =
-                task_distances(&embeddings.tasks, &config.similarity).map_err(|e| e.to_string())?;
+            // Validated on the page, so that bad input is named by task and instruction.
+            let clouds = validated.clouds(config.similarity.cost)?;
+            let on_workers = match workers.get_value() {
+                Ok(pool) => match pool.distance_matrix(&config.similarity).await {
+                    Ok(distances) => Ok((distances, Solved::Workers(pool.len()))),
+                    Err(Failure::Job(error)) => return Err(error),
+                    Err(Failure::Worker(reason)) => {
+                        workers.set_value(Err(reason.clone()));
+                        Err(reason)
+                    }
+                },
+                Err(reason) => Err(reason),
+            };
+            let (distances, solved) = match on_workers {
+                Ok(solved) => solved,
+                Err(reason) => (
+                    distance_matrix(clouds, &config.similarity).map_err(|e| e.to_string())?,
+                    Solved::Page(reason),
+                ),
+            };
             cache.set_value(Some((config.similarity, distances.clone())));
-            distances
+            (distances, solved)
         }
     };
-    let plan = plan_sequence_with_distances(&embeddings.tasks, distances, config)
+    let plan = plan_sequence_with_distances(&embeddings.tasks, distances, &config)
         .map_err(|e| e.to_string())?;
-    Ok((plan, now_ms() - start, reused))
+    Ok((plan, now_ms() - start, solved))
 }
 
 /// A `<select>` bound to `value` with the given options.
@@ -231,14 +311,33 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
         .unwrap_or_default();
     let outcome = RwSignal::new(None::<Result<Recomputed, String>>);
     let cache: DistanceCache = StoredValue::new(None);
+    let validated = Arc::new(ValidatedTasks::new(&embeddings.tasks));
+    // Started with the panel, so that they are ready by the first click.
+    let workers: Workers = StoredValue::new_local(
+        validated
+            .clouds
+            .as_deref()
+            .map_err(Clone::clone)
+            .and_then(DistanceWorkers::spawn)
+            .map(Rc::new),
+    );
     // Counts recomputations so that a reader (and the benchmark) can tell results apart.
     let count = RwSignal::new(0_usize);
+    // One recompute at a time: each worker answers one message at a time.
+    let busy = RwSignal::new(false);
     let run_it = move |_| {
-        let result = controls
-            .config(tags)
-            .and_then(|config| recompute(&embeddings, &config, cache));
-        count.update(|c| *c += 1);
-        outcome.set(Some(result));
+        let config = controls.config(tags);
+        let (embeddings, validated) = (embeddings.clone(), validated.clone());
+        busy.set(true);
+        spawn_local(async move {
+            let result = match config {
+                Ok(config) => recompute(embeddings, validated, config, cache, workers).await,
+                Err(message) => Err(message),
+            };
+            count.update(|c| *c += 1);
+            outcome.set(Some(result));
+            busy.set(false);
+        });
     };
     let text_input = |id: &'static str, label: &'static str, value: RwSignal<String>| {
         view! {
@@ -250,7 +349,7 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
     };
     let result_view = move || {
         let outcome = outcome.get()?;
-        let (plan, ms, reused) = match outcome {
+        let (plan, ms, solved) = match outcome {
             Ok(ok) => ok,
             Err(message) => {
                 return Some(view! { <p class="error" id="rc-error">{message}</p> }.into_any());
@@ -306,11 +405,16 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
         Some(view! {
             <div>
                 <p id="rc-time" data-ms=ms.to_string() data-run=count.get_untracked()
-                    data-distances=if reused { "reused" } else { "solved" }>
+                    data-distances=if solved == Solved::Reused { "reused" } else { "solved" }
+                    data-workers=match solved { Solved::Workers(n) => n, _ => 0 }>
                     {format!(
                         "recomputed {} stages in {ms:.1} ms ({}); {changed} quotas differ from the recorded plan",
                         plan.stages.len(),
-                        if reused { "task distances reused" } else { "task distances solved" },
+                        match &solved {
+                            Solved::Reused => "task distances reused".to_owned(),
+                            Solved::Workers(n) => format!("task distances solved on {n} Web Workers"),
+                            Solved::Page(reason) => format!("task distances solved on the page: {reason}"),
+                        },
                     )}
                 </p>
                 <div class="row">
@@ -334,10 +438,11 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
             <Choice id="rc-weights" label="weights" value=controls.weights options=&["real", "uniform"] />
             <Choice id="rc-cost" label="cost" value=controls.cost options=&["cosine", "sqeuclidean", "euclidean"] />
             <Choice id="rc-solver" label="solver" value=controls.solver options=&["exact", "sinkhorn"] />
+            <Choice id="rc-precision" label="products" value=controls.precision options=&["float32", "float64"] />
             {text_input("rc-epsilon", "Sinkhorn ε", controls.epsilon)}
             <Choice id="rc-strategy" label="strategy" value=controls.strategy options=&["inscl", "dynamic", "insinfo", "random", "none"] />
             {text_input("rc-seed", "seed", controls.seed)}
-            <button id="rc-run" on:click=run_it>"Recompute"</button>
+            <button id="rc-run" on:click=run_it disabled=move || busy.get()>"Recompute"</button>
         </div>
         {result_view}
     }

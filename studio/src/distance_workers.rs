@@ -1,0 +1,261 @@
+//! Task distances spread over Web Workers: one distance worker
+//! (`src/bin/distance_worker.rs`, built by trunk as `distance_worker_loader.js`) per logical
+//! core, each holding the focused run's tasks. A recompute hands every worker a batch of task
+//! pairs ([`inscl::similarity::pair_distances`], the code of `trainer plan`) and assembles
+//! the matrix, so the values do not depend on how many workers there are.
+//!
+//! Messages and answers alternate strictly per worker (the recompute button is disabled while
+//! one runs), so each worker has one pending answer at a time: a JS promise whose resolve and
+//! reject functions its `message` and `error` handlers call.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use inscl::similarity::{InstructionCloud, SimilarityConfig};
+use js_sys::{Function, Promise};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+use crate::distance_job::{job_message, read_answer, tasks_message};
+
+/// The worker script trunk writes for `data-type="worker" data-loader-shim`, resolved against
+/// the page's URL.
+const WORKER_SCRIPT: &str = "distance_worker_loader.js";
+
+/// At most this many workers, whatever the core count: each holds a copy of the tasks.
+const MAX_WORKERS: usize = 16;
+
+/// The resolve and reject functions of the answer a worker owes.
+type Pending = Rc<RefCell<Option<(Function, Function)>>>;
+
+/// One worker and its pending answer.
+struct Slot {
+    worker: Worker,
+    pending: Pending,
+    _on_message: Closure<dyn Fn(MessageEvent)>,
+    _on_error: Closure<dyn Fn(ErrorEvent)>,
+}
+
+impl Slot {
+    /// Starts a worker; the returned future resolves with its first message (it listens).
+    fn spawn() -> Result<(Self, JsFuture), String> {
+        let worker = Worker::new(WORKER_SCRIPT).map_err(|e| describe(&e))?;
+        let pending: Pending = Rc::default();
+        let answered = pending.clone();
+        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some((resolve, _)) = answered.borrow_mut().take() {
+                let _ = resolve.call1(&JsValue::NULL, &event.data());
+            }
+        });
+        let failed = pending.clone();
+        let on_error = Closure::<dyn Fn(ErrorEvent)>::new(move |event: ErrorEvent| {
+            if let Some((_, reject)) = failed.borrow_mut().take() {
+                let _ = reject.call1(&JsValue::NULL, &JsValue::from(event.message()));
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let slot = Slot {
+            worker,
+            pending,
+            _on_message: on_message,
+            _on_error: on_error,
+        };
+        let listening = slot.next_answer();
+        Ok((slot, listening))
+    }
+
+    /// The future of the worker's next message; call it before posting what it answers.
+    fn next_answer(&self) -> JsFuture {
+        let pending = self.pending.clone();
+        let promise = Promise::new(&mut |resolve, reject| {
+            *pending.borrow_mut() = Some((resolve, reject));
+        });
+        JsFuture::from(promise)
+    }
+
+    /// Posts `message`; the returned future resolves with the answer's distances.
+    ///
+    /// # Errors
+    /// [`Failure::Worker`] when the worker refuses the message or fails (it will not answer
+    /// again), otherwise [`Failure::Job`] with the worker's error text.
+    fn post(
+        &self,
+        message: &JsValue,
+    ) -> Result<impl Future<Output = Result<Vec<f64>, Failure>> + use<>, Failure> {
+        let answer = self.next_answer();
+        self.worker
+            .post_message(message)
+            .map_err(|e| Failure::Worker(describe(&e)))?;
+        Ok(async move {
+            let answer = answer.await.map_err(|e| Failure::Worker(describe(&e)))?;
+            read_answer(&answer).map_err(Failure::Job)
+        })
+    }
+}
+
+/// Why a batch of distances did not come back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// A worker could not start or stopped: compute on the page instead.
+    Worker(String),
+    /// The distances themselves failed (an OT error, as text), as they would on the page.
+    Job(String),
+}
+
+/// The text of a JS error value.
+fn describe(error: &JsValue) -> String {
+    error
+        .as_string()
+        .or_else(|| {
+            error
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| format!("{error:?}"))
+}
+
+/// The pool of distance workers of one run's tasks; dropping it terminates them.
+pub struct DistanceWorkers {
+    slots: Rc<Vec<Slot>>,
+    /// Sizes of the tasks (instructions), for balancing the pairs.
+    sizes: Vec<usize>,
+    /// Resolves once every worker listens and holds the tasks; rejects if one failed.
+    started: Promise,
+}
+
+impl DistanceWorkers {
+    /// Starts one worker per logical core (`navigator.hardwareConcurrency`, at most
+    /// 16) and sends each the tasks; returns at once, the workers start in the background.
+    ///
+    /// # Errors
+    /// The browser's reason when a worker cannot be created (no `Worker`, a refused script).
+    pub fn spawn(clouds: &[InstructionCloud]) -> Result<Self, String> {
+        let cores = web_sys::window()
+            .map(|w| w.navigator().hardware_concurrency())
+            .unwrap_or(1.0);
+        let count = (cores as usize)
+            .clamp(1, MAX_WORKERS)
+            .min(clouds.len().max(1));
+        let (slots, listening): (Vec<Slot>, Vec<JsFuture>) = (0..count)
+            .map(|_| Slot::spawn())
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        let slots = Rc::new(slots);
+        let tasks = tasks_message(clouds);
+        let mut settle = None;
+        let started = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let (resolve, reject) = settle.expect("the promise executor runs at once");
+        let starting = slots.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut outcome = Ok(());
+            for (slot, listening) in starting.iter().zip(listening) {
+                outcome = match listening.await {
+                    Ok(_) => match slot.post(&tasks) {
+                        Ok(stored) => stored.await.map(|_| ()),
+                        Err(failure) => Err(failure),
+                    },
+                    Err(e) => Err(Failure::Worker(describe(&e))),
+                };
+                if outcome.is_err() {
+                    break;
+                }
+            }
+            let _ = match outcome {
+                Ok(()) => resolve.call0(&JsValue::NULL),
+                Err(Failure::Worker(text) | Failure::Job(text)) => {
+                    reject.call1(&JsValue::NULL, &JsValue::from(text))
+                }
+            };
+        });
+        Ok(DistanceWorkers {
+            slots,
+            sizes: clouds.iter().map(InstructionCloud::len).collect(),
+            started,
+        })
+    }
+
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Always false: a pool has at least one worker (kept for the `len` convention).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The full `T × T` distance matrix under `similarity` (as
+    /// [`inscl::similarity::distance_matrix`]), the pairs spread over the workers.
+    ///
+    /// # Errors
+    /// [`Failure::Worker`] when a worker did not start or failed, [`Failure::Job`] for an OT
+    /// error.
+    pub async fn distance_matrix(
+        &self,
+        similarity: &SimilarityConfig,
+    ) -> Result<Vec<Vec<f64>>, Failure> {
+        JsFuture::from(self.started.clone())
+            .await
+            .map_err(|e| Failure::Worker(describe(&e)))?;
+        let t = self.sizes.len();
+        let pairs: Vec<(usize, usize)> = (0..t)
+            .flat_map(|i| (i + 1..t).map(move |j| (i, j)))
+            .collect();
+        let batches = balance_pairs(&pairs, &self.sizes, self.slots.len());
+        // Every job is posted before any answer is awaited, so the workers run side by side.
+        let answers = self
+            .slots
+            .iter()
+            .zip(&batches)
+            .filter(|(_, batch)| !batch.is_empty())
+            .map(|(slot, batch)| Ok((batch, slot.post(&job_message(batch, similarity))?)))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let mut d = vec![vec![0.0; t]; t];
+        for (batch, answer) in answers {
+            for (&(i, j), w) in batch.iter().zip(answer.await?) {
+                d[i][j] = w;
+                d[j][i] = w;
+            }
+        }
+        Ok(d)
+    }
+}
+
+impl Drop for DistanceWorkers {
+    fn drop(&mut self) {
+        self.slots.iter().for_each(|s| s.worker.terminate());
+    }
+}
+
+/// Splits `pairs` into `workers` batches of about equal work (`n_i · n_j` cost entries per
+/// pair): longest first, each to the least loaded batch (ties: the lowest index), then each
+/// batch in the pairs' order. Deterministic.
+pub fn balance_pairs(
+    pairs: &[(usize, usize)],
+    sizes: &[usize],
+    workers: usize,
+) -> Vec<Vec<(usize, usize)>> {
+    let work = |&(i, j): &(usize, usize)| sizes[i] * sizes[j];
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(work(&pairs[k])));
+    let mut load = vec![0usize; workers];
+    let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); workers];
+    for k in order {
+        let lightest = (0..workers)
+            .min_by_key(|&w| load[w])
+            .expect("at least one worker");
+        load[lightest] += work(&pairs[k]);
+        assigned[lightest].push(k);
+    }
+    assigned
+        .into_iter()
+        .map(|mut ks| {
+            ks.sort_unstable();
+            ks.into_iter().map(|k| pairs[k]).collect()
+        })
+        .collect()
+}
