@@ -188,6 +188,17 @@ impl DistanceWorkers {
         self.slots.is_empty()
     }
 
+    /// Resolves once every worker listens and holds the tasks.
+    ///
+    /// # Errors
+    /// Why a worker did not start.
+    pub async fn started(&self) -> Result<(), String> {
+        JsFuture::from(self.started.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+
     /// The full `T × T` distance matrix under `similarity` (as
     /// [`inscl::similarity::distance_matrix`]), the pairs spread over the workers.
     ///
@@ -198,9 +209,7 @@ impl DistanceWorkers {
         &self,
         similarity: &SimilarityConfig,
     ) -> Result<Vec<Vec<f64>>, Failure> {
-        JsFuture::from(self.started.clone())
-            .await
-            .map_err(|e| Failure::Worker(describe(&e)))?;
+        self.started().await.map_err(Failure::Worker)?;
         let t = self.sizes.len();
         let pairs: Vec<(usize, usize)> = (0..t)
             .flat_map(|i| (i + 1..t).map(move |j| (i, j)))

@@ -4,7 +4,8 @@
 //! Generates seeded random embeddings (16 tasks × 200 instructions, d = 576, clustered per
 //! task), drops them on the release build, clicks "Recompute" several times and reads the
 //! time the page shows (`performance.now()` from the click's handler to the plan) and how many
-//! Web Workers solved the transport problems. `STUDIO_WORKERS=N` makes the page see N logical
+//! Web Workers solved the transport problems; the first click waits until the workers hold the
+//! tasks. `STUDIO_WORKERS=N` makes the page see N logical
 //! cores (it starts one worker per core); `STUDIO_DIST` picks the build.
 //!
 //! ```sh
@@ -122,6 +123,8 @@ async fn main() {
         .await
         .unwrap();
     let button = wait("#rc-run".into()).await;
+    // Clicks on a settled page: the distance workers hold the tasks (or could not start).
+    wait("#rc-workers:not([data-state='starting'])".into()).await;
     // Odd clicks flip the instruction weights (real ↔ uniform), which invalidates the cached
     // task distances: those recomputes solve every transport problem. Even clicks change
     // nothing, so they replan from the cached distances.

@@ -222,6 +222,38 @@ impl ValidatedTasks {
     }
 }
 
+/// The distance workers as the panel shows them.
+#[derive(Debug, Clone, PartialEq)]
+enum WorkerState {
+    /// Loading their code and the tasks.
+    Starting,
+    /// This many, holding the tasks.
+    Ready(usize),
+    /// None (why): the page solves the transport problems itself.
+    Unavailable(String),
+}
+
+impl WorkerState {
+    /// `data-state` of `#rc-workers`.
+    fn name(&self) -> &'static str {
+        match self {
+            WorkerState::Starting => "starting",
+            WorkerState::Ready(_) => "ready",
+            WorkerState::Unavailable(_) => "unavailable",
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            WorkerState::Starting => "starting the distance workers".to_owned(),
+            WorkerState::Ready(n) => format!("{n} distance workers ready"),
+            WorkerState::Unavailable(reason) => {
+                format!("no distance workers ({reason}): the page solves the transport problems")
+            }
+        }
+    }
+}
+
 /// Where the task distances of a recompute came from.
 #[derive(Debug, Clone, PartialEq)]
 enum Solved {
@@ -244,6 +276,7 @@ async fn recompute(
     config: PlanConfig,
     cache: DistanceCache,
     workers: Workers,
+    worker_state: RwSignal<WorkerState>,
 ) -> Result<Recomputed, String> {
     let start = now_ms();
     let cached = cache.with_value(|c| {
@@ -262,6 +295,7 @@ async fn recompute(
                     Err(Failure::Job(error)) => return Err(error),
                     Err(Failure::Worker(reason)) => {
                         workers.set_value(Err(reason.clone()));
+                        worker_state.set(WorkerState::Unavailable(reason.clone()));
                         Err(reason)
                     }
                 },
@@ -321,6 +355,16 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
             .and_then(DistanceWorkers::spawn)
             .map(Rc::new),
     );
+    let worker_state = RwSignal::new(WorkerState::Starting);
+    match workers.get_value() {
+        Ok(pool) => spawn_local(async move {
+            worker_state.set(match pool.started().await {
+                Ok(()) => WorkerState::Ready(pool.len()),
+                Err(reason) => WorkerState::Unavailable(reason),
+            });
+        }),
+        Err(reason) => worker_state.set(WorkerState::Unavailable(reason)),
+    }
     // Counts recomputations so that a reader (and the benchmark) can tell results apart.
     let count = RwSignal::new(0_usize);
     // One recompute at a time: each worker answers one message at a time.
@@ -331,7 +375,9 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
         busy.set(true);
         spawn_local(async move {
             let result = match config {
-                Ok(config) => recompute(embeddings, validated, config, cache, workers).await,
+                Ok(config) => {
+                    recompute(embeddings, validated, config, cache, workers, worker_state).await
+                }
                 Err(message) => Err(message),
             };
             count.update(|c| *c += 1);
@@ -443,6 +489,9 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
             <Choice id="rc-strategy" label="strategy" value=controls.strategy options=&["inscl", "dynamic", "insinfo", "random", "none"] />
             {text_input("rc-seed", "seed", controls.seed)}
             <button id="rc-run" on:click=run_it disabled=move || busy.get()>"Recompute"</button>
+            <span id="rc-workers" data-state=move || worker_state.with(WorkerState::name)>
+                {move || worker_state.with(WorkerState::text)}
+            </span>
         </div>
         {result_view}
     }
