@@ -189,8 +189,9 @@ impl InstructionCloud {
 }
 
 /// Distance between two tasks under `cfg`: the exact Wasserstein cost `⟨P*, M⟩` (InsCL
-/// Eq. 1–2) for [`Solver::Exact`], the Sinkhorn divergence for [`Solver::Sinkhorn`].
-/// Units are those of the ground cost (cosine: in `[0, 2]`).
+/// Eq. 1–2) for [`Solver::Exact`] (its plan found from float32 products under
+/// [`CostPrecision::Float32`] and the cosine cost), the Sinkhorn divergence for
+/// [`Solver::Sinkhorn`]. Units are those of the ground cost (cosine: in `[0, 2]`).
 ///
 /// # Errors
 /// [`OtError::DimensionMismatch`] if the tasks have different embedding dimensions,
@@ -204,6 +205,15 @@ pub fn wasserstein(
 ) -> Result<f64, OtError> {
     let (wa, wb) = (a.weights(cfg.weights), b.weights(cfg.weights));
     match cfg.solver {
+        Solver::Exact
+            if cfg.precision == CostPrecision::Float32 && cfg.cost == CostKind::Cosine =>
+        {
+            let prepare = |t: &InstructionCloud| {
+                PreparedCloud::with_precision(&t.points(), cfg.cost, cfg.precision)
+            };
+            prepared_distance(a, b, &prepare(a), &prepare(b), cfg)
+        }
+        // `cost_matrix` gives a cloud with itself POT's exact zero diagonal.
         Solver::Exact => Ok(emd(&wa, &wb, &cost_matrix(&a.points(), &b.points(), cfg.cost)?)?.cost),
         Solver::Sinkhorn { epsilon } => sinkhorn_divergence(
             &a.points(),
@@ -270,31 +280,34 @@ pub fn pair_distances(
     solve_pairs(tasks, prepared.as_ref(), pairs, cfg)
 }
 
-/// [`pair_distances`] with the tasks already prepared (unused by the Sinkhorn solver).
+/// [`pair_distances`] with the tasks already prepared (unused, and not checked, under the
+/// Sinkhorn solver).
 ///
 /// # Errors
 /// As [`pair_distances`].
 ///
 /// # Panics
-/// When `prepared` is not for `cfg`'s cost and precision ([`PreparedTasks::is_for`]) or has
-/// another number of tasks.
+/// Under the exact solver, when `prepared` is not for `cfg`'s cost and precision
+/// ([`PreparedTasks::is_for`]) or has another number of tasks.
 pub fn prepared_pair_distances(
     tasks: &[InstructionCloud],
     prepared: &PreparedTasks,
     pairs: &[(usize, usize)],
     cfg: &SimilarityConfig,
 ) -> Result<Vec<f64>, OtError> {
-    assert!(
-        prepared.is_for(cfg),
-        "tasks prepared for another cost or precision"
-    );
-    assert_eq!(
-        prepared.clouds.len(),
-        tasks.len(),
-        "tasks prepared for another task list"
-    );
-    let prepared = matches!(cfg.solver, Solver::Exact).then_some(prepared);
-    solve_pairs(tasks, prepared, pairs, cfg)
+    let exact = matches!(cfg.solver, Solver::Exact);
+    if exact {
+        assert!(
+            prepared.is_for(cfg),
+            "tasks prepared for another cost or precision"
+        );
+        assert_eq!(
+            prepared.clouds.len(),
+            tasks.len(),
+            "tasks prepared for another task list"
+        );
+    }
+    solve_pairs(tasks, exact.then_some(prepared), pairs, cfg)
 }
 
 /// [`pair_distances`] on `prepared` tasks (`None`: the Sinkhorn solver, which takes the raw
@@ -315,26 +328,15 @@ fn solve_pairs(
             len: tasks.len(),
         });
     }
-    let solve = |&(i, j): &(usize, usize)| {
-        let Some(prepared) = prepared else {
-            return wasserstein(&tasks[i], &tasks[j], cfg);
-        };
-        let (a, b) = (&tasks[i], &tasks[j]);
-        if a.dim != b.dim {
-            return Err(OtError::DimensionMismatch {
-                left: a.dim,
-                right: b.dim,
-            });
-        }
-        let zero_norm = |cloud| move |&row: &usize| OtError::ZeroNorm { cloud, row };
-        let x = prepared.clouds[i].as_ref().map_err(zero_norm("source"))?;
-        let y = prepared.clouds[j].as_ref().map_err(zero_norm("target"))?;
-        let costs = prepared_cost_matrix(x, y)?;
-        let solution = emd(&a.weights(cfg.weights), &b.weights(cfg.weights), &costs)?;
-        Ok(match x.precision() {
-            CostPrecision::Float64 => solution.cost,
-            CostPrecision::Float32 => prepared_plan_cost(x, y, &solution.plan),
-        })
+    let solve = |&(i, j): &(usize, usize)| match prepared {
+        Some(prepared) => prepared_distance(
+            &tasks[i],
+            &tasks[j],
+            &prepared.clouds[i],
+            &prepared.clouds[j],
+            cfg,
+        ),
+        None => wasserstein(&tasks[i], &tasks[j], cfg),
     };
     #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
     {
@@ -343,6 +345,34 @@ fn solve_pairs(
     }
     #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
     pairs.iter().map(solve).collect()
+}
+
+/// The exact distance of tasks `a` and `b` from their prepared coordinates `x` and `y` (or
+/// the row of their first zero vector), with [`wasserstein`]'s errors in its order: the
+/// dimensions, then a zero vector in the source, then in the target. Under
+/// [`CostPrecision::Float32`] the plan's cost is summed in float64 ([`prepared_plan_cost`]).
+fn prepared_distance(
+    a: &InstructionCloud,
+    b: &InstructionCloud,
+    x: &Result<PreparedCloud, usize>,
+    y: &Result<PreparedCloud, usize>,
+    cfg: &SimilarityConfig,
+) -> Result<f64, OtError> {
+    if a.dim != b.dim {
+        return Err(OtError::DimensionMismatch {
+            left: a.dim,
+            right: b.dim,
+        });
+    }
+    let zero_norm = |cloud| move |&row: &usize| OtError::ZeroNorm { cloud, row };
+    let x = x.as_ref().map_err(zero_norm("source"))?;
+    let y = y.as_ref().map_err(zero_norm("target"))?;
+    let costs = prepared_cost_matrix(x, y)?;
+    let solution = emd(&a.weights(cfg.weights), &b.weights(cfg.weights), &costs)?;
+    Ok(match x.precision() {
+        CostPrecision::Float64 => solution.cost,
+        CostPrecision::Float32 => prepared_plan_cost(x, y, &solution.plan),
+    })
 }
 
 /// The full symmetric `T × T` matrix of task distances, `D[i][j] = D[j][i] =

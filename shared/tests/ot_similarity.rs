@@ -292,7 +292,8 @@ fn float32_precision_gives_the_float64_distances() {
 }
 
 /// Pairs solved in batches (as the studio's workers do), with the tasks prepared once or per
-/// call, give `distance_matrix`'s values bit for bit, under both solvers.
+/// call, give `wasserstein`'s values (and so `distance_matrix`'s) bit for bit, under both
+/// solvers and precisions.
 #[test]
 fn pair_batches_give_the_distance_matrix() {
     let tasks = clustered_tasks(9, 5, 12, 16);
@@ -304,8 +305,17 @@ fn pair_batches_give_the_distance_matrix() {
                 precision,
                 ..SimilarityConfig::default()
             };
+            let expected: Vec<f64> = pairs
+                .iter()
+                .map(|&(i, j)| wasserstein(&tasks[i], &tasks[j], &cfg).unwrap())
+                .collect();
             let d = distance_matrix(&tasks, &cfg).unwrap();
-            let expected: Vec<f64> = pairs.iter().map(|&(i, j)| d[i][j]).collect();
+            assert!(
+                pairs
+                    .iter()
+                    .zip(&expected)
+                    .all(|(&(i, j), w)| d[i][j] == *w)
+            );
             assert_eq!(
                 pair_distances(&tasks, &pairs, &cfg).unwrap(),
                 expected,

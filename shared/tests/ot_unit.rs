@@ -494,3 +494,62 @@ fn sinkhorn_divergence_of_a_cloud_with_itself_is_zero() {
     let d = sinkhorn_divergence(&x, &y, &a, &uniform(9), CostKind::Cosine, &cfg).unwrap();
     assert!(d > 0.0);
 }
+
+/// Near-ties between plans: a cluster of points 1e-3 apart around one direction, so the cosine
+/// costs (about 1e-6) differ between plans by less than float32 products resolve. Where the
+/// float32 search picks another plan than the float64 solve, that plan's float64 cost must
+/// lie above the optimum by at most twice the largest cost error (`CostPrecision::Float32`).
+#[test]
+fn float32_search_on_near_ties_stays_within_twice_the_cost_error() {
+    use inscl::ot::{CostPrecision, PreparedCloud, prepared_cost_matrix, prepared_plan_cost};
+    let (n, d) = (8, 64);
+    let mut flips = 0;
+    for seed in 0..40 {
+        let centre = random_points(1000 + seed, 1, d);
+        let cluster = |s: u64| -> Vec<f32> {
+            let noise = random_points(s, n, d);
+            noise
+                .chunks_exact(d)
+                .flat_map(|row| row.iter().zip(&centre).map(|(e, c)| c + 1e-3 * e))
+                .collect()
+        };
+        let (xs, ys) = (cluster(2 * seed), cluster(2 * seed + 1));
+        let prepare = |p: &[f32], precision| {
+            PreparedCloud::with_precision(&cloud(p, d), CostKind::Cosine, precision).unwrap()
+        };
+        let (x64, y64) = (
+            prepare(&xs, CostPrecision::Float64),
+            prepare(&ys, CostPrecision::Float64),
+        );
+        let (x32, y32) = (
+            prepare(&xs, CostPrecision::Float32),
+            prepare(&ys, CostPrecision::Float32),
+        );
+        let (c64, c32) = (
+            prepared_cost_matrix(&x64, &y64).unwrap(),
+            prepared_cost_matrix(&x32, &y32).unwrap(),
+        );
+        let largest_error = c64
+            .as_slice()
+            .iter()
+            .zip(c32.as_slice())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let w = uniform(n);
+        let (exact, search) = (emd(&w, &w, &c64).unwrap(), emd(&w, &w, &c32).unwrap());
+        let found = prepared_plan_cost(&x32, &y32, &search.plan);
+        let excess = found - exact.cost;
+        assert!(
+            excess >= -1e-15 && excess <= 2.0 * largest_error,
+            "seed {seed}: float64 cost of the float32 plan {found} vs optimum {} (largest error {largest_error:e})",
+            exact.cost
+        );
+        if search.plan != exact.plan {
+            flips += 1;
+        }
+    }
+    assert!(
+        flips > 0,
+        "no near-tie made the float32 search pick another plan"
+    );
+}

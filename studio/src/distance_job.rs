@@ -11,7 +11,8 @@
 //!   job's pair order, or `{error: string}`.
 
 use inscl::similarity::{
-    InstructionCloud, PreparedTasks, SimilarityConfig, WeightScheme, prepared_pair_distances,
+    InstructionCloud, PreparedTasks, SimilarityConfig, Solver, WeightScheme,
+    prepared_pair_distances,
 };
 use js_sys::{Float32Array, Float64Array, Object, Reflect, Uint32Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -146,8 +147,8 @@ impl WorkerTasks {
         }
     }
 
-    /// Solves a job with [`prepared_pair_distances`], preparing the tasks again only when
-    /// the job's cost or precision differs from the last one's.
+    /// Solves a job with [`prepared_pair_distances`], preparing the tasks again only when an
+    /// exact job's cost or precision differs from the preparation's.
     ///
     /// # Errors
     /// A malformed message or the first OT error, as text.
@@ -163,7 +164,7 @@ impl WorkerTasks {
             .ok_or("distance worker message: field \"similarity\" is missing")?;
         let similarity: SimilarityConfig = serde_json::from_str(&json)
             .map_err(|e| format!("distance worker message: similarity {json:?}: {e}"))?;
-        if !self.prepared.is_for(&similarity) {
+        if similarity.solver == Solver::Exact && !self.prepared.is_for(&similarity) {
             self.prepared = PreparedTasks::new(&self.clouds, similarity.cost, similarity.precision);
         }
         prepared_pair_distances(&self.clouds, &self.prepared, &pairs, &similarity)

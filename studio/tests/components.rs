@@ -232,3 +232,73 @@ fn distance_worker_messages_round_trip() {
         "task index 3 is out of range for 3 tasks"
     );
 }
+
+/// Where the worker script is missing (this test page serves no `distance_worker_loader.js`),
+/// the panel says the workers are unavailable and why, and the page solves the transport
+/// problems itself: the recompute still answers, with `data-workers` 0.
+#[wasm_bindgen_test]
+async fn recompute_falls_back_to_the_page_without_workers() {
+    use studio::components::recompute::RecomputePanel;
+    let root = container();
+    let state = AppState::new();
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        provide_context(state);
+        view! { <RecomputePanel /> }
+    });
+    let files = [
+        (
+            "ex/run.json",
+            include_str!("../../public/example-run/run.json"),
+        ),
+        (
+            "ex/embeddings.json",
+            include_str!("../../public/example-run/embeddings.json"),
+        ),
+    ];
+    let parsed = files
+        .iter()
+        .map(|(path, text)| ((*path).to_owned(), parse(path, text).unwrap()))
+        .collect();
+    state.add(group(parsed), Vec::new());
+    let attribute = |selector: &str, name: &str| {
+        root.query_selector(selector)
+            .unwrap()
+            .and_then(|e| e.get_attribute(name))
+    };
+    // The missing script fails the workers' start (an error event, or the startup timeout).
+    for _ in 0..600 {
+        if attribute("#rc-workers", "data-state").as_deref() == Some("unavailable") {
+            break;
+        }
+        TimeoutFuture::new(50).await;
+    }
+    assert_eq!(
+        attribute("#rc-workers", "data-state").as_deref(),
+        Some("unavailable"),
+        "{:?}",
+        texts(&root, "#rc-workers")
+    );
+    root.query_selector("#rc-run")
+        .unwrap()
+        .unwrap()
+        .dyn_into::<web_sys::HtmlElement>()
+        .unwrap()
+        .click();
+    for _ in 0..200 {
+        if attribute("#rc-time", "data-workers").is_some() {
+            break;
+        }
+        TimeoutFuture::new(50).await;
+    }
+    assert_eq!(attribute("#rc-time", "data-workers").as_deref(), Some("0"));
+    assert_eq!(
+        attribute("#rc-time", "data-distances").as_deref(),
+        Some("solved")
+    );
+    let shown = texts(&root, "#rc-time").concat();
+    assert!(shown.contains("solved on the page"), "{shown}");
+    assert!(
+        !texts(&root, "td.new-quota").is_empty(),
+        "the recomputed quotas are shown"
+    );
+}

@@ -16,14 +16,17 @@ fn main() {
     let reply = scope.clone();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
         let message = event.data();
-        let job = is_job(&message);
-        let answer = if job {
+        let answer = if is_job(&message) {
             match &mut *tasks.borrow_mut() {
                 Ok(tasks) => tasks.solve(&message).map(Some),
                 Err(error) => Err(error.clone()),
             }
         } else {
-            let read = read_tasks(&message).map(WorkerTasks::new);
+            let mut read = read_tasks(&message).map(WorkerTasks::new);
+            // Before the answer, so that a worker the page counts as ready runs optimised code.
+            if let Ok(tasks) = &mut read {
+                tasks.warm_up();
+            }
             let answer = read.as_ref().map(|_| None).map_err(Clone::clone);
             *tasks.borrow_mut() = read;
             answer
@@ -31,10 +34,6 @@ fn main() {
         reply
             .post_message(&answer_message(answer))
             .expect("an answer of typed arrays can be posted");
-        // After the answer, so that the page does not wait for it.
-        if !job && let Ok(tasks) = &mut *tasks.borrow_mut() {
-            tasks.warm_up();
-        }
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();

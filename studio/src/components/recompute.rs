@@ -115,8 +115,9 @@ impl Controls {
             weights: RwSignal::new(config.similarity.weights.to_string()),
             cost: RwSignal::new(config.similarity.cost.to_string()),
             solver: RwSignal::new(solver.to_owned()),
-            // Float32 products, whatever the run used: the same distances to about 1e-12 in
-            // half the time of float64 ones (CostPrecision::Float32, tools/bench/RESULTS.md).
+            // Float32 products, whatever the run used: cost matrices in half the time, and the
+            // float64 distances (to rounding) whenever both find the same transport plans
+            // (CostPrecision::Float32, tools/bench/RESULTS.md).
             precision: RwSignal::new(CostPrecision::Float32.to_string()),
             epsilon: RwSignal::new(epsilon.to_string()),
             strategy: RwSignal::new(config.strategy.to_string()),
@@ -195,22 +196,18 @@ struct ValidatedTasks {
     /// The instruction clouds (valid under any cost), or the first problem, by task and
     /// instruction.
     clouds: Result<Vec<InstructionCloud>, String>,
-    /// The first zero embedding, which only the cosine cost rejects.
+    /// The first problem under the cosine cost, which also rejects zero embeddings.
     cosine: Result<(), String>,
 }
 
 impl ValidatedTasks {
     fn new(tasks: &[TaskEmbeddings]) -> Self {
-        let clouds = instruction_clouds(tasks, CostKind::SqEuclidean).map_err(|e| e.to_string());
-        // The other checks passed (or failed first), so the cosine cost's first error is a
-        // zero embedding.
-        let cosine = match &clouds {
-            Ok(_) => instruction_clouds(tasks, CostKind::Cosine)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.clone()),
-        };
-        Self { clouds, cosine }
+        let validate = |cost| instruction_clouds(tasks, cost).map_err(|e| e.to_string());
+        Self {
+            clouds: validate(CostKind::SqEuclidean),
+            // Its own pass: a zero embedding may come before another problem.
+            cosine: validate(CostKind::Cosine).map(|_| ()),
+        }
     }
 
     /// The clouds for `cost`, or the error `trainer plan` reports for these tasks.
@@ -292,7 +289,9 @@ async fn recompute(
             let on_workers = match workers.get_value() {
                 Ok(pool) => match pool.distance_matrix(&config.similarity).await {
                     Ok(distances) => Ok((distances, Solved::Workers(pool.len()))),
-                    Err(Failure::Job(error)) => return Err(error),
+                    // Solved again on the page, pair by pair in order, which reports the
+                    // first failing pair's error, as `trainer plan` does.
+                    Err(Failure::Job(error)) => Err(format!("a distance worker failed: {error}")),
                     Err(Failure::Worker(reason)) => {
                         workers.set_value(Err(reason.clone()));
                         worker_state.set(WorkerState::Unavailable(reason.clone()));
