@@ -154,6 +154,12 @@ impl WorkerTasks {
     /// A malformed message or the first OT error, as text.
     pub fn solve(&mut self, message: &JsValue) -> Result<Vec<f64>, String> {
         let flat = get::<Uint32Array>(message, "pairs")?.to_vec();
+        if flat.len() % 2 != 0 {
+            return Err(format!(
+                "distance worker message: {} task indices do not make pairs",
+                flat.len()
+            ));
+        }
         let pairs: Vec<(usize, usize)> = flat
             .chunks_exact(2)
             .map(|p| (p[0] as usize, p[1] as usize))

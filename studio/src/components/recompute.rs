@@ -483,7 +483,7 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
             <Choice id="rc-weights" label="weights" value=controls.weights options=&["real", "uniform"] />
             <Choice id="rc-cost" label="cost" value=controls.cost options=&["cosine", "sqeuclidean", "euclidean"] />
             <Choice id="rc-solver" label="solver" value=controls.solver options=&["exact", "sinkhorn"] />
-            <Choice id="rc-precision" label="products" value=controls.precision options=&["float32", "float64"] />
+            <Choice id="rc-precision" label="cost precision" value=controls.precision options=&["float32", "float64"] />
             {text_input("rc-epsilon", "Sinkhorn ε", controls.epsilon)}
             <Choice id="rc-strategy" label="strategy" value=controls.strategy options=&["inscl", "dynamic", "insinfo", "random", "none"] />
             {text_input("rc-seed", "seed", controls.seed)}
