@@ -268,14 +268,30 @@ fn min_reduced_cost_avx2(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f6
     min_reduced_cost(cost, pi_target, pi_source)
 }
 
+/// [`min_reduced_cost`] compiled for wasm's simd128 (2 float64 lanes), the studio's build:
+/// wasm has no runtime feature detection, and its `gemm` cost matrices already need simd128.
+/// Bit-identical for the same reason as the AVX2 build.
+#[cfg(target_arch = "wasm32")]
+#[target_feature(enable = "simd128")]
+fn min_reduced_cost_simd128(
+    cost: &[f64],
+    pi_target: &[f64],
+    pi_source: f64,
+) -> (f64, Option<usize>) {
+    min_reduced_cost(cost, pi_target, pi_source)
+}
+
 /// [`min_reduced_cost`] with the AVX2 build when the CPU has it (checked once, cached by
-/// `std`).
+/// `std`), the simd128 build on wasm32.
 fn scan_run(cost: &[f64], pi_target: &[f64], pi_source: f64) -> (f64, Option<usize>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, the only requirement of the function.
         return unsafe { min_reduced_cost_avx2(cost, pi_target, pi_source) };
     }
+    #[cfg(target_arch = "wasm32")]
+    return min_reduced_cost_simd128(cost, pi_target, pi_source);
+    #[cfg(not(target_arch = "wasm32"))]
     min_reduced_cost(cost, pi_target, pi_source)
 }
 
