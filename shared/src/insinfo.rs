@@ -136,11 +136,23 @@ impl TagNormalizer {
     }
 }
 
+/// Calls `f` on each distinct tag of `tags` in sorted order. Sets from
+/// [`TagNormalizer::normalize_set`] and [`TagNormalizer::merge_near_duplicates`] are sorted
+/// and deduplicated already, and are walked as they are; any other goes through a `BTreeSet`.
+fn for_each_distinct<'a>(tags: &'a [String], mut f: impl FnMut(&'a str)) {
+    if tags.windows(2).all(|w| w[0] < w[1]) {
+        tags.iter().for_each(|tag| f(tag));
+    } else {
+        let set: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
+        set.into_iter().for_each(f);
+    }
+}
+
 /// Tag frequencies over every instruction seen so far (InsCL §3.2): `N` and `f_tag` of the
 /// InsInfo formula.
 ///
-/// Build it from the tag sets of all instructions of all tasks up to and including the current
-/// one, and rebuild it at every stage.
+/// Built from the tag sets of all instructions of all tasks up to and including the current
+/// one, at every stage (or, without tag merging, extended by each stage's task).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagStatistics {
     /// `N`: the number of instructions counted.
@@ -154,18 +166,27 @@ impl TagStatistics {
     /// Counts `N` and `f_tag` over the given tag sets, one per instruction.
     pub fn from_instructions<'a>(tag_sets: impl IntoIterator<Item = &'a [String]>) -> Self {
         let mut stats = Self::default();
-        for tags in tag_sets {
-            stats.instructions += 1;
-            let distinct: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
-            for tag in distinct {
-                *stats.frequencies.entry(tag.to_owned()).or_default() += 1;
-            }
-        }
+        stats.add_instructions(tag_sets);
         stats
     }
 
+    /// Adds the given tag sets, one per instruction, to `N` and `f_tag`: the statistics of a
+    /// later stage from an earlier one's, when tags are not merged (merging rewrites earlier
+    /// sets).
+    pub fn add_instructions<'a>(&mut self, tag_sets: impl IntoIterator<Item = &'a [String]>) {
+        for tags in tag_sets {
+            self.instructions += 1;
+            for_each_distinct(tags, |tag| match self.frequencies.get_mut(tag) {
+                Some(count) => *count += 1,
+                None => {
+                    self.frequencies.insert(tag.to_owned(), 1);
+                }
+            });
+        }
+    }
+
     /// InsInfo of one instruction, InsCL §3.2 (the official code's idf sum):
-    /// `Σ_{tag} ln(N / f_tag)` (natural log, ≥ 0).
+    /// `Σ_{tag} ln(N / f_tag)` (natural log, ≥ 0), summed in the tags' sorted order.
     ///
     /// `tags` is the instruction's tag set; a tag listed twice counts once. An instruction
     /// without tags scores 0, and so does a tag carried by every instruction. A tag absent from
@@ -174,14 +195,12 @@ impl TagStatistics {
     /// contributing `ln N` (0 when `N ≤ 1`).
     pub fn insinfo(&self, tags: &[String]) -> f64 {
         let n = self.instructions.max(1) as f64;
-        let distinct: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
-        distinct
-            .into_iter()
-            .map(|tag| {
-                let f = self.frequencies.get(tag).copied().unwrap_or(1).max(1);
-                (n / f as f64).ln()
-            })
-            .sum()
+        let mut sum = 0.0;
+        for_each_distinct(tags, |tag| {
+            let f = self.frequencies.get(tag).copied().unwrap_or(1).max(1);
+            sum += (n / f as f64).ln();
+        });
+        sum
     }
 
     /// InsInfo of each instruction of one previous task, normalised to sum to 1 within the task

@@ -197,18 +197,27 @@ pub fn plan_sequence_with_distances(
         return Err(PlanError::DistanceShape { tasks: t });
     }
     // Normalising is per instruction, so it is done once; merging depends on the tasks seen
-    // by each stage, so plan_stage does it per stage.
-    let tag_sets = normalized_tags(tasks, &config.tags);
-    let stages = (0..t)
-        .map(|current| {
+    // by each stage, so it is done per stage.
+    let normalized = normalized_tags(tasks, &config.tags);
+    // Without merging, earlier sets never change: the statistics grow by a task per stage.
+    let mut unmerged = TagStatistics::default();
+    let mut stages = Vec::with_capacity(t);
+    for current in 0..t {
+        let (seen, distances) = (&normalized[..=current], &distances[current][..current]);
+        stages.push(if config.tags.merge_threshold.is_some() {
+            let (tag_sets, statistics) = seen_tags(seen, &config.tags);
             plan_stage(
                 &tasks[..=current],
-                &tag_sets[..=current],
-                &distances[current][..current],
+                &tag_sets,
+                &statistics,
+                distances,
                 config,
             )
-        })
-        .collect();
+        } else {
+            unmerged.add_instructions(normalized[current].iter().map(Vec::as_slice));
+            plan_stage(&tasks[..=current], seen, &unmerged, distances, config)
+        });
+    }
     Ok(SequencePlan {
         tasks: tasks.iter().map(|t| t.name.clone()).collect(),
         distances,
@@ -229,8 +238,15 @@ pub fn plan_last_stage(
     let clouds = instruction_clouds(tasks, config.similarity.cost)?;
     let current = clouds.len() - 1;
     let distances = similarity::distance_row(&clouds, current, &config.similarity)?;
-    let tag_sets = normalized_tags(tasks, &config.tags);
-    Ok(plan_stage(tasks, &tag_sets, &distances, config))
+    let normalized = normalized_tags(tasks, &config.tags);
+    let (tag_sets, statistics) = seen_tags(&normalized, &config.tags);
+    Ok(plan_stage(
+        tasks,
+        &tag_sets,
+        &statistics,
+        &distances,
+        config,
+    ))
 }
 
 /// Normalised tag sets, `[task][instruction] -> tags` (not merged: see [`merged_tags`]).
@@ -266,16 +282,28 @@ fn merged_tags<'a>(
     Cow::Owned(merged_sets)
 }
 
-/// Plans the stage that trains the last of `tasks` given its distances to the others and the
-/// tasks' normalised tag sets ([`normalized_tags`]).
+/// The tag sets of the tasks a stage has seen (`seen`, normalised), merged if configured
+/// ([`merged_tags`]), and their InsInfo statistics: every instruction seen so far, the
+/// current task's included.
+fn seen_tags<'a>(
+    seen: &'a [Vec<Vec<String>>],
+    normalizer: &TagNormalizer,
+) -> (Cow<'a, [Vec<Vec<String>>]>, TagStatistics) {
+    let tag_sets = merged_tags(seen, normalizer);
+    let statistics = TagStatistics::from_instructions(tag_sets.iter().flatten().map(Vec::as_slice));
+    (tag_sets, statistics)
+}
+
+/// Plans the stage that trains the last of `tasks` given its distances to the others, the
+/// tasks' tag sets as the stage sees them and their statistics ([`seen_tags`]).
 fn plan_stage(
     tasks: &[TaskEmbeddings],
     tag_sets: &[Vec<Vec<String>>],
+    statistics: &TagStatistics,
     distances: &[f64],
     config: &PlanConfig,
 ) -> StagePlan {
     let current = tasks.len() - 1;
-    let tag_sets = merged_tags(tag_sets, &config.tags);
     let stage = current + 1;
     let strategy = config.strategy;
     let budget = if strategy.replays() {
@@ -288,8 +316,6 @@ fn plan_stage(
     } else {
         replay::allocate_uniform(current, budget)
     };
-    // InsInfo's N and tag frequencies cover every instruction seen so far, current task included.
-    let statistics = TagStatistics::from_instructions(tag_sets.iter().flatten().map(Vec::as_slice));
     let previous = (0..current)
         .map(|j| {
             let task = &tasks[j];
