@@ -10,7 +10,8 @@
 //!
 //! where `N` is the number of instructions of all tasks seen so far (the current task included)
 //! and `f_tag` the number of those instructions carrying `tag`. Because the statistics grow with
-//! every new task, the caller rebuilds [`TagStatistics`] at every stage.
+//! every new task, the caller rebuilds [`TagStatistics`] at every stage, or extends it by the
+//! stage's task ([`TagStatistics::add_instructions`]) when earlier tag sets do not change.
 //!
 //! Raw tags are noisy ("Math-Problems ", "math problem", "math_problems"), so they are first
 //! normalised with a [`TagNormalizer`]: lower-casing, keeping letters only, Snowball stemming and,
@@ -195,7 +196,9 @@ impl TagStatistics {
     /// contributing `ln N` (0 when `N ≤ 1`).
     pub fn insinfo(&self, tags: &[String]) -> f64 {
         let n = self.instructions.max(1) as f64;
-        let mut sum = 0.0;
+        // −0.0 is where `Iterator::sum` starts: a tagless instruction keeps scoring −0.0, and
+        // plans serialise as before.
+        let mut sum = -0.0;
         for_each_distinct(tags, |tag| {
             let f = self.frequencies.get(tag).copied().unwrap_or(1).max(1);
             sum += (n / f as f64).ln();

@@ -232,15 +232,20 @@ impl DistanceWorkers {
         self.slots.is_empty()
     }
 
-    /// Resolves once every worker listens and holds the tasks.
+    /// Resolves once every worker listens and holds the tasks; the future does not hold the
+    /// pool, so waiting on it does not keep the workers alive.
     ///
     /// # Errors
     /// Why a worker did not start, or that the startup timed out.
-    pub async fn started(&self) -> Result<(), String> {
-        JsFuture::from(self.started.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| describe(&e))
+    pub fn started(&self) -> impl Future<Output = Result<(), String>> + use<> {
+        let started = JsFuture::from(self.started.clone());
+        async move { started.await.map(|_| ()).map_err(|e| describe(&e)) }
+    }
+
+    /// Terminates the workers and fails the answers they owe (a recompute in flight then
+    /// returns [`Failure::Worker`]). Dropping the pool does the same.
+    pub fn stop(&self) {
+        self.slots.iter().for_each(Slot::stop);
     }
 
     /// The full `T × T` distance matrix under `similarity` (as
@@ -301,7 +306,7 @@ impl DistanceWorkers {
 
 impl Drop for DistanceWorkers {
     fn drop(&mut self) {
-        self.slots.iter().for_each(Slot::stop);
+        self.stop();
     }
 }
 

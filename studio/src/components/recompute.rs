@@ -292,6 +292,10 @@ async fn recompute(
                     // Solved again on the page, pair by pair in order, which reports the
                     // first failing pair's error, as `trainer plan` does.
                     Err(Failure::Job(error)) => Err(format!("a distance worker failed: {error}")),
+                    // The panel closed: nobody waits for the page to solve them.
+                    Err(Failure::Worker(_)) if workers.is_disposed() => {
+                        return Err("the panel was closed".to_owned());
+                    }
                     Err(Failure::Worker(reason)) => {
                         workers.set_value(Err(reason.clone()));
                         worker_state.set(WorkerState::Unavailable(reason.clone()));
@@ -356,14 +360,29 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
     );
     let worker_state = RwSignal::new(WorkerState::Starting);
     match workers.get_value() {
-        Ok(pool) => spawn_local(async move {
-            worker_state.set(match pool.started().await {
-                Ok(()) => WorkerState::Ready(pool.len()),
-                Err(reason) => WorkerState::Unavailable(reason),
+        Ok(pool) => {
+            let (started, count) = (pool.started(), pool.len());
+            spawn_local(async move {
+                match started.await {
+                    Ok(()) => worker_state.set(WorkerState::Ready(count)),
+                    Err(reason) => {
+                        // Drops the pool: its workers, loaded or not, are terminated.
+                        workers.set_value(Err(reason.clone()));
+                        worker_state.set(WorkerState::Unavailable(reason));
+                    }
+                }
             });
-        }),
+        }
         Err(reason) => worker_state.set(WorkerState::Unavailable(reason)),
     }
+    // A recompute in flight holds the pool: stop its workers with the panel.
+    on_cleanup(move || {
+        workers.try_with_value(|w| {
+            if let Ok(pool) = w {
+                pool.stop();
+            }
+        });
+    });
     // Counts recomputations so that a reader (and the benchmark) can tell results apart.
     let count = RwSignal::new(0_usize);
     // One recompute at a time: each worker answers one message at a time.
