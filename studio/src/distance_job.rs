@@ -3,8 +3,9 @@
 //! `postMessage` copies without a serialisation format:
 //!
 //! - tasks, once per worker: `{dim, sizes: Uint32Array, counts: Uint32Array, points:
-//!   Float32Array}`, every task's instruction counts and embeddings concatenated in task
-//!   order, `sizes[t]` instructions for task `t`;
+//!   Float32Array, similarity: string}`, every task's instruction counts and embeddings
+//!   concatenated in task order, `sizes[t]` instructions for task `t`, and the setting the
+//!   panel opened with (as JSON), which the worker prepares the tasks for;
 //! - a job: `{pairs: Uint32Array, similarity: string}`, the pairs `(i, j)` flattened and the
 //!   [`SimilarityConfig`] as JSON;
 //! - the answer to each message: `{}` for tasks stored, `{distances: Float64Array}` in the
@@ -30,8 +31,9 @@ fn get<T: JsCast>(object: &JsValue, key: &str) -> Result<T, String> {
         .ok_or_else(|| format!("distance worker message: field {key:?} is missing or mistyped"))
 }
 
-/// The tasks' clouds as a message (one copy of every embedding into a JS typed array).
-pub fn tasks_message(clouds: &[InstructionCloud]) -> JsValue {
+/// The tasks' clouds and the panel's opening `similarity` as a message (one copy of every
+/// embedding into a JS typed array).
+pub fn tasks_message(clouds: &[InstructionCloud], similarity: &SimilarityConfig) -> JsValue {
     let dim = clouds.first().map_or(0, InstructionCloud::dim);
     let total: usize = clouds.iter().map(InstructionCloud::len).sum();
     let points = Float32Array::new_with_length((total * dim) as u32);
@@ -43,20 +45,43 @@ pub fn tasks_message(clouds: &[InstructionCloud]) -> JsValue {
         offset = end;
     }
     let sizes: Vec<u32> = clouds.iter().map(|c| c.len() as u32).collect();
-    let counts: Vec<u32> = clouds.iter().flat_map(|c| c.counts().to_vec()).collect();
+    let counts: Vec<u32> = clouds
+        .iter()
+        .flat_map(|c| c.counts().iter().copied())
+        .collect();
     let message = Object::new();
     set(&message, "dim", &JsValue::from(dim as u32));
     set(&message, "sizes", &Uint32Array::from(&sizes[..]));
     set(&message, "counts", &Uint32Array::from(&counts[..]));
     set(&message, "points", &points);
+    set_similarity(&message, similarity);
     message.into()
 }
 
-/// The clouds of a tasks message, validated by [`InstructionCloud::new`].
+/// Sets `message.similarity` to `similarity` as JSON.
+fn set_similarity(message: &Object, similarity: &SimilarityConfig) {
+    let json = serde_json::to_string(similarity).expect("a similarity config serialises");
+    set(message, "similarity", &JsValue::from(json));
+}
+
+/// `message.similarity`, parsed.
+///
+/// # Errors
+/// A missing field or JSON that is not a [`SimilarityConfig`].
+fn read_similarity(message: &JsValue) -> Result<SimilarityConfig, String> {
+    let json = Reflect::get(message, &"similarity".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or("distance worker message: field \"similarity\" is missing")?;
+    serde_json::from_str(&json)
+        .map_err(|e| format!("distance worker message: similarity {json:?}: {e}"))
+}
+
+/// The clouds of a tasks message, validated by [`InstructionCloud::new`], and its setting.
 ///
 /// # Errors
 /// A missing or mistyped field, arrays that do not add up, or an invalid cloud (by task index).
-pub fn read_tasks(message: &JsValue) -> Result<Vec<InstructionCloud>, String> {
+pub fn read_tasks(message: &JsValue) -> Result<(Vec<InstructionCloud>, SimilarityConfig), String> {
     let dim = Reflect::get(message, &"dim".into())
         .ok()
         .and_then(|v| v.as_f64())
@@ -72,8 +97,9 @@ pub fn read_tasks(message: &JsValue) -> Result<Vec<InstructionCloud>, String> {
             points.len()
         ));
     }
+    let similarity = read_similarity(message)?;
     let mut start = 0;
-    sizes
+    let clouds = sizes
         .iter()
         .enumerate()
         .map(|(task, &n)| {
@@ -86,7 +112,8 @@ pub fn read_tasks(message: &JsValue) -> Result<Vec<InstructionCloud>, String> {
             )
             .map_err(|e| format!("task {task}: {e}"))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((clouds, similarity))
 }
 
 /// A job: the pairs to solve under `similarity`.
@@ -97,8 +124,7 @@ pub fn job_message(pairs: &[(usize, usize)], similarity: &SimilarityConfig) -> J
         .collect();
     let message = Object::new();
     set(&message, "pairs", &Uint32Array::from(&flat[..]));
-    let json = serde_json::to_string(similarity).expect("a similarity config serialises");
-    set(&message, "similarity", &JsValue::from(json));
+    set_similarity(&message, similarity);
     message.into()
 }
 
@@ -111,26 +137,23 @@ pub fn is_job(message: &JsValue) -> bool {
 /// cost and precision of the latest job (each job would otherwise prepare every task again).
 pub struct WorkerTasks {
     clouds: Vec<InstructionCloud>,
+    /// The setting the panel opened with, which [`WorkerTasks::warm_up`] solves under.
+    opening: SimilarityConfig,
     prepared: PreparedTasks,
 }
 
 impl WorkerTasks {
-    /// Keeps `clouds`, prepared for the studio's default setting (cosine, float32).
-    pub fn new(clouds: Vec<InstructionCloud>) -> Self {
-        let default = Self::default_similarity();
-        let prepared = PreparedTasks::new(&clouds, default.cost, default.precision);
-        Self { clouds, prepared }
-    }
-
-    /// The setting the recompute panel opens with for a run of InsCL's defaults.
-    fn default_similarity() -> SimilarityConfig {
-        SimilarityConfig {
-            precision: inscl::ot::CostPrecision::Float32,
-            ..SimilarityConfig::default()
+    /// Keeps `clouds`, prepared for `opening`, the setting the panel opened with.
+    pub fn new(clouds: Vec<InstructionCloud>, opening: SimilarityConfig) -> Self {
+        let prepared = PreparedTasks::new(&clouds, opening.cost, opening.precision);
+        Self {
+            clouds,
+            opening,
+            prepared,
         }
     }
 
-    /// Solves the first pair under the default setting with both weightings and drops the
+    /// Solves the first pair under the opening setting with both weightings and drops the
     /// values: the browser compiles wasm functions with a baseline compiler first and with
     /// its optimising one once they have run for a while, so this runs while the page is
     /// idle, and the first recompute runs optimised code.
@@ -141,7 +164,7 @@ impl WorkerTasks {
         for weights in [WeightScheme::Uniform, WeightScheme::Real] {
             let similarity = SimilarityConfig {
                 weights,
-                ..Self::default_similarity()
+                ..self.opening
             };
             let _ = prepared_pair_distances(&self.clouds, &self.prepared, &[(0, 1)], &similarity);
         }
@@ -164,12 +187,7 @@ impl WorkerTasks {
             .chunks_exact(2)
             .map(|p| (p[0] as usize, p[1] as usize))
             .collect();
-        let json = Reflect::get(message, &"similarity".into())
-            .ok()
-            .and_then(|v| v.as_string())
-            .ok_or("distance worker message: field \"similarity\" is missing")?;
-        let similarity: SimilarityConfig = serde_json::from_str(&json)
-            .map_err(|e| format!("distance worker message: similarity {json:?}: {e}"))?;
+        let similarity = read_similarity(message)?;
         if similarity.solver == Solver::Exact && !self.prepared.is_for(&similarity) {
             self.prepared = PreparedTasks::new(&self.clouds, similarity.cost, similarity.precision);
         }

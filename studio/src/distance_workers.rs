@@ -159,12 +159,13 @@ pub struct DistanceWorkers {
 
 impl DistanceWorkers {
     /// Starts one worker per logical core (`navigator.hardwareConcurrency`, at most
-    /// [`MAX_WORKERS`] and at most one per task pair) and sends each the tasks; returns at
+    /// [`MAX_WORKERS`] and at most one per task pair) and sends each the tasks and `opening`,
+    /// the setting the panel opened with, which they prepare and warm up for; returns at
     /// once, the workers start in the background ([`DistanceWorkers::started`]).
     ///
     /// # Errors
     /// The browser's reason when a worker cannot be created (no `Worker`, a refused script).
-    pub fn spawn(clouds: &[InstructionCloud]) -> Result<Self, String> {
+    pub fn spawn(clouds: &[InstructionCloud], opening: &SimilarityConfig) -> Result<Self, String> {
         let cores = web_sys::window()
             .map(|w| w.navigator().hardware_concurrency())
             .unwrap_or(1.0);
@@ -191,7 +192,7 @@ impl DistanceWorkers {
                 STARTUP_TIMEOUT_MS,
             );
         }
-        let tasks = tasks_message(clouds);
+        let tasks = tasks_message(clouds, opening);
         let starting = slots.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let outcome = async {

@@ -187,18 +187,18 @@ fn distance_worker_messages_round_trip() {
         )
         .unwrap(),
     ];
-    let tasks = tasks_message(&clouds);
-    assert!(!is_job(&tasks));
-    assert_eq!(read_tasks(&tasks).unwrap(), clouds);
     let similarity = SimilarityConfig {
         weights: WeightScheme::Uniform,
         precision: CostPrecision::Float32,
         ..SimilarityConfig::default()
     };
+    let tasks = tasks_message(&clouds, &similarity);
+    assert!(!is_job(&tasks));
+    assert_eq!(read_tasks(&tasks).unwrap(), (clouds.clone(), similarity));
     let pairs = [(1, 2), (0, 2)];
     let job = job_message(&pairs, &similarity);
     assert!(is_job(&job));
-    let mut worker = WorkerTasks::new(clouds.clone());
+    let mut worker = WorkerTasks::new(clouds.clone(), similarity);
     worker.warm_up();
     let distances = worker.solve(&job).unwrap();
     assert_eq!(

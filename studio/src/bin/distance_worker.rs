@@ -22,7 +22,8 @@ fn main() {
                 Err(error) => Err(error.clone()),
             }
         } else {
-            let mut read = read_tasks(&message).map(WorkerTasks::new);
+            let mut read =
+                read_tasks(&message).map(|(clouds, opening)| WorkerTasks::new(clouds, opening));
             // Before the answer, so that a worker the page counts as ready runs optimised code.
             if let Ok(tasks) = &mut read {
                 tasks.warm_up();

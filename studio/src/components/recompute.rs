@@ -203,10 +203,18 @@ struct ValidatedTasks {
 impl ValidatedTasks {
     fn new(tasks: &[TaskEmbeddings]) -> Self {
         let validate = |cost| instruction_clouds(tasks, cost).map_err(|e| e.to_string());
-        Self {
-            clouds: validate(CostKind::SqEuclidean),
-            // Its own pass: a zero embedding may come before another problem.
-            cosine: validate(CostKind::Cosine).map(|_| ()),
+        // Clouds valid under the cosine cost are valid under every cost; only when they are
+        // not is the pass without the zero-norm check needed (a zero embedding may come
+        // before another problem).
+        match validate(CostKind::Cosine) {
+            Ok(clouds) => Self {
+                clouds: Ok(clouds),
+                cosine: Ok(()),
+            },
+            Err(error) => Self {
+                clouds: validate(CostKind::SqEuclidean),
+                cosine: Err(error),
+            },
         }
     }
 
@@ -350,12 +358,16 @@ fn RecomputeRun(run: Arc<Run>, embeddings: Arc<EmbeddingsFile>) -> impl IntoView
     let cache: DistanceCache = StoredValue::new(None);
     let validated = Arc::new(ValidatedTasks::new(&embeddings.tasks));
     // Started with the panel, so that they are ready by the first click.
+    let opening = controls
+        .config(tags)
+        .map(|config| config.similarity)
+        .unwrap_or_default();
     let workers: Workers = StoredValue::new_local(
         validated
             .clouds
             .as_deref()
             .map_err(Clone::clone)
-            .and_then(DistanceWorkers::spawn)
+            .and_then(|clouds| DistanceWorkers::spawn(clouds, &opening))
             .map(Rc::new),
     );
     let worker_state = RwSignal::new(WorkerState::Starting);
