@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
-use llama::host::{HostTensor, HostTensors};
-use llama::lora::{LoraConfig, load_peft_adapter, read_peft_adapter};
+use llama::io::host::{HostTensor, HostTensors};
+use llama::lora::LoraConfig;
 use llama::model::Llama;
+use llama::peft::{load_peft_adapter, read_peft_adapter};
 use llama::train::{
     Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, accumulate_gradients,
     causal_lm_loss, collate,
@@ -41,7 +42,8 @@ fn reference() -> Reference {
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let device = Device::default().autodiff();
     let (config, tensors) =
-        llama::safetensors::load_llama(root().join("llama/fixtures/tiny_llama_untied")).unwrap();
+        llama::io::safetensors::load_llama(root().join("llama/fixtures/tiny_llama_untied"))
+            .unwrap();
     let base = Llama::from_host_tensors(&config, &tensors, &device).unwrap();
     let (lora, adapter) = read_peft_adapter(&root().join("llama/fixtures/peft_adapter")).unwrap();
     let model = load_peft_adapter(base, &lora, &adapter).unwrap();

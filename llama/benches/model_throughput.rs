@@ -11,9 +11,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llama::config::LlamaConfig;
 use llama::generate::{GenerationConfig, generate};
-use llama::host::{HostTensor, HostTensors};
-use llama::lora::{LoraConfig, LoraTarget, apply_lora};
+use llama::io::host::{HostTensor, HostTensors};
+use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
+use llama::peft::apply_lora;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -6,20 +6,20 @@
 //! Tensors are burn's backend-dispatched [`Tensor`]s: the same code runs on any device
 //! (flex CPU, wgpu) chosen at run time through [`Device`]. Module field names mirror HF's
 //! (`layers.3.self_attn.q_proj.weight`); the seven projections of a layer are [`LoraLinear`]s,
-//! which carry a LoRA adapter once [`crate::lora::apply_lora`] attaches one.
+//! which carry a LoRA adapter once [`crate::peft::apply_lora`] attaches one.
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::attention::masked_attention;
 use crate::config::LlamaConfig;
-use crate::frozen_matmul::project;
-use crate::head_loss::head_nll_sum;
-use crate::host::{HostTensor, HostTensors};
+use crate::io::host::{HostTensor, HostTensors};
+use crate::kernels::attention::masked_attention;
+use crate::kernels::frozen_matmul::project;
+use crate::kernels::head_loss::head_nll_sum;
+use crate::kernels::swiglu::swiglu;
 use crate::lora::{LoraLinear, LoraTarget};
-use crate::swiglu::swiglu;
 
 /// Label value excluded from the loss (PyTorch `CrossEntropyLoss(ignore_index=-100)`).
 pub const IGNORE_INDEX: i64 = -100;

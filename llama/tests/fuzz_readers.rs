@@ -14,8 +14,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use llama::gguf::GgufFile;
-use llama::host::HostTensors;
+use llama::io::gguf::GgufFile;
+use llama::io::host::HostTensors;
 use llama::tokenizer::Tokenizer;
 use support::gguf::Builder;
 
@@ -144,7 +144,7 @@ fn the_seed_gguf_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     std::fs::write(&path, tiny_gguf(true)).unwrap();
-    let (config, tensors) = llama::gguf::load_llama(&path).unwrap();
+    let (config, tensors) = llama::io::gguf::load_llama(&path).unwrap();
     assert_eq!((config.hidden_size, tensors.len()), (8, 11));
     let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
     assert_eq!(tok.encode(" the", false).unwrap().len(), 2);
@@ -157,7 +157,9 @@ fn gguf() {
     let seeds = vec![tiny_gguf(true), tiny_gguf(false), Builder::new().bytes(2)];
     let file = dir.path().join("model.gguf");
     fuzz::fuzz("gguf", seeds, &file, &file, |path| {
-        let loaded = llama::gguf::load_llama(path).err().map(|e| e.to_string());
+        let loaded = llama::io::gguf::load_llama(path)
+            .err()
+            .map(|e| e.to_string());
         let tokenizer = GgufFile::open(path)
             .map_err(llama::tokenizer::TokenizerError::from)
             .and_then(|file| Tokenizer::from_gguf(&file));
@@ -179,7 +181,7 @@ fn safetensors() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("model.safetensors");
     fuzz::fuzz("safetensors", seeds, &file, &file, |path| {
-        llama::safetensors::read_file_into(path, &mut HostTensors::new())
+        llama::io::safetensors::read_file_into(path, &mut HostTensors::new())
             .err()
             .map(|e| e.to_string())
     });
@@ -223,7 +225,7 @@ fn extreme_headers_are_errors() {
     let path = dir.path().join("extreme.gguf");
     let error = |bytes: Vec<u8>| {
         std::fs::write(&path, bytes).unwrap();
-        let message = llama::gguf::load_llama(&path).unwrap_err().to_string();
+        let message = llama::io::gguf::load_llama(&path).unwrap_err().to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
         message
     };

@@ -13,7 +13,7 @@ fn model(name: &str) -> Llama {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name);
-    let (config, tensors) = llama::safetensors::load_llama(dir).unwrap();
+    let (config, tensors) = llama::io::safetensors::load_llama(dir).unwrap();
     Llama::from_host_tensors(&config, &tensors, &Device::default()).unwrap()
 }
 

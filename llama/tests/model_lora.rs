@@ -5,12 +5,13 @@
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use llama::host::HostTensors;
-use llama::lora::{
-    LoraConfig, LoraError, LoraTarget, apply_lora, load_peft_adapter, merge_lora,
-    parameters_on_host, peft_adapter_config, peft_adapter_tensors, read_peft_adapter,
-};
+use llama::io::host::{HostTensors, parameters_on_host};
+use llama::lora::{LoraConfig, LoraError, LoraTarget};
 use llama::model::{IGNORE_INDEX, Llama};
+use llama::peft::{
+    apply_lora, load_peft_adapter, merge_lora, peft_adapter_config, peft_adapter_tensors,
+    read_peft_adapter,
+};
 
 mod support;
 use support::{fixture, frozen, tiny_model};
@@ -168,14 +169,14 @@ fn lora_training_lowers_loss_and_keeps_base_weights_bit_identical() {
 
     // Round trip through a safetensors file.
     let path = std::env::temp_dir().join(format!("llama-lora-{}.safetensors", std::process::id()));
-    llama::safetensors::save_host_tensors(&path, &peft).unwrap();
+    llama::io::safetensors::save_host_tensors(&path, &peft).unwrap();
     let mut back = HostTensors::new();
-    llama::safetensors::read_file_into(&path, &mut back).unwrap();
+    llama::io::safetensors::read_file_into(&path, &mut back).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(back, peft);
 }
 
-/// A frozen output head (LoRA) takes `llama::head_loss::head_nll_sum`, a trained one burn's
+/// A frozen output head (LoRA) takes `llama::kernels::head_loss::head_nll_sum`, a trained one burn's
 /// log-softmax of the logits: both give the same loss and the same adapter gradients.
 #[test]
 fn frozen_and_trained_heads_give_the_same_loss_and_adapter_gradients() {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use llama::host::{HostTensor, HostTensors};
+use llama::io::host::{HostTensor, HostTensors};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -50,7 +50,7 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     let model = dir.join("tiny-llama");
     std::fs::create_dir_all(&model).unwrap();
     std::fs::write(model.join("config.json"), config.to_string()).unwrap();
-    llama::safetensors::save_host_tensors(&model.join("model.safetensors"), &t).unwrap();
+    llama::io::safetensors::save_host_tensors(&model.join("model.safetensors"), &t).unwrap();
     for f in ["tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -27,12 +27,12 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
 use llama::device::{DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, generate};
-use llama::host::HostTensors;
-use llama::lora::{
-    LoraConfig, LoraTarget, apply_lora, load_peft_adapter, merge_lora, peft_adapter_config,
-    peft_adapter_tensors,
-};
+use llama::io::host::HostTensors;
+use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
+use llama::peft::{
+    apply_lora, load_peft_adapter, merge_lora, peft_adapter_config, peft_adapter_tensors,
+};
 use llama::tokenizer::{ChatTemplate, Tokenizer};
 use llama::train::{
     Cut, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, bucket_batches, collate,
@@ -48,7 +48,7 @@ use crate::method::{ContinualMethod, StageContext, new_method, train_step};
 const BUCKET_WINDOW_BATCHES: usize = 8;
 
 /// The local checkpoint path of a model argument: a path as given, or for
-/// `hf:owner/name[@revision]` the HF cache folder it is downloaded into ([`llama::hub`], in
+/// `hf:owner/name[@revision]` the HF cache folder it is downloaded into ([`llama::io::hub`], in
 /// builds with the `hub` feature).
 ///
 /// # Errors
@@ -63,7 +63,7 @@ pub fn resolve_model(spec: &str) -> anyhow::Result<PathBuf> {
             Some((id, revision)) => (id, Some(revision)),
             None => (repo, None),
         };
-        Ok(llama::hub::download_model(id, revision)?)
+        Ok(llama::io::hub::download_model(id, revision)?)
     }
     #[cfg(not(feature = "hub"))]
     bail!(
@@ -89,7 +89,7 @@ pub struct Checkpoint {
 /// A missing path or any reader error, naming the path.
 pub fn open_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
     if path.is_dir() {
-        let (config, tensors) = llama::safetensors::load_llama(path)
+        let (config, tensors) = llama::io::safetensors::load_llama(path)
             .with_context(|| format!("loading the HF checkpoint {}", path.display()))?;
         let tokenizer = Tokenizer::from_hf_dir(path)
             .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
@@ -99,9 +99,9 @@ pub fn open_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
             tokenizer,
         })
     } else {
-        let file = llama::gguf::GgufFile::open(path)
+        let file = llama::io::gguf::GgufFile::open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        let (config, tensors) = llama::gguf::load_llama(path)
+        let (config, tensors) = llama::io::gguf::load_llama(path)
             .with_context(|| format!("loading the GGUF checkpoint {}", path.display()))?;
         let tokenizer = Tokenizer::from_gguf(&file)
             .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
@@ -764,7 +764,7 @@ impl Learner for LlamaLearner {
         self.method.save(dir)?;
         match self.training.method {
             Finetuning::Lora => {
-                llama::safetensors::save_host_tensors(
+                llama::io::safetensors::save_host_tensors(
                     &dir.join("adapter_model.safetensors"),
                     &peft_adapter_tensors(&self.model),
                 )?;
@@ -773,7 +773,7 @@ impl Learner for LlamaLearner {
                 write_json(&dir.join("adapter_config.json"), &config)?;
             }
             Finetuning::Full => {
-                llama::safetensors::save_host_tensors(
+                llama::io::safetensors::save_host_tensors(
                     &dir.join("model.safetensors"),
                     &hf_tensors(&self.model),
                 )?;
@@ -787,7 +787,7 @@ impl Learner for LlamaLearner {
         let read = |name: &str| -> anyhow::Result<HostTensors> {
             let mut tensors = HostTensors::new();
             let path = dir.join(name);
-            llama::safetensors::read_file_into(&path, &mut tensors)
+            llama::io::safetensors::read_file_into(&path, &mut tensors)
                 .with_context(|| format!("reading checkpoint {}", path.display()))?;
             Ok(tensors)
         };

@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::load::Loaded;
-use crate::state::{AppState, LoadError};
+use crate::load::{LoadError, Loaded};
+use crate::state::AppState;
 use crate::{dropped_folders, load};
 
 /// Folders under the site root holding the example run and the example study. Each lists

@@ -6,7 +6,8 @@ use leptos::prelude::*;
 use super::ExportCsv;
 use super::heatmap::Heatmap;
 use super::line_chart::{LineChart, Series};
-use crate::state::{AppState, Run};
+use crate::run::Run;
+use crate::state::AppState;
 
 /// R as heatmap values: row i = after stage i, `None` above the diagonal.
 pub fn score_cells(run: &Run) -> Vec<Vec<Option<f64>>> {

@@ -19,9 +19,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use llama::host::HostTensors;
-use llama::lora::{LoraConfig, apply_lora, load_peft_adapter, peft_adapter_tensors};
+use llama::io::host::HostTensors;
+use llama::lora::LoraConfig;
 use llama::model::Llama;
+use llama::peft::{apply_lora, load_peft_adapter, peft_adapter_tensors};
 use serde::{Deserialize, Serialize};
 
 use super::{ContinualMethod, MethodConfig, STATE_JSON, STATE_TENSORS, StageContext, read_tensors};
@@ -156,7 +157,7 @@ impl ContinualMethod for Expansion {
                     .map(|(name, t)| (format!("expert.{k}.{name}"), t.clone())),
             );
         }
-        llama::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
+        llama::io::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
         let records: Vec<ExpertRecord> = self
             .experts
             .iter()

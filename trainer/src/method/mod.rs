@@ -37,7 +37,7 @@ use std::path::Path;
 use anyhow::Context;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use llama::host::HostTensors;
+use llama::io::host::HostTensors;
 use llama::lora::LoraConfig;
 use llama::model::Llama;
 use llama::train::{
@@ -269,7 +269,7 @@ pub fn save_tensors(dir: &Path, tensors: &[(&str, &ParamTensors)]) -> anyhow::Re
     for (prefix, t) in tensors {
         host.extend(t.to_host(prefix));
     }
-    llama::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
+    llama::io::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
     Ok(())
 }
 
@@ -335,7 +335,7 @@ pub fn load_anchors(dir: &Path, model: &Llama) -> anyhow::Result<(Anchors, HostT
 pub fn read_tensors(dir: &Path) -> anyhow::Result<HostTensors> {
     let path = dir.join(STATE_TENSORS);
     let mut host = HostTensors::new();
-    llama::safetensors::read_file_into(&path, &mut host)
+    llama::io::safetensors::read_file_into(&path, &mut host)
         .map_err(|e| anyhow::anyhow!("reading the method state {}: {e}", path.display()))?;
     Ok(host)
 }

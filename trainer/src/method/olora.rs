@@ -27,9 +27,10 @@ use anyhow::Context;
 use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use llama::host::HostTensors;
-use llama::lora::{LoraConfig, LoraTarget, apply_lora};
+use llama::io::host::HostTensors;
+use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
+use llama::peft::apply_lora;
 
 use super::params::host_tensor;
 use super::{ContinualMethod, MethodConfig, STATE_TENSORS, StageContext, read_tensors};
@@ -189,7 +190,7 @@ impl ContinualMethod for OLora {
             .flat_map(|(key, f)| [(format!("{key}.a"), &f.a), (format!("{key}.b"), &f.b)])
             .map(|(name, t)| (name, host_tensor(t)))
             .collect();
-        llama::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
+        llama::io::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
         Ok(())
     }
 

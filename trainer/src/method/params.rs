@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use llama::host::{HostTensor, HostTensors};
+use llama::io::host::{HostTensor, HostTensors};
 use llama::model::Llama;
 
 /// One flattened f32 tensor per trainable parameter, by module path.

@@ -25,8 +25,8 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use wide::f32x8;
 
-use crate::flex_gemm::{contiguous_f32, f32_tensor};
-use crate::vector_exp::sigmoid;
+use crate::kernels::flex_gemm::{contiguous_f32, f32_tensor};
+use crate::kernels::vector_exp::sigmoid;
 
 /// Values per parallel task of the flex kernels (64 KiB of each input); a decoding step's
 /// smaller gate runs on the calling thread (handing it to the Rayon pool costs more).

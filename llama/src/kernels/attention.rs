@@ -31,7 +31,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_e
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use crate::flex_attention;
+use crate::kernels::flex_attention;
 
 /// The attention operation on every backend the model runs on (`Dispatch` routes to it).
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
@@ -63,7 +63,7 @@ pub trait MaskedAttentionBackend: Backend {
     }
 }
 
-/// f32 through [`crate::flex_attention`]'s kernels, other types through burn-flex's ops.
+/// f32 through [`crate::kernels::flex_attention`]'s kernels, other types through burn-flex's ops.
 impl MaskedAttentionBackend for Flex {
     fn masked_attention(
         query: FloatTensor<Self>,

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{GgufError, GgufFile};
 use crate::config::LlamaConfig;
-use crate::host::{HostTensor, HostTensors};
+use crate::io::host::{HostTensor, HostTensors};
 
 /// Reads `path` and returns its LLaMA config and all tensors, dequantised to f32, under HF
 /// names (see [`hf_name`]) with `q_proj`/`k_proj` rows restored to HF order ([`unpermute_rows`]).

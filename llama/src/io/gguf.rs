@@ -25,7 +25,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::host::HostTensor;
+use crate::io::host::HostTensor;
 
 /// `"GGUF"` read as a little-endian `u32`.
 const MAGIC: [u8; 4] = *b"GGUF";

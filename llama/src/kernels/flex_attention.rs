@@ -1,4 +1,4 @@
-//! The flex (CPU) kernels of [`crate::attention`] for f32: the attention output and the
+//! The flex (CPU) kernels of [`crate::kernels::attention`] for f32: the attention output and the
 //! attention probabilities of one (batch, head) pair per Rayon task.
 //!
 //! Two things make them faster than burn-flex's `attention` (below its flash threshold
@@ -7,14 +7,14 @@
 //! - Query rows go in blocks of [`ROW_BLOCK`]; a block's scores stop at the last key any of
 //!   its rows may attend to, so under a causal mask the products above the diagonal (about
 //!   half of Q Kᵀ and of P V) are never computed.
-//! - The softmax exponentiates 8 values at a time (`crate::vector_exp`).
+//! - The softmax exponentiates 8 values at a time (`crate::kernels::vector_exp`).
 //!
 //! The arithmetic is burn's `attention_fallback` (`burn-backend`, `ops/modules/attention.rs`)
 //! written per row: scores scaled, blocked scores replaced by −∞, the row maximum subtracted
 //! before `exp`, then divided by the row sum; a fully blocked row is all zeros.
 //!
 //! Keys and values have as many heads as the queries (the model repeats grouped key/value
-//! heads first, HF `repeat_kv`), as the autodiff backward pass of [`crate::attention`] expects.
+//! heads first, HF `repeat_kv`), as the autodiff backward pass of [`crate::kernels::attention`] expects.
 
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
@@ -22,8 +22,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 use wide::f32x8;
 
-use crate::flex_gemm::{Operand, f32_tensor, product};
-use crate::vector_exp::exp_shifted_in_place;
+use crate::kernels::flex_gemm::{Operand, f32_tensor, product};
+use crate::kernels::vector_exp::exp_shifted_in_place;
 
 /// Query rows per block: small enough that a causal mask skips most of the masked products
 /// (32 of 256 rows compute 56 % of the full scores), big enough for efficient products.

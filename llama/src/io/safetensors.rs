@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ::safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::config::LlamaConfig;
-use crate::host::{HostTensor, HostTensors};
+use crate::io::host::{HostTensor, HostTensors};
 
 /// Errors while reading an HF checkpoint directory.
 #[derive(Debug, thiserror::Error)]

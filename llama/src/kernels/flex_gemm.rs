@@ -1,5 +1,5 @@
 //! `gemm` on flex tensors' f32 data, for the kernels that write their own outputs
-//! ([`crate::frozen_matmul`], [`crate::head_loss`], [`crate::flex_attention`]).
+//! ([`crate::kernels::frozen_matmul`], [`crate::kernels::head_loss`], [`crate::kernels::flex_attention`]).
 
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};

@@ -28,8 +28,8 @@ use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
-use crate::vector_exp::{self, exp_shifted_in_place};
+use crate::kernels::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
+use crate::kernels::vector_exp::{self, exp_shifted_in_place};
 
 /// Rows of logits computed at once by the flex kernel: at most 128 MiB of them.
 const BLOCK_BYTES: usize = 128 << 20;

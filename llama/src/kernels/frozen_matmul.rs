@@ -21,7 +21,7 @@ use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
+use crate::kernels::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
 
 /// `x W` with a constant `W`, on every backend the model runs on (`Dispatch` routes to it).
 #[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]

@@ -2,14 +2,14 @@
 //! files and safetensors weights (single file or sharded index) into the standard HF cache
 //! (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`, shared with Python's
 //! `huggingface_hub`), with `HF_TOKEN` / the cached token for gated models and `HF_ENDPOINT`
-//! for mirrors. The result is an ordinary HF folder for [`crate::safetensors::load_llama`].
+//! for mirrors. The result is an ordinary HF folder for [`crate::io::safetensors::load_llama`].
 
 use std::path::PathBuf;
 
 use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Repo, RepoType};
 
-use crate::safetensors::{SafetensorsError, shard_files};
+use crate::io::safetensors::{SafetensorsError, shard_files};
 
 /// Errors of [`download_model`].
 #[derive(Debug, thiserror::Error)]
