@@ -1,6 +1,7 @@
-//! The paired comparisons of a study: for every pair of strategies (a, b) and metric, the mean
-//! of the differences a − b over matched (seed, order) cells with its bootstrap 95% CI and the
-//! sign-flip p-value, as a table and as forest plots (one per metric).
+//! The paired comparisons of a study: for every pair of arms (a, b) that differ in their method
+//! or their strategy, and every metric, the mean of the differences a − b over matched (seed,
+//! order) cells with its bootstrap 95% CI and the sign-flip p-value, as a table and as forest
+//! plots (one per metric).
 
 use std::sync::Arc;
 
@@ -21,9 +22,9 @@ const BOTTOM: f64 = 22.0;
 /// One comparison of one metric: `a − b` and its statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairedRow {
-    /// The first strategy.
+    /// The first arm's label.
     pub a: String,
-    /// The strategy subtracted.
+    /// The label of the arm subtracted.
     pub b: String,
     /// Metric name ([`StudyFile::METRICS`]).
     pub metric: &'static str,
