@@ -22,6 +22,7 @@ fn data_config(format: DataFormat, path: &str) -> DataConfig {
         format,
         path: path.to_owned(),
         order: None,
+        order_inherited: false,
         tasks: Vec::new(),
         first: None,
         max_train: None,
@@ -901,8 +902,8 @@ fn bad_descriptions_name_the_entry() {
             "entry \"t\": held_out must be in [0, 1)",
         ),
         (
-            json!({"t": {"file_name": "a.json", "columns": {"images": "img"}}}),
-            "entry \"t\": unknown field `images`",
+            json!({"t": {"file_name": "a.json", "columns": {"pictures": "img"}}}),
+            "entry \"t\": unknown field `pictures`",
         ),
         (
             json!({"t": {"file_name": 3}}),
@@ -986,4 +987,472 @@ fn alpaca_files_are_json_or_json_lines_by_content() {
         let task = &dataset.tasks[0];
         assert_eq!((task.train.len(), task.test.len()), (3, 1), "{file}");
     }
+}
+
+fn llama_factory() -> PathBuf {
+    byo().join("llama_factory")
+}
+
+fn described_tasks(tasks: &[&str]) -> DataConfig {
+    DataConfig {
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        ..data_config(DataFormat::Described, "dataset_info.json")
+    }
+}
+
+#[test]
+fn a_llama_factory_description_loads_with_its_keys() {
+    let config = described_tasks(&["alpaca_en", "identity", "multiturn", "adgen_local"]);
+    let dataset = data::load(&config, &llama_factory()).unwrap();
+    let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["alpaca_en", "identity", "multiturn", "adgen_local"]);
+    let all = |task: &data::TaskData| -> Vec<data::Example> {
+        task.train.iter().chain(&task.test).cloned().collect()
+    };
+    // alpaca_en: its file_sha1 holds; the default columns.
+    let alpaca = all(&dataset.tasks[0]);
+    assert_eq!(alpaca.len(), 8);
+    let french = alpaca
+        .iter()
+        .find(|e| e.input == "The cat sleeps.")
+        .unwrap();
+    assert_eq!(
+        (french.instruction.as_str(), french.output.as_slice()),
+        (
+            "Translate the sentence into French.",
+            ["Le chat dort.".to_owned()].as_slice()
+        )
+    );
+    // identity: "file_sha1": "" is no checksum.
+    assert_eq!(all(&dataset.tasks[1]).len(), 4);
+    // multiturn: "query": "" reads no query; the history is the input's transcript.
+    let celsius = all(&dataset.tasks[2])
+        .into_iter()
+        .find(|e| e.instruction == "And in Celsius?")
+        .unwrap();
+    assert_eq!(
+        celsius.input,
+        "User: What is the normal body temperature in Fahrenheit?\nAssistant: About 98.6 degrees Fahrenheit."
+    );
+    // adgen_local: "query": "" keeps the records' `input` field (a copy of the prompt's end)
+    // out of the input, and "history": "" reads no history.
+    for example in all(&dataset.tasks[3]) {
+        assert!(
+            example
+                .instruction
+                .starts_with("Write an advertisement for the item.\n\ntype#")
+        );
+        assert_eq!(example.input, "");
+    }
+    // One notice per ignored key, naming the entries.
+    let file = llama_factory()
+        .join("dataset_info.json")
+        .display()
+        .to_string();
+    let why_split = "it selects part of a Hub dataset; local files are read whole (split by held_out, or train_file / test_file)";
+    assert_eq!(
+        dataset.notices,
+        [
+            format!("{file}: split of entry \"adgen_local\" ignored: {why_split}"),
+            format!(
+                "{file}: hf_hub_url of entry \"adgen_local\" ignored: the entry's local files are read instead"
+            ),
+            format!(
+                "{file}: ms_hub_url of entry \"adgen_local\" ignored: the entry's local files are read instead"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn llama_factory_entries_that_cannot_apply_are_errors_only_when_used() {
+    let cases = [
+        (
+            "comparison_gpt4_en",
+            "ranking = true: a preference dataset, which LLaMA-Factory uses for reward modelling and DPO only",
+        ),
+        (
+            "belle_multiturn",
+            "LLaMA-Factory loads it from script_url \"belle_multiturn\"; trainer reads local files only",
+        ),
+        (
+            "guanaco",
+            "LLaMA-Factory loads it from hf_hub_url \"JosephusCheung/GuanacoDataset\"",
+        ),
+        (
+            "glaive_toolcall",
+            "columns.tools: tool definitions are not read",
+        ),
+        (
+            "mllm_demo",
+            "columns.images: images are not read by a text model",
+        ),
+        (
+            "kto_en_demo",
+            "columns.kto_tag: KTO labels mark some responses as undesirable",
+        ),
+    ];
+    let file = llama_factory()
+        .join("dataset_info.json")
+        .display()
+        .to_string();
+    for (task, expected) in cases {
+        let err = data::load(&described_tasks(&[task]), &llama_factory())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{file}: entry \"{task}\": {expected}")),
+            "{err}"
+        );
+    }
+    // Without data.tasks every entry runs (file order), so the first unusable one stops it.
+    let err = data::load(
+        &data_config(DataFormat::Described, "dataset_info.json"),
+        &llama_factory(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("entry \"comparison_gpt4_en\": ranking = true"),
+        "{err}"
+    );
+
+    // A data file that is not the one file_sha1 describes.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["dataset_info.json", "alpaca_data_en.json"] {
+        std::fs::copy(llama_factory().join(name), dir.path().join(name)).unwrap();
+    }
+    let data_file = dir.path().join("alpaca_data_en.json");
+    let edited = std::fs::read_to_string(&data_file)
+        .unwrap()
+        .replace("Tokyo", "Kyoto");
+    std::fs::write(&data_file, edited).unwrap();
+    let err = data::load(&described_tasks(&["alpaca_en"]), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: SHA-1 e3610228575275ed2dc7265f84b29168c6534b1c differs from the description's file_sha1 dac76828399abaa20f72355f7feec0afd7fd83c0; \
+             the file is not the one described (update or remove file_sha1 if the change is intended)",
+            data_file.display()
+        )
+    );
+    // The whole file's syntax is checked, even where no entry is used.
+    let info = dir.path().join("dataset_info.json");
+    let broken = std::fs::read_to_string(&info).unwrap().replacen("}", "", 1);
+    std::fs::write(&info, broken).unwrap();
+    let err = data::load(&described_tasks(&["identity"]), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dataset_info.json: not valid JSON"), "{err}");
+}
+
+#[test]
+fn instructions_from_a_side_file_with_label_options() {
+    let folder = byo().join("olora");
+    let dataset = data::load(
+        &data_config(DataFormat::Described, "dataset_info.json"),
+        &folder,
+    )
+    .unwrap();
+    let expected = [
+        (
+            "agnews",
+            "What is the topic of the following paragraph? Choose one from the option.\nOption: World, Sports, Business, Science or Technology \n",
+        ),
+        // Options from the task's outputs, train first, in order of appearance.
+        (
+            "amazon",
+            "What is the sentiment of the following paragraph? Choose one from the option.\nOption: positive, negative \n",
+        ),
+        ("amazon_literal", "Is the review positive or negative?"),
+    ];
+    for (task, (name, instruction)) in dataset.tasks.iter().zip(expected) {
+        assert_eq!(task.name, name);
+        assert_eq!((task.train.len(), task.test.len()), (6, 2), "{name}");
+        let groups = task.instruction_groups();
+        assert_eq!(groups.len(), 1, "{name}");
+        assert_eq!(groups[0].text, instruction, "{name}");
+        for example in task.train.iter().chain(&task.test) {
+            assert_eq!(example.instruction, instruction);
+            assert!(example.input.starts_with("Title: "), "{}", example.input);
+        }
+    }
+    let sports = &dataset.tasks[0].train[1];
+    assert_eq!(
+        (sports.input.as_str(), sports.output.as_slice()),
+        (
+            "Title: Late goal sends hosts to the final\nText: A header in the last minute gave the home side a 2-1 win in the semi-final.\n",
+            ["Sports".to_owned()].as_slice()
+        )
+    );
+
+    // A key the instruction file lacks, and a template without {instruction}.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("instructions.json"),
+        r#"{"SC": [{"instruction_type": "zero-shot", "instruction": "Sentiment?"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("r.json"),
+        r#"[{"sentence": "a", "label": "x"}, {"sentence": "b", "label": "y"}]"#,
+    )
+    .unwrap();
+    let entry = |instruction: serde_json::Value| {
+        json!({"t": {"file_name": "r.json", "held_out": 0.5,
+            "columns": {"query": "sentence", "response": "label"}, "instruction": instruction}})
+    };
+    for (instruction, expected) in [
+        (
+            json!({"file": "instructions.json"}),
+            "instructions.json: field t: missing (the instruction's key: instruction.key, default the task's name), got keys SC".to_owned(),
+        ),
+        (
+            json!({"file": "instructions.json", "key": "SC", "template": "Options: {options}"}),
+            "dataset_info.json: entry \"t\": instruction.template \"Options: {options}\" lacks {instruction}".to_owned(),
+        ),
+        (
+            json!({"file": "instructions.json", "text": "x"}),
+            "dataset_info.json: entry \"t\": instruction needs one of file (with key) or text".to_owned(),
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("dataset_info.json"),
+            entry(instruction).to_string(),
+        )
+        .unwrap();
+        let err = data::load(&data_config(DataFormat::Described, "."), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with(&expected), "{err}");
+    }
+}
+
+#[test]
+fn an_input_that_every_prompt_already_holds_is_a_notice_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        llama_factory().join("adgen_local.json"),
+        dir.path().join("adgen_local.json"),
+    )
+    .unwrap();
+    // LLaMA-Factory's default query column (`input`) also reads the copy of the input.
+    let description = json!({"adgen": {"file_name": "adgen_local.json",
+        "columns": {"prompt": "content", "response": "summary"}}});
+    std::fs::write(
+        dir.path().join("dataset_info.json"),
+        description.to_string(),
+    )
+    .unwrap();
+    let dataset = data::load(&data_config(DataFormat::Described, "."), dir.path()).unwrap();
+    assert_eq!(
+        dataset.notices,
+        [
+            "task \"adgen\": the query (field input) of 6 of 6 records is already in its prompt (field content), \
+          so each input would appear twice; if the prompt holds the input, set \"query\": \"\" in the entry's columns"
+        ]
+    );
+    let example = &dataset.tasks[0].train[0];
+    assert!(example.instruction.ends_with(&example.input), "{example:?}");
+}
+
+#[test]
+fn empty_files_and_splits_name_the_file_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("train.json", "{\"prompt\": \"Echo.\", \"answer\": \"a\"}\n");
+    write("empty.json", "");
+    write(
+        "blank.json",
+        "{\"prompt\": \"Echo.\", \"answer\": \" \"}\n{\"prompt\": \"Echo.\", \"answer\": []}\n",
+    );
+    write("one.json", "{\"prompt\": \"Echo.\", \"answer\": \"a\"}\n");
+    let folder = dir.path().display().to_string();
+    let cases = [
+        (
+            json!({"train_file": "train.json", "test_file": "empty.json"}),
+            format!("{folder}/empty.json: no records (an empty file or an empty JSON array)"),
+        ),
+        (
+            json!({"train_file": "train.json", "test_file": "blank.json"}),
+            format!(
+                "task \"t\" has no usable test instances: all 2 records have empty outputs (field answer) (source: {folder}/blank.json)"
+            ),
+        ),
+        (
+            json!({"file_name": "blank.json"}),
+            format!(
+                "task \"t\": all 2 records have empty outputs; nothing to train or score (source: {folder}/blank.json)"
+            ),
+        ),
+        (
+            json!({"file_name": "one.json", "held_out": 0.5}),
+            format!(
+                "task \"t\" has no usable train instances: held_out = 0.5 splits its 1 usable record(s) into 0 train and 1 test (source: {folder}/one.json)"
+            ),
+        ),
+        (
+            json!({"file_name": "one.json", "columns": {"task": "task_name"}}),
+            format!(
+                "{folder}/one.json:1: field task_name: missing, got {{\"answer\":\"a\",\"prompt\":\"Echo.\"}}"
+            ),
+        ),
+    ];
+    for (mut entry, expected) in cases {
+        entry["columns"]["prompt"] = json!("prompt");
+        entry["columns"]["response"] = json!("answer");
+        std::fs::write(
+            dir.path().join("dataset_info.json"),
+            json!({ "t": entry }).to_string(),
+        )
+        .unwrap();
+        let err = data::load(&data_config(DataFormat::Described, "."), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, expected);
+    }
+}
+
+#[test]
+fn the_default_order_meets_other_data_as_the_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: String = ["math", "math", "greet", "greet"]
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            format!(
+                "{}\n",
+                json!({"instruction": format!("Do {task}."), "input": format!("{i}"), "output": "x", "task": task})
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("my.json"), records).unwrap();
+    // The data source changed, no order named: the default's order is inherited.
+    let config = Config::load(
+        None,
+        &[
+            "data.format=alpaca".into(),
+            "data.path=my.json".into(),
+            "data.max_train=1".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.data.order.as_deref(), Some("curriculum"));
+    assert!(config.data.order_inherited);
+    let dataset = data::load(&config.data, dir.path()).unwrap();
+    let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        (dataset.order.as_str(), names),
+        ("file", vec!["math", "greet"])
+    );
+    assert_eq!(
+        dataset.notices,
+        [format!(
+            "data.order = \"curriculum\" comes from the embedded default and {} defines no such order (it defines none); \
+             the tasks run in file order (set data.order or data.tasks to choose)",
+            dir.path().join("my.json").display()
+        )]
+    );
+    // The run records the order it resolved to, so a resume loads the same tasks.
+    let resolved = data::resolved_config(&config.data, &dataset);
+    assert_eq!(
+        (resolved.order.as_deref(), resolved.order_inherited),
+        (Some("file"), false)
+    );
+    // An order the user names stays an error where the data lacks it.
+    let named = Config::load(
+        None,
+        &[
+            "data.format=alpaca".into(),
+            "data.path=my.json".into(),
+            "data.order=curriculum".into(),
+        ],
+    )
+    .unwrap();
+    assert!(!named.data.order_inherited);
+    let err = data::load(&named.data, dir.path()).unwrap_err().to_string();
+    assert!(err.starts_with("unknown order \"curriculum\""), "{err}");
+    // The default's own source keeps its order, and a source that defines it uses it.
+    assert!(!Config::embedded_default().data.order_inherited);
+    let mut moved = Config::load(None, &["data.path=\"inscl/categories.json\"".into()])
+        .unwrap()
+        .data;
+    moved.held_out = 0.25;
+    assert!(moved.order_inherited);
+    let dataset = data::load(&moved, &fixtures()).unwrap();
+    assert_eq!(
+        (dataset.order.as_str(), dataset.notices.len()),
+        ("curriculum", 0)
+    );
+}
+
+#[test]
+fn trainer_data_report_counts_each_task_and_its_instructions() {
+    let report = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .current_dir(byo())
+            .args([
+                "data",
+                "--report",
+                "--set",
+                "data.format=\"described\"",
+                "--set",
+                "data.path=\"dataset_info.json\"",
+                "--set",
+                "data.tasks=[\"trace\", \"capitals\"]",
+                "--set",
+                "data.max_train=100",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&report(&["--json"])).unwrap();
+    let mut config = described_tasks(&["trace", "capitals"]);
+    config.max_train = Some(100);
+    config.held_out = Config::embedded_default().data.held_out;
+    let dataset = data::load(&config, &byo()).unwrap();
+    assert_eq!(json["order"], "custom");
+    for (task, expected) in json["tasks"].as_array().unwrap().iter().zip(&dataset.tasks) {
+        assert_eq!(task["name"], expected.name.as_str());
+        assert_eq!(task["train"], expected.train.len());
+        assert_eq!(task["test"], expected.test.len());
+        assert_eq!(
+            task["data_report"],
+            serde_json::to_value(&expected.report).unwrap()
+        );
+        let groups = expected.instruction_groups();
+        let instructions = task["instructions"].as_array().unwrap();
+        assert_eq!(instructions.len(), groups.len());
+        let covered: usize = instructions
+            .iter()
+            .map(|i| i["train"].as_u64().unwrap() + i["test"].as_u64().unwrap())
+            .sum::<u64>() as usize;
+        assert_eq!(covered, expected.train.len() + expected.test.len());
+    }
+    // capitals: 9 train records with 2 repeats, 3 test with 1 overlap (splits/train.json).
+    let table = report(&[]);
+    let capitals = table
+        .lines()
+        .find(|l| l.starts_with("capitals "))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(
+        capitals,
+        ["capitals", "9", "3", "1", "0", "2", "0", "1", "0"]
+    );
+    assert!(
+        table.contains("trace: 1 instruction(s)")
+            && table.contains("Answer the arithmetic question with a number."),
+        "{table}"
+    );
 }

@@ -12,6 +12,7 @@ mod tiny_llama;
 use std::path::{Path, PathBuf};
 
 use inscl::artifact::{self, DataReport, EmbeddingsFile, RunManifest};
+use tiny_llama::tiny_model;
 use trainer::config::{Config, DataFormat};
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
@@ -142,4 +143,71 @@ fn described_benchmark_runs_and_a_bad_record_writes_nothing() {
     let err = run::run(&resumed, &mut learner(&resumed), &mut options).unwrap_err();
     assert!(err.to_string().contains(&expected), "{err}");
     assert_eq!(snapshot(&outcome.folder), before);
+}
+
+/// `trainer run` of a brought alpaca file, as a new user would start it (issue 28): no order
+/// named, stderr a pipe.
+#[test]
+fn an_alpaca_file_runs_without_an_order_and_a_pipe_shows_progress() {
+    let root = tempfile::tempdir().unwrap();
+    let model = tiny_model(root.path());
+    let records: String = ["math", "greet"]
+        .iter()
+        .flat_map(|task| (0..5).map(move |i| (task, i)))
+        .map(|(task, i)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"instruction": format!("Do {task}."), "input": format!("{i}"),
+                    "output": format!("{task} {i}"), "task": task})
+            )
+        })
+        .collect();
+    std::fs::write(root.path().join("my.json"), records).unwrap();
+    let trainer = |data_path: &str, model_path: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+        command
+            .current_dir(root.path())
+            .args(["run", "--name", "mine"]);
+        for set in [
+            "data.format=alpaca".to_owned(),
+            format!("data.path={data_path:?}"),
+            format!("model.path={model_path:?}"),
+            "training.batch_size=4".to_owned(),
+            "training.max_length=64".to_owned(),
+            "eval.max_new_tokens=4".to_owned(),
+            "strategy.alpha=2".to_owned(),
+        ] {
+            command.arg("--set").arg(set);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let model = model.display().to_string();
+
+    // The data is checked before the model loads: a missing file is reported, not the model.
+    let (ok, stderr) = trainer("missing.json", "no-such-model");
+    assert!(
+        !ok && stderr.contains("missing.json does not exist"),
+        "{stderr}"
+    );
+
+    let (ok, stderr) = trainer("my.json", &model);
+    assert!(ok, "{stderr}");
+    for expected in [
+        "notice: data.order = \"curriculum\" comes from the embedded default and ./my.json defines no such order",
+        "stage 1/2 math: training on",
+        "stage 1/2 math: step 1/1, loss ",
+        "stage 2/2 greet: eval math: ROUGE-L ",
+        "stage 2/2 finished in ",
+        "run ./runs/mine finished: AP ",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in\n{stderr}");
+    }
+    // run.json records the order the run took, so --resume takes it too.
+    let manifest: RunManifest = artifact::read(&root.path().join("runs/mine/run.json")).unwrap();
+    assert_eq!(manifest.order, "file");
+    assert_eq!(manifest.config["data"]["order"], "file");
 }

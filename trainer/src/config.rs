@@ -125,6 +125,12 @@ pub struct DataConfig {
     /// Named order of the source; ignored when `tasks` is non-empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
+    /// Whether `order` is the embedded default's while the user changed the data source
+    /// (`path` or `format`) without naming an order: then a source that lacks it runs in its
+    /// file order, with a notice, instead of failing. Set by [`Config::load`]; never
+    /// serialised (a run records the order it resolved to: [`crate::data::resolved_config`]).
+    #[serde(skip)]
+    pub order_inherited: bool,
     /// Explicit task list (wins over `order`).
     #[serde(default)]
     pub tasks: Vec<String>,
@@ -586,22 +592,34 @@ impl Config {
                 source_name: "embedded default".into(),
                 message: e.to_string(),
             })?;
+        // What the user's layers set, apart from the default (for `data.order_inherited`).
+        let default_data = table.get("data").cloned();
+        let mut user = toml::Table::new();
         if let Some(file) = file {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Io {
                 file: name.clone(),
                 error,
             })?;
-            let user: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            let layer: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 source_name: name,
                 message: e.to_string(),
             })?;
-            merge(&mut table, user);
+            merge(&mut user, layer.clone());
+            merge(&mut table, layer);
         }
         for arg in overrides {
             apply_override(&mut table, arg)?;
+            apply_override(&mut user, arg)?;
         }
-        Self::from_table(table, "configuration")
+        let source_changed = ["path", "format"].iter().any(|key| {
+            let given = user.get("data").and_then(|d| d.get(*key));
+            given.is_some() && given != default_data.as_ref().and_then(|d| d.get(*key))
+        });
+        let order_named = user.get("data").and_then(|d| d.get("order")).is_some();
+        let mut config = Self::from_table(table, "configuration")?;
+        config.data.order_inherited = source_changed && !order_named && config.data.order.is_some();
+        Ok(config)
     }
 
     /// Parses and validates a complete configuration given as JSON (as stored in `run.json`).

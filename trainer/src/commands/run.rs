@@ -103,13 +103,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         None => Config::load(args.config.as_deref(), &args.overrides())?,
     };
     let root = PathBuf::from(".");
-    let data_path = root.join(&config.data.path);
-    anyhow::ensure!(
-        data_path.exists(),
-        "data not found at {}; run {} to put the benchmark data in data/",
-        data_path.display(),
-        trainer::data::FETCH_DATA_HINT
-    );
+    // The data first: a data problem stops the run before the model loads.
+    let dataset = trainer::data::load(&config.data, &root)?;
+    for notice in &dataset.notices {
+        eprintln!("notice: {notice}");
+    }
     let mut learner = open_learner(&config, &root, &config.model.path)?;
     // `[tagger] model`: a second checkpoint asked for the `llm` tags (inference only).
     let tag_model = match &config.tagger.model {
@@ -143,6 +141,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         progress,
         versions: Vec::new(),
         tag_model,
+        dataset: Some(dataset),
     };
     let outcome = run::run(&config, learner.as_mut(), &mut options)?;
     println!("{}", trainer::report::format_results(&outcome.results));

@@ -137,6 +137,9 @@ pub struct RunOptions {
     /// The chat model of the `llm` tag source (`[tagger] model`); `None` = the learner's base
     /// weights.
     pub tag_model: Option<Box<dyn Learner>>,
+    /// The data, loaded and checked before the model (its notices already shown); `None` =
+    /// [`run`] loads it.
+    pub dataset: Option<Dataset>,
 }
 
 impl RunOptions {
@@ -149,6 +152,7 @@ impl RunOptions {
             progress: Progress::quiet(),
             versions: Vec::new(),
             tag_model: None,
+            dataset: None,
         }
     }
 }
@@ -199,7 +203,21 @@ pub fn run(
     learner: &mut dyn Learner,
     options: &mut RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let dataset = data::load(&config.data, &options.root)?;
+    let dataset = match options.dataset.take() {
+        Some(dataset) => dataset,
+        None => {
+            let dataset = data::load(&config.data, &options.root)?;
+            for notice in &dataset.notices {
+                options.progress.println(&format!("notice: {notice}"));
+            }
+            dataset
+        }
+    };
+    // An order inherited from the default is recorded as the one it resolved to (resume).
+    let config = &Config {
+        data: data::resolved_config(&config.data, &dataset),
+        ..config.clone()
+    };
     let tagger = Tagger::new(&config.strategy, &options.root)?;
     let upper_bounds = match &config.eval.upper_bounds {
         Some(folder) => Some(read_upper_bounds(&options.root.join(folder), &dataset)?),
