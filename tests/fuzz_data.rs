@@ -39,6 +39,7 @@ fn data_config(format: DataFormat, path: &str, order: Option<&str>) -> DataConfi
         format,
         path: path.to_owned(),
         order: order.map(str::to_owned),
+        tasks: Vec::new(),
         first: None,
         ..Config::embedded_default().data
     }

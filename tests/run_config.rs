@@ -21,17 +21,30 @@ fn embedded_default_is_the_small_cpu_run() {
         (
             config.data.path.as_str(),
             config.data.order.as_deref(),
+            config.data.tasks.as_slice(),
             config.data.first
         ),
         (
             "data/superni-inscl16/categories.json",
-            Some("curriculum"),
-            Some(5)
+            None,
+            [
+                "Classification",
+                "Detection",
+                "Sentiment_Analysis",
+                "Rewriting"
+            ]
+            .map(String::from)
+            .as_slice(),
+            None
         )
     );
     assert_eq!(
-        (config.data.max_train, config.data.max_test),
-        (Some(64), Some(16))
+        (
+            config.data.max_train,
+            config.data.max_test,
+            config.training.lr
+        ),
+        (Some(128), Some(24), 1e-3)
     );
     assert_eq!(config.embedding.source, EmbeddingSource::Base);
     assert!(config.eval.budget_from_data);

@@ -22,7 +22,7 @@ fn data_config(format: DataFormat, path: &str) -> DataConfig {
         format,
         path: path.to_owned(),
         order: None,
-        order_inherited: false,
+        selection_inherited: false,
         tasks: Vec::new(),
         first: None,
         max_train: None,
@@ -367,13 +367,16 @@ fn alpaca_json_and_jsonl() {
 
 #[test]
 fn trainer_data_prints_the_examples_a_run_would_use() {
-    // The embedded default with its data moved to the fixture categories, capped.
+    // The embedded default with its data moved to the fixture categories and their
+    // curriculum order, capped.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
         .current_dir(fixtures())
         .args([
             "data",
             "--set",
             "data.path=\"inscl/categories.json\"",
+            "--set",
+            "data.order=curriculum",
             "--set",
             "data.first=2",
             "--set",
@@ -1316,7 +1319,7 @@ fn empty_files_and_splits_name_the_file_and_the_cause() {
 }
 
 #[test]
-fn the_default_order_meets_other_data_as_the_file_order() {
+fn the_default_task_list_meets_other_data_as_the_file_order() {
     let dir = tempfile::tempdir().unwrap();
     let records: String = ["math", "math", "greet", "greet"]
         .iter()
@@ -1329,7 +1332,7 @@ fn the_default_order_meets_other_data_as_the_file_order() {
         })
         .collect();
     std::fs::write(dir.path().join("my.json"), records).unwrap();
-    // The data source changed, no order named: the default's order is inherited.
+    // The data source changed, no order or task list named: the default's list is inherited.
     let config = Config::load(
         None,
         &[
@@ -1339,8 +1342,9 @@ fn the_default_order_meets_other_data_as_the_file_order() {
         ],
     )
     .unwrap();
-    assert_eq!(config.data.order.as_deref(), Some("curriculum"));
-    assert!(config.data.order_inherited);
+    let default_tasks = Config::embedded_default().data.tasks;
+    assert_eq!(config.data.tasks, default_tasks);
+    assert!(config.data.selection_inherited);
     let dataset = data::load(&config.data, dir.path()).unwrap();
     let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
@@ -1350,18 +1354,24 @@ fn the_default_order_meets_other_data_as_the_file_order() {
     assert_eq!(
         dataset.notices,
         [format!(
-            "data.order = \"curriculum\" comes from the embedded default and {} defines no such order (it defines none); \
+            "data.tasks = {default_tasks:?} comes from the embedded default and {} has no task \"{}\"; \
              the tasks run in file order (set data.order or data.tasks to choose)",
-            dir.path().join("my.json").display()
+            dir.path().join("my.json").display(),
+            default_tasks[0]
         )]
     );
     // The run records the order it resolved to, so a resume loads the same tasks.
     let resolved = data::resolved_config(&config.data, &dataset);
     assert_eq!(
-        (resolved.order.as_deref(), resolved.order_inherited),
-        (Some("file"), false)
+        (
+            resolved.order.as_deref(),
+            resolved.tasks.len(),
+            resolved.selection_inherited
+        ),
+        (Some("file"), 0, false)
     );
-    // An order the user names stays an error where the data lacks it.
+    // An order the user names replaces the default's list, and stays an error where the data
+    // lacks it.
     let named = Config::load(
         None,
         &[
@@ -1371,20 +1381,30 @@ fn the_default_order_meets_other_data_as_the_file_order() {
         ],
     )
     .unwrap();
-    assert!(!named.data.order_inherited);
+    assert!(!named.data.selection_inherited);
+    assert!(named.data.tasks.is_empty());
     let err = data::load(&named.data, dir.path()).unwrap_err().to_string();
     assert!(err.starts_with("unknown order \"curriculum\""), "{err}");
-    // The default's own source keeps its order, and a source that defines it uses it.
-    assert!(!Config::embedded_default().data.order_inherited);
-    let mut moved = Config::load(None, &["data.path=\"inscl/categories.json\"".into()])
-        .unwrap()
-        .data;
-    moved.held_out = 0.25;
-    assert!(moved.order_inherited);
-    let dataset = data::load(&moved, &fixtures()).unwrap();
+    // The default's own source keeps its list, and another path to a source that has its
+    // tasks uses them (the real data, which `scripts/fetch-data` puts in data/).
+    assert!(!Config::embedded_default().data.selection_inherited);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let moved = Config::load(
+        None,
+        &["data.path=\"./data/superni-inscl16/categories.json\"".into()],
+    )
+    .unwrap()
+    .data;
+    assert!(moved.selection_inherited);
+    let dataset = data::load(&moved, &root).unwrap();
+    let names: Vec<&str> = dataset.tasks.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
-        (dataset.order.as_str(), dataset.notices.len()),
-        ("curriculum", 0)
+        (dataset.order.as_str(), dataset.notices.len(), names),
+        (
+            "custom",
+            0,
+            default_tasks.iter().map(String::as_str).collect()
+        )
     );
 }
 

@@ -29,6 +29,7 @@ fn config(model: &Path, name: &str) -> Config {
     config.data.format = DataFormat::Described;
     config.data.path = ".".into();
     config.data.order = Some("quick".into());
+    config.data.tasks.clear();
     config.strategy.alpha = 2;
     config.training.batch_size = 4;
     config.training.max_length = 96;

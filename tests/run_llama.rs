@@ -36,6 +36,7 @@ fn config(strategy: &str, model: &Path, out: &Path) -> Config {
     config.data.format = DataFormat::Benchmark;
     config.data.path = "superni/cl".into();
     config.data.order = Some("order1".into());
+    config.data.tasks.clear();
     config.data.first = None;
     config.strategy.name = strategy.parse().unwrap();
     config.strategy.alpha = 4;

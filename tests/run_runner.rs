@@ -26,6 +26,7 @@ fn config(strategy: &str, out: &Path) -> Config {
     config.data.format = DataFormat::Benchmark;
     config.data.path = "cl".into();
     config.data.order = Some("order1".into());
+    config.data.tasks.clear();
     config.data.first = None;
     config.strategy.name = strategy.parse().unwrap();
     config.strategy.alpha = 4;
@@ -39,6 +40,7 @@ fn category_config(strategy: &str, out: &Path) -> Config {
     config.data.format = DataFormat::Categories;
     config.data.path = "inscl/categories.json".into();
     config.data.order = Some("curriculum".into());
+    config.data.tasks.clear();
     config.strategy.alpha = 9;
     config
 }

@@ -125,12 +125,13 @@ pub struct DataConfig {
     /// Named order of the source; ignored when `tasks` is non-empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
-    /// Whether `order` is the embedded default's while the user changed the data source
-    /// (`path` or `format`) without naming an order: then a source that lacks it runs in its
-    /// file order, with a notice, instead of failing. Set by [`Config::load`]; never
-    /// serialised (a run records the order it resolved to: [`crate::data::resolved_config`]).
+    /// Whether the task selection (`tasks`, else `order`) is the embedded default's while the
+    /// user changed the data source (`path` or `format`) without naming an order or a task
+    /// list: then a source that lacks the default's tasks or order runs in its file order,
+    /// with a notice, instead of failing. Set by [`Config::load`]; never serialised (a run
+    /// records the selection it resolved to: [`crate::data::resolved_config`]).
     #[serde(skip)]
-    pub order_inherited: bool,
+    pub selection_inherited: bool,
     /// Explicit task list (wins over `order`).
     #[serde(default)]
     pub tasks: Vec<String>,
@@ -592,7 +593,7 @@ impl Config {
                 source_name: "embedded default".into(),
                 message: e.to_string(),
             })?;
-        // What the user's layers set, apart from the default (for `data.order_inherited`).
+        // What the user's layers set, apart from the default (for `data.selection_inherited`).
         let default_data = table.get("data").cloned();
         let mut user = toml::Table::new();
         if let Some(file) = file {
@@ -616,9 +617,18 @@ impl Config {
             let given = user.get("data").and_then(|d| d.get(*key));
             given.is_some() && given != default_data.as_ref().and_then(|d| d.get(*key))
         });
-        let order_named = user.get("data").and_then(|d| d.get("order")).is_some();
+        let named = |key: &str| user.get("data").and_then(|d| d.get(key)).is_some();
+        let (order_named, tasks_named) = (named("order"), named("tasks"));
         let mut config = Self::from_table(table, "configuration")?;
-        config.data.order_inherited = source_changed && !order_named && config.data.order.is_some();
+        // An order the user names replaces the embedded default's task list (which would
+        // otherwise win over any order).
+        if order_named && !tasks_named {
+            config.data.tasks.clear();
+        }
+        config.data.selection_inherited = source_changed
+            && !order_named
+            && !tasks_named
+            && (config.data.order.is_some() || !config.data.tasks.is_empty());
         Ok(config)
     }
 

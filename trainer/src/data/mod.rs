@@ -368,15 +368,16 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
     })
 }
 
-/// The data settings as a run records them: an order inherited from the embedded default
-/// ([`DataConfig::order_inherited`]) is replaced by the order it resolved to (the default's,
-/// or `file`), so that `--resume` loads the same tasks.
+/// The data settings as a run records them: a selection inherited from the embedded default
+/// ([`DataConfig::selection_inherited`]) that fell back to another order is replaced by that
+/// order (`file`), so that `--resume` loads the same tasks.
 pub fn resolved_config(config: &DataConfig, dataset: &Dataset) -> DataConfig {
     let mut resolved = config.clone();
-    if config.order_inherited && config.tasks.is_empty() {
+    if config.selection_inherited && dataset.order != CUSTOM_ORDER {
+        resolved.tasks.clear();
         resolved.order = Some(dataset.order.clone());
     }
-    resolved.order_inherited = false;
+    resolved.selection_inherited = false;
     resolved
 }
 
@@ -449,10 +450,13 @@ fn read_orders(file: &Path) -> Result<(String, BTreeMap<String, Vec<String>>), D
     Ok((name, parsed.orders))
 }
 
+/// The order name a run records for an explicit `data.tasks` list.
+const CUSTOM_ORDER: &str = "custom";
+
 /// The task list: `config.tasks` if given, else the named order; then the first
-/// `config.first` tasks. Rejects duplicates and an empty result. An order inherited from the
-/// embedded default ([`DataConfig::order_inherited`]) that the source lacks falls back to
-/// its `file` order, with a notice.
+/// `config.first` tasks. Rejects duplicates and an empty result. A selection inherited from
+/// the embedded default ([`DataConfig::selection_inherited`]) that the source lacks (an order
+/// it does not define, a task it does not have) falls back to its `file` order, with a notice.
 fn resolve_order(
     config: &DataConfig,
     path: &Path,
@@ -460,9 +464,31 @@ fn resolve_order(
     source_kind: &'static str,
     notices: &mut Vec<String>,
 ) -> Result<(String, Vec<String>), DataError> {
+    let missing_default_task = config
+        .tasks
+        .iter()
+        .find(|task| orders.get("file").is_some_and(|all| !all.contains(task)));
+    let file_order;
+    let config = match missing_default_task {
+        Some(task) if config.selection_inherited => {
+            notices.push(format!(
+                "data.tasks = {:?} comes from the embedded default and {} has no task {task:?}; \
+                 the tasks run in file order (set data.order or data.tasks to choose)",
+                config.tasks,
+                path.display()
+            ));
+            file_order = DataConfig {
+                tasks: Vec::new(),
+                order: Some("file".to_owned()),
+                ..config.clone()
+            };
+            &file_order
+        }
+        _ => config,
+    };
     let (name, mut tasks, list) = if !config.tasks.is_empty() {
         (
-            "custom".to_owned(),
+            CUSTOM_ORDER.to_owned(),
             config.tasks.clone(),
             "data.tasks".to_owned(),
         )
@@ -471,7 +497,8 @@ fn resolve_order(
             source_kind,
             path: path.display().to_string(),
         })?;
-        if config.order_inherited && !orders.contains_key(order) && orders.contains_key("file") {
+        if config.selection_inherited && !orders.contains_key(order) && orders.contains_key("file")
+        {
             let defined: Vec<&str> = orders
                 .keys()
                 .map(String::as_str)
