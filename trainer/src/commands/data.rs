@@ -1,6 +1,7 @@
-//! `trainer data [--config FILE.toml] [--set section.field=value]... [--report [--json]]`: the
-//! examples a run with this configuration trains and evaluates on, printed as JSON, or with
-//! `--report` each task's data report.
+//! `trainer data [--config FILE.toml] [--set section.field=value]... [--report [--json] | --tags]`:
+//! the examples a run with this configuration trains and evaluates on, printed as JSON, or with
+//! `--report` each task's data report, or with `--tags` every instruction's tags as the run's
+//! tagger (`strategy.tags`, the `llm` source through `[tagger]`) writes them.
 //!
 //! The same loading as `trainer run` ([`trainer::data::load`]: order, `first`, held-out
 //! split, de-duplication and the seeded `max_train` / `max_test` caps), without a model. For
@@ -17,7 +18,10 @@ use clap::Args;
 use inscl::artifact::DataReport;
 use serde::Serialize;
 use trainer::config::Config;
-use trainer::data::{self, Dataset, Example, TaskData};
+use trainer::data::{self, Dataset, Example, InstructionGroup, TaskData};
+use trainer::tags::Tagger;
+use trainer::tags::api::ChatApi;
+use trainer::tags::llm::{self, LlmTagFile};
 
 /// Arguments of `trainer data`.
 #[derive(Debug, Args)]
@@ -35,6 +39,32 @@ pub struct DataArgs {
     /// With --report: the report as JSON instead of a table.
     #[arg(long, requires = "report")]
     json: bool,
+    /// Tag every instruction as the run would (`strategy.tags`; the `llm` source asks the
+    /// `[tagger]`, a local checkpoint or an endpoint) and print the tags as JSON, with the
+    /// tagger's instructions/s and fallbacks on stderr.
+    #[arg(long, conflicts_with = "report")]
+    tags: bool,
+}
+
+/// `--tags`: every instruction's raw tags, and how the `llm` source fared.
+#[derive(Serialize)]
+struct TagsReport<'a> {
+    /// The `llm` source's tag file (model, counts, seconds, replies); absent without it.
+    llm: Option<&'a LlmTagFile>,
+    tasks: Vec<TaskTags<'a>>,
+}
+
+#[derive(Serialize)]
+struct TaskTags<'a> {
+    name: &'a str,
+    instructions: Vec<InstructionTags<'a>>,
+}
+
+#[derive(Serialize)]
+struct InstructionTags<'a> {
+    id: &'a str,
+    text: &'a str,
+    tags: Vec<String>,
 }
 
 /// The printed JSON: the order's name and each task's splits, in training order.
@@ -207,8 +237,84 @@ fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+/// The `llm` tags of every instruction of `groups`, asked of the `[tagger]` endpoint, or of
+/// its local checkpoint (the run's model without one), `tagger.batch_size` at a time.
+fn llm_tags(
+    config: &Config,
+    groups: &[Vec<InstructionGroup>],
+    keyphrases: usize,
+) -> anyhow::Result<LlmTagFile> {
+    let instructions = llm::distinct_instructions(groups.iter().flatten());
+    let tag = |name: &str, chat: &mut llm::Chat| -> anyhow::Result<LlmTagFile> {
+        let mut file = LlmTagFile::new(name);
+        for batch in llm::untagged(&file, &instructions).chunks(config.tagger.batch_size) {
+            llm::tag_batch(&mut file, batch, chat, keyphrases)?;
+        }
+        Ok(file)
+    };
+    if config.tagger.endpoint.is_some() {
+        let api = ChatApi::new(&config.tagger);
+        return tag(&api.describe(), &mut |prompts: &[String]| {
+            Ok(api.chat(prompts)?)
+        });
+    }
+    let path = config.tagger.model.as_ref().unwrap_or(&config.model.path);
+    let mut model = super::run::open_learner(config, Path::new("."), path)?;
+    let max_new_tokens = config.tagger.max_new_tokens;
+    tag(path, &mut |prompts: &[String]| {
+        model.chat(prompts, max_new_tokens)
+    })
+}
+
+/// Prints `--tags` for `dataset`.
+fn print_tags(config: &Config, dataset: &Dataset, out: &mut impl Write) -> anyhow::Result<()> {
+    let tagger = Tagger::new(&config.strategy, Path::new("."))?;
+    let groups: Vec<Vec<InstructionGroup>> = dataset
+        .tasks
+        .iter()
+        .map(TaskData::instruction_groups)
+        .collect();
+    let llm = if tagger.uses_llm() {
+        let file = llm_tags(config, &groups, tagger.keyphrase_count())?;
+        eprintln!(
+            "llm tags: {} instructions by {} ({:.2} instructions/s, {:.1} s), {} asked twice, {} fell back to keyphrases",
+            file.instructions.len(),
+            file.model,
+            file.tags_per_second(),
+            file.seconds,
+            file.retries,
+            file.fallbacks
+        );
+        Some(file)
+    } else {
+        None
+    };
+    let report = TagsReport {
+        llm: llm.as_ref(),
+        tasks: dataset
+            .tasks
+            .iter()
+            .zip(&groups)
+            .map(|(task, groups)| TaskTags {
+                name: &task.name,
+                instructions: groups
+                    .iter()
+                    .map(|group| InstructionTags {
+                        id: &group.id,
+                        text: &group.text,
+                        tags: tagger.tags(task, group, llm.as_ref()),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &report)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// Loads the configuration's data (relative to the working directory, as `trainer run` reads
-/// it) and prints the examples, or the report.
+/// it) and prints the examples, the report or the tags.
 pub fn run(args: &DataArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref(), &args.overrides)?;
     let dataset = data::load(&config.data, Path::new("."))?;
@@ -225,6 +331,9 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
             write!(stdout, "{}", report.table())?;
         }
         return Ok(());
+    }
+    if args.tags {
+        return print_tags(&config, &dataset, &mut stdout);
     }
     let selected = SelectedData {
         order: &dataset.order,

@@ -109,9 +109,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("notice: {notice}");
     }
     let mut learner = open_learner(&config, &root, &config.model.path)?;
-    // `[tagger] model`: a second checkpoint asked for the `llm` tags (inference only).
+    // `[tagger] model` without an endpoint: a second checkpoint asked for the `llm` tags
+    // (inference only).
     let tag_model = match &config.tagger.model {
-        Some(path) if config.strategy.tags.0.contains(&TagSource::Llm) => {
+        Some(path)
+            if config.strategy.tags.0.contains(&TagSource::Llm)
+                && config.tagger.endpoint.is_none() =>
+        {
             Some(open_learner(&config, &root, path)?)
         }
         _ => None,

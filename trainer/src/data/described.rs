@@ -555,7 +555,13 @@ pub fn load(config: &DataConfig, file: &Path) -> Result<Dataset, DataError> {
                 None => ignored.push((key, why, vec![name])),
             }
         }
-        tasks.push(load_task(name, &entry, folder, config, &mut notices)?);
+        tasks.push(load_task(
+            name,
+            &entry,
+            (&description.file, folder),
+            config,
+            &mut notices,
+        )?);
     }
     let mut key_notices: Vec<String> = ignored
         .into_iter()
@@ -652,12 +658,12 @@ impl Part<'_> {
     }
 }
 
-/// Task `name` of the description: its records read, mapped onto examples (instructions
-/// from the prompts, a rule or the entry), and split.
+/// Task `name` of the description (the file as errors name it, and its folder): its records
+/// read, mapped onto examples (instructions from the prompts, a rule or the entry), and split.
 fn load_task(
     name: &str,
     entry: &Entry,
-    folder: &Path,
+    (description, folder): (&str, &Path),
     config: &DataConfig,
     notices: &mut Vec<String>,
 ) -> Result<TaskData, DataError> {
@@ -680,7 +686,19 @@ fn load_task(
         read(&entry.test_file)?,
     ];
     if let Some(expected) = &entry.file_sha1 {
-        check_sha1(&read_parts[0][0].file, expected)?;
+        match read_parts[0].as_slice() {
+            [file] => check_sha1(&file.file, expected)?,
+            files => {
+                return Err(DataError::Description {
+                    file: description.to_owned(),
+                    key: name.to_owned(),
+                    problem: format!(
+                        "file_sha1 checks a single file; file_name is a folder of {} files",
+                        files.len()
+                    ),
+                });
+            }
+        }
     }
     let mut parts: Vec<Part> = Vec::new();
     for files in &read_parts {
@@ -734,7 +752,7 @@ fn load_task(
         let drafts = std::mem::take(&mut parts[sampled].drafts);
         parts[sampled].drafts = sample(drafts, count, config.split_seed, name);
     }
-    let instructions = instructions(name, entry, folder, &parts)?;
+    let instructions = instructions(name, entry, (description, folder), &parts)?;
     let mut count = 0;
     let mut examples = parts.into_iter().map(|part| {
         part.drafts
@@ -899,7 +917,7 @@ fn sample<'a>(drafts: Vec<Draft<'a>>, count: usize, seed: u64, name: &str) -> Ve
 fn instructions<'e>(
     name: &str,
     entry: &'e Entry,
-    folder: &Path,
+    (description, folder): (&str, &Path),
     parts: &[Part],
 ) -> Result<Instructions<'e>, DataError> {
     let drafts = || parts.iter().flat_map(|p| &p.drafts);
@@ -910,7 +928,7 @@ fn instructions<'e>(
             .text(name, folder, outputs)?
             .map(Instructions::Given)
             .map_err(|problem| DataError::Description {
-                file: folder.join(DESCRIPTION_FILE).display().to_string(),
+                file: description.to_owned(),
                 key: name.to_owned(),
                 problem,
             });

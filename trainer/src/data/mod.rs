@@ -226,7 +226,12 @@ pub(crate) fn show_value(value: &serde_json::Value) -> String {
 
 /// A text shortened for error messages (at most 80 characters, then `…`).
 pub(crate) fn show_text(text: &str) -> String {
-    match text.char_indices().nth(80) {
+    show_text_max(text, 80)
+}
+
+/// A text shortened to at most `max` characters, then `…`.
+pub(crate) fn show_text_max(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }

@@ -8,12 +8,14 @@
 //! - `file`: tags from an external tagger such as InsTag, a JSONL file of
 //!   `{"instruction_id": ID | "text": TEXT, "tags": [..]}` where ID is
 //!   [`crate::data::instruction_id`] of the text;
-//! - `llm`: intention tags written by a chat model with InsTag's prompt ([`llm`]), tagged once
-//!   per run before stage 1 and cached in the run folder.
+//! - `llm`: intention tags written by a chat model with InsTag's prompt ([`llm`]): a local
+//!   checkpoint or an OpenAI-compatible server ([`api`]), tagged once per run before stage 1
+//!   and cached in the run folder.
 //!
 //! Sources combine as a union in order (`metadata+keyphrase` is the default). Raw tags are
 //! returned as written; the planner normalises them ([`inscl::insinfo::TagNormalizer`]).
 
+pub mod api;
 pub mod llm;
 
 use std::collections::HashMap;
