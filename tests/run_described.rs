@@ -198,7 +198,7 @@ fn an_alpaca_file_runs_without_an_order_and_a_pipe_shows_progress() {
     let (ok, stderr) = trainer("my.json", &model);
     assert!(ok, "{stderr}");
     for expected in [
-        "notice: data.order = \"curriculum\" comes from the embedded default and ./my.json defines no such order",
+        "comes from the embedded default and ./my.json has no task \"Classification\"; the tasks run in file order",
         "stage 1/2 math: training on",
         "stage 1/2 math: step 1/1, loss ",
         "stage 2/2 greet: eval math: ROUGE-L ",

@@ -329,7 +329,13 @@ fn a_real_openai_compatible_server_tags_instructions() {
         .map(|path| {
             let task: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-            let text = task["Definition"][0].as_str().unwrap().to_owned();
+            // A list in current SuperNI files, a plain string in older ones.
+            let definition = &task["Definition"];
+            let text = definition[0]
+                .as_str()
+                .or_else(|| definition.as_str())
+                .unwrap()
+                .to_owned();
             (trainer::data::instruction_id(&text), text)
         })
         .collect();
