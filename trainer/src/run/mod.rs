@@ -811,6 +811,7 @@ impl Stages<'_> {
                 instances: task.test.len(),
             });
             let interrupt = self.interrupt.clone();
+            let started = Instant::now();
             let eval =
                 eval::evaluate_task(learner, task, budget, self.config.eval.stem, &mut |done| {
                     progress.event(&Event::EvalProgress { done });
@@ -837,6 +838,8 @@ impl Stages<'_> {
                 task: task.name.clone(),
                 rouge_l: eval.rouge_l,
                 exact_match: eval.exact_match,
+                seconds: started.elapsed().as_secs_f64(),
+                generation: learner.last_generation_stats(),
             });
             evals.push(eval);
         }
