@@ -239,7 +239,10 @@ fn continuous_batching_equals_one_at_a_time_greedy() {
             order.sort_unstable();
             assert_eq!(order, (0..prompts.len()).collect::<Vec<_>>());
             let stats = out.stats;
-            assert_eq!(stats.prompt_tokens, prompts.iter().map(Vec::len).sum());
+            assert_eq!(
+                stats.prompt_tokens,
+                prompts.iter().map(Vec::len).sum::<usize>()
+            );
             // Every produced token but each row's last is fed back by one decoding step.
             let fed: usize = expected
                 .iter()
