@@ -408,8 +408,17 @@ pub struct StageRecord {
     pub loss: Vec<LossPoint>,
     /// Evaluation of every task seen so far, in task order.
     pub eval: Vec<TaskEval>,
-    /// Wall-clock seconds of the stage (training + evaluation).
+    /// Wall-clock seconds of the stage: embeddings, replay plan, training and evaluation (the
+    /// zero-shot record: its evaluation; 0 in files written before the split below).
     pub wall_seconds: f64,
+    /// Of `wall_seconds`, the optimiser steps; absent for the zero-shot record and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_seconds: Option<f64>,
+    /// Of `wall_seconds`, the evaluation of every seen task (generation and scoring); absent
+    /// in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_seconds: Option<f64>,
 }
 
 /// The instances replayed from one previous task at a stage.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use inscl::artifact::Artifact;
 
-/// Every artifact file of a run, as text, with wall-clock fields zeroed.
+/// Every artifact file of a run, as text, with wall-clock fields zeroed (kept present or absent).
 pub fn artifacts(folder: &Path) -> Vec<(String, String)> {
     let mut files: Vec<PathBuf> = vec![folder.join("results.json"), folder.join("embeddings.json")];
     let mut stages: Vec<PathBuf> = std::fs::read_dir(folder.join("stages"))
@@ -20,6 +20,8 @@ pub fn artifacts(folder: &Path) -> Vec<(String, String)> {
             let text = match Artifact::from_json(&path.display().to_string(), &text).unwrap() {
                 Artifact::Stage(mut record) => {
                     record.wall_seconds = 0.0;
+                    record.train_seconds = record.train_seconds.map(|_| 0.0);
+                    record.eval_seconds = record.eval_seconds.map(|_| 0.0);
                     serde_json::to_string(&record).unwrap()
                 }
                 other => serde_json::to_string(&other).unwrap(),

@@ -567,6 +567,8 @@ pub struct EvalConfig {
     pub budget_quantile: f64,
     /// Tokens added to the quantile (room for the end-of-turn token and longer answers).
     pub budget_margin: usize,
+    /// Rows decoding at once ([`llama::generate::generate_queued`]: a row that stops hands its
+    /// place to the next prompt).
     pub batch_size: usize,
     pub zero_shot: bool,
     pub stem: bool,

@@ -26,7 +26,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
 use llama::device::{DeviceChoice, SelectedDevice, select_device};
-use llama::generate::{GenerationConfig, generate};
+use llama::generate::{GenerationConfig, GenerationStats, generate_queued};
 use llama::io::host::HostTensors;
 use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
@@ -266,6 +266,8 @@ pub struct LlamaLearner {
     /// Under a routing method: the tasks of the adapter each example of the last
     /// [`Learner::generate`] call went to.
     routes: Option<Vec<Vec<String>>>,
+    /// Where the last [`Learner::generate`] call's time went, summed over its batches.
+    generation_stats: GenerationStats,
     /// [`LlamaLearner::base_model`], once built.
     base_inference: std::cell::OnceCell<Llama>,
     /// Base-model embeddings of the instructions routed so far: every stage evaluates the same
@@ -330,6 +332,7 @@ impl LlamaLearner {
             method_config: method.clone(),
             method: continual,
             routes: None,
+            generation_stats: GenerationStats::default(),
             base_inference: std::cell::OnceCell::new(),
             routing_embeddings: std::collections::BTreeMap::new(),
             expert_models: Vec::new(),
@@ -452,41 +455,45 @@ impl LlamaLearner {
         Ok(self.base_inference.get_or_init(|| model).clone())
     }
 
-    /// Greedy generation of `model` from token prompts, batched by similar length; outputs in
-    /// prompt order, decoded without special tokens and trimmed. `on_done(n)` after each batch.
+    /// Greedy generation of `model` from token prompts by continuous batching
+    /// ([`generate_queued`]: at most the evaluation batch size decoding at once, a finished row
+    /// replaced by the next prompt), shortest prompts first so that the rows joining together
+    /// pad little; outputs in prompt order, decoded without special tokens and trimmed, and
+    /// where the time went. `on_done(n)` whenever a prompt finishes, with the number finished
+    /// so far.
     fn generate_greedy(
         &self,
         model: &Llama,
         prompts: &[Vec<u32>],
         max_new_tokens: usize,
         on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
-    ) -> anyhow::Result<Vec<String>> {
-        // Similar lengths together: less left padding. Outputs go back to input order.
+    ) -> anyhow::Result<(Vec<String>, GenerationStats)> {
+        if prompts.is_empty() {
+            return Ok((Vec::new(), GenerationStats::default()));
+        }
         let mut order: Vec<usize> = (0..prompts.len()).collect();
         order.sort_by_key(|&i| prompts[i].len());
-        let mut outputs = vec![String::new(); prompts.len()];
+        let sorted: Vec<Vec<u32>> = order.iter().map(|&i| prompts[i].clone()).collect();
         let config = GenerationConfig {
             eos_token_ids: self.stop.clone(),
             ..GenerationConfig::greedy(max_new_tokens, &self.config)
         };
         let mut done = 0;
-        for chunk in order.chunks(self.eval_batch_size) {
-            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
-            let generation = generate(model, &batch, &config)?;
-            for (&i, tokens) in chunk.iter().zip(&generation.tokens) {
-                outputs[i] = self
-                    .format
-                    .tokenizer
-                    .decode(tokens, true)?
-                    .trim()
-                    .to_owned();
-            }
-            done += chunk.len();
-            if on_done(done).is_break() {
-                break;
-            }
+        let generation =
+            generate_queued(model, &sorted, &config, self.eval_batch_size, &mut |_| {
+                done += 1;
+                on_done(done)
+            })?;
+        let mut outputs = vec![String::new(); prompts.len()];
+        for (&i, tokens) in order.iter().zip(&generation.tokens) {
+            outputs[i] = self
+                .format
+                .tokenizer
+                .decode(tokens, true)?
+                .trim()
+                .to_owned();
         }
-        Ok(outputs)
+        Ok((outputs, generation.stats))
     }
 
     /// Mean response-token cross-entropy (nats) of the current model on `examples`, formatted
@@ -659,6 +666,7 @@ impl Learner for LlamaLearner {
             .map(|e| self.format.generation(e, self.training.max_length))
             .collect::<anyhow::Result<_>>()?;
         self.routes = None;
+        self.generation_stats = GenerationStats::default();
         // Before the first stage the bank is empty: the model answers alone.
         let Some(keys) = self
             .method
@@ -667,7 +675,10 @@ impl Learner for LlamaLearner {
             .map(|experts| experts.iter().map(|e| e.key.clone()).collect::<Vec<_>>())
         else {
             let model = self.inference_model();
-            return self.generate_greedy(&model, &prompts, max_new_tokens, on_done);
+            let (outputs, stats) =
+                self.generate_greedy(&model, &prompts, max_new_tokens, on_done)?;
+            self.generation_stats = stats;
+            return Ok(outputs);
         };
         // Route every example to the expert nearest its instruction, then generate expert by
         // expert.
@@ -705,11 +716,13 @@ impl Learner for LlamaLearner {
             };
             let batch: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
             let mut stopped = false;
-            let texts = self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
-                let flow = on_done(done + n);
-                stopped |= flow.is_break();
-                flow
-            })?;
+            let (texts, stats) =
+                self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
+                    let flow = on_done(done + n);
+                    stopped |= flow.is_break();
+                    flow
+                })?;
+            self.generation_stats += stats;
             for (&i, text) in members.iter().zip(texts) {
                 outputs[i] = text;
             }
@@ -725,6 +738,10 @@ impl Learner for LlamaLearner {
 
     fn last_routes(&self) -> Option<Vec<Vec<String>>> {
         self.routes.clone()
+    }
+
+    fn last_generation_stats(&self) -> Option<GenerationStats> {
+        Some(self.generation_stats)
     }
 
     fn chat(&mut self, prompts: &[String], max_new_tokens: usize) -> anyhow::Result<Vec<String>> {
@@ -748,9 +765,10 @@ impl Learner for LlamaLearner {
                 Ok(ids)
             })
             .collect::<anyhow::Result<_>>()?;
-        self.generate_greedy(&model, &tokens, max_new_tokens, &mut |_| {
+        let (replies, _) = self.generate_greedy(&model, &tokens, max_new_tokens, &mut |_| {
             ControlFlow::Continue(())
-        })
+        })?;
+        Ok(replies)
     }
 
     fn token_counts(&self, texts: &[String]) -> anyhow::Result<Vec<usize>> {

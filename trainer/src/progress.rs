@@ -71,6 +71,11 @@ pub enum Event {
         task: String,
         rouge_l: f64,
         exact_match: f64,
+        /// Wall-clock seconds of the task's evaluation.
+        seconds: f64,
+        /// Where the generation's time went, when the learner measures it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        generation: Option<crate::learner::GenerationStats>,
     },
     /// A stage's artifacts are written.
     StageFinished { stage: usize, wall_seconds: f64 },

@@ -538,7 +538,9 @@ impl Stages<'_> {
         progress.event(&Event::ZeroShot {
             tasks: self.dataset.tasks.len(),
         });
+        let started = Instant::now();
         let eval = self.evaluate(learner, progress, 0, self.dataset.tasks.len())?;
+        let eval_seconds = started.elapsed().as_secs_f64();
         self.zero_shot = Some(eval.iter().map(|e| e.rouge_l).collect());
         let record = StageRecord {
             schema_version: SCHEMA_VERSION,
@@ -554,7 +556,9 @@ impl Stages<'_> {
             train_examples: 0,
             loss: Vec::new(),
             eval,
-            wall_seconds: 0.0,
+            wall_seconds: eval_seconds,
+            train_seconds: None,
+            eval_seconds: Some(eval_seconds),
         };
         artifact::write_atomic(&self.folder.stage(0), &record)?;
         Ok(())
@@ -601,8 +605,12 @@ impl Stages<'_> {
             replayed: replayed.iter().map(|r| r.ids.len()).sum(),
         });
         let task_distances = self.method_distances(&embeddings, stage)?;
+        let training = Instant::now();
         let loss = self.train(learner, progress, stage, &plan.task, &mix, task_distances)?;
+        let train_seconds = training.elapsed().as_secs_f64();
+        let evaluating = Instant::now();
         let eval = self.evaluate(learner, progress, stage, seen)?;
+        let eval_seconds = evaluating.elapsed().as_secs_f64();
         let record = StageRecord {
             schema_version: SCHEMA_VERSION,
             stage,
@@ -613,6 +621,8 @@ impl Stages<'_> {
             loss,
             eval,
             wall_seconds: started.elapsed().as_secs_f64(),
+            train_seconds: Some(train_seconds),
+            eval_seconds: Some(eval_seconds),
         };
         let wall_seconds = record.wall_seconds;
         self.write_stage(learner, record, embeddings)?;
@@ -819,6 +829,7 @@ impl Stages<'_> {
                 instances: task.test.len(),
             });
             let interrupt = self.interrupt.clone();
+            let started = Instant::now();
             let eval =
                 eval::evaluate_task(learner, task, budget, self.config.eval.stem, &mut |done| {
                     progress.event(&Event::EvalProgress { done });
@@ -845,6 +856,8 @@ impl Stages<'_> {
                 task: task.name.clone(),
                 rouge_l: eval.rouge_l,
                 exact_match: eval.exact_match,
+                seconds: started.elapsed().as_secs_f64(),
+                generation: learner.last_generation_stats(),
             });
             evals.push(eval);
         }
