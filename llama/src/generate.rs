@@ -138,11 +138,16 @@ pub fn sample_token(
     if !(temperature > 0.0 && temperature.is_finite() && top_p > 0.0 && top_p <= 1.0) {
         return Err(GenerateError::InvalidSampling { temperature, top_p });
     }
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let max = f64::from(logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)));
     let mut probs: Vec<(u32, f64)> = logits
         .iter()
         .enumerate()
-        .map(|(i, &x)| (i as u32, ((x as f64 - max) / temperature as f64).exp()))
+        .map(|(i, &x)| {
+            (
+                i as u32,
+                ((f64::from(x) - max) / f64::from(temperature)).exp(),
+            )
+        })
         .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -151,7 +156,7 @@ pub fn sample_token(
     for &(_, p) in &probs {
         kept += 1;
         mass += p;
-        if mass >= top_p as f64 * total {
+        if mass >= f64::from(top_p) * total {
             break;
         }
     }
@@ -173,6 +178,9 @@ pub fn sample_token(
 /// [`GenerateError::NoPrompts`], [`GenerateError::EmptyPrompt`],
 /// [`GenerateError::TokenOutOfVocabulary`],
 /// [`GenerateError::InvalidSampling`].
+///
+/// # Panics
+/// When the backend cannot read the logits back as f32.
 pub fn generate(
     model: &Llama,
     prompts: &[Vec<u32>],
@@ -202,7 +210,7 @@ pub fn generate(
     let mut mask = Vec::with_capacity(b * s);
     for prompt in prompts {
         let pad = s - prompt.len();
-        ids.extend(std::iter::repeat_n(0i64, pad).chain(prompt.iter().map(|&t| t as i64)));
+        ids.extend(std::iter::repeat_n(0i64, pad).chain(prompt.iter().map(|&t| i64::from(t))));
         mask.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, prompt.len())));
     }
     let int = |data: Vec<i64>, cols: usize| {
@@ -233,7 +241,7 @@ pub fn generate(
                     tokens[r].push(token);
                 }
             }
-            next.push(token as i64);
+            next.push(i64::from(token));
         }
         if finished.iter().all(|&f| f) || step + 1 == config.max_new_tokens {
             break;

@@ -8,7 +8,7 @@ Run from the repository root:
 
     /root/.cache/ref-venv/bin/python tools/reference/methods_reference.py
 
-It writes `tests/fixtures/methods/reference.json`. Everything is computed in torch float64 (the
+It writes `trainer/fixtures/methods/reference.json`. Everything is computed in torch float64 (the
 Rust side is f32, so the reference is the more exact of the two), with autograd for gradients.
 
 Model. The forward pass is `tools/reference/llama_reference.py`'s numpy port of Hugging Face

@@ -22,16 +22,24 @@ pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Which checkpoint, on which device.
     pub model: ModelConfig,
+    /// Source, task order and sizes.
     pub data: DataConfig,
+    /// The instruction embeddings behind the task distances.
     pub embedding: EmbeddingConfig,
+    /// What is replayed.
     pub strategy: StrategyConfig,
+    /// The chat model of the `llm` tag source.
     pub tagger: TaggerConfig,
+    /// Optimiser and adapter settings.
     pub training: TrainingConfig,
     /// Absent in `run.json` files written before methods existed: plain fine-tuning.
     #[serde(default)]
     pub method: MethodConfig,
+    /// Generation limits and metric settings.
     pub eval: EvalConfig,
+    /// Where the run folder goes.
     pub output: OutputConfig,
 }
 
@@ -75,6 +83,7 @@ impl EmbeddingSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingConfig {
+    /// Which weights embed the instructions.
     pub source: EmbeddingSource,
     /// Hidden layer mean-pooled into instruction embeddings (0 = token embeddings); `None` =
     /// last layer. For `base` and `current`.
@@ -104,9 +113,13 @@ pub struct TaggerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataFormat {
+    /// A folder of `<task>/{train,test}.json`, orders from `orders.json`.
     Benchmark,
+    /// A folder of SuperNI task files; a seeded held-out fraction is the test split.
     Superni,
+    /// InsCL16's `categories.json`: each category one task.
     Categories,
+    /// Alpaca records (`instruction`, `input`, `output`, optional `task`) as JSON or JSON Lines.
     Alpaca,
     /// A dataset description (`dataset_info.json`, as LLaMA-Factory's) naming each task's
     /// files, formatting and column mapping ([`crate::data::described`]).
@@ -117,6 +130,7 @@ pub enum DataFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
+    /// The kind of source.
     pub format: DataFormat,
     /// Folder (benchmark, superni), `categories.json` (or its folder), Alpaca file, or
     /// dataset description (or a folder holding `dataset_info.json`), relative to the working
@@ -296,6 +310,7 @@ impl<'de> Deserialize<'de> for TagSources {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyConfig {
+    /// The replay strategy.
     pub name: RunStrategy,
     /// Replayed instances per previous stage α.
     pub alpha: usize,
@@ -338,7 +353,9 @@ impl StrategyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Finetuning {
+    /// LoRA adapters on the frozen base weights.
     Lora,
+    /// Every weight.
     Full,
 }
 
@@ -346,8 +363,11 @@ pub enum Finetuning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
+    /// Cosine decay to 0.
     Cosine,
+    /// Linear decay to 0.
     Linear,
+    /// The peak rate throughout.
     Constant,
 }
 
@@ -355,11 +375,13 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
+    /// LoRA or full fine-tuning.
     pub method: Finetuning,
     /// Passes over each stage's training mix (≥ 1).
     pub epochs: usize,
     /// Peak learning rate (> 0).
     pub lr: f64,
+    /// Learning-rate schedule after the warmup.
     pub schedule: Schedule,
     /// Fraction of the steps with linear warmup, in `[0, 1)`.
     pub warmup_ratio: f64,
@@ -373,7 +395,9 @@ pub struct TrainingConfig {
     pub max_length: usize,
     /// Global gradient-norm clip (> 0).
     pub clip_norm: f64,
+    /// LoRA rank r (≥ 1).
     pub lora_rank: usize,
+    /// LoRA scale numerator: the update is multiplied by `lora_alpha / r` (> 0).
     pub lora_alpha: f64,
     /// Dropout on the LoRA adapters' input, in [0, 1).
     pub lora_dropout: f64,
@@ -460,6 +484,7 @@ pub enum EwcMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
+    /// The method.
     pub name: MethodName,
     /// Penalty strength λ of `ewc`, `mas`, `si`, `tir`; absent = the method's default (EWC
     /// 400 as TRACE, MAS 1 as Avalanche, SI 1, TIR 1e6 on its normalised importance).
@@ -524,8 +549,11 @@ pub struct EvalConfig {
     pub budget_quantile: f64,
     /// Tokens added to the quantile (room for the end-of-turn token and longer answers).
     pub budget_margin: usize,
+    /// Test instances per generation batch (≥ 1).
     pub batch_size: usize,
+    /// Evaluate every task before stage 1 (needed for FWT).
     pub zero_shot: bool,
+    /// Porter stemming inside ROUGE-L, as SuperNI.
     pub stem: bool,
     /// Folder of a finished `single` run; its diagonal are the upper bounds of Relative Gain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -536,8 +564,10 @@ pub struct EvalConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
+    /// Folder of the run folders, relative to the working directory.
     pub dir: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Run folder name; `None` = `<strategy>-a<alpha>-s<seed>`.
     pub name: Option<String>,
     /// Checkpoints kept (≥ 1: resuming needs the last one).
     pub keep_checkpoints: usize,
@@ -547,30 +577,49 @@ pub struct OutputConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
     /// TOML syntax error or a field of the wrong type (the message names the field).
     #[error("{source_name}: {message}")]
     Parse {
+        /// The file, or `embedded default` / `run.json config`.
         source_name: String,
+        /// The parser's message, naming the field.
         message: String,
     },
     /// A field no section has.
     #[error("unknown config field `{path}`")]
-    UnknownField { path: String },
+    UnknownField {
+        /// The field path, e.g. `strategy.similarity.kost`.
+        path: String,
+    },
     /// A field whose value is out of range.
     #[error("invalid config value {field} = {value}: {reason}")]
     Invalid {
+        /// The field path.
         field: &'static str,
+        /// The value, as written.
         value: String,
+        /// Why the value is refused.
         reason: &'static str,
     },
     /// A `--set` argument that is not `section.field=value`.
     #[error("override {arg:?} is not of the form section.field=value")]
-    BadOverride { arg: String },
+    BadOverride {
+        /// The argument as given.
+        arg: String,
+    },
 }
 
 impl Config {
     /// The embedded default.
+    ///
+    /// # Panics
+    /// When the embedded `configs/default.toml` is invalid (a build defect, caught by the tests).
     pub fn embedded_default() -> Self {
         Self::load(None, &[]).expect("the embedded default configuration is valid")
     }
@@ -647,6 +696,9 @@ impl Config {
     }
 
     /// The configuration as JSON, for `run.json`.
+    ///
+    /// # Panics
+    /// Never: every field serialises to JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("config serialises to JSON")
     }

@@ -43,6 +43,7 @@ pub struct StudyConfig {
     pub name: String,
     /// Strategies compared (`none`, `random`, `dynamic`, `insinfo`, `inscl`, `multitask`).
     pub strategies: Vec<RunStrategy>,
+    /// Run seeds; every strategy and order runs with each.
     pub seeds: Vec<u64>,
     /// Named task orders of the data (`curriculum`, `reverse`, ...).
     pub orders: Vec<String>,
@@ -65,41 +66,72 @@ fn default_output() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
     #[error("{file}: {message}")]
-    Parse { file: String, message: String },
+    Parse {
+        /// The file, as given.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
     /// A grid that cannot be run.
     #[error("study {name}: {problem}")]
-    Grid { name: String, problem: String },
+    Grid {
+        /// The study's name.
+        name: String,
+        /// What is wrong with the grid.
+        problem: String,
+    },
     /// A cell's run folder holds a run of another configuration.
     #[error(
         "study cell {cell}: {folder} holds a run of another configuration (field {field} differs); \
          remove it or choose another study name"
     )]
     Mismatch {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
         cell: String,
+        /// The cell's run folder.
         folder: String,
+        /// The first field path that differs.
         field: String,
     },
     #[error("study cell {cell}: {source}")]
+    /// A cell failed.
     Run {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
         cell: String,
         #[source]
+        /// Why.
         source: Box<RunError>,
     },
     #[error("study cell {cell}: opening the model: {source:#}")]
-    Learner { cell: String, source: anyhow::Error },
+    Learner {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
+        cell: String,
+        /// Why.
+        source: anyhow::Error,
+    },
     #[error(transparent)]
+    /// A run artifact or `study.json` cannot be read or written.
     Artifact(#[from] artifact::ArtifactError),
     #[error(transparent)]
+    /// A cell's configuration is invalid.
     Config(#[from] crate::config::ConfigError),
 }
 
 /// One run of the grid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
+    /// The replay strategy.
     pub strategy: RunStrategy,
+    /// The named task order.
     pub order: String,
+    /// The run seed.
     pub seed: u64,
 }
 
@@ -167,7 +199,11 @@ impl StudyConfig {
                 "`single` is not compared: set relative_gain = true to add one per order".into(),
             ));
         }
-        let names: Vec<String> = self.strategies.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = self
+            .strategies
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
         for (axis, values) in [
             ("strategies", &names),
@@ -408,7 +444,11 @@ pub fn summarize(study: &StudyConfig, folder: &Path) -> Result<StudyFile, StudyE
             metrics: cell_metrics(results, upper.get(cell.order.as_str())),
         })
         .collect();
-    let strategies: Vec<String> = study.strategies.iter().map(|s| s.to_string()).collect();
+    let strategies: Vec<String> = study
+        .strategies
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     let values = |strategy: &str, metric: &str| -> Vec<f64> {
         study_cells
             .iter()
@@ -584,11 +624,9 @@ pub fn format_study(study: &StudyFile) -> String {
                 label(metric),
                 d.n,
                 d.mean,
-                d.sd.map(|s| format!("{s:.2}"))
-                    .unwrap_or_else(|| "-".into()),
+                d.sd.map_or_else(|| "-".into(), |s| format!("{s:.2}")),
                 d.ci95
-                    .map(|[l, h]| format!("[{l:.2}, {h:.2}]"))
-                    .unwrap_or_else(|| "-".into())
+                    .map_or_else(|| "-".into(), |[l, h]| format!("[{l:.2}, {h:.2}]"))
             ));
         }
     }
@@ -608,11 +646,8 @@ pub fn format_study(study: &StudyFile) -> String {
                 p.difference.n,
                 p.difference.mean,
                 p.bootstrap_ci95
-                    .map(|[l, h]| format!("[{l:.2}, {h:.2}]"))
-                    .unwrap_or_else(|| "-".into()),
-                p.p_value
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_else(|| "-".into())
+                    .map_or_else(|| "-".into(), |[l, h]| format!("[{l:.2}, {h:.2}]")),
+                p.p_value.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
             ));
         }
     }

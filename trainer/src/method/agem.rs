@@ -83,6 +83,9 @@ impl Agem {
 /// A-GEM's projection of `g` given the reference gradient `g_ref`:
 /// `g − (⟨g, g_ref⟩ / ⟨g_ref, g_ref⟩) · g_ref` when `⟨g, g_ref⟩ < 0`, `None` (keep `g`)
 /// otherwise. One host sync.
+///
+/// # Panics
+/// When `g_ref` lacks a parameter of `g` (both come from one model), or the backend cannot read the products back.
 pub fn project(g: &ParamTensors, g_ref: &ParamTensors) -> Option<ParamTensors> {
     let dots = Tensor::cat(vec![g.dot(g_ref), g_ref.dot(g_ref)], 0)
         .into_data()

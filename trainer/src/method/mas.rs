@@ -69,7 +69,7 @@ pub fn output_norm_loss(model: &Llama, batch: &Batch) -> Tensor<1> {
 
 /// MAS importance over `batches`: the mean of `|∂ output_norm_loss / ∂θ|` per batch.
 pub fn importance(model: &Llama, batches: &[Batch]) -> ParamTensors {
-    mean_gradient_statistic(model, batches, &output_norm_loss, |g| g.abs())
+    mean_gradient_statistic(model, batches, &output_norm_loss, burn::Tensor::abs)
 }
 
 impl ContinualMethod for Mas {

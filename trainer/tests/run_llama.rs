@@ -1,6 +1,6 @@
 //! `trainer run` end to end with the real model layer on a tiny random LLaMA (HF folder made
 //! here: d = 32, 2 layers, 4 query / 2 key-value heads, the byte-level tokenizer of
-//! tests/fixtures/tiny_llama) over 3 real SuperNI tasks: every strategy runs and writes valid
+//! llama/fixtures/byte_tokenizer) over 3 real SuperNI tasks: every strategy runs and writes valid
 //! artifacts, InsCL replays other quotas than random, and a run interrupted mid-stage and
 //! resumed equals an uninterrupted one, LoRA dropout included.
 #![cfg(not(target_arch = "wasm32"))]
@@ -22,7 +22,7 @@ use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// Every training seeds burn's backend random stream, which is process-wide: the resume test
@@ -53,7 +53,9 @@ fn learner(config: &Config) -> LlamaLearner {
 
 #[test]
 fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     for strategy in RunStrategy::ALL.map(RunStrategy::name) {
@@ -126,7 +128,9 @@ fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
 
 #[test]
 fn inscl_replays_different_quotas_than_random() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let quotas = |strategy: &str| -> Vec<usize> {
@@ -265,7 +269,9 @@ fn assert_resume_is_exact(what: &str, configure: impl Fn(&mut Config)) -> Vec<(S
 
 #[test]
 fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
-    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = BACKEND_RNG
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Dropout masks come from the backend's random stream, seeded per stage: a resumed stage
     // must draw the same ones.
     assert_resume_is_exact("dropout", |config| config.training.lora_dropout = 0.1);
@@ -273,7 +279,9 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
 
 #[test]
 fn every_method_resumes_exactly_and_changes_training() {
-    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = BACKEND_RNG
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let stage_losses = |artifacts: &[(String, String)]| -> Vec<Vec<f64>> {
         artifacts
             .iter()
@@ -309,7 +317,9 @@ fn every_method_resumes_exactly_and_changes_training() {
 
 #[test]
 fn a_checkpoint_without_its_method_state_is_refused() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let mut config = config("inscl", &model, out.path());
@@ -334,7 +344,9 @@ fn a_checkpoint_without_its_method_state_is_refused() {
 
 #[test]
 fn expansion_routes_every_instance_and_reuses_adapters_above_the_threshold() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let run_with = |threshold: f64| {
@@ -376,7 +388,9 @@ fn expansion_routes_every_instance_and_reuses_adapters_above_the_threshold() {
 
 #[test]
 fn the_run_seed_initialises_the_adapter() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let config = config("inscl", &model, out.path());
@@ -394,7 +408,9 @@ fn the_run_seed_initialises_the_adapter() {
 
 #[test]
 fn base_weights_stay_put_while_current_ones_train() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let config = config("inscl", &model, out.path());

@@ -1,5 +1,5 @@
 //! The continual-learning methods against PyTorch (`tools/reference/methods_reference.py`,
-//! fixture `tests/fixtures/methods/reference.json`): the tiny untied LLaMA with the PEFT
+//! fixture `trainer/fixtures/methods/reference.json`): the tiny untied LLaMA with the PEFT
 //! adapter of `llama/fixtures/peft_adapter`, its 12 LoRA factors trainable. Each test drives a
 //! method through its hooks as the learner does and compares Fisher / Ω / SI trajectories,
 //! penalised gradients, the A-GEM projection, the LwF loss and gradient and the EMA α sequence
@@ -38,7 +38,7 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let path = root().join("tests/fixtures/methods/reference.json");
+    let path = root().join("trainer/fixtures/methods/reference.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let device = Device::default().autodiff();
     let (config, tensors) =

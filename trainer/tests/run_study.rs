@@ -20,7 +20,7 @@ use trainer::run::RunError;
 use trainer::study::{StudyConfig, StudyError, StudyOptions, run_study};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni")
 }
 
 /// none / random / inscl × seeds 0, 1 × both orders of the three fixture categories, with RG.

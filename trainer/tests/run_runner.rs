@@ -17,7 +17,7 @@ use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni")
 }
 
 /// Three real SuperNI-CL15 tasks (12 train / 6 test each), α = 4, output under `out`.

@@ -8,7 +8,10 @@ use trainer::config::{
 };
 
 fn set(overrides: &[&str]) -> Result<Config, ConfigError> {
-    let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let owned: Vec<String> = overrides
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     Config::load(None, &owned)
 }
 
