@@ -113,7 +113,7 @@ from llama_reference import inv_freq  # noqa: E402  (numpy, float64)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BASE = os.path.join(ROOT, "llama", "fixtures", "tiny_llama_untied")
 ADAPTER = os.path.join(ROOT, "llama", "fixtures", "peft_adapter")
-OUT = os.path.join(ROOT, "tests", "fixtures", "methods", "reference.json")
+OUT = os.path.join(ROOT, "trainer", "fixtures", "methods", "reference.json")
 
 DT = torch.float64
 NEG = float(np.finfo(np.float32).min)  # HF eager attention's masked score

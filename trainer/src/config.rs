@@ -576,6 +576,7 @@ pub struct OutputConfig {
 /// Why a configuration was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("{file}: {error}")]
     Io {
         /// The file, as given.

@@ -65,6 +65,7 @@ fn default_output() -> String {
 /// Why a study could not run or be summarised.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
+    /// A study file could not be read or written.
     #[error("{file}: {error}")]
     Io {
         /// The file, as given.
@@ -72,6 +73,7 @@ pub enum StudyError {
         /// The underlying error.
         error: std::io::Error,
     },
+    /// A study file is not what it should be (the message says why).
     #[error("{file}: {message}")]
     Parse {
         /// The file, as given.
@@ -109,6 +111,7 @@ pub enum StudyError {
         /// Why.
         source: Box<RunError>,
     },
+    /// The model of a cell could not be opened.
     #[error("study cell {cell}: opening the model: {source:#}")]
     Learner {
         /// The cell's name (`<strategy>-<order>-s<seed>`).

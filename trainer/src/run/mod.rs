@@ -153,6 +153,7 @@ pub enum RunError {
         /// What does not fit.
         problem: String,
     },
+    /// A file or folder of the run could not be read or written.
     #[error("{path}: {error}")]
     Io {
         /// The file or folder.

@@ -28,6 +28,7 @@ use llm::LlmTagFile;
 /// Why the tag file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
+    /// The tag file could not be read.
     #[error("{file}: {error}")]
     Io {
         /// The file, as given.
