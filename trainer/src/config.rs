@@ -15,6 +15,10 @@ use inscl::replay::Strategy;
 use inscl::similarity::SimilarityConfig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::invalid::{InvalidValue, check};
+pub use crate::method::MethodConfig;
+use crate::method::OtherFieldError;
+
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
 
@@ -405,135 +409,6 @@ pub struct TrainingConfig {
     pub lora_targets: Vec<String>,
 }
 
-/// A continual-learning method ([`crate::method`]): how the weights move from task to task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MethodName {
-    /// Plain sequential fine-tuning.
-    Seq,
-    /// Elastic weight consolidation.
-    Ewc,
-    /// Memory aware synapses.
-    Mas,
-    /// Synaptic intelligence.
-    Si,
-    /// Task-similarity-informed regularisation (EWC weakened towards similar tasks).
-    Tir,
-    /// Averaged gradient episodic memory.
-    Agem,
-    /// Learning without forgetting.
-    Lwf,
-    /// LCIA's adaptive EMA of the weights.
-    Ema,
-    /// O-LoRA: a fresh adapter per task, orthogonal to the frozen earlier ones.
-    Olora,
-    /// Per-task adapters with instruction routing (EProj, LCIA's retrain-or-expand).
-    Expand,
-}
-
-impl MethodName {
-    /// Every method, in the order of the README table.
-    pub const ALL: [MethodName; 10] = [
-        Self::Seq,
-        Self::Ewc,
-        Self::Mas,
-        Self::Si,
-        Self::Tir,
-        Self::Agem,
-        Self::Lwf,
-        Self::Ema,
-        Self::Olora,
-        Self::Expand,
-    ];
-
-    /// The config name (`seq`, `ewc`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Seq => "seq",
-            Self::Ewc => "ewc",
-            Self::Mas => "mas",
-            Self::Si => "si",
-            Self::Tir => "tir",
-            Self::Agem => "agem",
-            Self::Lwf => "lwf",
-            Self::Ema => "ema",
-            Self::Olora => "olora",
-            Self::Expand => "expand",
-        }
-    }
-}
-
-impl fmt::Display for MethodName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// EWC's penalty over earlier tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EwcMode {
-    /// One Fisher and anchor per earlier task.
-    Separate,
-    /// One decayed running Fisher, anchored at the last task.
-    Online,
-}
-
-/// `[method]`: the continual-learning method and its settings (each read only by the methods
-/// named in its comment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodConfig {
-    /// The method.
-    pub name: MethodName,
-    /// Penalty strength λ of `ewc`, `mas`, `si`, `tir`; absent = the method's default (EWC
-    /// 400 as TRACE, MAS 1 as Avalanche, SI 1, TIR 1e6 on its normalised importance).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<f64>,
-    /// `ewc`: separate | online.
-    pub ewc_mode: EwcMode,
-    /// `ewc` online: decay γ of the old Fisher, in [0, 1].
-    pub ewc_decay: f64,
-    /// `si`: damping ξ (> 0).
-    pub si_xi: f64,
-    /// `agem`: examples stored per task.
-    pub memory_per_task: usize,
-    /// `agem`: examples per reference batch; absent = `training.batch_size`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_batch: Option<usize>,
-    /// `lwf`: distillation temperature T (> 0).
-    pub temperature: f64,
-    /// `lwf`: weight of the distillation term (≥ 0).
-    pub distill_weight: f64,
-    /// `olora`: λ1, weight of the orthogonality penalty (≥ 0).
-    pub orthogonal_weight: f64,
-    /// `olora`: λ2, weight of the new adapter's L2 norm (≥ 0).
-    pub l2_weight: f64,
-    /// `expand`: cosine similarity of a task's instruction embedding to an adapter's key at
-    /// which that adapter is trained further instead of a new one, in [-1, 1].
-    pub expand_threshold: f64,
-}
-
-impl Default for MethodConfig {
-    /// Plain fine-tuning, with the other methods' defaults of `configs/default.toml`.
-    fn default() -> Self {
-        Self {
-            name: MethodName::Seq,
-            lambda: None,
-            ewc_mode: EwcMode::Separate,
-            ewc_decay: 0.9,
-            si_xi: 1e-7,
-            memory_per_task: 16,
-            memory_batch: None,
-            temperature: crate::method::lwf::DEFAULT_TEMPERATURE,
-            distill_weight: 1.0,
-            orthogonal_weight: 0.5,
-            l2_weight: 0.0,
-            expand_threshold: 1.0,
-        }
-    }
-}
-
 /// `[eval]`: generation limits and metric settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -599,15 +474,8 @@ pub enum ConfigError {
         path: String,
     },
     /// A field whose value is out of range.
-    #[error("invalid config value {field} = {value}: {reason}")]
-    Invalid {
-        /// The field path.
-        field: &'static str,
-        /// The value, as written.
-        value: String,
-        /// Why the value is refused.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
     /// A `--set` argument that is not `section.field=value`.
     #[error("override {arg:?} is not of the form section.field=value")]
     BadOverride {
@@ -679,7 +547,28 @@ impl Config {
         Self::from_table(table, "run.json config")
     }
 
-    fn from_table(table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
+    fn from_table(mut table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
+        if let Some(toml::Value::Table(method)) = table.get_mut("method") {
+            let name = method
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let dropped = MethodConfig::take_other_methods_fields(method).map_err(|e| match e {
+                OtherFieldError::Invalid(invalid) => ConfigError::Invalid(invalid),
+                OtherFieldError::Parse(message) => ConfigError::Parse {
+                    source_name: source_name.into(),
+                    message,
+                },
+            })?;
+            if !dropped.is_empty() {
+                notice(&format!(
+                    "{source_name}: method {name} ignores the [method] fields of other methods: \
+                     {} (older configs wrote every method's fields in one [method])",
+                    dropped.join(", ")
+                ));
+            }
+        }
         let config: Config =
             toml::Value::Table(table.clone())
                 .try_into()
@@ -708,9 +597,9 @@ impl Config {
     /// after the strategy when it is not `seq` (`inscl-ewc-a16-s0`).
     pub fn run_name(&self) -> String {
         self.output.name.clone().unwrap_or_else(|| {
-            let method = match self.method.name {
-                MethodName::Seq => String::new(),
-                other => format!("-{other}"),
+            let method = match &self.method {
+                MethodConfig::Seq(_) => String::new(),
+                other => format!("-{}", other.name()),
             };
             format!(
                 "{}{method}-a{}-s{}",
@@ -719,23 +608,7 @@ impl Config {
         })
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        fn check(
-            ok: bool,
-            field: &'static str,
-            value: impl fmt::Display,
-            reason: &'static str,
-        ) -> Result<(), ConfigError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    field,
-                    value: value.to_string(),
-                    reason,
-                })
-            }
-        }
+    fn validate(&self) -> Result<(), InvalidValue> {
         let t = &self.training;
         check(
             ["auto", "gpu", "cpu"].contains(&self.model.device.as_str()),
@@ -878,85 +751,27 @@ impl Config {
             )?;
         }
         let m = &self.method;
+        m.validate()?;
         check(
-            m.lambda.is_none_or(|l| l.is_finite() && l >= 0.0),
-            "method.lambda",
-            m.lambda.unwrap_or_default(),
-            "must be ≥ 0 and finite",
-        )?;
-        check(
-            (0.0..=1.0).contains(&m.ewc_decay),
-            "method.ewc_decay",
-            m.ewc_decay,
-            "must be in [0, 1]",
-        )?;
-        check(
-            m.si_xi.is_finite() && m.si_xi > 0.0,
-            "method.si_xi",
-            m.si_xi,
-            "must be positive",
-        )?;
-        check(
-            m.memory_per_task >= 1,
-            "method.memory_per_task",
-            m.memory_per_task,
-            "must be at least 1",
-        )?;
-        check(
-            m.memory_batch.is_none_or(|b| b >= 1),
-            "method.memory_batch",
-            m.memory_batch.unwrap_or_default(),
-            "must be at least 1",
-        )?;
-        check(
-            m.temperature.is_finite() && m.temperature > 0.0,
-            "method.temperature",
-            m.temperature,
-            "must be positive",
-        )?;
-        check(
-            m.distill_weight.is_finite() && m.distill_weight >= 0.0,
-            "method.distill_weight",
-            m.distill_weight,
-            "must be ≥ 0",
-        )?;
-        for (value, field) in [
-            (m.orthogonal_weight, "method.orthogonal_weight"),
-            (m.l2_weight, "method.l2_weight"),
-        ] {
-            check(
-                value.is_finite() && value >= 0.0,
-                field,
-                value,
-                "must be ≥ 0",
-            )?;
-        }
-        check(
-            ![MethodName::Olora, MethodName::Expand].contains(&m.name)
-                || t.method == Finetuning::Lora,
+            !m.settings().trains_adapters() || t.method == Finetuning::Lora,
             "method.name",
-            m.name,
+            m.name(),
             "trains LoRA adapters: needs training.method = \"lora\"",
         )?;
         check(
-            m.name != MethodName::Tir
+            !m.settings().reads_task_similarity()
                 || self.strategy.similarity.cost == inscl::ot::cost::CostKind::Cosine,
             "method.name",
-            m.name,
-            "tir reads 1 − W as a similarity: needs strategy.similarity.cost = \"cosine\"",
+            m.name(),
+            "reads 1 − W of the task distances as a similarity: needs \
+             strategy.similarity.cost = \"cosine\"",
         )?;
         check(
-            m.name == MethodName::Seq || self.strategy.name != RunStrategy::Single,
+            matches!(m, MethodConfig::Seq(_)) || self.strategy.name != RunStrategy::Single,
             "method.name",
-            m.name,
+            m.name(),
             "strategy single trains every task from the base model, so a method has nothing to \
              carry: use method.name = \"seq\"",
-        )?;
-        check(
-            (-1.0..=1.0).contains(&m.expand_threshold),
-            "method.expand_threshold",
-            m.expand_threshold,
-            "must be in [-1, 1]",
         )?;
         check(
             self.eval.max_new_tokens >= 1,
@@ -1045,4 +860,17 @@ fn first_unknown(given: &toml::Table, known: &toml::Table, prefix: &str) -> Opti
             _ => None,
         }
     })
+}
+
+/// Prints `message` on stderr as a notice, once per process (a study reads many `run.json`
+/// files written by one older version).
+fn notice(message: &str) {
+    static SHOWN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut shown = SHOWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if shown.insert(message.to_owned()) {
+        eprintln!("notice: {message}");
+    }
 }

@@ -17,7 +17,6 @@ use llama::train::{
     causal_lm_loss, collate,
 };
 use serde_json::Value;
-use trainer::config::{EwcMode, MethodConfig, MethodName};
 use trainer::method::params::ParamTensors;
 use trainer::method::{
     ContinualMethod, StageContext, agem, ema, ewc, lwf, mas, olora, si, tir, train_step,
@@ -206,17 +205,10 @@ fn scalar(t: Tensor<1>) -> f64 {
         .unwrap()[0]
 }
 
-fn config(name: MethodName) -> MethodConfig {
-    MethodConfig {
-        name,
-        ..MethodConfig::default()
-    }
-}
-
 #[test]
 fn task_gradient_matches_pytorch() {
     let r = reference();
-    let seq = trainer::method::Sequential;
+    let seq = trainer::method::seq::Sequential;
     assert_close(
         &r.gradient(&r.model, "x1", &seq),
         &r.tensors(&r.json["grad_x1"]),
@@ -233,7 +225,7 @@ fn ewc_fisher_and_penalised_gradient_match_pytorch() {
     // Through the hooks: the stage's task data gives the same two batches.
     let lambda = r.json["ewc"]["lambda"].as_f64().unwrap();
     assert_eq!(lambda, ewc::DEFAULT_LAMBDA);
-    let mut method = ewc::Ewc::new(&config(MethodName::Ewc));
+    let mut method = ewc::Ewc::new(&ewc::EwcConfig::default());
     let task = r.examples(&["x1", "x2"]);
     method
         .end_stage(r.model.clone(), &r.stage(&task, 1))
@@ -249,10 +241,10 @@ fn ewc_fisher_and_penalised_gradient_match_pytorch() {
 fn online_ewc_decays_the_old_fisher() {
     let r = reference();
     let online = &r.json["ewc"]["online"];
-    let mut method = ewc::Ewc::new(&MethodConfig {
-        ewc_mode: EwcMode::Online,
+    let mut method = ewc::Ewc::new(&ewc::EwcConfig {
+        ewc_mode: ewc::EwcMode::Online,
         ewc_decay: online["decay"].as_f64().unwrap(),
-        ..config(MethodName::Ewc)
+        ..ewc::EwcConfig::default()
     });
     let first = r.examples(&["x1", "x2"]);
     let second = r.examples(&["x2"]);
@@ -274,7 +266,7 @@ fn online_ewc_decays_the_old_fisher() {
 #[test]
 fn mas_importance_and_penalised_gradient_match_pytorch() {
     let r = reference();
-    let mut method = mas::Mas::new(&config(MethodName::Mas));
+    let mut method = mas::Mas::new(&mas::MasConfig::default());
     let task = r.examples(&["x1", "x2"]);
     method
         .end_stage(r.model.clone(), &r.stage(&task, 1))
@@ -295,10 +287,10 @@ fn mas_importance_and_penalised_gradient_match_pytorch() {
 fn si_trajectory_importance_and_penalty_match_pytorch() {
     let r = reference();
     let s = &r.json["si"];
-    let mut method = si::Si::new(&MethodConfig {
-        lambda: s["lambda"].as_f64(),
+    let mut method = si::Si::new(&si::SiConfig {
+        lambda: s["lambda"].as_f64().unwrap_or(si::DEFAULT_LAMBDA),
         si_xi: s["xi"].as_f64().unwrap(),
-        ..config(MethodName::Si)
+        ..si::SiConfig::default()
     });
     let task = r.examples(&["x1"]);
     let stage = r.stage(&task, 1);
@@ -342,10 +334,10 @@ fn agem_projects_a_conflicting_gradient_as_pytorch() {
         a["dot"].as_f64().unwrap() < 0.0,
         "the fixture must conflict"
     );
-    let mut method = agem::Agem::new(&MethodConfig {
+    let mut method = agem::Agem::new(&agem::AgemConfig {
         memory_per_task: 2,
         memory_batch: Some(2),
-        ..config(MethodName::Agem)
+        ..agem::AgemConfig::default()
     });
     let memory = r.examples(&["memory"]);
     method
@@ -370,10 +362,10 @@ fn agem_projects_a_conflicting_gradient_as_pytorch() {
 fn lwf_loss_and_gradient_match_pytorch() {
     let r = reference();
     let l = &r.json["lwf"];
-    let mut method = lwf::Lwf::new(&MethodConfig {
+    let mut method = lwf::Lwf::new(&lwf::LwfConfig {
         temperature: l["temperature"].as_f64().unwrap(),
         distill_weight: l["weight"].as_f64().unwrap(),
-        ..config(MethodName::Lwf)
+        ..lwf::LwfConfig::default()
     });
     let task = r.examples(&["x1"]);
     // The teacher is the model as the second stage starts: θ0.
@@ -450,10 +442,10 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
     let r = reference();
     let o = &r.json["olora"];
     let mut method = olora::OLora::new(
-        &MethodConfig {
+        &olora::OLoraConfig {
             orthogonal_weight: o["lambda1"].as_f64().unwrap(),
             l2_weight: o["lambda2"].as_f64().unwrap(),
-            ..config(MethodName::Olora)
+            ..olora::OLoraConfig::default()
         },
         &r.lora,
     );
@@ -464,7 +456,7 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
         .end_stage(r.model.clone(), &r.stage(&task, 1))
         .unwrap();
     assert_eq!(method.frozen_rank(), Some(r.lora.r));
-    let seq = trainer::method::Sequential;
+    let seq = trainer::method::seq::Sequential;
     let ce = scalar(seq.loss(&model, &r.batch("x1")));
     let want = r.json["losses"]["ce_x1_theta0"].as_f64().unwrap();
     assert!(
@@ -497,9 +489,9 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
 fn tir_weakens_importance_towards_similar_tasks_as_clmm() {
     let r = reference();
     let t = &r.json["tir"];
-    let mut method = tir::Tir::new(&MethodConfig {
-        lambda: t["lambda"].as_f64(),
-        ..config(MethodName::Tir)
+    let mut method = tir::Tir::new(&tir::TirConfig {
+        lambda: t["lambda"].as_f64().unwrap_or(tir::DEFAULT_LAMBDA),
+        ..tir::TirConfig::default()
     });
     let first = r.examples(&["x1"]);
     let second = r.examples(&["x2"]);

@@ -16,8 +16,10 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
-use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
+use trainer::config::{Config, DataFormat, MethodConfig, RunStrategy};
 use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
+use trainer::method::ewc::EwcConfig;
+use trainer::method::expand::ExpandConfig;
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
@@ -293,15 +295,18 @@ fn every_method_resumes_exactly_and_changes_training() {
             .collect()
     };
     let sequential = stage_losses(&assert_resume_is_exact("seq", |_| {}));
-    for method in MethodName::ALL
-        .into_iter()
-        .filter(|&m| m != MethodName::Seq)
-    {
-        let losses = stage_losses(&assert_resume_is_exact(method.name(), |config| {
-            config.method.name = method;
-            // Large enough that the penalties move the tiny model's losses.
-            config.method.lambda = Some(1e4);
-            config.method.memory_per_task = 4;
+    for &method in MethodConfig::NAMES.iter().filter(|&&m| m != "seq") {
+        let losses = stage_losses(&assert_resume_is_exact(method, |config| {
+            config.method = MethodConfig::named(method).unwrap();
+            match &mut config.method {
+                // Large enough that the penalties move the tiny model's losses.
+                MethodConfig::Ewc(settings) => settings.lambda = 1e4,
+                MethodConfig::Mas(settings) => settings.lambda = 1e4,
+                MethodConfig::Si(settings) => settings.lambda = 1e4,
+                MethodConfig::Tir(settings) => settings.lambda = 1e4,
+                MethodConfig::Agem(settings) => settings.memory_per_task = 4,
+                _ => {}
+            }
         }));
         assert_ne!(
             losses[3], sequential[3],
@@ -311,7 +316,7 @@ fn every_method_resumes_exactly_and_changes_training() {
     // Full fine-tuning: the state covers every weight.
     assert_resume_is_exact("ewc, full fine-tuning", |config| {
         config.training.method = trainer::config::Finetuning::Full;
-        config.method.name = MethodName::Ewc;
+        config.method = MethodConfig::Ewc(EwcConfig::default());
     });
 }
 
@@ -323,7 +328,7 @@ fn a_checkpoint_without_its_method_state_is_refused() {
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let mut config = config("inscl", &model, out.path());
-    config.method.name = MethodName::Ewc;
+    config.method = MethodConfig::Ewc(EwcConfig::default());
     let run = run::run(
         &config,
         &mut learner(&config),
@@ -351,8 +356,9 @@ fn expansion_routes_every_instance_and_reuses_adapters_above_the_threshold() {
     let model = tiny_llama::tiny_model(out.path());
     let run_with = |threshold: f64| {
         let mut config = config("inscl", &model, out.path());
-        config.method.name = MethodName::Expand;
-        config.method.expand_threshold = threshold;
+        config.method = MethodConfig::Expand(ExpandConfig {
+            expand_threshold: threshold,
+        });
         config.output.name = Some(format!("expand-{threshold}"));
         let run = run::run(
             &config,

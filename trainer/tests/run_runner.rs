@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use double::MemorisingDouble;
 use inscl::artifact::{self, EmbeddingsFile, RunManifest, RunResults, StageRecord};
-use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
+use trainer::config::{Config, DataFormat, MethodConfig, RunStrategy};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
@@ -334,7 +334,7 @@ fn single_run_gives_upper_bounds_and_compare_reads_runs() {
     assert_eq!(single.results.scores.rows()[2], [0.0, 0.0, 50.0 / 3.0]);
     // The method is recorded and shown (the test double trains alike under every method).
     let mut none_config = config("none", out.path());
-    none_config.method.name = MethodName::Ewc;
+    none_config.method = MethodConfig::named("ewc").unwrap();
     let none = run::run(&none_config, &mut MemorisingDouble::new(14), &mut options()).unwrap();
     assert_eq!(none.results.summary.relative_gain, None);
     assert!(

@@ -32,8 +32,51 @@ use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
 use llama::peft::apply_lora;
 
+use serde::{Deserialize, Serialize};
+
 use super::params::host_tensor;
-use super::{ContinualMethod, MethodConfig, STATE_TENSORS, StageContext, read_tensors};
+use super::{ContinualMethod, MethodSettings, STATE_TENSORS, StageContext, read_tensors};
+use crate::invalid::{InvalidValue, check};
+
+/// `[method] name = "olora"` (absent fields take the defaults, O-LoRA's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OLoraConfig {
+    /// λ1, weight of the orthogonality penalty (≥ 0).
+    pub orthogonal_weight: f64,
+    /// λ2, weight of the new adapter's L2 norm (≥ 0).
+    pub l2_weight: f64,
+}
+
+impl Default for OLoraConfig {
+    fn default() -> Self {
+        Self {
+            orthogonal_weight: 0.5,
+            l2_weight: 0.0,
+        }
+    }
+}
+
+impl MethodSettings for OLoraConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        for (value, field) in [
+            (self.orthogonal_weight, "method.orthogonal_weight"),
+            (self.l2_weight, "method.l2_weight"),
+        ] {
+            check(value.is_finite() && value >= 0.0, field, value, "must be ≥ 0")?;
+        }
+        Ok(())
+    }
+
+    fn build(&self, lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        let lora = lora.context("olora trains LoRA adapters: set training.method = \"lora\"")?;
+        Ok(Box::new(OLora::new(self, lora)))
+    }
+
+    fn trains_adapters(&self) -> bool {
+        true
+    }
+}
 
 /// The frozen adapters' factors of one projection, stacked: `A` `[in, r_sum]`, `B`
 /// `[r_sum, out]`.
@@ -52,7 +95,7 @@ pub struct OLora {
 
 impl OLora {
     /// No frozen adapter yet.
-    pub fn new(config: &MethodConfig, lora: &LoraConfig) -> Self {
+    pub fn new(config: &OLoraConfig, lora: &LoraConfig) -> Self {
         Self {
             orthogonal_weight: config.orthogonal_weight,
             l2_weight: config.l2_weight,

@@ -49,7 +49,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, EmbeddingSource, MethodName, RunStrategy};
+use crate::config::{Config, EmbeddingSource, RunStrategy};
 use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
 use crate::learner::{Learner, StepReport, TrainPlan};
 use crate::progress::{Event, Progress};
@@ -751,14 +751,14 @@ impl Stages<'_> {
         (examples, replayed)
     }
 
-    /// The pairwise task distances the `tir` method needs (same embeddings and similarity
-    /// settings as the replay plan); empty for the other methods.
+    /// The pairwise task distances a method that reads task similarity needs (same embeddings
+    /// and similarity settings as the replay plan); empty for the other methods.
     fn method_distances(
         &self,
         embeddings: &[TaskEmbeddings],
         stage: usize,
     ) -> Result<Vec<Vec<f64>>, RunError> {
-        if self.config.method.name != MethodName::Tir {
+        if !self.config.method.settings().reads_task_similarity() {
             return Ok(Vec::new());
         }
         inscl::plan::task_distances(embeddings, &self.config.strategy.similarity)
