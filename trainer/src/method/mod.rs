@@ -29,6 +29,7 @@
 //! [`MethodSettings::trains_adapters`] (LoRA only), [`ContinualMethod::routes`] (routing
 //! evaluation through [`routing`], expansion).
 
+pub mod frozen;
 pub mod params;
 pub mod routing;
 
