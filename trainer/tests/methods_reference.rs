@@ -2,8 +2,8 @@
 //! fixture `trainer/fixtures/methods/reference.json`): the tiny untied LLaMA with the PEFT
 //! adapter of `llama/fixtures/peft_adapter`, its 12 LoRA factors trainable. Each test drives a
 //! method through its hooks as the learner does and compares Fisher / Ω / SI trajectories,
-//! penalised gradients, the A-GEM projection, the LwF loss and gradient and the EMA α sequence
-//! with the reference, to 1e-4.
+//! penalised gradients, the A-GEM projection, the LwF loss and gradient, the EMA α sequence and
+//! the O-LoRA and C-LoRA penalties with the reference, to 1e-4.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ use llama::train::{
 use serde_json::Value;
 use trainer::method::params::ParamTensors;
 use trainer::method::{
-    ContinualMethod, StageContext, agem, ema, ewc, lwf, mas, olora, si, tir, train_step,
+    ContinualMethod, StageContext, agem, clora, ema, ewc, lwf, mas, olora, si, tir, train_step,
 };
 
 const TOLERANCE: f64 = 1e-4;
@@ -483,6 +483,47 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
             "{name}: non-finite gradient"
         );
     }
+}
+
+#[test]
+fn clora_penalises_updates_where_the_frozen_adapter_moved_the_weight_as_pytorch() {
+    let r = reference();
+    let c = &r.json["clora"];
+    let mut method = clora::CLora::new(
+        &clora::CLoraConfig {
+            lambda: c["lambda"].as_f64().unwrap(),
+        },
+        &r.lora,
+    );
+    let task = r.examples(&["x1"]);
+    // Finishing the task folds the stored adapter into the base and attaches a fresh one,
+    // whose update (B = 0) is not penalised.
+    let model = method
+        .end_stage(r.model.clone(), &r.stage(&task, 1))
+        .unwrap();
+    assert_eq!(method.frozen_rank(), Some(r.lora.r));
+    assert_eq!(method.penalty(&model), 0.0);
+    // The new adapter's factors are δ in the reference.
+    let model = r.tensors(&r.json["delta"]["values"]).assign_to(model);
+    let penalty = method.penalty(&model);
+    let want = c["penalty"].as_f64().unwrap();
+    assert!(
+        (penalty - want).abs() <= TOLERANCE * want,
+        "C-LoRA penalty {penalty}, PyTorch {want}"
+    );
+    let loss = scalar(causal_lm_loss(&model, &r.batch("x1"))) + penalty;
+    let want = c["loss"].as_f64().unwrap();
+    assert!(
+        (loss - want).abs() <= TOLERANCE * want,
+        "C-LoRA loss {loss}, PyTorch {want}"
+    );
+    let mut grads = accumulate_gradients(&model, &[r.batch("x1")], &causal_lm_loss).grads;
+    method.shape_gradients(&model, &mut grads);
+    assert_close(
+        &ParamTensors::gradients(&model, &grads),
+        &r.tensors(&c["grad"]),
+        "C-LoRA penalised gradient",
+    );
 }
 
 #[test]

@@ -3,20 +3,10 @@
 //!
 //! Each method is one file behind [`ContinualMethod`]; the learner calls its hooks around
 //! every optimiser step and at each stage's start and end, and saves its state in the stage
-//! checkpoint so that a resumed run continues exactly:
+//! checkpoint so that a resumed run continues exactly.
 //!
-//! | method | file | source |
-//! |---|---|---|
-//! | `seq` | [`seq`] | plain fine-tuning |
-//! | `ewc` | [`ewc`] | TRACE `model/Regular/EWC.py`; Avalanche `plugins/ewc.py` (online mode) |
-//! | `mas` | [`mas`] | Avalanche `plugins/mas.py` |
-//! | `si` | [`si`] | Avalanche `plugins/synaptic_intelligence.py` |
-//! | `tir` | [`tir`] | arXiv 2311.16206; the CLMM code's `cl_learner/tir.py` |
-//! | `agem` | [`agem`] | Avalanche `plugins/agem.py` |
-//! | `lwf` | [`lwf`] | TRACE `model/Regular/LwF.py` |
-//! | `ema` | [`ema`] | LCIA, JingyangQiao/CoIN `peft/tuners/lora.py` (`ema_update`) |
-//! | `olora` | [`olora`] | cmnfriend/O-LoRA `src/uie_trainer_lora.py` |
-//! | `expand` | [`expand`] | EProj (arXiv 2311.16206); LCIA's retrain-or-expand (CoIN `LoRASelect.py`) |
+//! The [registry](MethodConfig) names every method; each method's file gives its formula, the
+//! source it follows (paper, reference implementation and file) and its departures.
 //!
 //! All act on the trainable parameters ([`params::ParamTensors`]): the LoRA factors, or every
 //! weight under full fine-tuning.
@@ -119,6 +109,8 @@ registry! {
     ema => Ema(EmaConfig),
     /// O-LoRA: a fresh adapter per task, orthogonal to the frozen earlier ones.
     olora => Olora(OLoraConfig),
+    /// C-LoRA: a fresh adapter per task, penalised where the earlier ones moved the weight.
+    clora => CLora(CLoraConfig),
     /// Per-task adapters with instruction routing (EProj, LCIA's retrain-or-expand).
     expand => Expand(ExpandConfig),
 }
