@@ -185,11 +185,16 @@ pub fn sample_token(
     if !(temperature > 0.0 && temperature.is_finite() && top_p > 0.0 && top_p <= 1.0) {
         return Err(GenerateError::InvalidSampling { temperature, top_p });
     }
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let max = f64::from(logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)));
     let mut probs: Vec<(u32, f64)> = logits
         .iter()
         .enumerate()
-        .map(|(i, &x)| (i as u32, ((x as f64 - max) / temperature as f64).exp()))
+        .map(|(i, &x)| {
+            (
+                i as u32,
+                ((f64::from(x) - max) / f64::from(temperature)).exp(),
+            )
+        })
         .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -198,7 +203,7 @@ pub fn sample_token(
     for &(_, p) in &probs {
         kept += 1;
         mass += p;
-        if mass >= top_p as f64 * total {
+        if mass >= f64::from(top_p) * total {
             break;
         }
     }

@@ -84,7 +84,7 @@ pub fn rope_inv_freq(config: &LlamaConfig) -> Result<Vec<f32>, ModelError> {
     let field = |name: &str| {
         scaling
             .get(name)
-            .and_then(|v| v.as_f64())
+            .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| ModelError::InvalidRopeScaling {
                 kind: kind.clone(),
                 field: name.to_string(),
@@ -912,6 +912,9 @@ impl Llama {
 /// flattened to `[b · s]` (position i of row r is `r · s + i`, for `labels[r][i + 1] !=`
 /// [`IGNORE_INDEX`]) `[n]`, and those labels `[n, 1]`; `None` when no label is scored. The
 /// labels are read back to the host.
+///
+/// # Panics
+/// When the backend cannot read the labels back as integers.
 pub fn scored_positions(labels: Tensor<2, Int>) -> Option<(Tensor<1, Int>, Tensor<2, Int>)> {
     let [_, s] = labels.dims();
     let device = labels.device();

@@ -25,7 +25,7 @@ fn model(name: &str) -> Llama {
 /// Greedy continuation without cache or batching: the whole sequence is re-run every step.
 fn greedy_reference(model: &Llama, prompt: &[u32], n: usize) -> Vec<u32> {
     let device = Device::default();
-    let mut seq: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
+    let mut seq: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
     for _ in 0..n {
         let s = seq.len();
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(seq.clone(), [1, s]), &device);
@@ -141,7 +141,7 @@ fn top_p_keeps_the_nucleus_and_samples_proportionally() {
         counts[sample_token(&logits, sampling, &mut rng).unwrap() as usize] += 1;
     }
     assert_eq!(counts[2] + counts[3], 0);
-    let freq = counts[0] as f64 / n as f64;
+    let freq = f64::from(counts[0]) / f64::from(n);
     assert!((freq - 0.625).abs() < 0.015, "P(id 0) = {freq}");
     assert_eq!(
         sample_token(&logits, Sampling::Greedy, &mut rng).unwrap(),

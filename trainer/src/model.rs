@@ -39,10 +39,10 @@ use llama::train::{
     encode_example, hf_tensors, mean_loss,
 };
 
-use crate::config::{Finetuning, MethodConfig, Schedule, TrainingConfig};
+use crate::config::{Finetuning, Schedule, TrainingConfig};
 use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
-use crate::method::expand::nearest_key;
-use crate::method::{ContinualMethod, StageContext, new_method, train_step};
+use crate::method::routing::nearest_key;
+use crate::method::{ContinualMethod, MethodConfig, StageContext, train_step};
 
 /// Batches of a length window are sorted together ([`bucket_batches`]).
 const BUCKET_WINDOW_BATCHES: usize = 8;
@@ -311,10 +311,7 @@ impl LlamaLearner {
             &lora,
             adapter_seed,
         )?;
-        let continual = new_method(
-            method,
-            (training.method == Finetuning::Lora).then_some(&lora),
-        )?;
+        let continual = method.build((training.method == Finetuning::Lora).then_some(&lora))?;
         Ok(Self {
             format: PromptFormat::new(ckpt.tokenizer, &stop),
             config: ckpt.config,
@@ -427,7 +424,7 @@ impl LlamaLearner {
     /// The configured continual-learning method, without state.
     fn fresh_method(&self) -> anyhow::Result<Box<dyn ContinualMethod>> {
         let lora = (self.training.method == Finetuning::Lora).then_some(&self.lora);
-        new_method(&self.method_config, lora)
+        self.method_config.build(lora)
     }
 
     /// The LoRA settings (used when `training.method` is `lora`).

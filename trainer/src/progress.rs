@@ -17,18 +17,29 @@ use serde::Serialize;
 pub enum Event {
     /// The run (or its resumption) starts.
     RunStarted {
+        /// The run folder.
         folder: String,
+        /// The strategy name.
         strategy: String,
+        /// Stages of the run.
         stages: usize,
         /// Stages already finished (resume).
         finished: usize,
+        /// The compute device in words.
         device: String,
     },
     /// The `llm` tagger finished a batch: `done` of `total` instructions tagged.
-    Tagging { done: usize, total: usize },
+    Tagging {
+        /// Items finished so far.
+        done: usize,
+        /// Items in all.
+        total: usize,
+    },
     /// The `llm` tags are ready.
     TagsReady {
+        /// The tagging chat model.
         model: String,
+        /// Instructions to tag.
         instructions: usize,
         /// Instructions asked a second time after an unusable reply.
         retries: usize,
@@ -38,38 +49,61 @@ pub enum Event {
         instructions_per_s: f64,
     },
     /// The zero-shot evaluation before stage 1 starts.
-    ZeroShot { tasks: usize },
+    ZeroShot {
+        /// Tasks evaluated.
+        tasks: usize,
+    },
     /// A stage starts.
     StageStarted {
+        /// 1-based stage (0 = zero-shot).
         stage: usize,
+        /// Stages of the run.
         stages: usize,
+        /// The task trained (or evaluated).
         task: String,
         /// Size of the training mix (task data + replay).
         examples: usize,
+        /// Replayed instances in the mix.
         replayed: usize,
     },
     /// One optimiser step finished.
     Step {
+        /// 1-based stage (0 = zero-shot).
         stage: usize,
+        /// Optimiser step within the stage, 1-based.
         step: usize,
+        /// Optimiser steps of the stage.
         total_steps: usize,
+        /// Mean token cross-entropy of the step (nats).
         loss: f64,
+        /// Learning rate of the step.
         lr: f64,
+        /// Training throughput (prompt + response tokens per second).
         tokens_per_s: f64,
     },
     /// Evaluation of one task starts.
     EvalStarted {
+        /// 1-based stage (0 = zero-shot).
         stage: usize,
+        /// The task trained (or evaluated).
         task: String,
+        /// Test instances of the task.
         instances: usize,
     },
     /// Examples of the current evaluation finished so far.
-    EvalProgress { done: usize },
+    EvalProgress {
+        /// Items finished so far.
+        done: usize,
+    },
     /// Evaluation of one task finished.
     EvalFinished {
+        /// 1-based stage (0 = zero-shot).
         stage: usize,
+        /// The task trained (or evaluated).
         task: String,
+        /// ROUGE-L × 100.
         rouge_l: f64,
+        /// Exact match × 100.
         exact_match: f64,
         /// Wall-clock seconds of the task's evaluation.
         seconds: f64,
@@ -78,13 +112,23 @@ pub enum Event {
         generation: Option<crate::learner::GenerationStats>,
     },
     /// A stage's artifacts are written.
-    StageFinished { stage: usize, wall_seconds: f64 },
+    StageFinished {
+        /// 1-based stage (0 = zero-shot).
+        stage: usize,
+        /// Wall-clock seconds of the stage.
+        wall_seconds: f64,
+    },
     /// The run finished.
     RunFinished {
+        /// The run folder.
         folder: String,
+        /// Average performance AP (ROUGE-L × 100).
         ap: f64,
+        /// Forgetting rate F.Ra.
         forgetting: f64,
+        /// Backward transfer BWT.
         bwt: f64,
+        /// Forward transfer FWT, without zero-shot scores `None`.
         fwt: Option<f64>,
     },
 }
@@ -138,6 +182,9 @@ impl Progress {
 
     /// Unless `quiet`: bars on a terminal's stderr, else plain [`Lines`] on stderr every
     /// [`LINE_INTERVAL`]; JSON lines to `json` if given.
+    ///
+    /// # Panics
+    /// Never: the bar templates are fixed and valid.
     pub fn new(quiet: bool, json: Option<Box<dyn Write + Send>>) -> Self {
         if !quiet && !std::io::stderr().is_terminal() {
             let start = Instant::now();
@@ -191,9 +238,14 @@ impl Progress {
     }
 
     /// Shows / logs one event.
+    ///
+    /// # Panics
+    /// Never: every event serialises to JSON.
     pub fn event(&mut self, event: &Event) {
         if let Some(json) = &self.json {
-            let mut out = json.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = json
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Progress output must never stop a run: a closed log pipe only loses lines.
             let _ = writeln!(
                 out,
@@ -563,6 +615,8 @@ mod tests {
                 task: "Classification".into(),
                 rouge_l: 56.25,
                 exact_match: 50.0,
+                seconds: 49.0,
+                generation: None,
             },
         );
         at(

@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// strategy.name: none, random, dynamic, insinfo, inscl, multitask, single.
     #[arg(long, conflicts_with = "resume")]
     pub strategy: Option<String>,
-    /// method.name: seq, ewc, mas, si, tir, agem, lwf, ema, olora, expand.
+    /// method.name: seq, ewc, mas, si, tir, agem, lwf, ema, olora, clora, expand.
     #[arg(long, conflicts_with = "resume")]
     pub method: Option<String>,
     /// strategy.alpha: replayed instances per previous stage.

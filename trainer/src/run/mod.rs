@@ -49,7 +49,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, EmbeddingSource, MethodName, RunStrategy};
+use crate::config::{Config, EmbeddingSource, RunStrategy};
 use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
 use crate::learner::{Learner, StepReport, TrainPlan};
 use crate::progress::{Event, Progress};
@@ -60,37 +60,55 @@ pub use folder::RunFolder;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
+    /// The configuration is invalid.
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
+    /// The data cannot be read.
     Data(#[from] data::DataError),
     #[error(transparent)]
+    /// The tags cannot be made.
     Tags(#[from] crate::tags::TagError),
     #[error(transparent)]
+    /// The `embedding.file` vectors cannot be used.
     VectorFile(#[from] embedding::VectorFileError),
     #[error("stage {stage}: replay plan: {source}")]
+    /// The core crate refused to plan a stage.
     Plan {
+        /// 1-based stage.
         stage: usize,
+        /// The planner's error.
         source: inscl::plan::PlanError,
     },
     #[error(transparent)]
+    /// An artifact cannot be read or written.
     Artifact(#[from] artifact::ArtifactError),
     #[error("score matrix: {0}")]
+    /// The scores do not form a score matrix.
     Metrics(#[from] inscl::metrics::MetricsError),
     /// The run folder exists and `--resume` was not given.
     #[error(
         "{folder} already exists: resume it with `trainer run --resume {folder}` or choose another --name"
     )]
-    Exists { folder: String },
+    Exists {
+        /// The run folder.
+        folder: String,
+    },
     /// `--resume` on a folder without `run.json`.
     #[error("{folder} is not a run folder (no run.json)")]
-    NotARun { folder: String },
+    NotARun {
+        /// The run folder.
+        folder: String,
+    },
     /// A finished stage whose checkpoint is gone.
     #[error(
         "cannot resume {folder}: stage {stage} is finished but its checkpoint {checkpoint} is missing"
     )]
     MissingCheckpoint {
+        /// The run folder.
         folder: String,
+        /// 1-based stage.
         stage: usize,
+        /// The checkpoint folder that is missing.
         checkpoint: String,
     },
     /// The training loss became NaN or infinite.
@@ -99,27 +117,50 @@ pub enum RunError {
          (lower training.lr or raise training.clip_norm; the run can be resumed from the previous stage)"
     )]
     NonFiniteLoss {
+        /// 1-based stage.
         stage: usize,
+        /// The task's name.
         task: String,
+        /// Optimiser step within the stage, 1-based.
         step: usize,
+        /// The loss value (NaN or ±inf).
         loss: f64,
     },
     /// Ctrl-C.
     #[error("interrupted during stage {stage}; resume with `trainer run --resume {folder}`")]
-    Interrupted { stage: usize, folder: String },
+    Interrupted {
+        /// 1-based stage.
+        stage: usize,
+        /// The run folder.
+        folder: String,
+    },
     /// The learner failed. The cause is in the message (with its chain), so not also a
     /// `source`: printed with its sources, it would repeat.
     #[error("stage {stage}: {what}: {error:#}")]
     Learner {
+        /// 1-based stage.
         stage: usize,
+        /// What the learner was doing.
         what: &'static str,
+        /// The learner's error.
         error: anyhow::Error,
     },
     /// The upper-bound run does not fit this run.
     #[error("eval.upper_bounds {folder}: {problem}")]
-    UpperBounds { folder: String, problem: String },
+    UpperBounds {
+        /// The run folder.
+        folder: String,
+        /// What does not fit.
+        problem: String,
+    },
+    /// A file or folder of the run could not be read or written.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The learner's error.
+        error: std::io::Error,
+    },
 }
 
 /// How to run, besides the configuration.
@@ -320,8 +361,7 @@ fn manifest(
         device: learner.device(),
         created_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+            .map_or(0, |d| d.as_secs()),
     }
 }
 
@@ -739,14 +779,14 @@ impl Stages<'_> {
         (examples, replayed)
     }
 
-    /// The pairwise task distances the `tir` method needs (same embeddings and similarity
-    /// settings as the replay plan); empty for the other methods.
+    /// The pairwise task distances a method that reads task similarity needs (same embeddings
+    /// and similarity settings as the replay plan); empty for the other methods.
     fn method_distances(
         &self,
         embeddings: &[TaskEmbeddings],
         stage: usize,
     ) -> Result<Vec<Vec<f64>>, RunError> {
-        if self.config.method.name != MethodName::Tir {
+        if !self.config.method.settings().reads_task_similarity() {
             return Ok(Vec::new());
         }
         inscl::plan::task_distances(embeddings, &self.config.strategy.similarity)

@@ -223,6 +223,7 @@ pub struct LlmTagRecord {
     pub text: String,
     /// The tags, as written.
     pub tags: Vec<String>,
+    /// Where the tags came from (the model, or the keyphrase fallback).
     pub origin: TagOrigin,
     /// The model's replies, first and (if asked) retry.
     pub replies: Vec<String>,
@@ -235,6 +236,7 @@ pub struct LlmTagFile {
     pub version: u32,
     /// The chat model that wrote the tags.
     pub model: String,
+    /// Every instruction tagged so far, in tagging order.
     pub instructions: Vec<LlmTagRecord>,
     /// Instructions that fell back to keyphrases.
     pub fallbacks: usize,
@@ -304,6 +306,9 @@ pub type Chat<'c> = dyn FnMut(&[String]) -> anyhow::Result<Vec<String>> + 'c;
 ///
 /// # Errors
 /// The model's failure.
+///
+/// # Panics
+/// Never: every reply asked again has its retry.
 pub fn tag_batch(
     file: &mut LlmTagFile,
     batch: &[&(String, String)],

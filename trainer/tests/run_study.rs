@@ -16,7 +16,8 @@ use std::sync::atomic::AtomicBool;
 
 use double::MemorisingDouble;
 use inscl::artifact::{self, ArtifactBody, RunManifest, StudyFile};
-use trainer::config::{Config, MethodName};
+use trainer::config::Config;
+use trainer::method::MethodName;
 use trainer::learner::Learner;
 use trainer::progress::Progress;
 use trainer::run::RunError;
@@ -26,7 +27,7 @@ use trainer::study::status::{CellProgress, study_status};
 use trainer::study::{StudyConfig, StudyError, StudyOptions, run_cell, run_study, summarize};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni")
 }
 
 /// none / random / inscl × seeds 0, 1 × both orders of the three fixture categories, with RG.
@@ -50,7 +51,7 @@ fn study(out: &Path) -> StudyConfig {
 
 /// The test double of a cell: EWC cells remember less, so that methods differ.
 fn double(config: &Config) -> MemorisingDouble {
-    MemorisingDouble::new(if config.method.name == MethodName::Ewc {
+    MemorisingDouble::new(if config.method.method_name() == MethodName::Ewc {
         8
     } else {
         20

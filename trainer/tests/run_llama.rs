@@ -1,6 +1,6 @@
 //! `trainer run` end to end with the real model layer on a tiny random LLaMA (HF folder made
 //! here: d = 32, 2 layers, 4 query / 2 key-value heads, the byte-level tokenizer of
-//! tests/fixtures/tiny_llama) over 3 real SuperNI tasks: every strategy runs and writes valid
+//! llama/fixtures/byte_tokenizer) over 3 real SuperNI tasks: every strategy runs and writes valid
 //! artifacts, InsCL replays other quotas than random, and a run interrupted mid-stage and
 //! resumed equals an uninterrupted one, LoRA dropout included.
 #![cfg(not(target_arch = "wasm32"))]
@@ -16,13 +16,15 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
-use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
+use trainer::config::{Config, DataFormat, MethodConfig, RunStrategy};
 use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
+use trainer::method::ewc::EwcConfig;
+use trainer::method::expand::ExpandConfig;
 use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// Every training seeds burn's backend random stream, which is process-wide: the resume test
@@ -54,7 +56,9 @@ fn learner(config: &Config) -> LlamaLearner {
 
 #[test]
 fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     for strategy in RunStrategy::ALL.map(RunStrategy::name) {
@@ -127,7 +131,9 @@ fn every_strategy_runs_on_a_tiny_llama_and_writes_valid_artifacts() {
 
 #[test]
 fn inscl_replays_different_quotas_than_random() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let quotas = |strategy: &str| -> Vec<usize> {
@@ -266,7 +272,9 @@ fn assert_resume_is_exact(what: &str, configure: impl Fn(&mut Config)) -> Vec<(S
 
 #[test]
 fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
-    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = BACKEND_RNG
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Dropout masks come from the backend's random stream, seeded per stage: a resumed stage
     // must draw the same ones.
     assert_resume_is_exact("dropout", |config| config.training.lora_dropout = 0.1);
@@ -274,7 +282,9 @@ fn resume_after_an_interrupt_equals_the_uninterrupted_run() {
 
 #[test]
 fn every_method_resumes_exactly_and_changes_training() {
-    let _alone = BACKEND_RNG.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = BACKEND_RNG
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let stage_losses = |artifacts: &[(String, String)]| -> Vec<Vec<f64>> {
         artifacts
             .iter()
@@ -286,15 +296,18 @@ fn every_method_resumes_exactly_and_changes_training() {
             .collect()
     };
     let sequential = stage_losses(&assert_resume_is_exact("seq", |_| {}));
-    for method in MethodName::ALL
-        .into_iter()
-        .filter(|&m| m != MethodName::Seq)
-    {
-        let losses = stage_losses(&assert_resume_is_exact(method.name(), |config| {
-            config.method.name = method;
-            // Large enough that the penalties move the tiny model's losses.
-            config.method.lambda = Some(1e4);
-            config.method.memory_per_task = 4;
+    for &method in MethodConfig::NAMES.iter().filter(|&&m| m != "seq") {
+        let losses = stage_losses(&assert_resume_is_exact(method, |config| {
+            config.method = MethodConfig::named(method).unwrap();
+            match &mut config.method {
+                // Large enough that the penalties move the tiny model's losses.
+                MethodConfig::Ewc(settings) => settings.lambda = 1e4,
+                MethodConfig::Mas(settings) => settings.lambda = 1e4,
+                MethodConfig::Si(settings) => settings.lambda = 1e4,
+                MethodConfig::Tir(settings) => settings.lambda = 1e4,
+                MethodConfig::Agem(settings) => settings.memory_per_task = 4,
+                _ => {}
+            }
         }));
         assert_ne!(
             losses[3], sequential[3],
@@ -304,17 +317,19 @@ fn every_method_resumes_exactly_and_changes_training() {
     // Full fine-tuning: the state covers every weight.
     assert_resume_is_exact("ewc, full fine-tuning", |config| {
         config.training.method = trainer::config::Finetuning::Full;
-        config.method.name = MethodName::Ewc;
+        config.method = MethodConfig::Ewc(EwcConfig::default());
     });
 }
 
 #[test]
 fn a_checkpoint_without_its_method_state_is_refused() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let mut config = config("inscl", &model, out.path());
-    config.method.name = MethodName::Ewc;
+    config.method = MethodConfig::Ewc(EwcConfig::default());
     let run = run::run(
         &config,
         &mut learner(&config),
@@ -335,13 +350,16 @@ fn a_checkpoint_without_its_method_state_is_refused() {
 
 #[test]
 fn expansion_routes_every_instance_and_reuses_adapters_above_the_threshold() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let run_with = |threshold: f64| {
         let mut config = config("inscl", &model, out.path());
-        config.method.name = MethodName::Expand;
-        config.method.expand_threshold = threshold;
+        config.method = MethodConfig::Expand(ExpandConfig {
+            expand_threshold: threshold,
+        });
         config.output.name = Some(format!("expand-{threshold}"));
         let run = run::run(
             &config,
@@ -377,7 +395,9 @@ fn expansion_routes_every_instance_and_reuses_adapters_above_the_threshold() {
 
 #[test]
 fn the_run_seed_initialises_the_adapter() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let config = config("inscl", &model, out.path());
@@ -395,7 +415,9 @@ fn the_run_seed_initialises_the_adapter() {
 
 #[test]
 fn base_weights_stay_put_while_current_ones_train() {
-    let _shared = BACKEND_RNG.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(out.path());
     let config = config("inscl", &model, out.path());

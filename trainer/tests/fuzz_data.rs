@@ -1,11 +1,11 @@
-//! The trainer's readers of user files on mutated real files (`tests/support/fuzz.rs`): every
+//! The trainer's readers of user files on mutated real files (`shared/tests/support/fuzz.rs`): every
 //! dataset format of `trainer::data::load` (benchmark task files and `orders.json`, SuperNI
 //! task files, `categories.json`, Alpaca JSON and JSON Lines, described datasets'
 //! `dataset_info.json` and data files) and the tag files of `trainer::tags::Tagger`. No panic,
 //! bounded allocation, errors that name the file. `INSCL_FUZZ_CASES` sets the cases per reader.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "support/fuzz.rs"]
+#[path = "../../shared/tests/support/fuzz.rs"]
 mod fuzz;
 
 #[global_allocator]
@@ -17,7 +17,7 @@ use trainer::config::{Config, DataConfig, DataFormat, TagSource};
 use trainer::tags::Tagger;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

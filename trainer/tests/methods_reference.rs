@@ -1,9 +1,9 @@
 //! The continual-learning methods against PyTorch (`tools/reference/methods_reference.py`,
-//! fixture `tests/fixtures/methods/reference.json`): the tiny untied LLaMA with the PEFT
+//! fixture `trainer/fixtures/methods/reference.json`): the tiny untied LLaMA with the PEFT
 //! adapter of `llama/fixtures/peft_adapter`, its 12 LoRA factors trainable. Each test drives a
 //! method through its hooks as the learner does and compares Fisher / Ω / SI trajectories,
-//! penalised gradients, the A-GEM projection, the LwF loss and gradient and the EMA α sequence
-//! with the reference, to 1e-4.
+//! penalised gradients, the A-GEM projection, the LwF loss and gradient, the EMA α sequence and
+//! the O-LoRA and C-LoRA penalties with the reference, to 1e-4.
 
 use std::path::{Path, PathBuf};
 
@@ -17,10 +17,9 @@ use llama::train::{
     causal_lm_loss, collate,
 };
 use serde_json::Value;
-use trainer::config::{EwcMode, MethodConfig, MethodName};
 use trainer::method::params::ParamTensors;
 use trainer::method::{
-    ContinualMethod, StageContext, agem, ema, ewc, lwf, mas, olora, si, tir, train_step,
+    ContinualMethod, StageContext, agem, clora, ema, ewc, lwf, mas, olora, si, tir, train_step,
 };
 
 const TOLERANCE: f64 = 1e-4;
@@ -38,7 +37,7 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let path = root().join("tests/fixtures/methods/reference.json");
+    let path = root().join("trainer/fixtures/methods/reference.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let device = Device::default().autodiff();
     let (config, tensors) =
@@ -206,17 +205,10 @@ fn scalar(t: Tensor<1>) -> f64 {
         .unwrap()[0]
 }
 
-fn config(name: MethodName) -> MethodConfig {
-    MethodConfig {
-        name,
-        ..MethodConfig::default()
-    }
-}
-
 #[test]
 fn task_gradient_matches_pytorch() {
     let r = reference();
-    let seq = trainer::method::Sequential;
+    let seq = trainer::method::seq::Sequential;
     assert_close(
         &r.gradient(&r.model, "x1", &seq),
         &r.tensors(&r.json["grad_x1"]),
@@ -233,7 +225,7 @@ fn ewc_fisher_and_penalised_gradient_match_pytorch() {
     // Through the hooks: the stage's task data gives the same two batches.
     let lambda = r.json["ewc"]["lambda"].as_f64().unwrap();
     assert_eq!(lambda, ewc::DEFAULT_LAMBDA);
-    let mut method = ewc::Ewc::new(&config(MethodName::Ewc));
+    let mut method = ewc::Ewc::new(&ewc::EwcConfig::default());
     let task = r.examples(&["x1", "x2"]);
     method
         .end_stage(r.model.clone(), &r.stage(&task, 1))
@@ -249,10 +241,10 @@ fn ewc_fisher_and_penalised_gradient_match_pytorch() {
 fn online_ewc_decays_the_old_fisher() {
     let r = reference();
     let online = &r.json["ewc"]["online"];
-    let mut method = ewc::Ewc::new(&MethodConfig {
-        ewc_mode: EwcMode::Online,
+    let mut method = ewc::Ewc::new(&ewc::EwcConfig {
+        ewc_mode: ewc::EwcMode::Online,
         ewc_decay: online["decay"].as_f64().unwrap(),
-        ..config(MethodName::Ewc)
+        ..ewc::EwcConfig::default()
     });
     let first = r.examples(&["x1", "x2"]);
     let second = r.examples(&["x2"]);
@@ -274,7 +266,7 @@ fn online_ewc_decays_the_old_fisher() {
 #[test]
 fn mas_importance_and_penalised_gradient_match_pytorch() {
     let r = reference();
-    let mut method = mas::Mas::new(&config(MethodName::Mas));
+    let mut method = mas::Mas::new(&mas::MasConfig::default());
     let task = r.examples(&["x1", "x2"]);
     method
         .end_stage(r.model.clone(), &r.stage(&task, 1))
@@ -295,10 +287,10 @@ fn mas_importance_and_penalised_gradient_match_pytorch() {
 fn si_trajectory_importance_and_penalty_match_pytorch() {
     let r = reference();
     let s = &r.json["si"];
-    let mut method = si::Si::new(&MethodConfig {
-        lambda: s["lambda"].as_f64(),
+    let mut method = si::Si::new(&si::SiConfig {
+        lambda: s["lambda"].as_f64().unwrap_or(si::DEFAULT_LAMBDA),
         si_xi: s["xi"].as_f64().unwrap(),
-        ..config(MethodName::Si)
+        ..si::SiConfig::default()
     });
     let task = r.examples(&["x1"]);
     let stage = r.stage(&task, 1);
@@ -342,10 +334,10 @@ fn agem_projects_a_conflicting_gradient_as_pytorch() {
         a["dot"].as_f64().unwrap() < 0.0,
         "the fixture must conflict"
     );
-    let mut method = agem::Agem::new(&MethodConfig {
+    let mut method = agem::Agem::new(&agem::AgemConfig {
         memory_per_task: 2,
         memory_batch: Some(2),
-        ..config(MethodName::Agem)
+        ..agem::AgemConfig::default()
     });
     let memory = r.examples(&["memory"]);
     method
@@ -370,10 +362,10 @@ fn agem_projects_a_conflicting_gradient_as_pytorch() {
 fn lwf_loss_and_gradient_match_pytorch() {
     let r = reference();
     let l = &r.json["lwf"];
-    let mut method = lwf::Lwf::new(&MethodConfig {
+    let mut method = lwf::Lwf::new(&lwf::LwfConfig {
         temperature: l["temperature"].as_f64().unwrap(),
         distill_weight: l["weight"].as_f64().unwrap(),
-        ..config(MethodName::Lwf)
+        ..lwf::LwfConfig::default()
     });
     let task = r.examples(&["x1"]);
     // The teacher is the model as the second stage starts: θ0.
@@ -450,10 +442,10 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
     let r = reference();
     let o = &r.json["olora"];
     let mut method = olora::OLora::new(
-        &MethodConfig {
+        &olora::OLoraConfig {
             orthogonal_weight: o["lambda1"].as_f64().unwrap(),
             l2_weight: o["lambda2"].as_f64().unwrap(),
-            ..config(MethodName::Olora)
+            ..olora::OLoraConfig::default()
         },
         &r.lora,
     );
@@ -464,7 +456,7 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
         .end_stage(r.model.clone(), &r.stage(&task, 1))
         .unwrap();
     assert_eq!(method.frozen_rank(), Some(r.lora.r));
-    let seq = trainer::method::Sequential;
+    let seq = trainer::method::seq::Sequential;
     let ce = scalar(seq.loss(&model, &r.batch("x1")));
     let want = r.json["losses"]["ce_x1_theta0"].as_f64().unwrap();
     assert!(
@@ -494,12 +486,53 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
 }
 
 #[test]
+fn clora_penalises_updates_where_the_frozen_adapter_moved_the_weight_as_pytorch() {
+    let r = reference();
+    let c = &r.json["clora"];
+    let mut method = clora::CLora::new(
+        &clora::CLoraConfig {
+            lambda: c["lambda"].as_f64().unwrap(),
+        },
+        &r.lora,
+    );
+    let task = r.examples(&["x1"]);
+    // Finishing the task folds the stored adapter into the base and attaches a fresh one,
+    // whose update (B = 0) is not penalised.
+    let model = method
+        .end_stage(r.model.clone(), &r.stage(&task, 1))
+        .unwrap();
+    assert_eq!(method.frozen_rank(), Some(r.lora.r));
+    assert_eq!(method.penalty(&model), 0.0);
+    // The new adapter's factors are δ in the reference.
+    let model = r.tensors(&r.json["delta"]["values"]).assign_to(model);
+    let penalty = method.penalty(&model);
+    let want = c["penalty"].as_f64().unwrap();
+    assert!(
+        (penalty - want).abs() <= TOLERANCE * want,
+        "C-LoRA penalty {penalty}, PyTorch {want}"
+    );
+    let loss = scalar(causal_lm_loss(&model, &r.batch("x1"))) + penalty;
+    let want = c["loss"].as_f64().unwrap();
+    assert!(
+        (loss - want).abs() <= TOLERANCE * want,
+        "C-LoRA loss {loss}, PyTorch {want}"
+    );
+    let mut grads = accumulate_gradients(&model, &[r.batch("x1")], &causal_lm_loss).grads;
+    method.shape_gradients(&model, &mut grads);
+    assert_close(
+        &ParamTensors::gradients(&model, &grads),
+        &r.tensors(&c["grad"]),
+        "C-LoRA penalised gradient",
+    );
+}
+
+#[test]
 fn tir_weakens_importance_towards_similar_tasks_as_clmm() {
     let r = reference();
     let t = &r.json["tir"];
-    let mut method = tir::Tir::new(&MethodConfig {
-        lambda: t["lambda"].as_f64(),
-        ..config(MethodName::Tir)
+    let mut method = tir::Tir::new(&tir::TirConfig {
+        lambda: t["lambda"].as_f64().unwrap_or(tir::DEFAULT_LAMBDA),
+        ..tir::TirConfig::default()
     });
     let first = r.examples(&["x1"]);
     let second = r.examples(&["x2"]);

@@ -27,7 +27,7 @@ use trainer::run::faults::PAUSE_AT_VAR;
 const NAME: &str = "faults";
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// The tiny model and an uninterrupted run of the test config, made once per test binary.
@@ -217,7 +217,7 @@ fn sigkill_anywhere_then_resume_equals_an_uninterrupted_run() {
         ("tags-write:2", |_| {}),
         ("embed-cache-write:1", |_| {}),
         ("eval-step:2", |f| {
-            assert!(!f.join("stages/stage-00.json").exists())
+            assert!(!f.join("stages/stage-00.json").exists());
         }),
         ("train-step:2", |_| {}),
         ("checkpoint-write:1", |_| {}),
@@ -238,14 +238,14 @@ fn sigkill_anywhere_then_resume_equals_an_uninterrupted_run() {
             assert!(!f.join("stages/stage-01.json").exists());
         }),
         ("results-write:1", |f| {
-            assert!(f.join("stages/stage-01.json").is_file())
+            assert!(f.join("stages/stage-01.json").is_file());
         }),
         ("eval-step:2", |f| {
-            assert!(!f.join("stages/stage-02.json").exists())
+            assert!(!f.join("stages/stage-02.json").exists());
         }),
         // The resumed process runs stages 2 and 3: the last stage's results are not written.
         ("results-write:2", |f| {
-            assert!(f.join("stages/stage-03.json").is_file())
+            assert!(f.join("stages/stage-03.json").is_file());
         }),
     ];
     for (i, (point, check)) in kills.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! `trainer run` end to end on a brought benchmark: the dataset description of
-//! tests/fixtures/byo (JSON Lines named `.json`, a prompt-only task with derived instructions,
+//! trainer/fixtures/byo (JSON Lines named `.json`, a prompt-only task with derived instructions,
 //! sharegpt conversations) through the tiny random LLaMA of `support/tiny_llama.rs`. The run
 //! records every task's data report in `run.json` and the derived instructions in
 //! `embeddings.json`; a bad record found when the data loads leaves no new run folder and an
@@ -18,7 +18,7 @@ use trainer::model::LlamaLearner;
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn byo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/byo")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/byo")
 }
 
 /// The `quick` order of the fixture description (3 tasks of 8 records, 6 train / 2 test each),

@@ -54,7 +54,7 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     for f in ["tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures/tiny_llama")
+                .join("../llama/fixtures/byte_tokenizer")
                 .join(f),
             model.join(f),
         )

@@ -155,7 +155,7 @@ fn a_run_tags_through_the_endpoint_caches_and_never_writes_the_key() {
     const KEY: &str = "sk-test-SECRET-0123456789";
     let root = tempfile::tempdir().unwrap();
     let model = tiny_llama::tiny_model(root.path());
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni");
     let run = |endpoint: &str, extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
         command.current_dir(&fixtures).arg("run").args(extra);
@@ -318,7 +318,7 @@ fn a_real_openai_compatible_server_tags_instructions() {
         }
     };
     // Six real SuperNI definitions (the InsCL16 fixture's task files).
-    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni/inscl/tasks");
+    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni/inscl/tasks");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&tasks)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A stand-in for the Hugging Face Hub's file API, for `tests/hub_download.rs` (no network).
+"""A stand-in for the Hugging Face Hub's file API, for `trainer/tests/hub_download.rs` (no network).
 
 Serves one model repository from a local folder as the Hub answers `hf-hub` / `huggingface_hub`:
 

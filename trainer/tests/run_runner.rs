@@ -13,11 +13,11 @@ use std::sync::atomic::AtomicBool;
 
 use double::MemorisingDouble;
 use inscl::artifact::{self, EmbeddingsFile, RunManifest, RunResults, StageRecord};
-use trainer::config::{Config, DataFormat, MethodName, RunStrategy};
+use trainer::config::{Config, DataFormat, MethodConfig, RunStrategy};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni")
 }
 
 /// Three real SuperNI-CL15 tasks (12 train / 6 test each), α = 4, output under `out`.
@@ -336,7 +336,7 @@ fn single_run_gives_upper_bounds_and_compare_reads_runs() {
     assert_eq!(single.results.scores.rows()[2], [0.0, 0.0, 50.0 / 3.0]);
     // The method is recorded and shown (the test double trains alike under every method).
     let mut none_config = config("none", out.path());
-    none_config.method.name = MethodName::Ewc;
+    none_config.method = MethodConfig::named("ewc").unwrap();
     let none = run::run(&none_config, &mut MemorisingDouble::new(14), &mut options()).unwrap();
     assert_eq!(none.results.summary.relative_gain, None);
     assert!(

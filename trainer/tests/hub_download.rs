@@ -1,5 +1,5 @@
 //! `hf:owner/name` model paths (feature `hub`) end to end, without network: a stand-in for the
-//! Hub's file API (`tests/support/hub_server.py`) serves the tiny LLaMA folder; `trainer
+//! Hub's file API (`trainer/tests/support/hub_server.py`) serves the tiny LLaMA folder; `trainer
 //! generate` downloads what a checkpoint needs into the HF cache (`HF_HOME`) and runs it, and a
 //! missing repository fails with a message naming it.
 #![cfg(not(target_arch = "wasm32"))]
@@ -19,7 +19,7 @@ struct Hub {
 
 impl Hub {
     fn serve(repo: &str, folder: &Path) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/hub_server.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/hub_server.py");
         let mut child = Command::new("python3")
             .arg(script)
             .arg(repo)

@@ -21,7 +21,7 @@ use trainer::run::{self, RunError, RunFolder, RunOptions};
 use trainer::tags::llm::{LlmTagFile, TagOrigin};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni")
 }
 
 /// Three small InsCL16 categories (two SuperNI tasks, so two instructions, each), α = 6.

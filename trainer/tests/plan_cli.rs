@@ -8,9 +8,9 @@ use serde_json::Value;
 
 const INPUT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../tests/fixtures/plan_input.json"
+    "/../shared/fixtures/plan_input.json"
 );
-const EXPECTED: &str = include_str!("fixtures/plan_expected.json");
+const EXPECTED: &str = include_str!("../../shared/fixtures/plan_expected.json");
 
 fn trainer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainer"))

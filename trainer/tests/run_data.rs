@@ -1,7 +1,7 @@
-//! `trainer run` data layer on real SuperNI files (trimmed copies in tests/fixtures/superni):
+//! `trainer run` data layer on real SuperNI files (trimmed copies in trainer/fixtures/superni):
 //! benchmark folders, category files, single task files, Alpaca data, schema drift, orders,
 //! splits, caps and the instruction taggers; and brought benchmarks described by a dataset
-//! description (tests/fixtures/byo, one file per shape of issue 13): every shape loads, data
+//! description (trainer/fixtures/byo, one file per shape of issue 13): every shape loads, data
 //! problems are counted, and every bad record is an error naming file, line and field.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -14,7 +14,7 @@ use trainer::data::{self, DataError, held_out_split, instruction_id};
 use trainer::tags::{Tagger, keyphrases, metadata_tags};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/superni")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/superni")
 }
 
 fn data_config(format: DataFormat, path: &str) -> DataConfig {
@@ -207,7 +207,7 @@ fn held_out_split_sizes_and_order() {
     };
     let mut joined = ids(&train);
     joined.extend(ids(&test));
-    joined.sort();
+    joined.sort_unstable();
     assert_eq!(joined, (0..10).collect::<Vec<_>>());
     assert!(ids(&test).windows(2).all(|w| w[0] < w[1]));
     // A tiny task keeps at least one instance on each side.
@@ -493,7 +493,7 @@ fn tagger_combines_sources_and_reads_tag_files() {
 }
 
 fn byo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/byo")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/byo")
 }
 
 /// The fixture description's task `name`, loaded alone with `config` adjustments.

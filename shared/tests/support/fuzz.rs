@@ -1,5 +1,5 @@
 //! Fuzzing of file readers on stable Rust, shared by the fuzz tests of every crate
-//! (`llama/tests/fuzz_readers.rs`, `shared/tests/fuzz_artifacts.rs`, `tests/fuzz_data.rs`,
+//! (`llama/tests/fuzz_readers.rs`, `shared/tests/fuzz_artifacts.rs`, `trainer/tests/fuzz_data.rs`,
 //! each including this file by path and installing [`Counting`] as its global allocator) and
 //! by the studio's hostile drops (`e2e/tests/studio.rs`, which only uses [`mutated`]).
 //!
