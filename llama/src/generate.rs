@@ -227,7 +227,7 @@ pub fn generate(
     prompts: &[Vec<u32>],
     config: &GenerationConfig,
 ) -> Result<Generation, GenerateError> {
-    generate_queued(model, prompts, config, prompts.len(), &mut |_| {
+    generate_queued(model, prompts, config, prompts.len().max(1), &mut |_| {
         ControlFlow::Continue(())
     })
 }

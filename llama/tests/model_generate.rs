@@ -372,30 +372,26 @@ fn continuous_batching_equals_one_at_a_time_on_smollm2() {
             .unwrap();
     let model = Llama::from_host_tensors(&config, &tensors, &Device::default()).unwrap();
     let template = tokenizer.chat_template().unwrap();
-    // Two instructions of more than MIN_SHARED_PREFIX tokens with three inputs each (the later
-    // prompts of an instruction reuse the first one's cached prefix), and two lone questions.
+    // Two instructions of more than MIN_SHARED_PREFIX tokens.
     let sentiment = "In this task, you are given a short product review. Classify the \
         sentiment of the review as positive or negative. Answer with one word, positive or \
         negative, and nothing else.";
     let sql = "In this task, you are given a description of a database table and a question. \
         Write one SQL query that answers the question. Use standard SQL and do not explain it.";
+    // Five prompts at 3 rows a time: rows leave and join, and the second prompt of each
+    // instruction reuses the first one's cached prefix (kept small: this runs in debug builds).
     let questions = [
         format!("Definition: {sentiment}\n\nInput: The food was cold and the waiter was rude."),
-        "What is the capital of France?".to_owned(),
         format!("Definition: {sql}\n\nInput: Table users(id, name). How many users are there?"),
+        "What is the capital of France?".to_owned(),
         format!("Definition: {sentiment}\n\nInput: I loved every minute of it."),
-        format!(
-            "Definition: {sql}\n\nInput: Table cities(name, country). List the cities of Peru."
-        ),
-        "Name three colours.".to_owned(),
-        format!("Definition: {sentiment}\n\nInput: Broke after two days, would not buy again."),
         format!("Definition: {sql}\n\nInput: Table orders(id, total). What is the largest total?"),
     ];
     let prompts: Vec<Vec<u32>> = questions
         .iter()
         .map(|q| tokenizer.encode(&template.user_prompt(q), false).unwrap())
         .collect();
-    let mut gen_config = GenerationConfig::greedy(24, &config);
+    let mut gen_config = GenerationConfig::greedy(16, &config);
     gen_config
         .eos_token_ids
         .extend(tokenizer.token_id("<|im_end|>"));
@@ -413,6 +409,6 @@ fn continuous_batching_equals_one_at_a_time_on_smollm2() {
     }
     assert!(
         batched.finished.iter().any(|&f| f),
-        "some answer should end before 24 tokens"
+        "some answer should end before 16 tokens"
     );
 }
