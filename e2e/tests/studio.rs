@@ -17,7 +17,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde_json::Value;
 
-#[path = "../../tests/support/fuzz.rs"]
+#[path = "../../shared/tests/support/fuzz.rs"]
 mod fuzz;
 
 /// The run dropped by the tests: the example run shipped with the studio (a `trainer run`
@@ -411,7 +411,7 @@ async fn picked_run_folder_groups_into_one_run() {
 }
 
 /// `count` malformed artifacts made from the example run's files by the readers' fuzzer
-/// (`tests/support/fuzz.rs`, seeded), written to `dir` as `hostile-NN.json`: only files that
+/// (`shared/tests/support/fuzz.rs`, seeded), written to `dir` as `hostile-NN.json`: only files that
 /// the studio's parser refuses, each with the message it must show.
 fn hostile_files(dir: &Path, count: usize) -> Vec<(PathBuf, String)> {
     let seeds = example_files()

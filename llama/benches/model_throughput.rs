@@ -11,9 +11,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llama::config::LlamaConfig;
 use llama::generate::{GenerationConfig, generate};
-use llama::host::{HostTensor, HostTensors};
-use llama::lora::{LoraConfig, LoraTarget, apply_lora};
+use llama::io::host::{HostTensor, HostTensors};
+use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
+use llama::peft::apply_lora;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -97,7 +98,7 @@ fn bench(c: &mut Criterion) {
         bench.iter(|| {
             let logits = model.forward(ids.clone(), mask.clone());
             logits.into_data()
-        })
+        });
     });
 
     let train_device = device.clone().autodiff();
@@ -126,7 +127,7 @@ fn bench(c: &mut Criterion) {
             let loss = model.causal_lm_loss(ids.clone(), mask.clone(), ids.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             trained = Some(optimizer.step(1e-4, model, grads));
-        })
+        });
     });
 
     let prompts = vec![(1..=16).collect::<Vec<u32>>()];
@@ -136,7 +137,7 @@ fn bench(c: &mut Criterion) {
     };
     group.throughput(Throughput::Elements(32));
     group.bench_function("greedy_decode_1x32", |bench| {
-        bench.iter(|| generate(&model, &prompts, &gen_config).unwrap())
+        bench.iter(|| generate(&model, &prompts, &gen_config).unwrap());
     });
     group.finish();
 }

@@ -24,8 +24,9 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::device::{DeviceChoice, select_device};
 use llama::generate::{GenerationConfig, generate};
-use llama::lora::{LoraConfig, LoraTarget, apply_lora};
+use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
+use llama::peft::apply_lora;
 
 const BATCH: usize = 8;
 const SEQ: usize = 256;
@@ -90,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let heap = llama::heap::retain_freed_memory();
     let load_start = Instant::now();
-    let (config, weights) = llama::gguf::load_llama(&args.gguf)?;
+    let (config, weights) = llama::io::gguf::load_llama(&args.gguf)?;
     let selected = select_device(args.device)?;
     eprintln!("device: {}", selected.description);
     let device = selected.device;

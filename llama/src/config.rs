@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// LLaMA hyper-parameters with Hugging Face `config.json` field names.
 ///
-/// Also built from GGUF metadata (`llama.*` keys) by [`crate::gguf`].
+/// Also built from GGUF metadata (`llama.*` keys) by [`crate::io::gguf`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     /// Vocabulary size V (rows of the embedding matrix).

@@ -1,39 +1,31 @@
 //! LLaMA-family causal language models for inscl's trainer.
 //!
-//! - [`attention`]: masked attention whose backward pass recomputes the probabilities.
 //! - [`config`]: hyper-parameters (HF `config.json` names).
 //! - [`device`]: `auto | gpu | cpu` device selection (a physical wgpu GPU, else burn's flex CPU).
-//! - [`frozen_matmul`]: `x W` for a weight without gradient, written straight into its output.
 //! - [`generate`]: batched greedy / top-p generation with a KV cache.
-//! - `hub` (feature `hub`): Hugging Face Hub downloads into the HF cache.
-//! - [`host`]: checkpoint tensors on the host in HF names and layouts.
-//! - [`head_loss`]: the output head's cross-entropy computed with its gradient, block by block.
 //! - [`heap`]: keeps freed tensor memory in the process heap (glibc), for CPU work.
-//! - [`gguf`]: a reader for llama.cpp's GGUF checkpoints (metadata, tensors, dequantisation).
-//! - [`lora`]: LoRA adapters on the attention/MLP projections, PEFT-compatible export.
+//! - [`io`]: checkpoint files: GGUF, HF safetensors folders, Hub downloads (feature `hub`),
+//!   and the host tensors they read into.
+//! - [`kernels`]: the model's own differentiable ops with CPU (flex) kernels: attention,
+//!   frozen projections, SwiGLU, the output head's loss.
+//! - [`lora`]: the LoRA layer ([`lora::LoraLinear`]) of the attention/MLP projections.
 //! - [`model`]: the LLaMA decoder (HF `LlamaForCausalLM`) in burn, with KV cache.
-//! - [`safetensors`]: HF checkpoint directories (`config.json` + safetensors, single or sharded).
+//! - [`peft`]: LoRA adapters on a whole model in PEFT's format: attach, merge, load, export.
 //! - [`train`]: AdamW with warmup + cosine/linear schedules, global-norm clipping, gradient
 //!   accumulation, response-only labels and length-bucketed batches.
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
+//!
+//! Imports run one way: `kernels` and `io` use nothing of the model; `lora` uses `kernels`;
+//! `model` uses `lora`, `kernels` and `io`; `peft`, `generate` and `train` use `model`.
 
-pub mod attention;
 pub mod config;
 pub mod device;
-mod flex_attention;
-mod flex_gemm;
-pub mod frozen_matmul;
 pub mod generate;
-pub mod gguf;
-pub mod head_loss;
 pub mod heap;
-pub mod host;
-#[cfg(feature = "hub")]
-pub mod hub;
+pub mod io;
+pub mod kernels;
 pub mod lora;
 pub mod model;
-pub mod safetensors;
-pub mod swiglu;
+pub mod peft;
 pub mod tokenizer;
 pub mod train;
-mod vector_exp;

@@ -13,7 +13,7 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper};
 
-use crate::gguf::{GgufError, GgufFile};
+use crate::io::gguf::{GgufError, GgufFile};
 
 /// GGUF `tokenizer.ggml.token_type` of control tokens (llama.cpp `LLAMA_TOKEN_TYPE_CONTROL`).
 const TOKEN_TYPE_CONTROL: i64 = 3;

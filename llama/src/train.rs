@@ -28,9 +28,10 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::host::HostTensors;
-use crate::lora::{merge_lora, parameters_on_host};
+use crate::io::host::HostTensors;
+use crate::io::host::parameters_on_host;
 use crate::model::{IGNORE_INDEX, Llama};
+use crate::peft::merge_lora;
 
 /// Shape of the learning rate after the warmup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
-//! `llama::attention::masked_attention` against Hugging Face's eager attention differentiated by
+//! `llama::kernels::attention::masked_attention` against Hugging Face's eager attention differentiated by
 //! torch autograd in float64 (`tools/reference/attention_reference.py` →
 //! `llama/fixtures/attention_reference.json`, 5 positions, and `attention_reference_long.json`,
 //! 70 positions, more than one block of query rows in the flex kernel): output and the
 //! gradients of Q, K and V through grouped-query `repeat_kv`, causal and padding masks.
 
 use burn::tensor::{Bool, Device, Tensor, TensorData};
-use llama::attention::masked_attention;
+use llama::kernels::attention::masked_attention;
 use serde_json::Value;
 
 const TOLERANCE: f32 = 2e-5;

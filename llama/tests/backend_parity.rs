@@ -10,8 +10,8 @@
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, DeviceKind, Int, Tensor, TensorData};
 use llama::device::{DeviceChoice, select_device};
-use llama::lora::{load_peft_adapter, read_peft_adapter};
 use llama::model::Llama;
+use llama::peft::{load_peft_adapter, read_peft_adapter};
 
 mod support;
 use support::{fixture, max_abs_diff, tiny_model};

@@ -1,11 +1,11 @@
-//! The model-file readers on mutated real files (`tests/support/fuzz.rs`): GGUF (a small
+//! The model-file readers on mutated real files (`shared/tests/support/fuzz.rs`): GGUF (a small
 //! LLaMA GGUF with an embedded tokenizer, built here: header, config, tensors, vocabulary),
 //! safetensors (the tiny checkpoints and PEFT adapter of `llama/fixtures`), `tokenizer.json`
-//! and `tokenizer_config.json` (`tests/fixtures/tiny_llama`). No panic, bounded allocation,
+//! and `tokenizer_config.json` (`llama/fixtures/byte_tokenizer`). No panic, bounded allocation,
 //! errors that name the file. `INSCL_FUZZ_CASES` sets the cases per reader.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "../../tests/support/fuzz.rs"]
+#[path = "../../shared/tests/support/fuzz.rs"]
 mod fuzz;
 
 #[global_allocator]
@@ -14,17 +14,17 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use llama::gguf::GgufFile;
-use llama::host::HostTensors;
+use llama::io::gguf::GgufFile;
+use llama::io::host::HostTensors;
 use llama::tokenizer::Tokenizer;
 use support::gguf::Builder;
 
 fn tiny_tokenizer() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny_llama")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/byte_tokenizer")
 }
 
 /// A LLaMA GGUF (d = 8, one layer, 2 query / 1 key-value heads, F32, F16 and Q8_0 tensors)
-/// with the byte-level vocabulary of `tests/fixtures/tiny_llama/tokenizer.json`, two merges,
+/// with the byte-level vocabulary of `fixtures/byte_tokenizer/tokenizer.json`, two merges,
 /// token types, BOS/EOS and a ChatML template; without `vocab`, only the config and the
 /// tensors (so that more mutations hit the tensor directory).
 fn tiny_gguf(vocab: bool) -> Vec<u8> {
@@ -144,7 +144,7 @@ fn the_seed_gguf_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     std::fs::write(&path, tiny_gguf(true)).unwrap();
-    let (config, tensors) = llama::gguf::load_llama(&path).unwrap();
+    let (config, tensors) = llama::io::gguf::load_llama(&path).unwrap();
     assert_eq!((config.hidden_size, tensors.len()), (8, 11));
     let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
     assert_eq!(tok.encode(" the", false).unwrap().len(), 2);
@@ -157,7 +157,9 @@ fn gguf() {
     let seeds = vec![tiny_gguf(true), tiny_gguf(false), Builder::new().bytes(2)];
     let file = dir.path().join("model.gguf");
     fuzz::fuzz("gguf", seeds, &file, &file, |path| {
-        let loaded = llama::gguf::load_llama(path).err().map(|e| e.to_string());
+        let loaded = llama::io::gguf::load_llama(path)
+            .err()
+            .map(|e| e.to_string());
         let tokenizer = GgufFile::open(path)
             .map_err(llama::tokenizer::TokenizerError::from)
             .and_then(|file| Tokenizer::from_gguf(&file));
@@ -179,7 +181,7 @@ fn safetensors() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("model.safetensors");
     fuzz::fuzz("safetensors", seeds, &file, &file, |path| {
-        llama::safetensors::read_file_into(path, &mut HostTensors::new())
+        llama::io::safetensors::read_file_into(path, &mut HostTensors::new())
             .err()
             .map(|e| e.to_string())
     });
@@ -223,7 +225,7 @@ fn extreme_headers_are_errors() {
     let path = dir.path().join("extreme.gguf");
     let error = |bytes: Vec<u8>| {
         std::fs::write(&path, bytes).unwrap();
-        let message = llama::gguf::load_llama(&path).unwrap_err().to_string();
+        let message = llama::io::gguf::load_llama(&path).unwrap_err().to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
         message
     };

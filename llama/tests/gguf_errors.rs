@@ -1,10 +1,10 @@
-//! llama::gguf on hand-built files: a round trip through every metadata value type and a
+//! llama::io::gguf on hand-built files: a round trip through every metadata value type and a
 //! quantised tensor, and the errors for garbage, old versions, truncation at every byte,
 //! unknown types and missing keys/tensors.
 
 use std::path::PathBuf;
 
-use llama::gguf::{GgmlType, GgufError, GgufFile, GgufValue};
+use llama::io::gguf::{GgmlType, GgufError, GgufFile, GgufValue};
 
 mod support;
 use support::gguf::Builder;
@@ -130,7 +130,7 @@ fn value_type_errors_name_key_and_file() {
     let msg = f.dequantize("nope").unwrap_err().to_string();
     assert!(msg.contains("no tensor named \"nope\""), "{msg}");
     // Not a LLaMA file: the required hyper-parameters are missing.
-    let msg = llama::gguf::llama_config(&f).unwrap_err().to_string();
+    let msg = llama::io::gguf::llama_config(&f).unwrap_err().to_string();
     assert!(
         msg.contains("missing metadata key \"llama.embedding_length\""),
         "{msg}"

@@ -1,12 +1,12 @@
-//! llama::gguf against the `gguf` Python package (tools/reference/gguf_reference.py):
+//! llama::io::gguf against the `gguf` Python package (tools/reference/gguf_reference.py):
 //! type table, dequantisation of random blocks of every supported type, the q/k row
 //! permutation, and the real `assets/SmolLM2-135M-Instruct.Q4_1.gguf`'s metadata, tensor
 //! directory and values (those tests fail when `scripts/fetch-assets` has not fetched it).
 
 use std::path::PathBuf;
 
-use llama::gguf::{GgmlType, GgufFile, GgufValue, load_llama, quants, unpermute_rows};
-use llama::host::HostTensor;
+use llama::io::gguf::{GgmlType, GgufFile, GgufValue, load_llama, quants, unpermute_rows};
+use llama::io::host::HostTensor;
 use serde_json::Value;
 
 fn fixture() -> Value {

@@ -1,9 +1,9 @@
-//! `llama::head_loss::head_nll_sum` against torch's `CrossEntropyLoss(reduction="sum")` of
+//! `llama::kernels::head_loss::head_nll_sum` against torch's `CrossEntropyLoss(reduction="sum")` of
 //! `hidden @ weight.T` and its autograd gradient, in float64
 //! (`tools/reference/head_loss_reference.py` → `llama/fixtures/head_loss_reference.json`).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use llama::head_loss::head_nll_sum;
+use llama::kernels::head_loss::head_nll_sum;
 use serde_json::Value;
 
 struct Fixture {

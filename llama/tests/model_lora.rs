@@ -5,12 +5,13 @@
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use llama::host::HostTensors;
-use llama::lora::{
-    LoraConfig, LoraError, LoraTarget, apply_lora, load_peft_adapter, merge_lora,
-    parameters_on_host, peft_adapter_config, peft_adapter_tensors, read_peft_adapter,
-};
+use llama::io::host::{HostTensors, parameters_on_host};
+use llama::lora::{LoraConfig, LoraError, LoraTarget};
 use llama::model::{IGNORE_INDEX, Llama};
+use llama::peft::{
+    apply_lora, load_peft_adapter, merge_lora, peft_adapter_config, peft_adapter_tensors,
+    read_peft_adapter,
+};
 
 mod support;
 use support::{fixture, frozen, tiny_model};
@@ -61,7 +62,7 @@ fn response_only_loss_matches_reference_logits() {
     let want: f64 = (prompt_len - 1..n - 1)
         .map(|i| {
             let row = &logits[i];
-            let max = row.iter().cloned().fold(f64::MIN, f64::max);
+            let max = row.iter().copied().fold(f64::MIN, f64::max);
             let lse = max + row.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
             lse - row[tokens[i + 1] as usize]
         })
@@ -74,7 +75,7 @@ fn response_only_loss_matches_reference_logits() {
         ints(&[labels(&tokens, &mask, prompt_len)], &device),
     ));
     assert!(
-        (got as f64 - want).abs() < 1e-5,
+        (f64::from(got) - want).abs() < 1e-5,
         "loss {got} vs reference {want}"
     );
 }
@@ -168,14 +169,14 @@ fn lora_training_lowers_loss_and_keeps_base_weights_bit_identical() {
 
     // Round trip through a safetensors file.
     let path = std::env::temp_dir().join(format!("llama-lora-{}.safetensors", std::process::id()));
-    llama::safetensors::save_host_tensors(&path, &peft).unwrap();
+    llama::io::safetensors::save_host_tensors(&path, &peft).unwrap();
     let mut back = HostTensors::new();
-    llama::safetensors::read_file_into(&path, &mut back).unwrap();
+    llama::io::safetensors::read_file_into(&path, &mut back).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(back, peft);
 }
 
-/// A frozen output head (LoRA) takes `llama::head_loss::head_nll_sum`, a trained one burn's
+/// A frozen output head (LoRA) takes `llama::kernels::head_loss::head_nll_sum`, a trained one burn's
 /// log-softmax of the logits: both give the same loss and the same adapter gradients.
 #[test]
 fn frozen_and_trained_heads_give_the_same_loss_and_adapter_gradients() {
@@ -245,7 +246,7 @@ fn target_modules_select_adapted_weights() {
         .keys()
         .filter_map(|k| k.strip_suffix(".lora.a"))
         .collect();
-    names.sort();
+    names.sort_unstable();
     assert_eq!(
         names,
         [
@@ -314,7 +315,7 @@ fn adapter_logit_error(model: &Llama, device: &Device) -> f64 {
         for (pos, expected) in positions.iter().enumerate() {
             let at = (row * s + pos) * v;
             for (k, e) in expected.iter().enumerate() {
-                worst = worst.max((got[at + k] as f64 - e).abs());
+                worst = worst.max((f64::from(got[at + k]) - e).abs());
             }
         }
     }

@@ -11,7 +11,7 @@
 //! cover the GPU path (`BURN_DEVICE=flex` keeps them on the CPU).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use llama::host::HostTensors;
+use llama::io::host::HostTensors;
 use llama::model::{KvCache, Llama, ModelError};
 use serde_json::Value;
 
@@ -22,7 +22,7 @@ const TOL: f32 = 1e-4;
 const MODELS: [&str; 3] = ["tiny_llama_tied", "tiny_llama_untied", "tiny_llama_llama3"];
 
 fn load(name: &str) -> (Llama, Value) {
-    let (config, tensors) = llama::safetensors::load_llama(fixture(name)).unwrap();
+    let (config, tensors) = llama::io::safetensors::load_llama(fixture(name)).unwrap();
     let model = Llama::from_host_tensors(&config, &tensors, &Device::default()).unwrap();
     let json = std::fs::read_to_string(fixture(name).join("logits.json")).unwrap();
     (model, serde_json::from_str(&json).unwrap())
@@ -159,7 +159,7 @@ fn kv_cache_decoding_equals_full_forward() {
 }
 
 fn tiny() -> (llama::config::LlamaConfig, HostTensors) {
-    llama::safetensors::load_llama(fixture("tiny_llama_untied")).unwrap()
+    llama::io::safetensors::load_llama(fixture("tiny_llama_untied")).unwrap()
 }
 
 #[test]

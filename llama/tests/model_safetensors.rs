@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use llama::safetensors::{SafetensorsError, load_llama};
+use llama::io::safetensors::{SafetensorsError, load_llama};
 use safetensors::{Dtype, tensor::TensorView};
 
 const CONFIG: &str = r#"{"vocab_size": 4, "hidden_size": 2, "intermediate_size": 4,

@@ -1,11 +1,11 @@
-//! `llama::swiglu::swiglu` against Hugging Face `LlamaMLP`'s `silu(gate) * up` differentiated
+//! `llama::kernels::swiglu::swiglu` against Hugging Face `LlamaMLP`'s `silu(gate) * up` differentiated
 //! by torch autograd in float64 (`tools/reference/swiglu_reference.py` →
 //! `llama/fixtures/swiglu_reference.json`): output and the gradients of both inputs, with
 //! values where e^(−x) overflows or underflows float32, on contiguous and transposed inputs,
 //! and tiled into a batch big enough for the flex kernel's parallel chunks.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use llama::swiglu::swiglu;
+use llama::kernels::swiglu::swiglu;
 use serde_json::Value;
 
 /// Relative to max(1, |expected|): the float32 rounding of a few products.

@@ -121,7 +121,7 @@ fn gguf_with_sentencepiece_vocab_is_unsupported() {
     bytes.extend(b"llama");
     let path = std::env::temp_dir().join(format!("llama-tok-test-{}-spm.gguf", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
-    let file = llama::gguf::GgufFile::open(&path).unwrap();
+    let file = llama::io::gguf::GgufFile::open(&path).unwrap();
     let msg = Tokenizer::from_gguf(&file).unwrap_err().to_string();
     std::fs::remove_file(&path).unwrap();
     assert!(

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use llama::gguf::GgufFile;
+use llama::io::gguf::GgufFile;
 use llama::tokenizer::{ChatTemplate, Tokenizer};
 use serde_json::Value;
 

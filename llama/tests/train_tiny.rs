@@ -5,8 +5,10 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use llama::lora::{LoraConfig, LoraTarget, apply_lora, parameters_on_host};
+use llama::io::host::parameters_on_host;
+use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
+use llama::peft::apply_lora;
 use llama::train::{
     Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, clip_grad_norm, collate,
     encode_example, hf_tensors, mean_loss,
@@ -84,7 +86,7 @@ fn full_fine_tuning_trains_every_weight_and_exports_hf_names() {
     let device = Device::default().autodiff();
     let mut model = model(&device);
     let before = hf_tensors(&model);
-    let (_, original) = llama::safetensors::load_llama(fixture("tiny_llama_tied")).unwrap();
+    let (_, original) = llama::io::safetensors::load_llama(fixture("tiny_llama_tied")).unwrap();
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
         original.keys().collect::<Vec<_>>()

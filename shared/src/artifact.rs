@@ -164,45 +164,72 @@ pub enum ArtifactError {
     /// The text ends before the JSON value does (an interrupted copy or write).
     #[error("{file}: truncated JSON (ends at line {line}, column {column})")]
     Truncated {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// 1-based column.
         column: usize,
     },
     /// The text is not JSON at all.
     #[error("{file}: not valid JSON at line {line}, column {column}: {message}")]
     Syntax {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// 1-based column.
         column: usize,
+        /// What is wrong, from the JSON parser.
         message: String,
     },
     /// JSON, but a field is missing or has the wrong type or value.
     #[error("{file}: invalid artifact at line {line}, column {column}: {message}")]
     Invalid {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// 1-based column.
         column: usize,
+        /// What is wrong, from the JSON parser.
         message: String,
     },
     /// No `schema_version` field.
     #[error("{file}: no \"schema_version\" field; is this an inscl run artifact?")]
-    MissingVersion { file: String },
+    MissingVersion {
+        /// The file, as given.
+        file: String,
+    },
     /// A `schema_version` this build does not read.
     #[error(
         "{file}: schema_version {found} is not supported (this build reads version {})",
         SCHEMA_VERSION
     )]
-    UnsupportedVersion { file: String, found: u32 },
+    UnsupportedVersion {
+        /// The file, as given.
+        file: String,
+        /// The version (or kind) the file has.
+        found: u32,
+    },
     /// The file is an artifact of another kind than the one asked for.
     #[error("{file}: expected a \"{expected}\" artifact, found \"{found}\"")]
     WrongKind {
+        /// The file, as given.
         file: String,
+        /// The kind asked for.
         expected: &'static str,
+        /// The version (or kind) the file has.
         found: String,
     },
     /// Reading or writing the file failed.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
 }
 
 impl ArtifactError {
@@ -408,8 +435,17 @@ pub struct StageRecord {
     pub loss: Vec<LossPoint>,
     /// Evaluation of every task seen so far, in task order.
     pub eval: Vec<TaskEval>,
-    /// Wall-clock seconds of the stage (training + evaluation).
+    /// Wall-clock seconds of the stage: embeddings, replay plan, training and evaluation (the
+    /// zero-shot record: its evaluation; 0 in files written before the split below).
     pub wall_seconds: f64,
+    /// Of `wall_seconds`, the optimiser steps; absent for the zero-shot record and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_seconds: Option<f64>,
+    /// Of `wall_seconds`, the evaluation of every seen task (generation and scoring); absent
+    /// in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_seconds: Option<f64>,
 }
 
 /// The instances replayed from one previous task at a stage.
@@ -672,11 +708,14 @@ impl StudyArm {
 /// One run of a study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyCell {
+    /// The replay strategy (`none`, `random`, `inscl`, ...).
     pub strategy: String,
     /// The run's method; absent = [`DEFAULT_METHOD`].
     #[serde(default = "default_method", skip_serializing_if = "is_default_method")]
     pub method: String,
+    /// The task order's name.
     pub order: String,
+    /// The cell's run seed.
     pub seed: u64,
     /// The run folder, relative to the study folder (`runs/NAME`).
     pub run: String,
@@ -694,6 +733,7 @@ impl StudyCell {
 /// One arm's metrics over its cells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmSummary {
+    /// The replay strategy (`none`, `random`, `inscl`, ...).
     pub strategy: String,
     /// Absent = [`DEFAULT_METHOD`].
     #[serde(default = "default_method", skip_serializing_if = "is_default_method")]
@@ -723,10 +763,12 @@ pub struct PairedComparison {
 /// The score matrix of one arm and order, averaged over the seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreCurves {
+    /// The replay strategy (`none`, `random`, `inscl`, ...).
     pub strategy: String,
     /// Absent = [`DEFAULT_METHOD`].
     #[serde(default = "default_method", skip_serializing_if = "is_default_method")]
     pub method: String,
+    /// The task order's name.
     pub order: String,
     /// Tasks in the order's training order (columns).
     pub tasks: Vec<String>,

@@ -7,7 +7,7 @@
 //! recompute panel runs [`inscl::plan::plan_sequence`] — the code behind `trainer plan` —
 //! compiled to wasm on the run's embeddings.
 //!
-//! Layout: [`load`] turns dropped files into [`state::Run`]s, [`state`] holds the loaded
+//! Layout: [`load`] turns dropped files into [`run::Run`]s, [`state`] holds the loaded
 //! runs as signals, [`components`] render them, [`export`] writes CSV/SVG downloads.
 //! [`distance_workers`] spreads the recompute's transport problems over Web Workers (the
 //! `distance_worker` binary), with [`distance_job`] as their messages.
@@ -20,6 +20,7 @@ pub mod dropped_folders;
 pub mod export;
 pub mod import;
 pub mod load;
+pub mod run;
 pub mod state;
 
 /// Mounts the app on the page body (the wasm entry point of `main.rs`).

@@ -14,7 +14,16 @@ use std::sync::Arc;
 use inscl::artifact::{Artifact, StudyFile};
 
 use crate::import;
-use crate::state::{LoadError, Run};
+use crate::run::Run;
+
+/// A file that could not be loaded, with a message naming it and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// File name or path as dropped.
+    pub file: String,
+    /// What is wrong, for people (already names the file).
+    pub message: String,
+}
 
 /// Largest file the studio reads (bytes): 200 MiB. Larger files are refused before reading,
 /// since a browser tab holding several copies of such a file while parsing runs out of memory.

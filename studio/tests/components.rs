@@ -12,7 +12,8 @@ use studio::components::heatmap::Heatmap;
 use studio::components::runs_table::RunsTable;
 use studio::components::study_view::StudyView;
 use studio::load::{Loaded, group, parse};
-use studio::state::{AppState, Run};
+use studio::run::Run;
+use studio::state::AppState;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 

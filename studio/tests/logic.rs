@@ -19,8 +19,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const PLAN_INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
-const PLAN_EXPECTED: &str = include_str!("../../tests/fixtures/plan_expected.json");
+const PLAN_INPUT: &str = include_str!("../../shared/fixtures/plan_input.json");
+const PLAN_EXPECTED: &str = include_str!("../../shared/fixtures/plan_expected.json");
 /// The example study shipped with the studio (its numbers change when it is replaced).
 const EXAMPLE_STUDY: &str = include_str!("../../public/example-study/study.json");
 
@@ -208,7 +208,8 @@ fn recomputed_plan_matches_the_reference_and_compares_with_itself() {
     .unwrap();
     let rows = compare(&recorded, &smaller);
     assert!(
-        rows.iter().all(|r| r.quota_changed()),
+        rows.iter()
+            .all(studio::components::recompute::QuotaRow::quota_changed),
         "every quota shrinks with α = 10"
     );
     assert_eq!(

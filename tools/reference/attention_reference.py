@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference output and gradients of masked grouped-query attention for `llama::attention`.
+"""Reference output and gradients of masked grouped-query attention for `llama::kernels::attention`.
 
 Requires (pip): torch (tested 2.15), numpy. The forward pass is Hugging Face `transformers`'
 `eager_attention_forward` (models/llama/modeling_llama.py) as written: `repeat_kv` on keys and

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Reference values for llama::gguf, from the `gguf` Python package (llama.cpp's own reader).
+"""Reference values for llama::io::gguf, from the `gguf` Python package (llama.cpp's own reader).
 
 Needs: pip install gguf==0.19.0 numpy   (numpy 1.26 or 2.x)
 Run:   scripts/fetch-assets && python3 tools/reference/gguf_reference.py
 Writes llama/fixtures/gguf_reference.json (< 300 KB):
 
 - `quant_sizes`: (ggml id, block size, bytes per block) of every type from gguf.GGML_QUANT_SIZES.
-- `random_blocks`: for each type llama::gguf dequantises, two blocks of seeded random bytes
+- `random_blocks`: for each type llama::io::gguf dequantises, two blocks of seeded random bytes
   (f16 scales forced finite) and their values from gguf.quants.dequantize. Needs no asset.
 - `unpermute`: a small [rows, cols] array, its llama.cpp permutation (convert_hf_to_gguf.py's
   `permute`) and the head counts, so Rust's inverse can be checked against numpy.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference loss and hidden-state gradient of the output head's cross-entropy for
-`llama::head_loss`.
+`llama::kernels::head_loss`.
 
 Requires (pip): torch (tested 2.15), numpy. As in Hugging Face `LlamaForCausalLM`: logits =
 `hidden @ weight.T` (`lm_head`, no bias), then `torch.nn.CrossEntropyLoss`, here with

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference output and gradients of the SwiGLU gate for `llama::swiglu`.
+"""Reference output and gradients of the SwiGLU gate for `llama::kernels::swiglu`.
 
 Requires (pip): torch (tested 2.15), numpy. The gate is Hugging Face `transformers`'
 `LlamaMLP` (models/llama/modeling_llama.py) as written, `act_fn(gate_proj(x)) * up_proj(x)`

@@ -38,7 +38,8 @@ use inscl::metrics::study::{Described, compare_paired, describe};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, MethodName, RunStrategy};
+use crate::config::{Config, RunStrategy};
+use crate::method::MethodName;
 use crate::learner::Learner;
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunFolder, RunOptions};
@@ -90,10 +91,22 @@ fn default_output() -> String {
 /// Why a study could not run or be summarised.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
+    /// A study file could not be read or written.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// A study file is not what it should be (the message says why).
     #[error("{file}: {message}")]
-    Parse { file: String, message: String },
+    Parse {
+        /// The file, as given.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
     /// A grid that cannot be run.
     #[error("study {name}: {problem}")]
     Grid { name: String, problem: String },
@@ -122,8 +135,11 @@ pub enum StudyError {
          remove it or choose another study name"
     )]
     Mismatch {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
         cell: String,
+        /// The cell's run folder.
         folder: String,
+        /// The first field path that differs.
         field: String,
     },
     /// Another process holds the cell's lock.
@@ -134,19 +150,25 @@ pub enum StudyError {
         lock: String,
     },
     #[error("study cell {cell}: {source}")]
+    /// A cell failed.
     Run {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
         cell: String,
         #[source]
+        /// Why.
         source: Box<RunError>,
     },
+    /// The model of a cell could not be opened.
     #[error("study cell {cell}: opening the model: {source:#}")]
     Learner { cell: String, source: anyhow::Error },
     /// A scheduler command (`sbatch`, `squeue`) that failed.
     #[error("{command}: {message}")]
     Scheduler { command: String, message: String },
     #[error(transparent)]
+    /// A run artifact or `study.json` cannot be read or written.
     Artifact(#[from] artifact::ArtifactError),
     #[error(transparent)]
+    /// A cell's configuration is invalid.
     Config(#[from] crate::config::ConfigError),
 }
 
@@ -155,7 +177,9 @@ pub enum StudyError {
 pub struct Cell {
     pub method: MethodName,
     pub strategy: RunStrategy,
+    /// The named task order.
     pub order: String,
+    /// The run seed.
     pub seed: u64,
 }
 
@@ -221,7 +245,7 @@ impl StudyConfig {
     /// An invalid override in `set`, naming it.
     pub fn method_axis(&self) -> Result<Vec<MethodName>, StudyError> {
         Ok(if self.methods.is_empty() {
-            vec![self.shared_config()?.method.name]
+            vec![self.shared_config()?.method.method_name()]
         } else {
             self.methods.clone()
         })
@@ -294,7 +318,7 @@ impl StudyConfig {
         }
         let mut cells: Vec<Cell> = Vec::new();
         if self.relative_gain {
-            let method = self.shared_config()?.method.name;
+            let method = self.shared_config()?.method.method_name();
             cells.extend(self.orders.iter().map(|order| Cell {
                 method,
                 strategy: RunStrategy::Single,

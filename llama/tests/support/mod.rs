@@ -6,7 +6,7 @@ pub mod gguf;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use llama::host::HostTensors;
+use llama::io::host::HostTensors;
 use llama::model::Llama;
 
 /// `llama/fixtures/<name>`.
@@ -18,11 +18,11 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// The tiny reference checkpoint `llama/fixtures/<name>` on `device`.
 pub fn tiny_model(name: &str, device: &Device) -> Llama {
-    let (config, tensors) = llama::safetensors::load_llama(fixture(name)).unwrap();
+    let (config, tensors) = llama::io::safetensors::load_llama(fixture(name)).unwrap();
     Llama::from_host_tensors(&config, &tensors, device).unwrap()
 }
 
-/// The base parameters of [`llama::lora::parameters_on_host`]'s output: LoRA factors left out.
+/// The base parameters of [`llama::io::host::parameters_on_host`]'s output: LoRA factors left out.
 pub fn frozen(params: &HostTensors) -> HostTensors {
     params
         .iter()

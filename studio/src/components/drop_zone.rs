@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::load::Loaded;
-use crate::state::{AppState, LoadError};
+use crate::load::{LoadError, Loaded};
+use crate::state::AppState;
 use crate::{dropped_folders, load};
 
 /// Folders under the site root holding the example run and the example study. Each lists
@@ -97,7 +97,7 @@ async fn load_example(state: AppState, dir: &'static str) {
                 file: list_path.clone(),
                 message,
             }],
-        )
+        );
     };
     let list: Vec<String> = match fetch_text(&list_path).await {
         Ok(text) => match serde_json::from_str(&text) {

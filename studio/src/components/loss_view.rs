@@ -4,7 +4,8 @@ use gloo_storage::{LocalStorage, Storage};
 use leptos::prelude::*;
 
 use super::line_chart::{LineChart, Series};
-use crate::state::{AppState, Run};
+use crate::run::Run;
+use crate::state::AppState;
 
 /// Exponential moving average `s_k = β s_{k−1} + (1 − β) x_k`, `s_0 = x_0` (TensorBoard's
 /// smoothing without debiasing); `β = 0` returns the input.

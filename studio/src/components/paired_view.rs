@@ -64,7 +64,10 @@ pub fn paired_rows(study: &StudyFile, metrics: &[&'static str]) -> Vec<PairedRow
 
 /// The table of every comparison, with a CSV export.
 #[component]
-pub fn PairedTable(study: Arc<StudyFile>) -> impl IntoView {
+pub fn PairedTable(
+    /// The study whose comparisons are listed.
+    study: Arc<StudyFile>,
+) -> impl IntoView {
     let rows = paired_rows(&study, &StudyFile::METRICS);
     let csv_rows: Vec<Vec<String>> = rows
         .iter()
@@ -138,7 +141,12 @@ pub fn PairedTable(study: Arc<StudyFile>) -> impl IntoView {
 /// pair the mean difference and its bootstrap 95% CI around a line at 0, the p-value on the
 /// right.
 #[component]
-pub fn ForestPlot(study: Arc<StudyFile>, metric: &'static str) -> impl IntoView {
+pub fn ForestPlot(
+    /// The study whose comparisons are drawn.
+    study: Arc<StudyFile>,
+    /// The metric's name ([`StudyFile::METRICS`]).
+    metric: &'static str,
+) -> impl IntoView {
     let rows = paired_rows(&study, &[metric]);
     let ends = rows.iter().flat_map(|r| {
         r.mean()

@@ -22,7 +22,8 @@ use super::plan_view::quota_bars;
 use super::stacked_bars::StackedBars;
 use super::{ExportCsv, fmt};
 use crate::distance_workers::{DistanceWorkers, Failure};
-use crate::state::{AppState, Run};
+use crate::run::Run;
+use crate::state::AppState;
 
 /// Quotas of one (stage, previous task) in the recorded and the recomputed plan.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,8 @@ use leptos::prelude::*;
 use serde_json::Value;
 
 use super::{ExportCsv, fmt};
-use crate::state::{AppState, Run};
+use crate::run::Run;
+use crate::state::AppState;
 
 /// The fixed columns of the table.
 const HEADER: [&str; 12] = [

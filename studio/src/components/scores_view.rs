@@ -6,7 +6,8 @@ use leptos::prelude::*;
 use super::ExportCsv;
 use super::heatmap::Heatmap;
 use super::line_chart::{LineChart, Series};
-use crate::state::{AppState, Run};
+use crate::run::Run;
+use crate::state::AppState;
 
 /// R as heatmap values: row i = after stage i, `None` above the diagonal.
 pub fn score_cells(run: &Run) -> Vec<Vec<Option<f64>>> {
@@ -126,7 +127,7 @@ pub fn ScoresView() -> impl IntoView {
                     x_label="task".to_owned() y_label="ROUGE-L".to_owned() series=finals />
                 <div>
                     <label>"task " <select on:change=move |ev| {
-                        task.set(event_target_value(&ev).parse().unwrap_or(0))
+                        task.set(event_target_value(&ev).parse().unwrap_or(0));
                     }>{options}</select></label>
                     <LineChart id="forgetting-curve".to_owned()
                         title="Score of the task across stages".to_owned()

@@ -36,7 +36,10 @@ pub fn task_curve(curves: &ScoreCurves, task: &str) -> Series {
 
 /// The curves section: order and task pickers and the chart (element id `study-curves`).
 #[component]
-pub fn StudyCurves(study: Arc<StudyFile>) -> impl IntoView {
+pub fn StudyCurves(
+    /// The study whose averaged score matrices are drawn.
+    study: Arc<StudyFile>,
+) -> impl IntoView {
     let order = RwSignal::new(study.orders.first().cloned().unwrap_or_default());
     let task = RwSignal::new(None::<String>);
     let order_options = study

@@ -96,19 +96,25 @@ fn Study(study: Arc<StudyFile>) -> impl IntoView {
     }
 }
 
-/// The studies section: the chosen study (the latest loaded unless another is picked).
+/// The studies section: the chosen study (the latest loaded unless another was picked since it
+/// loaded: loading a study shows it).
 #[component]
 pub fn StudyView() -> impl IntoView {
     let state = AppState::expect();
-    let chosen = RwSignal::new(None::<String>);
+    // The picked study's name and the latest study's name at the time of the pick.
+    let chosen = RwSignal::new(None::<(String, String)>);
     move || {
         let studies = state.studies.get();
-        let name = chosen.get();
-        let study = studies
-            .iter()
-            .find(|s| Some(&s.name) == name.as_ref())
-            .or(studies.last())?
-            .clone();
+        let latest = studies.last()?;
+        let study = match chosen.get() {
+            Some((picked, latest_then)) if latest_then == latest.name => studies
+                .iter()
+                .find(|s| s.name == picked)
+                .unwrap_or(latest),
+            _ => latest,
+        }
+        .clone();
+        let latest = latest.name.clone();
         let name = study.name.clone();
         let picker = (studies.len() > 1).then(|| {
             let options = studies
@@ -117,7 +123,7 @@ pub fn StudyView() -> impl IntoView {
                 .collect_view();
             view! {
                 <label>"study " <select id="study-select"
-                    on:change=move |ev| chosen.set(Some(event_target_value(&ev)))>{options}</select></label>
+                    on:change=move |ev| chosen.set(Some((event_target_value(&ev), latest.clone())))>{options}</select></label>
             }
         });
         Some(view! {

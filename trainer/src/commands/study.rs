@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use trainer::config::{MethodName, RunStrategy};
+use trainer::config::RunStrategy;
+use trainer::method::MethodName;
 use trainer::progress::Progress;
 use trainer::study::slurm::{SubmitOptions, Submitted};
 use trainer::study::status::{CellProgress, format_status, study_status};
@@ -165,7 +166,8 @@ impl GridArgs {
 /// A method name as `[method] name` spells it.
 fn parse_method(name: &str) -> anyhow::Result<MethodName> {
     MethodName::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .find(|m| m.name() == name)
         .with_context(|| {
             let names: Vec<&str> = MethodName::ALL.iter().map(|m| m.name()).collect();
