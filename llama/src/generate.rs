@@ -331,7 +331,7 @@ pub fn generate_queued(
                     stopped.push(row.prompt);
                 } else {
                     running.push(i);
-                    next.push(token as i64);
+                    next.push(i64::from(token));
                 }
             }
         }
@@ -558,7 +558,7 @@ fn forward_parts(
     let mut mask = Vec::with_capacity(b * s);
     for part in parts {
         let pad = s - part.len();
-        ids.extend(std::iter::repeat_n(0i64, pad).chain(part.iter().map(|&t| t as i64)));
+        ids.extend(std::iter::repeat_n(0i64, pad).chain(part.iter().map(|&t| i64::from(t))));
         mask.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, part.len())));
         stats.prompt_tokens += part.len();
     }

@@ -391,6 +391,10 @@ fn continuous_batching_equals_one_at_a_time_on_smollm2() {
         format!("Definition: {sentiment}\n\nInput: Broke after two days, would not buy again."),
         format!("Definition: {sql}\n\nInput: Table orders(id, total). What is the largest total?"),
     ];
+    let prompts: Vec<Vec<u32>> = questions
+        .iter()
+        .map(|q| tokenizer.encode(&template.user_prompt(q), false).unwrap())
+        .collect();
     let mut gen_config = GenerationConfig::greedy(24, &config);
     gen_config
         .eos_token_ids

@@ -687,6 +687,7 @@ pub struct StudyArm {
 }
 
 impl StudyArm {
+    /// The arm of `method` with replay `strategy`.
     pub fn new(method: impl Into<String>, strategy: impl Into<String>) -> Self {
         StudyArm {
             method: method.into(),

@@ -243,7 +243,9 @@ fn methods_study() -> StudyFile {
     let mut study = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
     study.methods = vec!["seq".into(), "ewc".into()];
     let shift = |values: &mut std::collections::BTreeMap<String, f64>| {
-        values.values_mut().for_each(|v| *v += 1.0)
+        for v in values.values_mut() {
+            *v += 1.0;
+        }
     };
     let mut cells = study.cells.clone();
     for cell in &mut cells {
@@ -290,7 +292,11 @@ fn check_bars(study: &StudyFile) {
         let bars = spread_bars(study, metric);
         assert_eq!(
             bars.iter().map(|b| b.arm.clone()).collect::<Vec<_>>(),
-            study.arms().iter().map(|a| a.label()).collect::<Vec<_>>()
+            study
+                .arms()
+                .iter()
+                .map(inscl::artifact::StudyArm::label)
+                .collect::<Vec<_>>()
         );
         for bar in bars {
             let summary = study

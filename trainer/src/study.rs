@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, RunStrategy};
-use crate::method::MethodName;
 use crate::learner::Learner;
+use crate::method::MethodName;
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunFolder, RunOptions};
 
@@ -61,6 +61,7 @@ pub struct StudyConfig {
     /// one method of the run configuration (`method.name` after `set`, `seq` by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<MethodName>,
+    /// Run seeds; every arm and order runs with each.
     pub seeds: Vec<u64>,
     /// Task orders: the data's named orders (`curriculum`, `reverse`, ...) or the study's own
     /// from `task_orders`.
@@ -109,12 +110,20 @@ pub enum StudyError {
     },
     /// A grid that cannot be run.
     #[error("study {name}: {problem}")]
-    Grid { name: String, problem: String },
+    Grid {
+        /// The study's name.
+        name: String,
+        /// What is wrong with the grid.
+        problem: String,
+    },
     /// A cell index outside the grid.
     #[error("study {name}: there is no cell {index}; the grid has {count} cells, 0 to {}", count.saturating_sub(1))]
     NoCell {
+        /// The study's name.
         name: String,
+        /// The index asked for.
         index: usize,
+        /// The grid's number of cells.
         count: usize,
     },
     /// The cell at an index is not the one a job was submitted for: the study configuration
@@ -124,9 +133,13 @@ pub enum StudyError {
          since the job was submitted; submit the study again"
     )]
     CellMoved {
+        /// The study's name.
         name: String,
+        /// The cell index of the job.
         index: usize,
+        /// The cell the job was submitted for.
         expected: String,
+        /// The cell now at that index.
         found: String,
     },
     /// A cell's run folder holds a run of another configuration.
@@ -145,8 +158,11 @@ pub enum StudyError {
     /// Another process holds the cell's lock.
     #[error("study cell {cell} is being run by {holder} (lock {lock}); not starting it twice")]
     Busy {
+        /// The cell's name.
         cell: String,
-        holder: LockedBy,
+        /// Who holds the lock (boxed: it is the largest variant).
+        holder: Box<LockedBy>,
+        /// The lock file.
         lock: String,
     },
     #[error("study cell {cell}: {source}")]
@@ -160,10 +176,20 @@ pub enum StudyError {
     },
     /// The model of a cell could not be opened.
     #[error("study cell {cell}: opening the model: {source:#}")]
-    Learner { cell: String, source: anyhow::Error },
+    Learner {
+        /// The cell's name.
+        cell: String,
+        /// Why.
+        source: anyhow::Error,
+    },
     /// A scheduler command (`sbatch`, `squeue`) that failed.
     #[error("{command}: {message}")]
-    Scheduler { command: String, message: String },
+    Scheduler {
+        /// The command run.
+        command: String,
+        /// What it printed, or why it could not run.
+        message: String,
+    },
     #[error(transparent)]
     /// A run artifact or `study.json` cannot be read or written.
     Artifact(#[from] artifact::ArtifactError),
@@ -175,7 +201,9 @@ pub enum StudyError {
 /// One run of the grid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
+    /// The continual-learning method.
     pub method: MethodName,
+    /// The replay strategy.
     pub strategy: RunStrategy,
     /// The named task order.
     pub order: String,
@@ -230,6 +258,9 @@ impl StudyConfig {
     }
 
     /// The study as TOML, as [`StudyConfig::read`] reads it back.
+    ///
+    /// # Panics
+    /// Never: every field serialises to TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a study configuration serialises to TOML")
     }
@@ -283,8 +314,15 @@ impl StudyConfig {
             ));
         }
         let methods = self.method_axis()?;
-        let strategies: Vec<String> = self.strategies.iter().map(|s| s.to_string()).collect();
-        let method_names: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
+        let strategies: Vec<String> = self
+            .strategies
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
+        let method_names: Vec<String> = methods
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
         for (axis, values) in [
             ("strategies", &strategies),
@@ -555,7 +593,12 @@ pub enum CellState {
     /// No run yet.
     New,
     /// A run with `finished` of its stages done (zero-shot included in none).
-    Partial { finished: usize, stages: usize },
+    Partial {
+        /// Stages done.
+        finished: usize,
+        /// Stages of the run.
+        stages: usize,
+    },
     /// Every stage and `results.json`.
     Finished,
 }
@@ -671,8 +714,16 @@ pub fn summarize(study: &StudyConfig, folder: &Path) -> Result<StudyFile, StudyE
     let mut file = StudyFile {
         schema_version: SCHEMA_VERSION,
         name: study.name.clone(),
-        strategies: study.strategies.iter().map(|s| s.to_string()).collect(),
-        methods: study.method_axis()?.iter().map(|m| m.to_string()).collect(),
+        strategies: study
+            .strategies
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
+        methods: study
+            .method_axis()?
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         seeds: study.seeds.clone(),
         orders: study.orders.clone(),
         task_orders: study
@@ -866,10 +917,8 @@ pub fn format_study(study: &StudyFile) -> String {
         .chain(["paired (a - b)".len()])
         .max()
         .unwrap_or_default();
-    let interval = |ci: Option<[f64; 2]>| {
-        ci.map(|[l, h]| format!("[{l:.2}, {h:.2}]"))
-            .unwrap_or_else(|| "-".into())
-    };
+    let interval =
+        |ci: Option<[f64; 2]>| ci.map_or_else(|| "-".into(), |[l, h]| format!("[{l:.2}, {h:.2}]"));
     out.push_str(&format!(
         "{:<arm_width$} {:<5} {:>3} {:>8} {:>7} {:>19}\n",
         "strategy", "metric", "n", "mean", "sd", "95% CI"
@@ -885,8 +934,7 @@ pub fn format_study(study: &StudyFile) -> String {
                 label(metric),
                 d.n,
                 d.mean,
-                d.sd.map(|s| format!("{s:.2}"))
-                    .unwrap_or_else(|| "-".into()),
+                d.sd.map_or_else(|| "-".into(), |s| format!("{s:.2}")),
                 interval(d.ci95)
             ));
         }
@@ -907,9 +955,7 @@ pub fn format_study(study: &StudyFile) -> String {
                 p.difference.n,
                 p.difference.mean,
                 interval(p.bootstrap_ci95),
-                p.p_value
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_else(|| "-".into())
+                p.p_value.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
             ));
         }
     }

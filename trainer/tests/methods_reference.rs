@@ -290,7 +290,6 @@ fn si_trajectory_importance_and_penalty_match_pytorch() {
     let mut method = si::Si::new(&si::SiConfig {
         lambda: s["lambda"].as_f64().unwrap_or(si::DEFAULT_LAMBDA),
         si_xi: s["xi"].as_f64().unwrap(),
-        ..si::SiConfig::default()
     });
     let task = r.examples(&["x1"]);
     let stage = r.stage(&task, 1);
@@ -337,7 +336,6 @@ fn agem_projects_a_conflicting_gradient_as_pytorch() {
     let mut method = agem::Agem::new(&agem::AgemConfig {
         memory_per_task: 2,
         memory_batch: Some(2),
-        ..agem::AgemConfig::default()
     });
     let memory = r.examples(&["memory"]);
     method
@@ -365,7 +363,6 @@ fn lwf_loss_and_gradient_match_pytorch() {
     let mut method = lwf::Lwf::new(&lwf::LwfConfig {
         temperature: l["temperature"].as_f64().unwrap(),
         distill_weight: l["weight"].as_f64().unwrap(),
-        ..lwf::LwfConfig::default()
     });
     let task = r.examples(&["x1"]);
     // The teacher is the model as the second stage starts: θ0.
@@ -445,7 +442,6 @@ fn olora_freezes_the_adapter_and_penalises_overlap_as_pytorch() {
         &olora::OLoraConfig {
             orthogonal_weight: o["lambda1"].as_f64().unwrap(),
             l2_weight: o["lambda2"].as_f64().unwrap(),
-            ..olora::OLoraConfig::default()
         },
         &r.lora,
     );
@@ -532,7 +528,6 @@ fn tir_weakens_importance_towards_similar_tasks_as_clmm() {
     let t = &r.json["tir"];
     let mut method = tir::Tir::new(&tir::TirConfig {
         lambda: t["lambda"].as_f64().unwrap_or(tir::DEFAULT_LAMBDA),
-        ..tir::TirConfig::default()
     });
     let first = r.examples(&["x1"]);
     let second = r.examples(&["x2"]);

@@ -998,7 +998,7 @@ fn llama_factory() -> PathBuf {
 
 fn described_tasks(tasks: &[&str]) -> DataConfig {
     DataConfig {
-        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        tasks: tasks.iter().map(std::string::ToString::to_string).collect(),
         ..data_config(DataFormat::Described, "dataset_info.json")
     }
 }

@@ -107,10 +107,9 @@ pub fn StudyView() -> impl IntoView {
         let studies = state.studies.get();
         let latest = studies.last()?;
         let study = match chosen.get() {
-            Some((picked, latest_then)) if latest_then == latest.name => studies
-                .iter()
-                .find(|s| s.name == picked)
-                .unwrap_or(latest),
+            Some((picked, latest_then)) if latest_then == latest.name => {
+                studies.iter().find(|s| s.name == picked).unwrap_or(latest)
+            }
             _ => latest,
         }
         .clone();

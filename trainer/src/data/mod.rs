@@ -256,8 +256,11 @@ pub enum DataError {
         "{file}: SHA-1 {actual} differs from the description's file_sha1 {expected}; the file is not the one described (update or remove file_sha1 if the change is intended)"
     )]
     Checksum {
+        /// The data file.
         file: String,
+        /// The description's `file_sha1`.
         expected: String,
+        /// The file's SHA-1.
         actual: String,
     },
     /// The task list is empty.

@@ -41,7 +41,9 @@ pub fn lock_file(study_folder: &Path, cell: &str) -> PathBuf {
 /// A process that holds or held a cell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellHolder {
+    /// Its process id.
     pub pid: u32,
+    /// The machine it runs on.
     pub host: String,
     /// When it took the lock, RFC 3339 in UTC.
     pub since: String,
@@ -88,6 +90,7 @@ pub enum CellOutcome {
 /// What a cell's lock file says: the last holder and, once its attempt ended, how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellRecord {
+    /// The last process that took the lock.
     pub holder: CellHolder,
     /// Absent while the holder runs, and after a holder that was killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +102,7 @@ pub struct CellRecord {
 pub struct CellEnd {
     /// RFC 3339 in UTC.
     pub at: String,
+    /// How it ended.
     pub outcome: CellOutcome,
 }
 
@@ -157,7 +161,7 @@ impl CellLock {
                 Err(TryLockError::WouldBlock) => {
                     return Err(StudyError::Busy {
                         cell: cell.to_owned(),
-                        holder: LockedBy(read_record(path).map(|r| r.holder)),
+                        holder: Box::new(LockedBy(read_record(path).map(|r| r.holder))),
                         lock: path.display().to_string(),
                     });
                 }
@@ -206,6 +210,7 @@ impl CellLock {
 /// Whether a cell's lock is held now, and its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockProbe {
+    /// A process holds the lock now.
     pub held: bool,
     /// `None` when the cell never ran under a lock, or its record cannot be read (being
     /// written at this moment, or damaged).

@@ -88,12 +88,21 @@ pub enum Submitted {
     /// Every unfinished cell is running or queued already: their indices.
     InFlight(Vec<usize>),
     /// The scripts were written and not submitted (`--dry-run`).
-    Written { cells: Vec<usize>, script: PathBuf },
+    Written {
+        /// The cells the array would run.
+        cells: Vec<usize>,
+        /// The array script.
+        script: PathBuf,
+    },
     /// The array and summary jobs.
     Jobs {
+        /// The cells the array runs.
         cells: Vec<usize>,
+        /// The array job's id.
         array_job: String,
+        /// The id of the job that writes `study.json` after the array.
         summary_job: String,
+        /// The array script.
         script: PathBuf,
     },
 }
@@ -226,7 +235,7 @@ struct ScriptPaths {
 
 /// `s` quoted for bash and for sbatch's own `#SBATCH` parser (both take single quotes).
 fn quote(s: &str) -> String {
-    shlex::try_quote(s).map_or_else(|_| s.to_owned(), |q| q.into_owned())
+    shlex::try_quote(s).map_or_else(|_| s.to_owned(), std::borrow::Cow::into_owned)
 }
 
 /// The `#SBATCH` lines and shell prologue both scripts share.

@@ -9,14 +9,21 @@ use super::lock::{self, CellOutcome, LockedBy};
 use super::{Cell, CellState, StudyConfig, StudyError, cell_folder, cell_state, slurm};
 
 /// Where one cell stands.
+/// Where a cell stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CellProgress {
     /// Its run finished.
     Done,
     /// A process holds its lock.
-    Running { holder: LockedBy },
+    Running {
+        /// Who holds the lock.
+        holder: LockedBy,
+    },
     /// Its last attempt failed; why.
-    Failed { reason: String },
+    Failed {
+        /// The recorded outcome.
+        reason: String,
+    },
     /// Never started, or stopped on request; runs (or resumes) when started.
     Pending,
 }
@@ -26,7 +33,9 @@ pub enum CellProgress {
 pub struct CellStatus {
     /// The cell's index ([`StudyConfig::cells`]).
     pub index: usize,
+    /// The cell.
     pub cell: Cell,
+    /// Where it stands.
     pub progress: CellProgress,
     /// `(finished, total)` stages of a partial run folder.
     pub stages: Option<(usize, usize)>,

@@ -32,7 +32,9 @@ pub enum ApiError {
     /// An answer that retrying cannot fix (400, 401, 404, ...).
     #[error("{url} answered {status}{detail}")]
     Status {
+        /// The endpoint.
         url: String,
+        /// The HTTP status.
         status: u16,
         /// The body (shortened), or for 401 / 403 a hint about the key.
         detail: String,
@@ -40,18 +42,29 @@ pub enum ApiError {
     /// Still 429 / 5xx / timeouts after every retry.
     #[error("{url}: no answer after {attempts} attempts; the last: {last}")]
     GaveUp {
+        /// The endpoint.
         url: String,
+        /// Attempts made.
         attempts: u32,
+        /// The last attempt's error.
         last: String,
     },
     /// The request could not be sent (bad URL, unknown host, TLS).
     #[error("{url}: {error}")]
-    Transport { url: String, error: String },
+    Transport {
+        /// The endpoint.
+        url: String,
+        /// The transport's error.
+        error: String,
+    },
     /// A 2xx answer that is not a chat completion.
     #[error("{url}: not a chat completion ({problem}): {body}")]
     Answer {
+        /// The endpoint.
         url: String,
+        /// What is missing or malformed.
         problem: &'static str,
+        /// The answer's body (shortened).
         body: String,
     },
 }
@@ -121,6 +134,10 @@ impl ChatApi {
     ///
     /// # Errors
     /// The first [`ApiError`] of any prompt; the prompts not yet sent are then not asked.
+    ///
+    /// # Panics
+    /// Never: every prompt before an error is answered (the worker threads claim them in
+    /// order).
     pub fn chat(&self, prompts: &[String]) -> Result<Vec<String>, ApiError> {
         let next = AtomicUsize::new(0);
         let replies: Mutex<Vec<Option<Result<String, ApiError>>>> =
@@ -135,7 +152,9 @@ impl ChatApi {
                         };
                         let reply = self.ask(prompt);
                         let failed = reply.is_err();
-                        replies.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(reply);
+                        replies
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(reply);
                         if failed {
                             // Send no more: the batch fails with this error.
                             next.store(prompts.len(), Ordering::SeqCst);
@@ -149,7 +168,7 @@ impl ChatApi {
         // before any prompt left unasked.
         replies
             .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .into_iter()
             .map(|reply| reply.expect("unasked prompts follow an error"))
             .collect()
