@@ -173,8 +173,8 @@ fn a_grid_through_slurm_equals_the_local_study_also_after_a_cancelled_task() {
     wait_for_jobs(&[&array, &summary]);
     assert!(cell.join("stages/stage-01.json").exists());
     assert!(
-        !cell.join("results.json").exists(),
-        "the cancelled cell was stopped before its end"
+        !cell.join("stages/stage-02.json").exists(),
+        "the cancelled cell was stopped in its second stage"
     );
     let summary_log = read(&logs.join("summary.log"));
     assert!(
