@@ -5,7 +5,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use inscl::artifact::{
     Artifact, ArtifactBody, ArtifactError, DataReport, EmbeddingsFile, SCHEMA_VERSION, StageRecord,
-    TaskInfo,
+    StudyArm, StudyFile, TaskInfo,
 };
 
 const PLAN_INPUT: &str = include_str!("../fixtures/plan_input.json");
@@ -157,4 +157,42 @@ fn atomic_write_leaves_no_temporary_file() {
         matches!(err, ArtifactError::Io { .. }) && err.to_string().contains("missing.json"),
         "{err}"
     );
+}
+
+/// A study file without a methods axis, as `trainer study` wrote them before it had one.
+const STUDY_WITHOUT_METHODS: &str = r#"{
+  "kind": "study",
+  "schema_version": 1,
+  "name": "s",
+  "strategies": ["none", "inscl"],
+  "seeds": [0],
+  "orders": ["o"],
+  "settings": [],
+  "cells": [{"strategy": "inscl", "order": "o", "seed": 0, "run": "runs/inscl-o-s0", "metrics": {"ap": 1.5}}],
+  "summaries": [{"strategy": "inscl", "metrics": {}}],
+  "comparisons": [],
+  "curves": []
+}"#;
+
+#[test]
+fn a_study_without_methods_is_all_seq_and_is_written_without_method_fields() {
+    let study = StudyFile::from_json("study.json", STUDY_WITHOUT_METHODS).unwrap();
+    assert_eq!(study.methods, ["seq"]);
+    assert_eq!(study.cells[0].method, "seq");
+    assert_eq!(study.summaries[0].arm(), StudyArm::new("seq", "inscl"));
+    assert_eq!(
+        study.arms(),
+        [StudyArm::new("seq", "none"), StudyArm::new("seq", "inscl")]
+    );
+    assert!(!study.to_json().contains("method"), "{}", study.to_json());
+
+    let mut with_ewc = study.clone();
+    with_ewc.methods.push("ewc".into());
+    with_ewc.cells[0].method = "ewc".into();
+    let text = with_ewc.to_json();
+    assert!(text.contains("\"methods\": [") && text.contains("\"method\": \"ewc\""));
+    assert_eq!(StudyFile::from_json("study.json", &text).unwrap(), with_ewc);
+    let labels: Vec<String> = with_ewc.arms().iter().map(StudyArm::label).collect();
+    assert_eq!(labels, ["none", "inscl", "none+ewc", "inscl+ewc"]);
+    assert_eq!(with_ewc.cells[0].arm().label(), "inscl+ewc");
 }
