@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     let learner = LlamaLearner::open(
         std::path::Path::new(&gguf),
         llama::device::DeviceChoice::Cpu,
+        config.model.base_precision,
         &config.training,
         &config.method,
         None,
@@ -212,6 +213,7 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
             let learner = LlamaLearner::open(
                 std::path::Path::new(gguf),
                 llama::device::DeviceChoice::Cpu,
+                config.model.base_precision,
                 &training,
                 &method,
                 None,

@@ -6,6 +6,7 @@
 //! | [`data`] | SuperNI / benchmark / category / Alpaca data, orders, splits, caps |
 //! | [`tags`] | InsInfo taggers: SuperNI metadata, YAKE keyphrases, external tag files |
 //! | [`learner`] | the [`learner::Learner`] trait the model implements |
+//! | [`memory_plan`] | the estimated peak memory of a run, checked before the model loads |
 //! | [`model`] | the burn LLaMA as a [`learner::Learner`]: checkpoints, device, prompt format |
 //! | [`method`] | continual-learning methods (EWC, MAS, SI, A-GEM, LwF, LCIA EMA) around its steps |
 //! | [`run`] | the stage loop, artifacts, resume |
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod data;
 pub mod learner;
+pub mod memory_plan;
 pub mod method;
 pub mod model;
 pub mod progress;
