@@ -16,6 +16,9 @@ use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 
 /// The repository root (this crate's parent folder).
+///
+/// # Panics
+/// When the crate folder has no parent (never in the workspace).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -25,10 +28,12 @@ pub fn repo_root() -> PathBuf {
 
 /// Where tests write screenshots and other outputs: `$CARGO_TARGET_DIR/e2e`, else
 /// `<repo>/target/e2e`. Created if missing.
+///
+/// # Panics
+/// When the output folder cannot be created.
 pub fn output_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
     let dir = target.join("e2e");
     std::fs::create_dir_all(&dir).expect("create the e2e output folder");
     dir
@@ -39,9 +44,8 @@ pub fn output_dir() -> PathBuf {
 /// # Panics
 /// When it has no `index.html` (run `trunk build --release` first).
 pub fn dist_dir() -> PathBuf {
-    let dist = std::env::var_os("STUDIO_DIST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("dist"));
+    let dist =
+        std::env::var_os("STUDIO_DIST").map_or_else(|| repo_root().join("dist"), PathBuf::from);
     assert!(
         dist.join("index.html").is_file(),
         "{} has no index.html: run `trunk build --release` first (scripts/test-studio does)",
@@ -101,6 +105,9 @@ fn answer(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
 
 /// Serves `root` on `127.0.0.1` (a free port) from a background thread; returns the base
 /// URL, e.g. `http://127.0.0.1:40123/`. The server lives as long as the test process.
+///
+/// # Panics
+/// When no local port can be bound.
 pub fn serve(root: PathBuf) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
     let url = format!("http://{}/", listener.local_addr().expect("local address"));
@@ -159,6 +166,9 @@ pub fn chromedriver() -> Driver {
 
 /// A headless Chromium session (no network services, runs as root) with a fresh profile
 /// under [`output_dir`]`/profiles`, emptied of any earlier profile of the same name.
+///
+/// # Panics
+/// When chromedriver does not start a session.
 pub async fn browser(driver: &Driver) -> Client {
     let profile =
         output_dir()
@@ -216,11 +226,7 @@ pub fn trainer_plan(args: &[String]) -> Value {
 /// `trainer plan` arguments that reproduce a run's replay settings (`run.json`'s `replay`),
 /// with α replaced by `alpha`.
 pub fn plan_args(embeddings: &Path, replay: &Value, alpha: usize) -> Vec<String> {
-    let s = |v: &Value| {
-        v.as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| v.to_string())
-    };
+    let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
     let similarity = &replay["similarity"];
     let mut args = vec![
         "--embeddings".to_owned(),

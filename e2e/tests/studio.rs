@@ -17,7 +17,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde_json::Value;
 
-#[path = "../../tests/support/fuzz.rs"]
+#[path = "../../shared/tests/support/fuzz.rs"]
 mod fuzz;
 
 /// The run dropped by the tests: the example run shipped with the studio (a `trainer run`
@@ -411,7 +411,7 @@ async fn picked_run_folder_groups_into_one_run() {
 }
 
 /// `count` malformed artifacts made from the example run's files by the readers' fuzzer
-/// (`tests/support/fuzz.rs`, seeded), written to `dir` as `hostile-NN.json`: only files that
+/// (`shared/tests/support/fuzz.rs`, seeded), written to `dir` as `hostile-NN.json`: only files that
 /// the studio's parser refuses, each with the message it must show.
 fn hostile_files(dir: &Path, count: usize) -> Vec<(PathBuf, String)> {
     let seeds = example_files()
@@ -522,14 +522,23 @@ async fn run_names(client: &Client) -> Vec<String> {
     names
 }
 
-/// Every strategy's bar of every metric: mean, CI ends, n and one dot per run, as in
-/// `study.json`.
+/// The label of a study arm (a summary, cell or curve of `study.json`): the strategy, with
+/// `+method` when the method is not the default `seq` (absent).
+fn arm_label(item: &Value) -> String {
+    let strategy = item["strategy"].as_str().unwrap();
+    match item["method"].as_str() {
+        Some(method) if method != "seq" => format!("{strategy}+{method}"),
+        _ => strategy.to_owned(),
+    }
+}
+
+/// Every arm's bar of every metric: mean, CI ends, n and one dot per run, as in `study.json`.
 async fn check_metric_bars(client: &Client, study: &Value) {
     for summary in study["summaries"].as_array().unwrap() {
-        let strategy = summary["strategy"].as_str().unwrap();
+        let strategy = arm_label(summary);
         for (metric, described) in summary["metrics"].as_object().unwrap() {
             let bar = format!(
-                "#study-bars-{metric} g.strategy[data-strategy='{strategy}'][data-metric='{metric}']"
+                "#study-bars-{metric} g.arm[data-arm='{strategy}'][data-metric='{metric}']"
             );
             let n = described["n"].as_u64().unwrap() as usize;
             assert_eq!(
@@ -554,7 +563,7 @@ async fn check_metric_bars(client: &Client, study: &Value) {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|c| c["strategy"] == strategy)
+                .filter(|c| arm_label(c) == strategy)
                 .filter_map(|c| {
                     let value = c["metrics"][metric].as_f64()?;
                     Some((c["run"].as_str().unwrap().to_owned(), value))
@@ -668,7 +677,7 @@ async fn check_curves(client: &Client, study: &Value) {
         "{caption}"
     );
     for curve in curves {
-        let strategy = curve["strategy"].as_str().unwrap();
+        let strategy = arm_label(curve);
         let series = format!("#study-curves g.series[data-name='{strategy}']");
         let points = client
             .find_all(Locator::Css(&format!("{series} circle")))
@@ -713,7 +722,7 @@ async fn example_study_shows_bars_comparisons_and_curves() {
     let (_driver, client) = open_studio().await;
     click(&client, "#load-example-study").await;
     let (_, study) = example_study();
-    wait_for(&client, "#study-bars-ap g.strategy").await;
+    wait_for(&client, "#study-bars-ap g.arm").await;
     let name = study["name"].as_str().unwrap();
     let section = client.find(Locator::Css("#study")).await.unwrap();
     assert_eq!(
@@ -727,11 +736,11 @@ async fn example_study_shows_bars_comparisons_and_curves() {
         client.find(Locator::Css("#errors")).await.is_err(),
         "no load errors"
     );
-    let strategies = study["strategies"].as_array().unwrap().len();
+    let arms = study["summaries"].as_array().unwrap().len();
     assert_eq!(
-        texts(&client, "figure.metric-bars g.strategy").await.len(),
-        strategies * 5,
-        "a bar per strategy and metric"
+        texts(&client, "figure.metric-bars g.arm").await.len(),
+        arms * 5,
+        "a bar per arm and metric"
     );
     check_metric_bars(&client, &study).await;
     check_paired(&client, &study).await;

@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
         bench.iter(|| {
             let logits = model.forward(ids.clone(), mask.clone());
             logits.into_data()
-        })
+        });
     });
 
     let train_device = device.clone().autodiff();
@@ -127,7 +127,7 @@ fn bench(c: &mut Criterion) {
             let loss = model.causal_lm_loss(ids.clone(), mask.clone(), ids.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             trained = Some(optimizer.step(1e-4, model, grads));
-        })
+        });
     });
 
     let prompts = vec![(1..=16).collect::<Vec<u32>>()];
@@ -137,7 +137,7 @@ fn bench(c: &mut Criterion) {
     };
     group.throughput(Throughput::Elements(32));
     group.bench_function("greedy_decode_1x32", |bench| {
-        bench.iter(|| generate(&model, &prompts, &gen_config).unwrap())
+        bench.iter(|| generate(&model, &prompts, &gen_config).unwrap());
     });
     group.finish();
 }

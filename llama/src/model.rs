@@ -84,7 +84,7 @@ pub fn rope_inv_freq(config: &LlamaConfig) -> Result<Vec<f32>, ModelError> {
     let field = |name: &str| {
         scaling
             .get(name)
-            .and_then(|v| v.as_f64())
+            .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| ModelError::InvalidRopeScaling {
                 kind: kind.clone(),
                 field: name.to_string(),
@@ -183,12 +183,74 @@ pub struct Llama {
 }
 
 /// Key/value cache for incremental decoding: per layer the rotated keys and the values of every
-/// position seen so far (`[b, n_kv_heads, t, head_dim]`), and the attention mask of those
-/// positions (`[b, t]`, 1 = real token, 0 = padding).
+/// position seen so far (`[b, n_kv_heads, t, head_dim]`, see [`LayerCache`]), and the
+/// attention mask of those positions (`[b, t]`, 1 = real token, 0 = padding).
+///
+/// Rows can leave ([`KvCache::keep_rows`]) and join ([`KvCache::append_rows`]) between steps,
+/// for continuous batching.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    layers: Vec<Option<LayerCache>>,
     mask: Option<Tensor<2, Int>>,
+}
+
+/// One decoder layer's cached keys and values: buffers `[b, n_kv_heads, capacity, head_dim]`
+/// whose first `len` positions are filled. Appending a step's keys writes them in place
+/// (burn-flex's `slice_assign` reuses a uniquely owned buffer) instead of concatenating the
+/// whole cache anew at every step; a full buffer doubles.
+#[derive(Debug, Clone)]
+struct LayerCache {
+    keys: Tensor<4>,
+    values: Tensor<4>,
+    len: usize,
+}
+
+impl LayerCache {
+    /// A cache holding exactly `keys` and `values` (`[b, n_kv_heads, t, head_dim]`).
+    fn new(keys: Tensor<4>, values: Tensor<4>) -> Self {
+        let len = keys.dims()[2];
+        Self { keys, values, len }
+    }
+
+    /// This cache with `keys` and `values` (`[b, n_kv_heads, s, head_dim]`) appended.
+    fn appended(self, keys: Tensor<4>, values: Tensor<4>) -> Self {
+        let [b, heads, s, head_dim] = keys.dims();
+        let end = self.len + s;
+        let (mut key_buffer, mut value_buffer) = (self.keys, self.values);
+        if end > key_buffer.dims()[2] {
+            let capacity = 2 * end;
+            key_buffer = with_capacity(key_buffer, self.len, capacity);
+            value_buffer = with_capacity(value_buffer, self.len, capacity);
+        }
+        let range = [0..b, 0..heads, self.len..end, 0..head_dim];
+        Self {
+            keys: key_buffer.slice_assign(range.clone(), keys),
+            values: value_buffer.slice_assign(range, values),
+            len: end,
+        }
+    }
+
+    /// Views of the filled positions: keys and values `[b, n_kv_heads, len, head_dim]`.
+    fn filled(&self) -> (Tensor<4>, Tensor<4>) {
+        (
+            self.keys.clone().narrow(2, 0, self.len),
+            self.values.clone().narrow(2, 0, self.len),
+        )
+    }
+
+    /// Applies `f` to the filled keys and to the filled values; the result has no spare room.
+    fn map(self, f: impl Fn(Tensor<4>) -> Tensor<4>) -> Self {
+        let (keys, values) = self.filled();
+        Self::new(f(keys), f(values))
+    }
+}
+
+/// The first `len` positions of `buffer` (`[b, h, t, d]`) in a new buffer of `capacity`
+/// positions, the rest zero.
+fn with_capacity(buffer: Tensor<4>, len: usize, capacity: usize) -> Tensor<4> {
+    let [b, heads, _, head_dim] = buffer.dims();
+    let spare = Tensor::<4>::zeros([b, heads, capacity - len, head_dim], &buffer.device());
+    Tensor::cat(vec![buffer.narrow(2, 0, len), spare], 2)
 }
 
 impl KvCache {
@@ -208,6 +270,122 @@ impl KvCache {
     /// Whether nothing has been cached yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keeps the rows `rows` (indices into the current rows, in the order given) and drops the
+    /// others: a finished sequence leaves a running batch (continuous batching).
+    ///
+    /// # Panics
+    /// When a row index is out of range.
+    pub fn keep_rows(&mut self, rows: &[usize]) {
+        let Some(mask) = self.mask.take() else {
+            return;
+        };
+        let index = Tensor::<1, Int>::from_data(
+            TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]),
+            &mask.device(),
+        );
+        for layer in self.layers.iter_mut().flatten() {
+            // The whole buffers, spare room included: the next step writes in place.
+            layer.keys = layer.keys.clone().select(0, index.clone());
+            layer.values = layer.values.clone().select(0, index.clone());
+        }
+        self.mask = Some(mask.select(0, index));
+    }
+
+    /// Appends the rows of `other` (a cache of the same model) after this cache's rows. The
+    /// shorter of the two is left-padded with masked positions (zero keys and values, mask 0)
+    /// to the other's length, which changes no real position's attention or rotary position.
+    ///
+    /// # Panics
+    /// When the two caches hold different numbers of layers.
+    pub fn append_rows(&mut self, mut other: KvCache) {
+        assert_eq!(self.layers.len(), other.layers.len(), "caches of one model");
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        if other.is_empty() {
+            return;
+        }
+        let t = self.len().max(other.len());
+        self.pad_left(t);
+        other.pad_left(t);
+        for (slot, theirs) in self.layers.iter_mut().zip(other.layers) {
+            let (mine, theirs) = (
+                slot.take().expect("a filled cache has every layer"),
+                theirs.expect("a filled cache has every layer"),
+            );
+            let ((k_mine, v_mine), (k_theirs, v_theirs)) = (mine.filled(), theirs.filled());
+            *slot = Some(LayerCache::new(
+                Tensor::cat(vec![k_mine, k_theirs], 0),
+                Tensor::cat(vec![v_mine, v_theirs], 0),
+            ));
+        }
+        let (mine, theirs) = (self.mask.take(), other.mask);
+        self.mask = Some(Tensor::cat(
+            vec![mine.expect("non-empty"), theirs.expect("non-empty")],
+            0,
+        ));
+    }
+
+    /// Left-pads every row to `t` positions with masked ones (zero keys and values, mask 0).
+    fn pad_left(&mut self, t: usize) {
+        let Some(mask) = self.mask.take() else {
+            return;
+        };
+        let [b, len] = mask.dims();
+        let extra = t.saturating_sub(len);
+        let device = mask.device();
+        self.mask = Some(if extra == 0 {
+            mask
+        } else {
+            Tensor::cat(vec![Tensor::<2, Int>::zeros([b, extra], &device), mask], 1)
+        });
+        if extra == 0 {
+            return;
+        }
+        for slot in &mut self.layers {
+            *slot = slot.take().map(|layer| {
+                layer.map(|x| {
+                    let [_, heads, _, head_dim] = x.dims();
+                    let zeros = Tensor::<4>::zeros([b, heads, extra, head_dim], &device);
+                    Tensor::cat(vec![zeros, x], 2)
+                })
+            });
+        }
+    }
+
+    /// Keeps the first `n` positions of every row (a prompt's prefix shared with another one).
+    ///
+    /// # Panics
+    /// When `n` exceeds [`KvCache::len`].
+    pub fn truncate(&mut self, n: usize) {
+        let t = self.len();
+        assert!(n <= t, "keeping {n} of {t} cached positions");
+        for slot in &mut self.layers {
+            *slot = slot.take().map(|layer| layer.map(|x| x.narrow(2, 0, n)));
+        }
+        self.mask = self.mask.take().map(|m| m.narrow(1, 0, n));
+    }
+
+    /// Drops the first `n` positions of every row (they must be padding in every row, as
+    /// after the longest rows left the batch): later steps attend over fewer keys.
+    ///
+    /// # Panics
+    /// When `n` exceeds [`KvCache::len`].
+    pub fn drop_leading(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let t = self.len();
+        assert!(n <= t, "dropping {n} of {t} cached positions");
+        for slot in &mut self.layers {
+            *slot = slot
+                .take()
+                .map(|layer| layer.map(|x| x.narrow(2, n, t - n)));
+        }
+        self.mask = self.mask.take().map(|m| m.narrow(1, n, t - n));
     }
 }
 
@@ -237,7 +415,7 @@ impl Attention {
         &self,
         x: Tensor<3>,
         pos: &Positional,
-        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cache: Option<&mut Option<LayerCache>>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let heads = |proj: &LoraLinear, n: usize| {
@@ -246,28 +424,64 @@ impl Attention {
                 .swap_dims(1, 2)
         };
         let q = apply_rope(heads(&self.q_proj, self.n_heads), pos);
-        let mut k = apply_rope(heads(&self.k_proj, self.n_kv_heads), pos);
-        let mut v = heads(&self.v_proj, self.n_kv_heads);
-        if let Some(slot) = cache {
-            if let Some((k_old, v_old)) = slot.take() {
-                k = Tensor::cat(vec![k_old, k], 2);
-                v = Tensor::cat(vec![v_old, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
-        }
-        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
-        let t = k.dims()[2];
+        let k = apply_rope(heads(&self.k_proj, self.n_kv_heads), pos);
+        let v = heads(&self.v_proj, self.n_kv_heads);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
         // Masked scores are −∞, so a fully masked row (a padding query of a left-padded
         // batch) attends to nothing and outputs zeros where HF's `finfo.min` fill averages V:
         // only that padding position's own states differ, and no real query reads them (their
         // keys are masked).
-        let blocked = pos.blocked.clone().expand([b, self.n_heads, s, t]);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let out = masked_attention(q, k, v, blocked, scale);
+        let out = match cache {
+            Some(slot) => {
+                let layer = match slot.take() {
+                    Some(layer) => layer.appended(k, v),
+                    None => LayerCache::new(k, v),
+                };
+                let (k, v) = layer.filled();
+                *slot = Some(layer);
+                self.grouped_attention(q, k, v, pos, scale)
+            }
+            None => {
+                let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+                let t = k.dims()[2];
+                let blocked = pos.blocked.clone().expand([b, self.n_heads, s, t]);
+                masked_attention(q, k, v, blocked, scale)
+            }
+        };
         self.o_proj.forward(
             out.swap_dims(1, 2)
                 .reshape([b, s, self.n_heads * self.head_dim]),
         )
+    }
+
+    /// Attention of `q` `[b, n_heads, s, hd]` over the key/value heads `k`, `v`
+    /// `[b, n_kv, t, hd]` without repeating them: the queries of each key/value head's group
+    /// are stacked along the sequence (`[b, n_kv, n_rep · s, hd]`), which gives each query the
+    /// same keys as HF's `repeat_kv` and copies the s queries instead of the t keys and values
+    /// (t ≫ s when decoding). Returns `[b, n_heads, s, hd]`.
+    fn grouped_attention(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        pos: &Positional,
+        scale: f64,
+    ) -> Tensor<4> {
+        let [b, _, s, hd] = q.dims();
+        let t = k.dims()[2];
+        let (n_kv, n_rep) = (self.n_kv_heads, self.n_heads / self.n_kv_heads);
+        let blocked = pos
+            .blocked
+            .clone()
+            .unsqueeze_dim::<5>(1)
+            .expand([b, n_kv, n_rep, s, t])
+            .reshape([b, n_kv, n_rep * s, t]);
+        masked_attention(q.reshape([b, n_kv, n_rep * s, hd]), k, v, blocked, scale).reshape([
+            b,
+            self.n_heads,
+            s,
+            hd,
+        ])
     }
 
     /// HF `repeat_kv`: `[b, n_kv, t, hd]` → `[b, n_heads, t, hd]`, query head `h` reading
@@ -297,7 +511,7 @@ impl DecoderLayer {
         &self,
         x: Tensor<3>,
         pos: &Positional,
-        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cache: Option<&mut Option<LayerCache>>,
     ) -> Tensor<3> {
         let h = x.clone()
             + self
@@ -817,6 +1031,9 @@ fn scored_hidden(hidden: Tensor<3>, labels: Tensor<2, Int>) -> Option<(Tensor<2>
 /// flattened to `[b · s]` (position i of row r is `r · s + i`, for `labels[r][i + 1] !=`
 /// [`IGNORE_INDEX`]) `[n]`, and those labels `[n, 1]`; `None` when no label is scored. The
 /// labels are read back to the host.
+///
+/// # Panics
+/// When the backend cannot read the labels back as integers.
 pub fn scored_positions(labels: Tensor<2, Int>) -> Option<(Tensor<1, Int>, Tensor<2, Int>)> {
     let [_, s] = labels.dims();
     let device = labels.device();

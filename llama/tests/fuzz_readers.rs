@@ -1,11 +1,11 @@
-//! The model-file readers on mutated real files (`tests/support/fuzz.rs`): GGUF (a small
+//! The model-file readers on mutated real files (`shared/tests/support/fuzz.rs`): GGUF (a small
 //! LLaMA GGUF with an embedded tokenizer, built here: header, config, tensors, vocabulary),
 //! safetensors (the tiny checkpoints and PEFT adapter of `llama/fixtures`), `tokenizer.json`
-//! and `tokenizer_config.json` (`tests/fixtures/tiny_llama`). No panic, bounded allocation,
+//! and `tokenizer_config.json` (`llama/fixtures/byte_tokenizer`). No panic, bounded allocation,
 //! errors that name the file. `INSCL_FUZZ_CASES` sets the cases per reader.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "../../tests/support/fuzz.rs"]
+#[path = "../../shared/tests/support/fuzz.rs"]
 mod fuzz;
 
 #[global_allocator]
@@ -20,11 +20,11 @@ use llama::tokenizer::Tokenizer;
 use support::gguf::Builder;
 
 fn tiny_tokenizer() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny_llama")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/byte_tokenizer")
 }
 
 /// A LLaMA GGUF (d = 8, one layer, 2 query / 1 key-value heads, F32, F16 and Q8_0 tensors)
-/// with the byte-level vocabulary of `tests/fixtures/tiny_llama/tokenizer.json`, two merges,
+/// with the byte-level vocabulary of `fixtures/byte_tokenizer/tokenizer.json`, two merges,
 /// token types, BOS/EOS and a ChatML template; without `vocab`, only the config and the
 /// tensors (so that more mutations hit the tensor directory).
 fn tiny_gguf(vocab: bool) -> Vec<u8> {

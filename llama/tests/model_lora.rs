@@ -62,7 +62,7 @@ fn response_only_loss_matches_reference_logits() {
     let want: f64 = (prompt_len - 1..n - 1)
         .map(|i| {
             let row = &logits[i];
-            let max = row.iter().cloned().fold(f64::MIN, f64::max);
+            let max = row.iter().copied().fold(f64::MIN, f64::max);
             let lse = max + row.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
             lse - row[tokens[i + 1] as usize]
         })
@@ -75,7 +75,7 @@ fn response_only_loss_matches_reference_logits() {
         ints(&[labels(&tokens, &mask, prompt_len)], &device),
     ));
     assert!(
-        (got as f64 - want).abs() < 1e-5,
+        (f64::from(got) - want).abs() < 1e-5,
         "loss {got} vs reference {want}"
     );
 }
@@ -246,7 +246,7 @@ fn target_modules_select_adapted_weights() {
         .keys()
         .filter_map(|k| k.strip_suffix(".lora.a"))
         .collect();
-    names.sort();
+    names.sort_unstable();
     assert_eq!(
         names,
         [
@@ -315,7 +315,7 @@ fn adapter_logit_error(model: &Llama, device: &Device) -> f64 {
         for (pos, expected) in positions.iter().enumerate() {
             let at = (row * s + pos) * v;
             for (k, e) in expected.iter().enumerate() {
-                worst = worst.max((got[at + k] as f64 - e).abs());
+                worst = worst.max((f64::from(got[at + k]) - e).abs());
             }
         }
     }

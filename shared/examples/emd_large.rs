@@ -18,8 +18,7 @@ const DIM: usize = 576;
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
-        .map(|a| a.parse().expect("the size n, a positive integer"))
-        .unwrap_or(4000);
+        .map_or(4000, |a| a.parse().expect("the size n, a positive integer"));
     let cloud = |seed: u64| -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..n * DIM)

@@ -9,7 +9,7 @@
 //! | `stages/stage-00.json` | [`StageRecord`] | zero-shot evaluation of every task before stage 1 (stage 0, empty `task`, no training) |
 //! | `results.json` | [`RunResults`] | score matrix R, zero-shot and upper-bound scores, summary metrics |
 //! | `embeddings.json` | [`EmbeddingsFile`] | per task: instruction ids, texts, counts, tags and f32 embeddings |
-//! | `study.json` (of a study folder) | [`StudyFile`] | a grid of runs (strategies × seeds × orders): per-cell metrics, per-strategy mean / sd / CI, paired comparisons, mean score curves |
+//! | `study.json` (of a study folder) | [`StudyFile`] | a grid of runs (methods × strategies × seeds × orders): per-cell metrics, per-arm mean / sd / CI, paired comparisons, mean score curves |
 //!
 //! Every file is one JSON object carrying `"schema_version"` and a `"kind"` tag
 //! (see [`Artifact`]), so a dropped file identifies itself. A file of another schema version,
@@ -164,45 +164,72 @@ pub enum ArtifactError {
     /// The text ends before the JSON value does (an interrupted copy or write).
     #[error("{file}: truncated JSON (ends at line {line}, column {column})")]
     Truncated {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// 1-based column.
         column: usize,
     },
     /// The text is not JSON at all.
     #[error("{file}: not valid JSON at line {line}, column {column}: {message}")]
     Syntax {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// 1-based column.
         column: usize,
+        /// What is wrong, from the JSON parser.
         message: String,
     },
     /// JSON, but a field is missing or has the wrong type or value.
     #[error("{file}: invalid artifact at line {line}, column {column}: {message}")]
     Invalid {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// 1-based column.
         column: usize,
+        /// What is wrong, from the JSON parser.
         message: String,
     },
     /// No `schema_version` field.
     #[error("{file}: no \"schema_version\" field; is this an inscl run artifact?")]
-    MissingVersion { file: String },
+    MissingVersion {
+        /// The file, as given.
+        file: String,
+    },
     /// A `schema_version` this build does not read.
     #[error(
         "{file}: schema_version {found} is not supported (this build reads version {})",
         SCHEMA_VERSION
     )]
-    UnsupportedVersion { file: String, found: u32 },
+    UnsupportedVersion {
+        /// The file, as given.
+        file: String,
+        /// The version (or kind) the file has.
+        found: u32,
+    },
     /// The file is an artifact of another kind than the one asked for.
     #[error("{file}: expected a \"{expected}\" artifact, found \"{found}\"")]
     WrongKind {
+        /// The file, as given.
         file: String,
+        /// The kind asked for.
         expected: &'static str,
+        /// The version (or kind) the file has.
         found: String,
     },
     /// Reading or writing the file failed.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
 }
 
 impl ArtifactError {
@@ -408,8 +435,17 @@ pub struct StageRecord {
     pub loss: Vec<LossPoint>,
     /// Evaluation of every task seen so far, in task order.
     pub eval: Vec<TaskEval>,
-    /// Wall-clock seconds of the stage (training + evaluation).
+    /// Wall-clock seconds of the stage: embeddings, replay plan, training and evaluation (the
+    /// zero-shot record: its evaluation; 0 in files written before the split below).
     pub wall_seconds: f64,
+    /// Of `wall_seconds`, the optimiser steps; absent for the zero-shot record and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_seconds: Option<f64>,
+    /// Of `wall_seconds`, the evaluation of every seen task (generation and scoring); absent
+    /// in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_seconds: Option<f64>,
 }
 
 /// The instances replayed from one previous task at a stage.
@@ -541,34 +577,72 @@ pub struct InstructionEmbedding {
     pub embedding: Vec<f32>,
 }
 
-/// `study.json`: a grid of ordinary runs (strategies × seeds × task orders, under
-/// `runs/CELL/` of the study folder) and what they say together: each metric per strategy with
-/// its spread, and every pair of strategies compared over matched (seed, order) cells
-/// ([`crate::metrics::study`]).
+/// The method of a study arm that names none: plain sequential fine-tuning (`trainer run`'s
+/// `method.name` default). Study files leave it out, so a study without a methods axis reads
+/// and writes as before the axis existed.
+pub const DEFAULT_METHOD: &str = "seq";
+
+fn default_method() -> String {
+    DEFAULT_METHOD.to_owned()
+}
+
+fn is_default_method(method: &str) -> bool {
+    method == DEFAULT_METHOD
+}
+
+fn default_methods() -> Vec<String> {
+    vec![default_method()]
+}
+
+fn is_default_methods(methods: &[String]) -> bool {
+    matches!(methods, [method] if is_default_method(method))
+}
+
+/// `study.json`: a grid of ordinary runs (methods × strategies × seeds × task orders, under
+/// `runs/CELL/` of the study folder) and what they say together: each metric per arm (a
+/// method with a replay strategy, [`StudyArm`]) with its spread, and pairs of arms compared
+/// over matched (seed, order) cells ([`crate::metrics::study`]).
 ///
 /// Metrics are named as in [`StudyFile::METRICS`]: `ap`, `forgetting` (F.Ra), `bwt`, `fwt`,
 /// `relative_gain` (RG; from the study's `single` runs, one per order).
+///
+/// The method fields (`methods`, and `method` of cells, summaries and curves) are left out
+/// where they are [`DEFAULT_METHOD`] and read as it where absent, so files of studies without
+/// a methods axis are unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyFile {
     /// Always [`SCHEMA_VERSION`] when written by this crate.
     pub schema_version: u32,
     /// Study name (the folder name under `studies/`).
     pub name: String,
-    /// Strategies compared, in the study's order (without the `single` reference runs).
+    /// Replay strategies compared, in the study's order (without the `single` reference runs).
     pub strategies: Vec<String>,
+    /// Continual-learning methods (`method.name` of `trainer run`) crossed with the
+    /// strategies, in the study's order; `["seq"]` when absent.
+    #[serde(
+        default = "default_methods",
+        skip_serializing_if = "is_default_methods"
+    )]
+    pub methods: Vec<String>,
     /// Seeds of the grid.
     pub seeds: Vec<u64>,
     /// Task orders of the grid.
     pub orders: Vec<String>,
+    /// Task orders the study defines itself (name → tasks in training order), among `orders`;
+    /// the others are the data source's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_orders: BTreeMap<String, Vec<String>>,
     /// `section.field=value` overrides every cell's run shares.
     pub settings: Vec<String>,
     /// Every cell, finished runs only.
     pub cells: Vec<StudyCell>,
-    /// Per strategy, every metric summarised over its cells.
-    pub summaries: Vec<StrategySummary>,
-    /// Every pair of strategies `(a, b)`, `a` before `b` in `strategies`: differences `a − b`.
+    /// Per arm, in [`StudyFile::arms`] order, every metric summarised over its cells.
+    pub summaries: Vec<ArmSummary>,
+    /// Pairs of arms `(a, b)` that differ in one factor (the same method with two strategies,
+    /// or the same strategy with two methods), `a` before `b` in [`StudyFile::arms`]:
+    /// differences `a − b`, arms named by [`StudyArm::label`].
     pub comparisons: Vec<PairedComparison>,
-    /// Per strategy and order: the score matrix averaged over seeds.
+    /// Per arm and order: the score matrix averaged over seeds.
     pub curves: Vec<ScoreCurves>,
 }
 
@@ -588,13 +662,61 @@ impl StudyFile {
             other => other,
         }
     }
+
+    /// The arms of the grid: method by method, each with every strategy in the study's order.
+    pub fn arms(&self) -> Vec<StudyArm> {
+        self.methods
+            .iter()
+            .flat_map(|method| {
+                self.strategies
+                    .iter()
+                    .map(|strategy| StudyArm::new(method.clone(), strategy.clone()))
+            })
+            .collect()
+    }
+}
+
+/// One arm of a study: a continual-learning method with a replay strategy, e.g. EWC with
+/// InsCL replay. Its cells are the (seed, order) pairs of the grid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StudyArm {
+    /// `method.name` of the runs (`seq`, `ewc`, ...).
+    pub method: String,
+    /// `strategy.name` of the runs (`none`, `inscl`, ...).
+    pub strategy: String,
+}
+
+impl StudyArm {
+    /// The arm of `method` with replay `strategy`.
+    pub fn new(method: impl Into<String>, strategy: impl Into<String>) -> Self {
+        StudyArm {
+            method: method.into(),
+            strategy: strategy.into(),
+        }
+    }
+
+    /// The arm's name in comparisons and tables: the strategy for [`DEFAULT_METHOD`]
+    /// (`inscl`), else strategy and method joined by `+` (`inscl+ewc`).
+    pub fn label(&self) -> String {
+        if is_default_method(&self.method) {
+            self.strategy.clone()
+        } else {
+            format!("{}+{}", self.strategy, self.method)
+        }
+    }
 }
 
 /// One run of a study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyCell {
+    /// The replay strategy (`none`, `random`, `inscl`, ...).
     pub strategy: String,
+    /// The run's method; absent = [`DEFAULT_METHOD`].
+    #[serde(default = "default_method", skip_serializing_if = "is_default_method")]
+    pub method: String,
+    /// The task order's name.
     pub order: String,
+    /// The cell's run seed.
     pub seed: u64,
     /// The run folder, relative to the study folder (`runs/NAME`).
     pub run: String,
@@ -602,27 +724,52 @@ pub struct StudyCell {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// One strategy's metrics over its cells.
+impl StudyCell {
+    /// The cell's arm.
+    pub fn arm(&self) -> StudyArm {
+        StudyArm::new(self.method.clone(), self.strategy.clone())
+    }
+}
+
+/// One arm's metrics over its cells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StrategySummary {
+pub struct ArmSummary {
+    /// The replay strategy (`none`, `random`, `inscl`, ...).
     pub strategy: String,
+    /// Absent = [`DEFAULT_METHOD`].
+    #[serde(default = "default_method", skip_serializing_if = "is_default_method")]
+    pub method: String,
     /// By metric name ([`StudyFile::METRICS`]).
     pub metrics: BTreeMap<String, crate::metrics::study::Described>,
 }
 
-/// Two strategies compared cell by cell (same seed and order).
+impl ArmSummary {
+    /// The summary's arm.
+    pub fn arm(&self) -> StudyArm {
+        StudyArm::new(self.method.clone(), self.strategy.clone())
+    }
+}
+
+/// Two arms compared cell by cell (same seed and order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairedComparison {
+    /// [`StudyArm::label`] of the first arm.
     pub a: String,
+    /// [`StudyArm::label`] of the arm subtracted.
     pub b: String,
     /// By metric name: the differences `a − b` over the matched cells.
     pub metrics: BTreeMap<String, crate::metrics::study::Paired>,
 }
 
-/// The score matrix of one strategy and order, averaged over the seeds.
+/// The score matrix of one arm and order, averaged over the seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreCurves {
+    /// The replay strategy (`none`, `random`, `inscl`, ...).
     pub strategy: String,
+    /// Absent = [`DEFAULT_METHOD`].
+    #[serde(default = "default_method", skip_serializing_if = "is_default_method")]
+    pub method: String,
+    /// The task order's name.
     pub order: String,
     /// Tasks in the order's training order (columns).
     pub tasks: Vec<String>,
@@ -632,4 +779,11 @@ pub struct ScoreCurves {
     pub mean: Vec<Vec<f64>>,
     /// Sample standard deviation of the same (0 with one run).
     pub sd: Vec<Vec<f64>>,
+}
+
+impl ScoreCurves {
+    /// The curves' arm.
+    pub fn arm(&self) -> StudyArm {
+        StudyArm::new(self.method.clone(), self.strategy.clone())
+    }
 }

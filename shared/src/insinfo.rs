@@ -142,7 +142,9 @@ impl TagNormalizer {
 /// and deduplicated already, and are walked as they are; any other goes through a `BTreeSet`.
 fn for_each_distinct<'a>(tags: &'a [String], mut f: impl FnMut(&'a str)) {
     if tags.windows(2).all(|w| w[0] < w[1]) {
-        tags.iter().for_each(|tag| f(tag));
+        for tag in tags {
+            f(tag);
+        }
     } else {
         let set: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
         set.into_iter().for_each(f);

@@ -108,45 +108,82 @@ pub enum PlanError {
     NoTasks,
     /// A task without instructions.
     #[error("task \"{task}\" has no instructions")]
-    EmptyTask { task: String },
+    EmptyTask {
+        /// The task's name.
+        task: String,
+    },
     /// Two tasks with the same name.
     #[error("task name \"{task}\" appears twice")]
-    DuplicateTask { task: String },
+    DuplicateTask {
+        /// The task's name.
+        task: String,
+    },
     /// Two instructions of a task with the same id.
     #[error("task \"{task}\": instruction id \"{instruction}\" appears twice")]
-    DuplicateInstruction { task: String, instruction: String },
+    DuplicateInstruction {
+        /// The task's name.
+        task: String,
+        /// The instruction's id.
+        instruction: String,
+    },
     /// An instruction used by no instance.
     #[error("task \"{task}\", instruction \"{instruction}\": count must be at least 1, got 0")]
-    ZeroCount { task: String, instruction: String },
+    ZeroCount {
+        /// The task's name.
+        task: String,
+        /// The instruction's id.
+        instruction: String,
+    },
     /// An embedding whose length differs from the first one's.
     #[error(
         "task \"{task}\", instruction \"{instruction}\": embedding has {got} values, expected {expected} (ragged embeddings)"
     )]
     Ragged {
+        /// The task's name.
         task: String,
+        /// The instruction's id.
         instruction: String,
+        /// The first embedding's length.
         expected: usize,
+        /// This embedding's length.
         got: usize,
     },
     /// An empty embedding.
     #[error("task \"{task}\", instruction \"{instruction}\": embedding is empty")]
-    EmptyEmbedding { task: String, instruction: String },
+    EmptyEmbedding {
+        /// The task's name.
+        task: String,
+        /// The instruction's id.
+        instruction: String,
+    },
     /// A NaN or infinite embedding value.
     #[error("task \"{task}\", instruction \"{instruction}\": embedding[{index}] is {value}")]
     NonFinite {
+        /// The task's name.
         task: String,
+        /// The instruction's id.
         instruction: String,
+        /// Index of the value in the embedding.
         index: usize,
+        /// The NaN or infinite value.
         value: f32,
     },
     /// An all-zero embedding, which has no direction under the cosine cost.
     #[error(
         "task \"{task}\", instruction \"{instruction}\": embedding is all zeros, which the cosine cost cannot compare"
     )]
-    ZeroNorm { task: String, instruction: String },
+    ZeroNorm {
+        /// The task's name.
+        task: String,
+        /// The instruction's id.
+        instruction: String,
+    },
     /// A given distance matrix that is not T × T with finite, non-negative entries.
     #[error("the distance matrix must be {tasks} × {tasks} with finite, non-negative entries")]
-    DistanceShape { tasks: usize },
+    DistanceShape {
+        /// Tasks in the sequence.
+        tasks: usize,
+    },
     /// The optimal-transport layer failed.
     #[error(transparent)]
     Ot(#[from] OtError),

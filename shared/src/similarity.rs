@@ -170,6 +170,9 @@ impl InstructionCloud {
     }
 
     /// The embeddings as a borrowed point cloud.
+    ///
+    /// # Panics
+    /// Never: the cloud was validated when it was built.
     pub fn points(&self) -> PointCloud<'_> {
         PointCloud::new(&self.points, self.dim).expect("validated at construction")
     }

@@ -8,7 +8,7 @@ use inscl::artifact::{
     TaskInfo,
 };
 
-const PLAN_INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
+const PLAN_INPUT: &str = include_str!("../fixtures/plan_input.json");
 
 fn embeddings() -> EmbeddingsFile {
     EmbeddingsFile::from_json("plan_input.json", PLAN_INPUT).expect("plan input parses")

@@ -1,10 +1,10 @@
 //! Run artifacts (`inscl::artifact::Artifact::from_json`, what the studio runs on every
 //! dropped file) on mutated real artifacts: the example run's `run.json`, stage files,
-//! `results.json` and `embeddings.json` (`tests/support/fuzz.rs`). No panic, bounded
+//! `results.json` and `embeddings.json` (`support/fuzz.rs`). No panic, bounded
 //! allocation, errors that name the file. `INSCL_FUZZ_CASES` sets the number of cases.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "../../tests/support/fuzz.rs"]
+#[path = "support/fuzz.rs"]
 mod fuzz;
 
 #[global_allocator]

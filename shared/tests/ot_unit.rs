@@ -232,7 +232,7 @@ fn emd_plan_marginals_and_self_distance() {
     let xs = random_points(1, 40, 16);
     let ys = random_points(2, 23, 16);
     let (x, y) = (cloud(&xs, 16), cloud(&ys, 16));
-    let a: Vec<f64> = (1..=40).map(|k| k as f64 / 820.0).collect();
+    let a: Vec<f64> = (1..=40).map(|k| f64::from(k) / 820.0).collect();
     let b = uniform(23);
     let sol = emd(&a, &b, &cost_matrix(&x, &y, CostKind::Cosine).unwrap()).unwrap();
     let (rows, cols) = marginals(&sol.plan, 40, 23);

@@ -8,7 +8,7 @@ use inscl::artifact::{ArtifactBody, EmbeddingsFile};
 use inscl::plan::{PlanConfig, SequencePlan, plan_sequence};
 use inscl::replay::Strategy;
 
-const INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
+const INPUT: &str = include_str!("../fixtures/plan_input.json");
 
 fn check(strategy: Strategy, expected: &str) {
     let input = EmbeddingsFile::from_json("plan_input.json", INPUT).unwrap();

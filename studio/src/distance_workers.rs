@@ -165,10 +165,11 @@ impl DistanceWorkers {
     ///
     /// # Errors
     /// The browser's reason when a worker cannot be created (no `Worker`, a refused script).
+    ///
+    /// # Panics
+    /// Never: a promise executor runs before `Promise::new` returns.
     pub fn spawn(clouds: &[InstructionCloud], opening: &SimilarityConfig) -> Result<Self, String> {
-        let cores = web_sys::window()
-            .map(|w| w.navigator().hardware_concurrency())
-            .unwrap_or(1.0);
+        let cores = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency());
         let pairs = clouds.len() * clouds.len().saturating_sub(1) / 2;
         let count = (cores as usize).clamp(1, MAX_WORKERS).min(pairs.max(1));
         let (slots, listening): (Vec<Slot>, Vec<JsFuture>) = (0..count)

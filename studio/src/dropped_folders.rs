@@ -55,7 +55,11 @@ pub async fn files(entries: Vec<FileSystemEntry>) -> Result<Vec<(String, web_sys
                 if batch.length() == 0 {
                     break;
                 }
-                stack.extend(batch.iter().map(|e| e.unchecked_into::<FileSystemEntry>()));
+                stack.extend(
+                    batch
+                        .iter()
+                        .map(wasm_bindgen::JsCast::unchecked_into::<FileSystemEntry>),
+                );
             }
         } else if entry.is_file() {
             let entry: FileSystemFileEntry = entry.unchecked_into();

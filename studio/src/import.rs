@@ -19,31 +19,51 @@ pub enum ImportError {
     /// A line (1-based) is not a JSON object.
     #[error("{file}: line {line} is not a JSON object: {message}")]
     Line {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong.
         message: String,
     },
     /// A line lacks a field or has it with the wrong type.
     #[error("{file}: line {line} has no {field}")]
     Field {
+        /// The file, as given.
         file: String,
+        /// 1-based line number.
         line: usize,
+        /// The field missing or of the wrong type.
         field: &'static str,
     },
     /// The evaluation of a task after a stage is missing, so R has a hole.
     #[error("{file}: no score of task \"{task}\" after stage {stage} (\"{model}\")")]
     Missing {
+        /// The file, as given.
         file: String,
+        /// 1-based stage without the score.
         stage: usize,
+        /// The stage's model name, as the log writes it.
         model: String,
+        /// The task's name.
         task: String,
     },
     /// Nothing usable in the file.
     #[error("{file}: {what}")]
-    Empty { file: String, what: &'static str },
+    Empty {
+        /// The file, as given.
+        file: String,
+        /// What the file lacks.
+        what: &'static str,
+    },
     /// The scores do not form a score matrix.
     #[error("{file}: {message}")]
-    Metrics { file: String, message: String },
+    Metrics {
+        /// The file, as given.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Reads InsCL's `output_state.jsonl` into results (R as ROUGE-L ×100 and its summary).

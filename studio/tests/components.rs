@@ -151,8 +151,8 @@ async fn study_view_shows_the_latest_study_and_switches_on_pick() {
         section.get_attribute(attribute)
     };
     assert_eq!(shown("data-study"), Some(second.name.clone()));
-    let bars = || texts(&root, "#study-bars-ap g.strategy").len();
-    assert_eq!(bars(), 1, "one bar per strategy of the shown study");
+    let bars = || texts(&root, "#study-bars-ap g.arm").len();
+    assert_eq!(bars(), 1, "one bar per arm of the shown study");
 
     let select: web_sys::HtmlSelectElement = root
         .query_selector("#study-select")
@@ -167,6 +167,37 @@ async fn study_view_shows_the_latest_study_and_switches_on_pick() {
     TimeoutFuture::new(0).await;
     assert_eq!(shown("data-study"), Some(first.name.clone()));
     assert_eq!(bars(), first.strategies.len());
+
+    // A methods axis: one bar per (method, strategy), named by the arm.
+    let methods = StudyFile {
+        name: format!("{}-methods", first.name),
+        methods: vec!["seq".into(), "ewc".into()],
+        ..first.clone()
+    };
+    state.add(
+        Loaded {
+            studies: vec![methods.clone()],
+            ..Loaded::default()
+        },
+        Vec::new(),
+    );
+    TimeoutFuture::new(0).await;
+    assert_eq!(shown("data-study"), Some(methods.name.clone()));
+    assert_eq!(bars(), 2 * first.strategies.len());
+    let ewc_bar = format!(
+        "#study-bars-ap g.arm[data-arm='{}+ewc'] text.n",
+        first.strategies[0]
+    );
+    assert_eq!(
+        texts(&root, &ewc_bar),
+        ["n = 0"],
+        "no ewc cells: an empty bar"
+    );
+    assert!(
+        texts(&root, ".study-grid")
+            .concat()
+            .contains("2 methods (seq, ewc) × ")
+    );
 }
 
 /// The messages of the distance workers carry the tasks and a job intact, and the job's

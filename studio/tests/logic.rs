@@ -19,8 +19,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const PLAN_INPUT: &str = include_str!("../../tests/fixtures/plan_input.json");
-const PLAN_EXPECTED: &str = include_str!("../../tests/fixtures/plan_expected.json");
+const PLAN_INPUT: &str = include_str!("../../shared/fixtures/plan_input.json");
+const PLAN_EXPECTED: &str = include_str!("../../shared/fixtures/plan_expected.json");
 /// The example study shipped with the studio (its numbers change when it is replaced).
 const EXAMPLE_STUDY: &str = include_str!("../../public/example-study/study.json");
 
@@ -208,7 +208,8 @@ fn recomputed_plan_matches_the_reference_and_compares_with_itself() {
     .unwrap();
     let rows = compare(&recorded, &smaller);
     assert!(
-        rows.iter().all(|r| r.quota_changed()),
+        rows.iter()
+            .all(studio::components::recompute::QuotaRow::quota_changed),
         "every quota shrinks with α = 10"
     );
     assert_eq!(
@@ -236,20 +237,72 @@ fn a_study_folder_loads_the_study_and_one_run_per_cell() {
     assert_eq!(loaded.studies[0], expected);
 }
 
+/// The example study with a methods axis: every cell, summary and curve again as an `ewc` arm,
+/// its values 1 higher.
+fn methods_study() -> StudyFile {
+    let mut study = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
+    study.methods = vec!["seq".into(), "ewc".into()];
+    let shift = |values: &mut std::collections::BTreeMap<String, f64>| {
+        for v in values.values_mut() {
+            *v += 1.0;
+        }
+    };
+    let mut cells = study.cells.clone();
+    for cell in &mut cells {
+        cell.method = "ewc".into();
+        cell.run = cell.run.replacen('-', "+ewc-", 1);
+        shift(&mut cell.metrics);
+    }
+    study.cells.extend(cells);
+    let mut summaries = study.summaries.clone();
+    for summary in &mut summaries {
+        summary.method = "ewc".into();
+        for d in summary.metrics.values_mut() {
+            d.mean += 1.0;
+            d.ci95 = d.ci95.map(|[l, h]| [l + 1.0, h + 1.0]);
+        }
+    }
+    study.summaries.extend(summaries);
+    study
+}
+
 #[test]
-fn study_bars_hold_each_strategy_summary_and_its_runs() {
-    let study = StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap();
+fn study_bars_hold_each_arm_summary_and_its_runs() {
+    for study in [
+        StudyFile::from_json("study.json", EXAMPLE_STUDY).unwrap(),
+        methods_study(),
+    ] {
+        check_bars(&study);
+    }
+    let study = methods_study();
+    let labels: Vec<String> = spread_bars(&study, "ap")
+        .into_iter()
+        .map(|b| b.arm)
+        .collect();
+    let expected: Vec<String> = ["", "+ewc"]
+        .iter()
+        .flat_map(|m| study.strategies.iter().map(move |s| format!("{s}{m}")))
+        .collect();
+    assert_eq!(labels, expected, "seq arms by strategy, then the ewc arms");
+}
+
+/// Each bar of `study` is its arm's summary with one dot per run of the arm.
+fn check_bars(study: &StudyFile) {
     for metric in StudyFile::METRICS {
-        let bars = spread_bars(&study, metric);
+        let bars = spread_bars(study, metric);
         assert_eq!(
-            bars.iter().map(|b| b.strategy.as_str()).collect::<Vec<_>>(),
-            study.strategies
+            bars.iter().map(|b| b.arm.clone()).collect::<Vec<_>>(),
+            study
+                .arms()
+                .iter()
+                .map(inscl::artifact::StudyArm::label)
+                .collect::<Vec<_>>()
         );
         for bar in bars {
             let summary = study
                 .summaries
                 .iter()
-                .find(|s| s.strategy == bar.strategy)
+                .find(|s| s.arm().label() == bar.arm)
                 .and_then(|s| s.metrics.get(metric));
             assert_eq!(bar.n, summary.map_or(0, |d| d.n), "{metric}");
             assert_eq!(bar.mean, summary.map(|d| d.mean), "{metric}");
@@ -257,6 +310,12 @@ fn study_bars_hold_each_strategy_summary_and_its_runs() {
             assert_eq!(bar.runs.len(), bar.n, "one dot per run with {metric}");
             let mean = bar.runs.iter().map(|r| r.1).sum::<f64>() / bar.n as f64;
             assert!((mean - bar.mean.unwrap()).abs() < 1e-9, "{metric}");
+            let ewc_runs = bar.runs.iter().filter(|r| r.0.contains("+ewc-")).count();
+            assert!(
+                ewc_runs == 0 || ewc_runs == bar.n,
+                "{}: runs of its own arm only",
+                bar.arm
+            );
         }
     }
 }
@@ -304,6 +363,14 @@ fn task_curve_runs_from_the_stage_that_learns_the_task_with_a_band_of_one_sd() {
     );
     let series = task_curve(curves, &curves.tasks[0]);
     assert_eq!(series.name, curves.strategy);
+    let ewc = inscl::artifact::ScoreCurves {
+        method: "ewc".into(),
+        ..curves.clone()
+    };
+    assert_eq!(
+        task_curve(&ewc, &curves.tasks[0]).name,
+        format!("{}+ewc", curves.strategy)
+    );
     assert_eq!(series.points.len(), curves.mean.len());
     for (i, ((stage, mean), (low, high))) in series.points.iter().zip(&series.band).enumerate() {
         assert_eq!(*stage, i as f64 + 1.0);

@@ -11,6 +11,9 @@
 #   WARMUP, STEPS     untimed / timed repetitions per process (default 2 / 5)
 #   OUT               directory for the raw results (default: a new temporary directory)
 #   DEVICE            cpu (default) or gpu
+#   BIN               a lora_throughput binary built beforehand (skips the build here, e.g. one
+#                     built with `cargo build --release -p trainer -p llama --example
+#                     lora_throughput`, which shares the trainer's dependency features and cache)
 # Needs /usr/bin/time (Debian package `time`) for the peak RSS.
 #
 # Each measurement is its own process under `/usr/bin/time -v`, so peak RSS is per workload;
@@ -35,8 +38,10 @@ case $DEVICE in
     gpu) FEATURES=(--features wgpu); TORCH_DEVICE=cuda ;;
     *) echo "DEVICE must be cpu or gpu, not '$DEVICE'" >&2; exit 2 ;;
 esac
-nice -n 5 cargo build --release -p llama "${FEATURES[@]}" --example lora_throughput
-BIN=$CARGO_TARGET_DIR/release/examples/lora_throughput
+if [ -z "${BIN:-}" ]; then
+    nice -n 5 cargo build --release -p llama "${FEATURES[@]}" --example lora_throughput
+    BIN=$CARGO_TARGET_DIR/release/examples/lora_throughput
+fi
 ARGS=(--warmup "$WARMUP" --steps "$STEPS")
 
 run() { # impl mode rep command...

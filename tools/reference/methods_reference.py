@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""PyTorch reference values for the continual-learning methods (EWC, MAS, SI, A-GEM, LwF and the
-LCIA EMA) on the tiny LLaMA `llama/fixtures/tiny_llama_untied` with the PEFT LoRA adapter
-`llama/fixtures/peft_adapter`.
+"""PyTorch reference values for the continual-learning methods (EWC, MAS, SI, A-GEM, LwF, the
+LCIA EMA, O-LoRA, C-LoRA and TIR) on the tiny LLaMA `llama/fixtures/tiny_llama_untied` with the
+PEFT LoRA adapter `llama/fixtures/peft_adapter`.
 
 Requires (pip): torch (tested 2.15, CPU), numpy (tested 2.4.6), safetensors (tested 0.8.0).
-Run from the repository root:
+Run from the repository root, with a Python that has them (e.g. a venv made by
+`python3 -m venv /root/.cache/ref-venv && /root/.cache/ref-venv/bin/pip install torch numpy
+safetensors`):
 
     /root/.cache/ref-venv/bin/python tools/reference/methods_reference.py
 
-It writes `tests/fixtures/methods/reference.json`. Everything is computed in torch float64 (the
+It writes `trainer/fixtures/methods/reference.json`. Everything is computed in torch float64 (the
 Rust side is f32, so the reference is the more exact of the two), with autograd for gradients.
 
 Model. The forward pass is `tools/reference/llama_reference.py`'s numpy port of Hugging Face
@@ -91,6 +93,10 @@ Quantities.
    show how close each in-range / fallback decision is to the threshold 1. The learning rate is the first of 0.01, 0.05, 0.1, 0.2 that gives a mix of
    in-range alphas and fallbacks; it is recorded as `lr`.
 
+8. `olora` and `clora` (see `olora_reference`, `clora_reference`): the stored adapter is an
+   earlier task's, folded into the base weights; the new adapter's factors are delta; the
+   penalised loss's value and gradient on x1.
+
 Values are written rounded to 8 decimals and 8 significant digits (error <= 5e-9 for |x| < 1 and
 < 5e-7 for the largest values, ~30; far below the Rust tests' 1e-4 tolerance). Also written:
 `losses`, a few scalar losses for debugging, and the pre-clipping gradient norms of SI and EMA.
@@ -113,7 +119,7 @@ from llama_reference import inv_freq  # noqa: E402  (numpy, float64)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BASE = os.path.join(ROOT, "llama", "fixtures", "tiny_llama_untied")
 ADAPTER = os.path.join(ROOT, "llama", "fixtures", "peft_adapter")
-OUT = os.path.join(ROOT, "tests", "fixtures", "methods", "reference.json")
+OUT = os.path.join(ROOT, "trainer", "fixtures", "methods", "reference.json")
 
 DT = torch.float64
 NEG = float(np.finfo(np.float32).min)  # HF eager attention's masked score
@@ -138,6 +144,10 @@ EMA_FALLBACK = 0.01
 # that the L2 term is exercised.
 OLORA_LAMBDA1 = 0.5
 OLORA_LAMBDA2 = 0.1
+
+# C-LoRA: λ for the tiny fixture, where the folded adapter's update has elements of ~0.1 rms and
+# δ's ~0.01, so the penalty (~0.3) and its gradient are of the cross-entropy's order.
+CLORA_LAMBDA = 10.0
 
 # TIR: λ on the normalised importance and a made-up distance matrix among 3 seen tasks.
 TIR_LAMBDA = 1e6
@@ -365,11 +375,8 @@ def tensors(t):
     return {k: [float(f"{x:.6g}") for x in v.reshape(-1).tolist()] for k, v in t.items()}
 
 
-def olora_reference(model, theta_old, delta, batch):
-    """O-LoRA (cmnfriend/O-LoRA src/uie_trainer_lora.py, training_step): the stored adapter is
-    the frozen one of an earlier task, folded into W (W + s·B_old A_old, the same forward as
-    O-LoRA's unmerged old adapter without dropout); the new adapter's factors are δ. Loss =
-    CE + λ1·Σ_modules Σ|A_old A_newᵀ| + λ2·Σ_new factors ‖θ‖₂ (unsquared Frobenius norm)."""
+def fold_adapter(theta_old):
+    """A fresh model whose base weights have the adapter `theta_old` folded in (W + s·B A)."""
     folded = Model()
     for name, a_old in theta_old.items():
         if not name.endswith(".lora_A.weight"):
@@ -377,6 +384,15 @@ def olora_reference(model, theta_old, delta, batch):
         module = name[len("base_model.model."):-len(".lora_A.weight")]
         b_old = theta_old[name.replace("lora_A", "lora_B")]
         folded.w[module + ".weight"] = folded.w[module + ".weight"] + folded.scale * (b_old @ a_old)
+    return folded
+
+
+def olora_reference(model, theta_old, delta, batch):
+    """O-LoRA (cmnfriend/O-LoRA src/uie_trainer_lora.py, training_step): the stored adapter is
+    the frozen one of an earlier task, folded into W (W + s·B_old A_old, the same forward as
+    O-LoRA's unmerged old adapter without dropout); the new adapter's factors are δ. Loss =
+    CE + λ1·Σ_modules Σ|A_old A_newᵀ| + λ2·Σ_new factors ‖θ‖₂ (unsquared Frobenius norm)."""
+    folded = fold_adapter(theta_old)
 
     def loss(th):
         orth = sum(torch.abs(theta_old[n] @ th[n].T).sum() for n in th if n.endswith("lora_A.weight"))
@@ -388,6 +404,32 @@ def olora_reference(model, theta_old, delta, batch):
     return {
         "lambda1": OLORA_LAMBDA1, "lambda2": OLORA_LAMBDA2, "batch": "x1", "new_adapter": "delta",
         "orthogonal": sig(float(orth)), "l2": sig(float(l2)), "loss": sig(float(value)),
+        "grad": tensors(g),
+    }
+
+
+def clora_reference(model, theta_old, delta, batch):
+    """C-LoRA (Smith et al., arXiv 2304.06027, Sec. 4): the stored adapter is the finished one of
+    an earlier task, folded into W (as in `olora_reference`); the new adapter's factors are δ.
+    Loss = CE + λ·Σ_modules ‖P ⊙ ΔW‖²_F with P = s·B_old A_old the earlier update and
+    ΔW = s·B_new A_new the new one (PEFT layout [out, in]; ⊙ elementwise)."""
+    folded = fold_adapter(theta_old)
+
+    def penalty(th):
+        total = 0.0
+        for n in th:
+            if not n.endswith("lora_A.weight"):
+                continue
+            b = n.replace("lora_A", "lora_B")
+            past = folded.scale * (theta_old[b] @ theta_old[n])
+            update = folded.scale * (th[b] @ th[n])
+            total = total + ((past * update) ** 2).sum()
+        return total
+
+    value, g = grad(lambda th: ce(folded, th, batch) + CLORA_LAMBDA * penalty(th), delta)
+    return {
+        "lambda": CLORA_LAMBDA, "batch": "x1", "new_adapter": "delta",
+        "penalty": sig(CLORA_LAMBDA * float(penalty(delta))), "loss": sig(float(value)),
         "grad": tensors(g),
     }
 
@@ -608,6 +650,7 @@ def main():
         },
     }
     out["olora"] = olora_reference(model, theta0, delta, x1)
+    out["clora"] = clora_reference(model, theta0, delta, x1)
     fisher_x1 = {n: g_x1[n] ** 2 for n in names}
     fisher_x2 = {n: g_x2[n] ** 2 for n in names}
     _, g_x1_theta1 = grad(ce_of(x1), theta1)
@@ -636,6 +679,8 @@ def main():
                    ("ema.ema", ema), ("ema.theta_end", ema_end)]:
         print(f"  max |{key}| = {mx(t):.4g}")
     print(f"losses: ce_x1 {float(ce_x1_0):.6g}, kl {float(kl):.6g}, lwf {float(lwf_loss):.6g}")
+    print(f"clora: penalty {out['clora']['penalty']:.6g}, loss {out['clora']['loss']:.6g}, "
+          f"max |grad| {max(abs(x) for v in out['clora']['grad'].values() for x in v):.4g}")
 
 
 if __name__ == "__main__":

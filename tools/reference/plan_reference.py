@@ -1,4 +1,4 @@
-"""Independent reference for `trainer plan` (InsCL replay planning), used by tests/plan_cli.rs.
+"""Independent reference for `trainer plan` (InsCL replay planning), used by trainer/tests/plan_cli.rs.
 
 Builds a 4-task sequence from the first four categories of the InsCL16 curriculum order
 (real SuperNI instructions, instance counts and metadata tags; embeddings are seeded random
@@ -12,7 +12,7 @@ computes with POT and NLTK what the Rust planner must reproduce:
 
 Needs: pip install pot==0.9.7.post1 numpy nltk==3.10.4
 Run from the repo root: python3 tools/reference/plan_reference.py [../shared/data/superni-inscl16]
-Writes tests/fixtures/plan_input.json and tests/fixtures/plan_expected.json.
+Writes shared/fixtures/plan_input.json and shared/fixtures/plan_expected.json.
 """
 import json
 import math
@@ -25,7 +25,7 @@ import ot
 from nltk.stem.snowball import SnowballStemmer
 
 DATA = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/superni-inscl16")
-OUT = Path("tests/fixtures")
+OUT = Path("shared/fixtures")
 ALPHA, DIM, SEED, CATEGORIES = 200, 16, 7, 4
 stemmer = SnowballStemmer("english")
 

@@ -14,13 +14,14 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
+use anyhow::Context;
 use burn::tensor::Device;
 use llama::train::{Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, collate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainer::config::{Config, MethodConfig, MethodName};
+use trainer::config::{Config, MethodConfig};
 use trainer::learner::{Example, Learner, TrainPlan};
-use trainer::method::{ContinualMethod, StageContext, new_method, train_step};
+use trainer::method::{ContinualMethod, StageContext, train_step};
 use trainer::model::LlamaLearner;
 
 const BATCH: usize = 4;
@@ -104,18 +105,13 @@ fn main() -> anyhow::Result<()> {
         seed: 0,
         device: &device,
     };
-    let mut methods: Vec<(MethodName, Box<dyn ContinualMethod>, llama::model::Llama)> =
-        MethodName::ALL
-            .into_iter()
-            .map(|name| {
+    let mut methods: Vec<(&str, Box<dyn ContinualMethod>, llama::model::Llama)> =
+        MethodConfig::NAMES
+            .iter()
+            .map(|&name| {
                 let lora = learner.lora_config();
-                let mut method = new_method(
-                    &MethodConfig {
-                        name,
-                        ..MethodConfig::default()
-                    },
-                    Some(lora),
-                )?;
+                let settings = MethodConfig::named(name).context("a registered method")?;
+                let mut method = settings.build(Some(lora))?;
                 let model = method.begin_stage(base.clone(), &stage(1))?;
                 let model = method.end_stage(model, &stage(1))?;
                 let model = method.begin_stage(model, &stage(2))?;
@@ -201,15 +197,11 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
             "Say yes when the weather in the text is good and no when it is bad.",
         ),
     ];
-    let mut learners: Vec<(MethodName, LlamaLearner)> = [MethodName::Seq, MethodName::Expand]
+    let mut learners: Vec<(&str, LlamaLearner)> = ["seq", "expand"]
         .into_iter()
         .map(|name| {
-            let method = MethodConfig {
-                name,
-                // Distinct instructions: one adapter per task.
-                expand_threshold: 1.0,
-                ..MethodConfig::default()
-            };
+            // The defaults: expansion's threshold 1 gives one adapter per task.
+            let method = MethodConfig::named(name).context("a registered method")?;
             let learner = LlamaLearner::open(
                 std::path::Path::new(gguf),
                 llama::device::DeviceChoice::Cpu,

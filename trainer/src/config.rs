@@ -16,6 +16,10 @@ use inscl::similarity::SimilarityConfig;
 use llama::io::stored::BasePrecision;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::invalid::{InvalidValue, check};
+pub use crate::method::MethodConfig;
+use crate::method::OtherFieldError;
+
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
 
@@ -23,16 +27,24 @@ pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Which checkpoint, on which device.
     pub model: ModelConfig,
+    /// Source, task order and sizes.
     pub data: DataConfig,
+    /// The instruction embeddings behind the task distances.
     pub embedding: EmbeddingConfig,
+    /// What is replayed.
     pub strategy: StrategyConfig,
+    /// The chat model of the `llm` tag source.
     pub tagger: TaggerConfig,
+    /// Optimiser and adapter settings.
     pub training: TrainingConfig,
     /// Absent in `run.json` files written before methods existed: plain fine-tuning.
     #[serde(default)]
     pub method: MethodConfig,
+    /// Generation limits and metric settings.
     pub eval: EvalConfig,
+    /// Where the run folder goes.
     pub output: OutputConfig,
 }
 
@@ -87,6 +99,7 @@ impl EmbeddingSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingConfig {
+    /// Which weights embed the instructions.
     pub source: EmbeddingSource,
     /// Hidden layer mean-pooled into instruction embeddings (0 = token embeddings); `None` =
     /// last layer. For `base` and `current`.
@@ -98,27 +111,67 @@ pub struct EmbeddingConfig {
     pub file: Option<String>,
 }
 
-/// `[tagger]`: the chat model of the `llm` tag source.
+/// `[tagger]`: the chat model of the `llm` tag source: a local checkpoint, or an
+/// OpenAI-compatible server (`endpoint`: OpenAI, vLLM, llama.cpp's server, Ollama, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaggerConfig {
-    /// GGUF file or HF folder of the tagging chat model; `None` = the run's base model
-    /// (adapters off).
+    /// Base URL of an OpenAI-compatible API (`https://api.openai.com/v1`,
+    /// `http://127.0.0.1:8080/v1`; a URL ending in `/chat/completions` is taken as it is);
+    /// `None` = a local checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// With `endpoint`: the API's model name (required). Without: the GGUF file or HF folder
+    /// of the tagging chat model; `None` = the run's base model (adapters off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The environment variable holding the API key (sent as `Authorization: Bearer`; unset
+    /// = no key, as local servers need). The key itself is never written to a file or a log.
+    #[serde(default = "default_api_key_env")]
+    pub api_key_env: String,
+    /// Requests to the endpoint in flight at once (≥ 1).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds one request may take, connection to last byte (≥ 1).
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Retries of a request answered 429 or 5xx, or cut by a timeout or a dropped connection,
+    /// with exponential backoff (1 s, 2 s, 4 s, ...; a `Retry-After` header wins).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
     /// Tokens generated per instruction (≥ 8).
     pub max_new_tokens: usize,
-    /// Instructions tagged per generation batch (≥ 1).
+    /// Instructions tagged per batch (≥ 1); `tags.json` is saved after each.
     pub batch_size: usize,
+}
+
+fn default_api_key_env() -> String {
+    "OPENAI_API_KEY".to_owned()
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_timeout_seconds() -> u64 {
+    120
+}
+
+fn default_max_retries() -> u32 {
+    5
 }
 
 /// Data source kind of `[data]` (see [`crate::data`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataFormat {
+    /// A folder of `<task>/{train,test}.json`, orders from `orders.json`.
     Benchmark,
+    /// A folder of SuperNI task files; a seeded held-out fraction is the test split.
     Superni,
+    /// InsCL16's `categories.json`: each category one task.
     Categories,
+    /// Alpaca records (`instruction`, `input`, `output`, optional `task`) as JSON or JSON Lines.
     Alpaca,
     /// A dataset description (`dataset_info.json`, as LLaMA-Factory's) naming each task's
     /// files, formatting and column mapping ([`crate::data::described`]).
@@ -129,6 +182,7 @@ pub enum DataFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
+    /// The kind of source.
     pub format: DataFormat,
     /// Folder (benchmark, superni), `categories.json` (or its folder), Alpaca file, or
     /// dataset description (or a folder holding `dataset_info.json`), relative to the working
@@ -137,6 +191,13 @@ pub struct DataConfig {
     /// Named order of the source; ignored when `tasks` is non-empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
+    /// Whether the task selection (`tasks`, else `order`) is the embedded default's while the
+    /// user changed the data source (`path` or `format`) without naming an order or a task
+    /// list: then a source that lacks the default's tasks or order runs in its file order,
+    /// with a notice, instead of failing. Set by [`Config::load`]; never serialised (a run
+    /// records the selection it resolved to: [`crate::data::resolved_config`]).
+    #[serde(skip)]
+    pub selection_inherited: bool,
     /// Explicit task list (wins over `order`).
     #[serde(default)]
     pub tasks: Vec<String>,
@@ -308,6 +369,7 @@ impl<'de> Deserialize<'de> for TagSources {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyConfig {
+    /// The replay strategy.
     pub name: RunStrategy,
     /// Replayed instances per previous stage α.
     pub alpha: usize,
@@ -350,7 +412,9 @@ impl StrategyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Finetuning {
+    /// LoRA adapters on the frozen base weights.
     Lora,
+    /// Every weight.
     Full,
 }
 
@@ -358,8 +422,11 @@ pub enum Finetuning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
+    /// Cosine decay to 0.
     Cosine,
+    /// Linear decay to 0.
     Linear,
+    /// The peak rate throughout.
     Constant,
 }
 
@@ -367,11 +434,13 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
+    /// LoRA or full fine-tuning.
     pub method: Finetuning,
     /// Passes over each stage's training mix (≥ 1).
     pub epochs: usize,
     /// Peak learning rate (> 0).
     pub lr: f64,
+    /// Learning-rate schedule after the warmup.
     pub schedule: Schedule,
     /// Fraction of the steps with linear warmup, in `[0, 1)`.
     pub warmup_ratio: f64,
@@ -385,7 +454,9 @@ pub struct TrainingConfig {
     pub max_length: usize,
     /// Global gradient-norm clip (> 0).
     pub clip_norm: f64,
+    /// LoRA rank r (≥ 1).
     pub lora_rank: usize,
+    /// LoRA scale numerator: the update is multiplied by `lora_alpha / r` (> 0).
     pub lora_alpha: f64,
     /// Dropout on the LoRA adapters' input, in [0, 1).
     pub lora_dropout: f64,
@@ -395,134 +466,6 @@ pub struct TrainingConfig {
     /// them (activation checkpointing): activation memory of one layer instead of all.
     #[serde(default)]
     pub checkpoint_layers: bool,
-}
-
-/// A continual-learning method ([`crate::method`]): how the weights move from task to task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MethodName {
-    /// Plain sequential fine-tuning.
-    Seq,
-    /// Elastic weight consolidation.
-    Ewc,
-    /// Memory aware synapses.
-    Mas,
-    /// Synaptic intelligence.
-    Si,
-    /// Task-similarity-informed regularisation (EWC weakened towards similar tasks).
-    Tir,
-    /// Averaged gradient episodic memory.
-    Agem,
-    /// Learning without forgetting.
-    Lwf,
-    /// LCIA's adaptive EMA of the weights.
-    Ema,
-    /// O-LoRA: a fresh adapter per task, orthogonal to the frozen earlier ones.
-    Olora,
-    /// Per-task adapters with instruction routing (EProj, LCIA's retrain-or-expand).
-    Expand,
-}
-
-impl MethodName {
-    /// Every method, in the order of the README table.
-    pub const ALL: [MethodName; 10] = [
-        Self::Seq,
-        Self::Ewc,
-        Self::Mas,
-        Self::Si,
-        Self::Tir,
-        Self::Agem,
-        Self::Lwf,
-        Self::Ema,
-        Self::Olora,
-        Self::Expand,
-    ];
-
-    /// The config name (`seq`, `ewc`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Seq => "seq",
-            Self::Ewc => "ewc",
-            Self::Mas => "mas",
-            Self::Si => "si",
-            Self::Tir => "tir",
-            Self::Agem => "agem",
-            Self::Lwf => "lwf",
-            Self::Ema => "ema",
-            Self::Olora => "olora",
-            Self::Expand => "expand",
-        }
-    }
-}
-
-impl fmt::Display for MethodName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// EWC's penalty over earlier tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EwcMode {
-    /// One Fisher and anchor per earlier task.
-    Separate,
-    /// One decayed running Fisher, anchored at the last task.
-    Online,
-}
-
-/// `[method]`: the continual-learning method and its settings (each read only by the methods
-/// named in its comment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodConfig {
-    pub name: MethodName,
-    /// Penalty strength λ of `ewc`, `mas`, `si`, `tir`; absent = the method's default (EWC
-    /// 400 as TRACE, MAS 1 as Avalanche, SI 1, TIR 1e6 on its normalised importance).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<f64>,
-    /// `ewc`: separate | online.
-    pub ewc_mode: EwcMode,
-    /// `ewc` online: decay γ of the old Fisher, in [0, 1].
-    pub ewc_decay: f64,
-    /// `si`: damping ξ (> 0).
-    pub si_xi: f64,
-    /// `agem`: examples stored per task.
-    pub memory_per_task: usize,
-    /// `agem`: examples per reference batch; absent = `training.batch_size`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_batch: Option<usize>,
-    /// `lwf`: distillation temperature T (> 0).
-    pub temperature: f64,
-    /// `lwf`: weight of the distillation term (≥ 0).
-    pub distill_weight: f64,
-    /// `olora`: λ1, weight of the orthogonality penalty (≥ 0).
-    pub orthogonal_weight: f64,
-    /// `olora`: λ2, weight of the new adapter's L2 norm (≥ 0).
-    pub l2_weight: f64,
-    /// `expand`: cosine similarity of a task's instruction embedding to an adapter's key at
-    /// which that adapter is trained further instead of a new one, in [-1, 1].
-    pub expand_threshold: f64,
-}
-
-impl Default for MethodConfig {
-    /// Plain fine-tuning, with the other methods' defaults of `configs/default.toml`.
-    fn default() -> Self {
-        Self {
-            name: MethodName::Seq,
-            lambda: None,
-            ewc_mode: EwcMode::Separate,
-            ewc_decay: 0.9,
-            si_xi: 1e-7,
-            memory_per_task: 16,
-            memory_batch: None,
-            temperature: crate::method::lwf::DEFAULT_TEMPERATURE,
-            distill_weight: 1.0,
-            orthogonal_weight: 0.5,
-            l2_weight: 0.0,
-            expand_threshold: 1.0,
-        }
-    }
 }
 
 /// `[eval]`: generation limits and metric settings.
@@ -540,8 +483,12 @@ pub struct EvalConfig {
     pub budget_quantile: f64,
     /// Tokens added to the quantile (room for the end-of-turn token and longer answers).
     pub budget_margin: usize,
+    /// Rows decoding at once ([`llama::generate::generate_queued`]: a row that stops hands its
+    /// place to the next prompt).
     pub batch_size: usize,
+    /// Evaluate every task before stage 1 (needed for FWT).
     pub zero_shot: bool,
+    /// Porter stemming inside ROUGE-L, as SuperNI.
     pub stem: bool,
     /// Folder of a finished `single` run; its diagonal are the upper bounds of Relative Gain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -552,8 +499,10 @@ pub struct EvalConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
+    /// Folder of the run folders, relative to the working directory.
     pub dir: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Run folder name; `None` = `<strategy>-a<alpha>-s<seed>`.
     pub name: Option<String>,
     /// Checkpoints kept (≥ 1: resuming needs the last one).
     pub keep_checkpoints: usize,
@@ -562,31 +511,44 @@ pub struct OutputConfig {
 /// Why a configuration was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
     /// TOML syntax error or a field of the wrong type (the message names the field).
     #[error("{source_name}: {message}")]
     Parse {
+        /// The file, or `embedded default` / `run.json config`.
         source_name: String,
+        /// The parser's message, naming the field.
         message: String,
     },
     /// A field no section has.
     #[error("unknown config field `{path}`")]
-    UnknownField { path: String },
-    /// A field whose value is out of range.
-    #[error("invalid config value {field} = {value}: {reason}")]
-    Invalid {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
+    UnknownField {
+        /// The field path, e.g. `strategy.similarity.kost`.
+        path: String,
     },
+    /// A field whose value is out of range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
     /// A `--set` argument that is not `section.field=value`.
     #[error("override {arg:?} is not of the form section.field=value")]
-    BadOverride { arg: String },
+    BadOverride {
+        /// The argument as given.
+        arg: String,
+    },
 }
 
 impl Config {
     /// The embedded default.
+    ///
+    /// # Panics
+    /// When the embedded `configs/default.toml` is invalid (a build defect, caught by the tests).
     pub fn embedded_default() -> Self {
         Self::load(None, &[]).expect("the embedded default configuration is valid")
     }
@@ -602,22 +564,43 @@ impl Config {
                 source_name: "embedded default".into(),
                 message: e.to_string(),
             })?;
+        // What the user's layers set, apart from the default (for `data.selection_inherited`).
+        let default_data = table.get("data").cloned();
+        let mut user = toml::Table::new();
         if let Some(file) = file {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Io {
                 file: name.clone(),
                 error,
             })?;
-            let user: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            let layer: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 source_name: name,
                 message: e.to_string(),
             })?;
-            merge(&mut table, user);
+            merge(&mut user, layer.clone());
+            merge(&mut table, layer);
         }
         for arg in overrides {
             apply_override(&mut table, arg)?;
+            apply_override(&mut user, arg)?;
         }
-        Self::from_table(table, "configuration")
+        let source_changed = ["path", "format"].iter().any(|key| {
+            let given = user.get("data").and_then(|d| d.get(*key));
+            given.is_some() && given != default_data.as_ref().and_then(|d| d.get(*key))
+        });
+        let named = |key: &str| user.get("data").and_then(|d| d.get(key)).is_some();
+        let (order_named, tasks_named) = (named("order"), named("tasks"));
+        let mut config = Self::from_table(table, "configuration")?;
+        // An order the user names replaces the embedded default's task list (which would
+        // otherwise win over any order).
+        if order_named && !tasks_named {
+            config.data.tasks.clear();
+        }
+        config.data.selection_inherited = source_changed
+            && !order_named
+            && !tasks_named
+            && (config.data.order.is_some() || !config.data.tasks.is_empty());
+        Ok(config)
     }
 
     /// Parses and validates a complete configuration given as JSON (as stored in `run.json`).
@@ -645,7 +628,28 @@ impl Config {
         Self::from_table(table, "run.json config")
     }
 
-    fn from_table(table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
+    fn from_table(mut table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
+        if let Some(toml::Value::Table(method)) = table.get_mut("method") {
+            let name = method
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let dropped = MethodConfig::take_other_methods_fields(method).map_err(|e| match e {
+                OtherFieldError::Invalid(invalid) => ConfigError::Invalid(invalid),
+                OtherFieldError::Parse(message) => ConfigError::Parse {
+                    source_name: source_name.into(),
+                    message,
+                },
+            })?;
+            if !dropped.is_empty() {
+                notice(&format!(
+                    "{source_name}: method {name} ignores the [method] fields of other methods: \
+                     {} (older configs wrote every method's fields in one [method])",
+                    dropped.join(", ")
+                ));
+            }
+        }
         let config: Config =
             toml::Value::Table(table.clone())
                 .try_into()
@@ -663,6 +667,9 @@ impl Config {
     }
 
     /// The configuration as JSON, for `run.json`.
+    ///
+    /// # Panics
+    /// Never: every field serialises to JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("config serialises to JSON")
     }
@@ -671,9 +678,9 @@ impl Config {
     /// after the strategy when it is not `seq` (`inscl-ewc-a16-s0`).
     pub fn run_name(&self) -> String {
         self.output.name.clone().unwrap_or_else(|| {
-            let method = match self.method.name {
-                MethodName::Seq => String::new(),
-                other => format!("-{other}"),
+            let method = match &self.method {
+                MethodConfig::Seq(_) => String::new(),
+                other => format!("-{}", other.name()),
             };
             format!(
                 "{}{method}-a{}-s{}",
@@ -682,23 +689,7 @@ impl Config {
         })
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        fn check(
-            ok: bool,
-            field: &'static str,
-            value: impl fmt::Display,
-            reason: &'static str,
-        ) -> Result<(), ConfigError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    field,
-                    value: value.to_string(),
-                    reason,
-                })
-            }
-        }
+    fn validate(&self) -> Result<(), InvalidValue> {
         let t = &self.training;
         check(
             t.method != Finetuning::Full || self.model.base_precision != BasePrecision::Bf16,
@@ -758,6 +749,42 @@ impl Config {
             self.tagger.batch_size >= 1,
             "tagger.batch_size",
             self.tagger.batch_size,
+            "must be at least 1",
+        )?;
+        if let Some(endpoint) = &self.tagger.endpoint {
+            check(
+                endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+                "tagger.endpoint",
+                endpoint,
+                "expected an http:// or https:// URL",
+            )?;
+            check(
+                self.tagger.model.is_some(),
+                "tagger.model",
+                "(missing)",
+                "tagger.endpoint needs tagger.model, the API's model name",
+            )?;
+        }
+        let key_env = &self.tagger.api_key_env;
+        check(
+            !key_env.is_empty()
+                && key_env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "tagger.api_key_env",
+            key_env,
+            "expected an environment variable name (letters, digits, _)",
+        )?;
+        check(
+            self.tagger.concurrency >= 1,
+            "tagger.concurrency",
+            self.tagger.concurrency,
+            "must be at least 1",
+        )?;
+        check(
+            self.tagger.timeout_seconds >= 1,
+            "tagger.timeout_seconds",
+            self.tagger.timeout_seconds,
             "must be at least 1",
         )?;
         check(
@@ -847,85 +874,27 @@ impl Config {
             )?;
         }
         let m = &self.method;
+        m.validate()?;
         check(
-            m.lambda.is_none_or(|l| l.is_finite() && l >= 0.0),
-            "method.lambda",
-            m.lambda.unwrap_or_default(),
-            "must be ≥ 0 and finite",
-        )?;
-        check(
-            (0.0..=1.0).contains(&m.ewc_decay),
-            "method.ewc_decay",
-            m.ewc_decay,
-            "must be in [0, 1]",
-        )?;
-        check(
-            m.si_xi.is_finite() && m.si_xi > 0.0,
-            "method.si_xi",
-            m.si_xi,
-            "must be positive",
-        )?;
-        check(
-            m.memory_per_task >= 1,
-            "method.memory_per_task",
-            m.memory_per_task,
-            "must be at least 1",
-        )?;
-        check(
-            m.memory_batch.is_none_or(|b| b >= 1),
-            "method.memory_batch",
-            m.memory_batch.unwrap_or_default(),
-            "must be at least 1",
-        )?;
-        check(
-            m.temperature.is_finite() && m.temperature > 0.0,
-            "method.temperature",
-            m.temperature,
-            "must be positive",
-        )?;
-        check(
-            m.distill_weight.is_finite() && m.distill_weight >= 0.0,
-            "method.distill_weight",
-            m.distill_weight,
-            "must be ≥ 0",
-        )?;
-        for (value, field) in [
-            (m.orthogonal_weight, "method.orthogonal_weight"),
-            (m.l2_weight, "method.l2_weight"),
-        ] {
-            check(
-                value.is_finite() && value >= 0.0,
-                field,
-                value,
-                "must be ≥ 0",
-            )?;
-        }
-        check(
-            ![MethodName::Olora, MethodName::Expand].contains(&m.name)
-                || t.method == Finetuning::Lora,
+            !m.settings().trains_adapters() || t.method == Finetuning::Lora,
             "method.name",
-            m.name,
+            m.name(),
             "trains LoRA adapters: needs training.method = \"lora\"",
         )?;
         check(
-            m.name != MethodName::Tir
+            !m.settings().reads_task_similarity()
                 || self.strategy.similarity.cost == inscl::ot::cost::CostKind::Cosine,
             "method.name",
-            m.name,
-            "tir reads 1 − W as a similarity: needs strategy.similarity.cost = \"cosine\"",
+            m.name(),
+            "reads 1 − W of the task distances as a similarity: needs \
+             strategy.similarity.cost = \"cosine\"",
         )?;
         check(
-            m.name == MethodName::Seq || self.strategy.name != RunStrategy::Single,
+            matches!(m, MethodConfig::Seq(_)) || self.strategy.name != RunStrategy::Single,
             "method.name",
-            m.name,
+            m.name(),
             "strategy single trains every task from the base model, so a method has nothing to \
              carry: use method.name = \"seq\"",
-        )?;
-        check(
-            (-1.0..=1.0).contains(&m.expand_threshold),
-            "method.expand_threshold",
-            m.expand_threshold,
-            "must be in [-1, 1]",
         )?;
         check(
             self.eval.max_new_tokens >= 1,
@@ -1014,4 +983,17 @@ fn first_unknown(given: &toml::Table, known: &toml::Table, prefix: &str) -> Opti
             _ => None,
         }
     })
+}
+
+/// Prints `message` on stderr as a notice, once per process (a study reads many `run.json`
+/// files written by one older version).
+fn notice(message: &str) {
+    static SHOWN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut shown = SHOWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if shown.insert(message.to_owned()) {
+        eprintln!("notice: {message}");
+    }
 }

@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 pub use inscl::artifact::LossPoint;
+pub use llama::generate::GenerationStats;
 
 use crate::config::TrainingConfig;
 pub use crate::data::Example;
@@ -98,8 +99,8 @@ pub trait Learner {
     ) -> anyhow::Result<Vec<LossPoint>>;
 
     /// Greedy generation, one output per example, at most `max_new_tokens` tokens each (the
-    /// prompt is built from instruction and input); calls `on_done(n)` after each batch with
-    /// the number of examples finished so far.
+    /// prompt is built from instruction and input); calls `on_done(n)` as examples finish,
+    /// with the number finished so far.
     ///
     /// # Errors
     /// Any model failure.
@@ -114,6 +115,12 @@ pub trait Learner {
     /// of several adapters (the `expand` method): per example, the tasks that trained the
     /// adapter it went to. `None` when one model answers everything.
     fn last_routes(&self) -> Option<Vec<Vec<String>>> {
+        None
+    }
+
+    /// Where the last [`Learner::generate`] call's time went (prefill against decoding);
+    /// `None` for a learner that does not measure it.
+    fn last_generation_stats(&self) -> Option<GenerationStats> {
         None
     }
 

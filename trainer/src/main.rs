@@ -27,7 +27,7 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Train through a task sequence with replay (or resume a run).
     Run(commands::run::RunArgs),
-    /// Print the examples a configuration trains and evaluates on, as JSON.
+    /// Print the examples a configuration trains and evaluates on, its data report, or its tags.
     Data(commands::data::DataArgs),
     /// Generate a completion from a checkpoint and print its speed.
     Generate(commands::generate::GenerateArgs),

@@ -26,7 +26,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
 use llama::device::{DeviceChoice, SelectedDevice, select_device};
-use llama::generate::{GenerationConfig, generate};
+use llama::generate::{GenerationConfig, GenerationStats, generate_queued};
 use llama::io::host::{CheckpointTensors, HostTensors};
 use llama::io::stored::BasePrecision;
 use llama::lora::{LoraConfig, LoraTarget};
@@ -40,10 +40,10 @@ use llama::train::{
     encode_example, hf_tensors, mean_loss,
 };
 
-use crate::config::{Finetuning, MethodConfig, Schedule, TrainingConfig};
+use crate::config::{Finetuning, Schedule, TrainingConfig};
 use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
-use crate::method::expand::nearest_key;
-use crate::method::{ContinualMethod, StageContext, new_method, train_step};
+use crate::method::routing::nearest_key;
+use crate::method::{ContinualMethod, MethodConfig, StageContext, train_step};
 
 /// Batches of a length window are sorted together ([`bucket_batches`]).
 const BUCKET_WINDOW_BATCHES: usize = 8;
@@ -284,6 +284,8 @@ pub struct LlamaLearner {
     /// Under a routing method: the tasks of the adapter each example of the last
     /// [`Learner::generate`] call went to.
     routes: Option<Vec<Vec<String>>>,
+    /// Where the last [`Learner::generate`] call's time went, summed over its batches.
+    generation_stats: GenerationStats,
     /// Base-model embeddings of the instructions routed so far: every stage evaluates the same
     /// test instructions.
     routing_embeddings: std::collections::BTreeMap<String, Vec<f32>>,
@@ -330,10 +332,7 @@ impl LlamaLearner {
         let base = Llama::from_checkpoint(&ckpt.config, ckpt.tensors, &device.clone().autodiff())?
             .with_layer_checkpointing(training.checkpoint_layers);
         let model = Self::fresh(&base, training.method, &lora, adapter_seed)?;
-        let continual = new_method(
-            method,
-            (training.method == Finetuning::Lora).then_some(&lora),
-        )?;
+        let continual = method.build((training.method == Finetuning::Lora).then_some(&lora))?;
         Ok(Self {
             format: PromptFormat::new(ckpt.tokenizer, &stop),
             config: ckpt.config,
@@ -351,6 +350,7 @@ impl LlamaLearner {
             method_config: method.clone(),
             method: continual,
             routes: None,
+            generation_stats: GenerationStats::default(),
             routing_embeddings: std::collections::BTreeMap::new(),
             expert_models: Vec::new(),
         })
@@ -441,7 +441,7 @@ impl LlamaLearner {
     /// The configured continual-learning method, without state.
     fn fresh_method(&self) -> anyhow::Result<Box<dyn ContinualMethod>> {
         let lora = (self.training.method == Finetuning::Lora).then_some(&self.lora);
-        new_method(&self.method_config, lora)
+        self.method_config.build(lora)
     }
 
     /// The LoRA settings (used when `training.method` is `lora`).
@@ -465,41 +465,45 @@ impl LlamaLearner {
         Ok(self.base.valid())
     }
 
-    /// Greedy generation of `model` from token prompts, batched by similar length; outputs in
-    /// prompt order, decoded without special tokens and trimmed. `on_done(n)` after each batch.
+    /// Greedy generation of `model` from token prompts by continuous batching
+    /// ([`generate_queued`]: at most the evaluation batch size decoding at once, a finished row
+    /// replaced by the next prompt), shortest prompts first so that the rows joining together
+    /// pad little; outputs in prompt order, decoded without special tokens and trimmed, and
+    /// where the time went. `on_done(n)` whenever a prompt finishes, with the number finished
+    /// so far.
     fn generate_greedy(
         &self,
         model: &Llama,
         prompts: &[Vec<u32>],
         max_new_tokens: usize,
         on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
-    ) -> anyhow::Result<Vec<String>> {
-        // Similar lengths together: less left padding. Outputs go back to input order.
+    ) -> anyhow::Result<(Vec<String>, GenerationStats)> {
+        if prompts.is_empty() {
+            return Ok((Vec::new(), GenerationStats::default()));
+        }
         let mut order: Vec<usize> = (0..prompts.len()).collect();
         order.sort_by_key(|&i| prompts[i].len());
-        let mut outputs = vec![String::new(); prompts.len()];
+        let sorted: Vec<Vec<u32>> = order.iter().map(|&i| prompts[i].clone()).collect();
         let config = GenerationConfig {
             eos_token_ids: self.stop.clone(),
             ..GenerationConfig::greedy(max_new_tokens, &self.config)
         };
         let mut done = 0;
-        for chunk in order.chunks(self.eval_batch_size) {
-            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
-            let generation = generate(model, &batch, &config)?;
-            for (&i, tokens) in chunk.iter().zip(&generation.tokens) {
-                outputs[i] = self
-                    .format
-                    .tokenizer
-                    .decode(tokens, true)?
-                    .trim()
-                    .to_owned();
-            }
-            done += chunk.len();
-            if on_done(done).is_break() {
-                break;
-            }
+        let generation =
+            generate_queued(model, &sorted, &config, self.eval_batch_size, &mut |_| {
+                done += 1;
+                on_done(done)
+            })?;
+        let mut outputs = vec![String::new(); prompts.len()];
+        for (&i, tokens) in order.iter().zip(&generation.tokens) {
+            outputs[i] = self
+                .format
+                .tokenizer
+                .decode(tokens, true)?
+                .trim()
+                .to_owned();
         }
-        Ok(outputs)
+        Ok((outputs, generation.stats))
     }
 
     /// Mean response-token cross-entropy (nats) of the current model on `examples`, formatted
@@ -672,6 +676,7 @@ impl Learner for LlamaLearner {
             .map(|e| self.format.generation(e, self.training.max_length))
             .collect::<anyhow::Result<_>>()?;
         self.routes = None;
+        self.generation_stats = GenerationStats::default();
         // Before the first stage the bank is empty: the model answers alone.
         let Some(keys) = self
             .method
@@ -680,7 +685,10 @@ impl Learner for LlamaLearner {
             .map(|experts| experts.iter().map(|e| e.key.clone()).collect::<Vec<_>>())
         else {
             let model = self.inference_model();
-            return self.generate_greedy(&model, &prompts, max_new_tokens, on_done);
+            let (outputs, stats) =
+                self.generate_greedy(&model, &prompts, max_new_tokens, on_done)?;
+            self.generation_stats = stats;
+            return Ok(outputs);
         };
         // Route every example to the expert nearest its instruction, then generate expert by
         // expert.
@@ -718,11 +726,13 @@ impl Learner for LlamaLearner {
             };
             let batch: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
             let mut stopped = false;
-            let texts = self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
-                let flow = on_done(done + n);
-                stopped |= flow.is_break();
-                flow
-            })?;
+            let (texts, stats) =
+                self.generate_greedy(&model, &batch, max_new_tokens, &mut |n| {
+                    let flow = on_done(done + n);
+                    stopped |= flow.is_break();
+                    flow
+                })?;
+            self.generation_stats += stats;
             for (&i, text) in members.iter().zip(texts) {
                 outputs[i] = text;
             }
@@ -738,6 +748,10 @@ impl Learner for LlamaLearner {
 
     fn last_routes(&self) -> Option<Vec<Vec<String>>> {
         self.routes.clone()
+    }
+
+    fn last_generation_stats(&self) -> Option<GenerationStats> {
+        Some(self.generation_stats)
     }
 
     fn chat(&mut self, prompts: &[String], max_new_tokens: usize) -> anyhow::Result<Vec<String>> {
@@ -761,9 +775,10 @@ impl Learner for LlamaLearner {
                 Ok(ids)
             })
             .collect::<anyhow::Result<_>>()?;
-        self.generate_greedy(&model, &tokens, max_new_tokens, &mut |_| {
+        let (replies, _) = self.generate_greedy(&model, &tokens, max_new_tokens, &mut |_| {
             ControlFlow::Continue(())
-        })
+        })?;
+        Ok(replies)
     }
 
     fn token_counts(&self, texts: &[String]) -> anyhow::Result<Vec<usize>> {

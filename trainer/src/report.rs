@@ -58,18 +58,25 @@ fn optional(value: Option<f64>) -> String {
 /// One row of [`compare`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareRow {
+    /// The run folder name.
     pub run: String,
+    /// The replay strategy.
     pub strategy: String,
     /// The continual-learning method (`seq`, `ewc`, ...).
     pub method: String,
+    /// Replayed instances per previous stage α.
     pub alpha: usize,
+    /// The run seed.
     pub seed: u64,
     /// Rows of the R matrix / tasks (a `multitask` run's matrix is square after its stage).
     pub stages: String,
+    /// Average performance AP (ROUGE-L × 100).
     pub ap: f64,
     /// `None` for the non-sequential references (`multitask`, `single`).
     pub forgetting: Option<f64>,
+    /// Backward transfer; `None` for the non-sequential references.
     pub bwt: Option<f64>,
+    /// Forward transfer; `None` without zero-shot scores or for the references.
     pub fwt: Option<f64>,
     /// From the run's own results, or from a `single` run among the compared ones.
     pub relative_gain: Option<f64>,

@@ -1,18 +1,27 @@
-//! `trainer study`: strategies × seeds × task orders in one command, every cell an ordinary
-//! run folder, and what the cells say together with its uncertainty (`study.json`,
+//! `trainer study`: methods × strategies × seeds × task orders in one command, every cell an
+//! ordinary run folder, and what the cells say together with its uncertainty (`study.json`,
 //! [`inscl::artifact::StudyFile`]).
 //!
-//! A study folder `studies/NAME/` holds `runs/CELL/` for every cell (`<strategy>-<order>-s<seed>`)
-//! and, when Relative Gain is asked for, one `single-<order>-s<seed>` run per order (the first
-//! seed) whose diagonal gives RG's upper bounds. Cells run one after the other: a finished
-//! cell is skipped and a half-finished one resumed (`trainer run --resume`), so a killed study
-//! started again loses no finished work and ends with the same `study.json`. `trainer compare`,
-//! the studio and `--resume` work on every cell as on any run.
+//! A study folder `studies/NAME/` holds `runs/CELL/` for every cell
+//! (`<strategy>-<order>-s<seed>`, `<strategy>+<method>-<order>-s<seed>` for a method other than
+//! `seq`) and, when Relative Gain is asked for, one `single-<order>-s<seed>` run per order (the
+//! first seed) whose diagonal gives RG's upper bounds. [`run_study`] runs the cells one after
+//! the other; [`run_cell`] runs one cell by its index ([`StudyConfig::cells`] numbers them), which
+//! is what a scheduler calls (Slurm array tasks: [`slurm`]). A finished cell is skipped and a
+//! half-finished one resumed (`trainer run --resume`), so a killed study started again loses no
+//! finished work and ends with the same `study.json`; an exclusive lock per cell ([`lock`])
+//! keeps two processes from running the same cell. `trainer compare`, the studio and `--resume`
+//! work on every cell as on any run.
 //!
-//! The statistics ([`inscl::metrics::study`]): per strategy and metric (AP, F.Ra, BWT, FWT, RG)
-//! n, mean, sd and the 95% t-interval over its cells; per pair of strategies the differences
-//! over matched (seed, order) cells with a seeded percentile bootstrap 95% CI and the exact
-//! sign-flip permutation p-value; per strategy and order the R matrix averaged over seeds.
+//! The statistics ([`inscl::metrics::study`]): per arm (method and strategy) and metric (AP,
+//! F.Ra, BWT, FWT, RG) n, mean, sd and the 95% t-interval over its cells; per pair of arms that
+//! differ in one factor the differences over matched (seed, order) cells with a seeded
+//! percentile bootstrap 95% CI and the exact sign-flip permutation p-value; per arm and order
+//! the R matrix averaged over seeds.
+
+pub mod lock;
+pub mod slurm;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,30 +30,41 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use inscl::artifact::{
-    self, PairedComparison, RunManifest, RunResults, SCHEMA_VERSION, ScoreCurves, StrategySummary,
-    StudyCell, StudyFile,
+    self, ArmSummary, PairedComparison, RunManifest, RunResults, SCHEMA_VERSION, ScoreCurves,
+    StudyArm, StudyCell, StudyFile,
 };
 use inscl::metrics::ContinualSummary;
 use inscl::metrics::study::{Described, compare_paired, describe};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, RunStrategy};
 use crate::learner::Learner;
+use crate::method::MethodName;
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunFolder, RunOptions};
 
+use lock::{CellLock, CellOutcome, LockedBy};
+use slurm::SlurmConfig;
+
 /// A study: the grid and the run settings every cell shares. Read from a TOML file
 /// (`trainer/configs/study-inscl16-small.toml` is an example) and/or flags.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudyConfig {
     /// Folder name under `output`.
     pub name: String,
-    /// Strategies compared (`none`, `random`, `dynamic`, `insinfo`, `inscl`, `multitask`).
+    /// Replay strategies compared (`none`, `random`, `dynamic`, `insinfo`, `inscl`,
+    /// `multitask`).
     pub strategies: Vec<RunStrategy>,
+    /// Continual-learning methods crossed with the strategies (`seq`, `ewc`, ...). Empty: the
+    /// one method of the run configuration (`method.name` after `set`, `seq` by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<MethodName>,
+    /// Run seeds; every arm and order runs with each.
     pub seeds: Vec<u64>,
-    /// Named task orders of the data (`curriculum`, `reverse`, ...).
+    /// Task orders: the data's named orders (`curriculum`, `reverse`, ...) or the study's own
+    /// from `task_orders`.
     pub orders: Vec<String>,
     /// Adds one `single` run per order and fills Relative Gain.
     #[serde(default)]
@@ -55,6 +75,14 @@ pub struct StudyConfig {
     /// Folder of study folders, relative to the working directory.
     #[serde(default = "default_output")]
     pub output: String,
+    /// Task orders the study defines (`[task_orders]`, name → task names in training order),
+    /// usable in `orders` beside the data's own; a cell of one trains `data.tasks` = its list
+    /// (then cut by `data.first`, as any list).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_orders: BTreeMap<String, Vec<String>>,
+    /// Resources of each cell's Slurm array task (`[slurm]`, [`slurm`]).
+    #[serde(default, skip_serializing_if = "SlurmConfig::is_empty")]
+    pub slurm: SlurmConfig,
 }
 
 fn default_output() -> String {
@@ -64,49 +92,135 @@ fn default_output() -> String {
 /// Why a study could not run or be summarised.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
+    /// A study file could not be read or written.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// A study file is not what it should be (the message says why).
     #[error("{file}: {message}")]
-    Parse { file: String, message: String },
+    Parse {
+        /// The file, as given.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
     /// A grid that cannot be run.
     #[error("study {name}: {problem}")]
-    Grid { name: String, problem: String },
+    Grid {
+        /// The study's name.
+        name: String,
+        /// What is wrong with the grid.
+        problem: String,
+    },
+    /// A cell index outside the grid.
+    #[error("study {name}: there is no cell {index}; the grid has {count} cells, 0 to {}", count.saturating_sub(1))]
+    NoCell {
+        /// The study's name.
+        name: String,
+        /// The index asked for.
+        index: usize,
+        /// The grid's number of cells.
+        count: usize,
+    },
+    /// The cell at an index is not the one a job was submitted for: the study configuration
+    /// changed since.
+    #[error(
+        "study {name}: cell {index} is {found}, not {expected}: the study configuration changed \
+         since the job was submitted; submit the study again"
+    )]
+    CellMoved {
+        /// The study's name.
+        name: String,
+        /// The cell index of the job.
+        index: usize,
+        /// The cell the job was submitted for.
+        expected: String,
+        /// The cell now at that index.
+        found: String,
+    },
     /// A cell's run folder holds a run of another configuration.
     #[error(
         "study cell {cell}: {folder} holds a run of another configuration (field {field} differs); \
          remove it or choose another study name"
     )]
     Mismatch {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
         cell: String,
+        /// The cell's run folder.
         folder: String,
+        /// The first field path that differs.
         field: String,
     },
+    /// Another process holds the cell's lock.
+    #[error("study cell {cell} is being run by {holder} (lock {lock}); not starting it twice")]
+    Busy {
+        /// The cell's name.
+        cell: String,
+        /// Who holds the lock (boxed: it is the largest variant).
+        holder: Box<LockedBy>,
+        /// The lock file.
+        lock: String,
+    },
     #[error("study cell {cell}: {source}")]
+    /// A cell failed.
     Run {
+        /// The cell's name (`<strategy>-<order>-s<seed>`).
         cell: String,
         #[source]
+        /// Why.
         source: Box<RunError>,
     },
+    /// The model of a cell could not be opened.
     #[error("study cell {cell}: opening the model: {source:#}")]
-    Learner { cell: String, source: anyhow::Error },
+    Learner {
+        /// The cell's name.
+        cell: String,
+        /// Why.
+        source: anyhow::Error,
+    },
+    /// A scheduler command (`sbatch`, `squeue`) that failed.
+    #[error("{command}: {message}")]
+    Scheduler {
+        /// The command run.
+        command: String,
+        /// What it printed, or why it could not run.
+        message: String,
+    },
     #[error(transparent)]
+    /// A run artifact or `study.json` cannot be read or written.
     Artifact(#[from] artifact::ArtifactError),
     #[error(transparent)]
+    /// A cell's configuration is invalid.
     Config(#[from] crate::config::ConfigError),
 }
 
 /// One run of the grid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
+    /// The continual-learning method.
+    pub method: MethodName,
+    /// The replay strategy.
     pub strategy: RunStrategy,
+    /// The named task order.
     pub order: String,
+    /// The run seed.
     pub seed: u64,
 }
 
 impl Cell {
-    /// The run folder's name: `<strategy>-<order>-s<seed>`.
+    /// The cell's arm (method and strategy).
+    pub fn arm(&self) -> StudyArm {
+        StudyArm::new(self.method.name(), self.strategy.name())
+    }
+
+    /// The run folder's name: `<arm>-<order>-s<seed>` with the arm's label
+    /// ([`StudyArm::label`]): `inscl-curriculum-s0`, `inscl+ewc-curriculum-s0`.
     pub fn name(&self) -> String {
-        format!("{}-{}-s{}", self.strategy, self.order, self.seed)
+        format!("{}-{}-s{}", self.arm().label(), self.order, self.seed)
     }
 }
 
@@ -116,11 +230,14 @@ impl StudyConfig {
         StudyConfig {
             name: name.into(),
             strategies: Vec::new(),
+            methods: Vec::new(),
             seeds: Vec::new(),
             orders: Vec::new(),
             relative_gain: false,
             set: Vec::new(),
             output: default_output(),
+            task_orders: BTreeMap::new(),
+            slurm: SlurmConfig::default(),
         }
     }
 
@@ -140,18 +257,47 @@ impl StudyConfig {
         })
     }
 
+    /// The study as TOML, as [`StudyConfig::read`] reads it back.
+    ///
+    /// # Panics
+    /// Never: every field serialises to TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a study configuration serialises to TOML")
+    }
+
     /// The study folder, `output/name` under `root`.
     pub fn folder(&self, root: &Path) -> PathBuf {
         root.join(&self.output).join(&self.name)
     }
 
-    /// Every cell in run order: the `single` references first (one per order, first seed),
-    /// then seed by seed, order by order, strategy by strategy, so that a study stopped early
-    /// has whole seeds.
+    /// The methods axis: `methods`, or the run configuration's one method when it is empty.
+    ///
+    /// # Errors
+    /// An invalid override in `set`, naming it.
+    pub fn method_axis(&self) -> Result<Vec<MethodName>, StudyError> {
+        Ok(if self.methods.is_empty() {
+            vec![self.shared_config()?.method.method_name()]
+        } else {
+            self.methods.clone()
+        })
+    }
+
+    /// The run configuration every cell starts from: the embedded default and `set`.
+    fn shared_config(&self) -> Result<Config, StudyError> {
+        Ok(Config::load(None, &self.set)?)
+    }
+
+    /// Every cell, numbered by its position (the index of `trainer study cell --index` and of
+    /// a Slurm array task). The order is stable and documented:
+    /// 1. with `relative_gain`, the `single` references, one per order in `orders` order (the
+    ///    first seed, the run configuration's method);
+    /// 2. then seed by seed (in `seeds` order), order by order, method by method, strategy by
+    ///    strategy, so that a study stopped early has whole seeds and seeds added at the end
+    ///    of `seeds` keep every earlier cell's index.
     ///
     /// # Errors
     /// [`StudyError::Grid`] for an empty axis, a repeated value, `single` among the
-    /// strategies, or a name that is not a plain folder name.
+    /// strategies, a name that is not a plain folder name, or an empty study-defined order.
     pub fn cells(&self) -> Result<Vec<Cell>, StudyError> {
         let problem = |problem: String| StudyError::Grid {
             name: self.name.clone(),
@@ -167,10 +313,20 @@ impl StudyConfig {
                 "`single` is not compared: set relative_gain = true to add one per order".into(),
             ));
         }
-        let names: Vec<String> = self.strategies.iter().map(|s| s.to_string()).collect();
+        let methods = self.method_axis()?;
+        let strategies: Vec<String> = self
+            .strategies
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
+        let method_names: Vec<String> = methods
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
         for (axis, values) in [
-            ("strategies", &names),
+            ("strategies", &strategies),
+            ("methods", &method_names),
             ("seeds", &seeds),
             ("orders", &self.orders),
         ] {
@@ -182,15 +338,27 @@ impl StudyConfig {
                 return Err(problem(format!("{axis} lists {repeat} twice")));
             }
         }
-        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
+        let plain =
+            |name: &str| !(name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.'));
+        if !plain(&self.name) {
             return Err(problem(format!(
                 "name {:?} must be a plain folder name",
                 self.name
             )));
         }
+        if let Some(order) = self.orders.iter().find(|o| !plain(o)) {
+            return Err(problem(format!(
+                "order {order:?} must be a plain folder name (it names cell folders)"
+            )));
+        }
+        if let Some((order, _)) = self.task_orders.iter().find(|(_, tasks)| tasks.is_empty()) {
+            return Err(problem(format!("task_orders.{order} lists no task")));
+        }
         let mut cells: Vec<Cell> = Vec::new();
         if self.relative_gain {
+            let method = self.shared_config()?.method.method_name();
             cells.extend(self.orders.iter().map(|order| Cell {
+                method,
                 strategy: RunStrategy::Single,
                 order: order.clone(),
                 seed: self.seeds[0],
@@ -198,31 +366,65 @@ impl StudyConfig {
         }
         for &seed in &self.seeds {
             for order in &self.orders {
-                for &strategy in &self.strategies {
-                    cells.push(Cell {
-                        strategy,
-                        order: order.clone(),
-                        seed,
-                    });
+                for &method in &methods {
+                    for &strategy in &self.strategies {
+                        cells.push(Cell {
+                            method,
+                            strategy,
+                            order: order.clone(),
+                            seed,
+                        });
+                    }
                 }
             }
         }
         Ok(cells)
     }
 
+    /// Cell `index` of [`StudyConfig::cells`].
+    ///
+    /// # Errors
+    /// [`StudyError::NoCell`] outside the grid, or a grid error.
+    pub fn cell(&self, index: usize) -> Result<Cell, StudyError> {
+        let mut cells = self.cells()?;
+        let count = cells.len();
+        if index >= count {
+            return Err(StudyError::NoCell {
+                name: self.name.clone(),
+                index,
+                count,
+            });
+        }
+        Ok(cells.swap_remove(index))
+    }
+
     /// The run configuration of `cell`: the embedded default, the study's `set`, then the
-    /// cell's strategy, seed, order and run folder.
+    /// cell's method, strategy, seed, order (a study-defined order as `data.tasks`) and run
+    /// folder.
     ///
     /// # Errors
     /// An invalid override, naming it.
     pub fn cell_config(&self, cell: &Cell) -> Result<Config, StudyError> {
         let quoted = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let mut overrides = self.set.clone();
+        let order = match self.task_orders.get(&cell.order) {
+            Some(tasks) => format!(
+                "data.tasks={}",
+                toml::Value::Array(
+                    tasks
+                        .iter()
+                        .map(|t| toml::Value::String(t.clone()))
+                        .collect()
+                )
+            ),
+            None => format!("data.order={}", quoted(&cell.order)),
+        };
         overrides.extend([
+            format!("method.name={}", quoted(cell.method.name())),
             format!("strategy.name={}", quoted(cell.strategy.name())),
             format!("strategy.seed={}", cell.seed),
-            format!("data.order={}", quoted(&cell.order)),
             "data.tasks=[]".to_owned(),
+            order,
             format!(
                 "output.dir={}",
                 quoted(&format!("{}/{}/runs", self.output, self.name))
@@ -247,11 +449,13 @@ pub struct StudyOptions<'a> {
     pub report: &'a mut dyn FnMut(&str),
 }
 
-/// Runs every unfinished cell of `study`, then writes and returns `study.json`.
+/// Runs every unfinished cell of `study` in index order, then writes and returns
+/// `study.json`.
 ///
 /// # Errors
-/// [`StudyError`] naming the cell; the study folder then holds every finished cell, and
-/// running the study again continues where it stopped.
+/// [`StudyError`] naming the cell (also [`StudyError::Busy`] when another process runs one);
+/// the study folder then holds every finished cell, and running the study again continues
+/// where it stopped.
 pub fn run_study(
     study: &StudyConfig,
     options: &mut StudyOptions<'_>,
@@ -262,8 +466,7 @@ pub fn run_study(
     let mut ran = 0usize;
     for (index, cell) in cells.iter().enumerate() {
         let config = study.cell_config(cell)?;
-        let run_folder = folder.join("runs").join(cell.name());
-        let state = cell_state(cell, &config, &run_folder)?;
+        let state = cell_state(cell, &config, &cell_folder(&folder, cell))?;
         let left = cells.len() - index;
         let eta = (ran > 0).then(|| started.elapsed().as_secs_f64() / ran as f64 * left as f64);
         (options.report)(&format!(
@@ -272,11 +475,7 @@ pub fn run_study(
             index + 1,
             cells.len(),
             cell.name(),
-            match state {
-                CellState::Finished => "finished, skipped",
-                CellState::Partial => "resuming",
-                CellState::New => "starting",
-            },
+            state.verb(),
             left - usize::from(state == CellState::Finished),
             eta.map(|s| format!(", ETA {:.0} min", s / 60.0))
                 .unwrap_or_default()
@@ -284,23 +483,7 @@ pub fn run_study(
         if state == CellState::Finished {
             continue;
         }
-        let mut learner =
-            (options.open_learner)(&config).map_err(|source| StudyError::Learner {
-                cell: cell.name(),
-                source,
-            })?;
-        let mut run_options = RunOptions::new(&options.root);
-        run_options.interrupt = options.interrupt.clone();
-        run_options.progress = (options.progress)();
-        if state == CellState::Partial {
-            run_options.resume = Some(run_folder.clone());
-        }
-        run::run(&config, learner.as_mut(), &mut run_options).map_err(|source| {
-            StudyError::Run {
-                cell: cell.name(),
-                source: Box::new(source),
-            }
-        })?;
+        run_locked(cell, &config, &folder, options)?;
         ran += 1;
     }
     let summary = summarize(study, &folder)?;
@@ -308,15 +491,135 @@ pub fn run_study(
     Ok(summary)
 }
 
+/// Runs cell `index` of `study` alone ([`StudyConfig::cells`] numbers them): starts it,
+/// resumes it when half done, or does nothing when it is finished. `expected`, when given, is
+/// the cell's name the caller expects at that index (a scheduler's job names the cell it was
+/// submitted for). Does not write `study.json` ([`summarize`] does, once the cells are done).
+///
+/// # Errors
+/// [`StudyError::NoCell`], [`StudyError::CellMoved`], [`StudyError::Busy`] when another
+/// process holds the cell, or the run's error naming the cell.
+pub fn run_cell(
+    study: &StudyConfig,
+    index: usize,
+    expected: Option<&str>,
+    options: &mut StudyOptions<'_>,
+) -> Result<(), StudyError> {
+    let count = study.cells()?.len();
+    let cell = study.cell(index)?;
+    if let Some(expected) = expected.filter(|&e| e != cell.name()) {
+        return Err(StudyError::CellMoved {
+            name: study.name.clone(),
+            index,
+            expected: expected.to_owned(),
+            found: cell.name(),
+        });
+    }
+    let config = study.cell_config(&cell)?;
+    let folder = study.folder(&options.root);
+    let state = cell_state(&cell, &config, &cell_folder(&folder, &cell))?;
+    (options.report)(&format!(
+        "study {}: cell {index} of 0..{} {} ({})",
+        study.name,
+        count - 1,
+        cell.name(),
+        state.verb()
+    ));
+    if state != CellState::Finished {
+        run_locked(&cell, &config, &folder, options)?;
+    }
+    Ok(())
+}
+
+/// Takes `cell`'s lock, runs (or resumes) it unless another process finished it meanwhile,
+/// and records how the attempt ended in the lock file.
+fn run_locked(
+    cell: &Cell,
+    config: &Config,
+    study_folder: &Path,
+    options: &mut StudyOptions<'_>,
+) -> Result<(), StudyError> {
+    let lock = CellLock::acquire(&lock::lock_file(study_folder, &cell.name()), &cell.name())?;
+    let run_folder = cell_folder(study_folder, cell);
+    let result = match cell_state(cell, config, &run_folder) {
+        Ok(CellState::Finished) => Ok(()),
+        Ok(state) => run_unlocked(cell, config, &run_folder, state, options),
+        Err(error) => Err(error),
+    };
+    let outcome = match &result {
+        Ok(()) => CellOutcome::Finished,
+        Err(StudyError::Run { source, .. }) if matches!(**source, RunError::Interrupted { .. }) => {
+            CellOutcome::Interrupted
+        }
+        Err(error) => CellOutcome::Failed(error.to_string()),
+    };
+    lock.release(outcome)?;
+    result
+}
+
+/// Opens the cell's learner and runs its configuration, resuming a partial run folder.
+fn run_unlocked(
+    cell: &Cell,
+    config: &Config,
+    run_folder: &Path,
+    state: CellState,
+    options: &mut StudyOptions<'_>,
+) -> Result<(), StudyError> {
+    let mut learner = (options.open_learner)(config).map_err(|source| StudyError::Learner {
+        cell: cell.name(),
+        source,
+    })?;
+    let mut run_options = RunOptions::new(&options.root);
+    run_options.interrupt = options.interrupt.clone();
+    run_options.progress = (options.progress)();
+    if matches!(state, CellState::Partial { .. }) {
+        run_options.resume = Some(run_folder.to_owned());
+    }
+    run::run(config, learner.as_mut(), &mut run_options).map_err(|source| StudyError::Run {
+        cell: cell.name(),
+        source: Box::new(source),
+    })?;
+    Ok(())
+}
+
+/// `runs/CELL` of the study folder.
+fn cell_folder(study_folder: &Path, cell: &Cell) -> PathBuf {
+    study_folder.join("runs").join(cell.name())
+}
+
+/// What a cell's run folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CellState {
+pub enum CellState {
+    /// No run yet.
     New,
-    Partial,
+    /// A run with `finished` of its stages done (zero-shot included in none).
+    Partial {
+        /// Stages done.
+        finished: usize,
+        /// Stages of the run.
+        stages: usize,
+    },
+    /// Every stage and `results.json`.
     Finished,
 }
 
+impl CellState {
+    /// What running the cell does now.
+    fn verb(self) -> &'static str {
+        match self {
+            CellState::Finished => "finished, skipped",
+            CellState::Partial { .. } => "resuming",
+            CellState::New => "starting",
+        }
+    }
+}
+
 /// Whether `folder` holds nothing, a half-finished or a finished run of `config`.
-fn cell_state(cell: &Cell, config: &Config, folder: &Path) -> Result<CellState, StudyError> {
+///
+/// # Errors
+/// [`StudyError::Mismatch`] when it holds a run of another configuration; an unreadable
+/// `run.json`.
+pub fn cell_state(cell: &Cell, config: &Config, folder: &Path) -> Result<CellState, StudyError> {
     let run = RunFolder::new(folder);
     if !run.manifest().is_file() {
         return Ok(CellState::New);
@@ -338,13 +641,12 @@ fn cell_state(cell: &Cell, config: &Config, folder: &Path) -> Result<CellState, 
         RunStrategy::Multitask => 1,
         _ => manifest.tasks.len(),
     };
-    Ok(
-        if run.finished_stages() >= stages && run.results().is_file() {
-            CellState::Finished
-        } else {
-            CellState::Partial
-        },
-    )
+    let finished = run.finished_stages();
+    Ok(if finished >= stages && run.results().is_file() {
+        CellState::Finished
+    } else {
+        CellState::Partial { finished, stages }
+    })
 }
 
 /// The first field path where two configurations differ, ignoring `output` (where the run
@@ -380,7 +682,7 @@ pub fn summarize(study: &StudyConfig, folder: &Path) -> Result<StudyFile, StudyE
     let mut finished: Vec<(Cell, RunResults)> = Vec::new();
     for cell in cells {
         let config = study.cell_config(&cell)?;
-        let run_folder = folder.join("runs").join(cell.name());
+        let run_folder = cell_folder(folder, &cell);
         if cell_state(&cell, &config, &run_folder)? == CellState::Finished {
             let results: RunResults = artifact::read(&RunFolder::new(&run_folder).results())?;
             finished.push((cell, results));
@@ -402,75 +704,101 @@ pub fn summarize(study: &StudyConfig, folder: &Path) -> Result<StudyFile, StudyE
         .filter(|(cell, _)| cell.strategy != RunStrategy::Single)
         .map(|(cell, results)| StudyCell {
             strategy: cell.strategy.to_string(),
+            method: cell.method.to_string(),
             order: cell.order.clone(),
             seed: cell.seed,
             run: format!("runs/{}", cell.name()),
             metrics: cell_metrics(results, upper.get(cell.order.as_str())),
         })
         .collect();
-    let strategies: Vec<String> = study.strategies.iter().map(|s| s.to_string()).collect();
-    let values = |strategy: &str, metric: &str| -> Vec<f64> {
-        study_cells
+    let mut file = StudyFile {
+        schema_version: SCHEMA_VERSION,
+        name: study.name.clone(),
+        strategies: study
+            .strategies
             .iter()
-            .filter(|c| c.strategy == strategy)
+            .map(std::string::ToString::to_string)
+            .collect(),
+        methods: study
+            .method_axis()?
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
+        seeds: study.seeds.clone(),
+        orders: study.orders.clone(),
+        task_orders: study
+            .task_orders
+            .iter()
+            .filter(|(order, _)| study.orders.contains(order))
+            .map(|(order, tasks)| (order.clone(), tasks.clone()))
+            .collect(),
+        settings: study.set.clone(),
+        cells: study_cells,
+        summaries: Vec::new(),
+        comparisons: Vec::new(),
+        curves: Vec::new(),
+    };
+    let arms = file.arms();
+    let values = |arm: &StudyArm, metric: &str| -> Vec<f64> {
+        file.cells
+            .iter()
+            .filter(|c| c.arm() == *arm)
             .filter_map(|c| c.metrics.get(metric).copied())
             .collect()
     };
-    let summaries = strategies
+    let summaries = arms
         .iter()
-        .map(|strategy| StrategySummary {
-            strategy: strategy.clone(),
+        .map(|arm| ArmSummary {
+            strategy: arm.strategy.clone(),
+            method: arm.method.clone(),
             metrics: StudyFile::METRICS
                 .iter()
-                .map(|&m| (m.to_owned(), describe(&values(strategy, m))))
+                .map(|&m| (m.to_owned(), describe(&values(arm, m))))
                 .filter(|(_, d)| d.n > 0)
                 .collect(),
         })
         .collect();
     let mut comparisons = Vec::new();
-    for (i, a) in strategies.iter().enumerate() {
-        for b in &strategies[i + 1..] {
+    for (i, a) in arms.iter().enumerate() {
+        // Pairs that differ in one factor: a difference of two changes names neither.
+        for b in arms[i + 1..]
+            .iter()
+            .filter(|b| b.method == a.method || b.strategy == a.strategy)
+        {
+            let (a_label, b_label) = (a.label(), b.label());
             comparisons.push(PairedComparison {
-                a: a.clone(),
-                b: b.clone(),
                 metrics: StudyFile::METRICS
                     .iter()
                     .filter_map(|&metric| {
-                        let (xs, ys) = matched(&study_cells, a, b, metric);
+                        let (xs, ys) = matched(&file.cells, a, b, metric);
                         (!xs.is_empty()).then(|| {
-                            let seed = bootstrap_seed(a, b, metric);
+                            let seed = bootstrap_seed(&a_label, &b_label, metric);
                             (metric.to_owned(), compare_paired(&xs, &ys, seed))
                         })
                     })
                     .collect(),
+                a: a_label,
+                b: b_label,
             });
         }
     }
-    let curves = strategies
+    let curves = arms
         .iter()
-        .flat_map(|strategy| {
+        .flat_map(|arm| {
             study.orders.iter().filter_map(|order| {
                 let runs: Vec<&RunResults> = finished
                     .iter()
-                    .filter(|(c, _)| c.strategy.to_string() == *strategy && c.order == *order)
+                    .filter(|(c, _)| c.arm() == *arm && c.order == *order)
                     .map(|(_, r)| r)
                     .collect();
-                score_curves(strategy, order, &runs)
+                score_curves(arm, order, &runs)
             })
         })
         .collect();
-    Ok(StudyFile {
-        schema_version: SCHEMA_VERSION,
-        name: study.name.clone(),
-        strategies,
-        seeds: study.seeds.clone(),
-        orders: study.orders.clone(),
-        settings: study.set.clone(),
-        cells: study_cells,
-        summaries,
-        comparisons,
-        curves,
-    })
+    file.summaries = summaries;
+    file.comparisons = comparisons;
+    file.curves = curves;
+    Ok(file)
 }
 
 /// A run's metrics by name; RG from `upper` (the order's `single` diagonal) when every bound
@@ -496,16 +824,16 @@ fn cell_metrics(results: &RunResults, upper: Option<&Vec<f64>>) -> BTreeMap<Stri
     .collect()
 }
 
-/// The values of `metric` of strategies `a` and `b` over the (seed, order) cells both have,
-/// in cell order.
-fn matched(cells: &[StudyCell], a: &str, b: &str, metric: &str) -> (Vec<f64>, Vec<f64>) {
+/// The values of `metric` of arms `a` and `b` over the (seed, order) cells both have, in cell
+/// order.
+fn matched(cells: &[StudyCell], a: &StudyArm, b: &StudyArm, metric: &str) -> (Vec<f64>, Vec<f64>) {
     cells
         .iter()
-        .filter(|x| x.strategy == a)
+        .filter(|x| x.arm() == *a)
         .filter_map(|x| {
             let y = cells
                 .iter()
-                .find(|y| y.strategy == b && y.seed == x.seed && y.order == x.order)?;
+                .find(|y| y.arm() == *b && y.seed == x.seed && y.order == x.order)?;
             Some((*x.metrics.get(metric)?, *y.metrics.get(metric)?))
         })
         .unzip()
@@ -518,8 +846,8 @@ fn bootstrap_seed(a: &str, b: &str, metric: &str) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-/// The R matrix of `runs` (same strategy and order) averaged over them, with its sd.
-fn score_curves(strategy: &str, order: &str, runs: &[&RunResults]) -> Option<ScoreCurves> {
+/// The R matrix of `runs` (same arm and order) averaged over them, with its sd.
+fn score_curves(arm: &StudyArm, order: &str, runs: &[&RunResults]) -> Option<ScoreCurves> {
     let first = runs.first()?;
     let rows = first.scores.rows().len();
     let complete: Vec<&&RunResults> = runs
@@ -548,7 +876,8 @@ fn score_curves(strategy: &str, order: &str, runs: &[&RunResults]) -> Option<Sco
             .collect()
     };
     Some(ScoreCurves {
-        strategy: strategy.to_owned(),
+        strategy: arm.strategy.clone(),
+        method: arm.method.clone(),
         order: order.to_owned(),
         tasks: first.tasks.clone(),
         n: complete.len(),
@@ -557,20 +886,41 @@ fn score_curves(strategy: &str, order: &str, runs: &[&RunResults]) -> Option<Sco
     })
 }
 
-/// The study table: per strategy mean ± sd [95% CI] of every metric, then every paired
-/// comparison with its bootstrap CI and p-value.
+/// The study table: per arm mean ± sd [95% CI] of every metric, then every paired comparison
+/// with its bootstrap CI and p-value.
 pub fn format_study(study: &StudyFile) -> String {
     let label = StudyFile::metric_label;
+    let methods = if study.methods.len() > 1 {
+        format!("{} methods × ", study.methods.len())
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "study {}: {} strategies × {} seeds × {} orders ({} finished runs)\n",
+        "study {}: {methods}{} strategies × {} seeds × {} orders ({} finished runs)\n",
         study.name,
         study.strategies.len(),
         study.seeds.len(),
         study.orders.len(),
         study.cells.len()
     );
+    let arm_width = study
+        .summaries
+        .iter()
+        .map(|s| s.arm().label().chars().count())
+        .chain(["strategy".len()])
+        .max()
+        .unwrap_or_default();
+    let pair_width = study
+        .comparisons
+        .iter()
+        .map(|c| c.a.chars().count() + c.b.chars().count() + 3)
+        .chain(["paired (a - b)".len()])
+        .max()
+        .unwrap_or_default();
+    let interval =
+        |ci: Option<[f64; 2]>| ci.map_or_else(|| "-".into(), |[l, h]| format!("[{l:.2}, {h:.2}]"));
     out.push_str(&format!(
-        "{:<10} {:<5} {:>3} {:>8} {:>7} {:>19}\n",
+        "{:<arm_width$} {:<5} {:>3} {:>8} {:>7} {:>19}\n",
         "strategy", "metric", "n", "mean", "sd", "95% CI"
     ));
     for summary in &study.summaries {
@@ -579,21 +929,18 @@ pub fn format_study(study: &StudyFile) -> String {
                 continue;
             };
             out.push_str(&format!(
-                "{:<10} {:<5} {:>3} {:>8.2} {:>7} {:>19}\n",
-                summary.strategy,
+                "{:<arm_width$} {:<5} {:>3} {:>8.2} {:>7} {:>19}\n",
+                summary.arm().label(),
                 label(metric),
                 d.n,
                 d.mean,
-                d.sd.map(|s| format!("{s:.2}"))
-                    .unwrap_or_else(|| "-".into()),
-                d.ci95
-                    .map(|[l, h]| format!("[{l:.2}, {h:.2}]"))
-                    .unwrap_or_else(|| "-".into())
+                d.sd.map_or_else(|| "-".into(), |s| format!("{s:.2}")),
+                interval(d.ci95)
             ));
         }
     }
     out.push_str(&format!(
-        "\n{:<18} {:<5} {:>3} {:>8} {:>19} {:>8}\n",
+        "\n{:<pair_width$} {:<5} {:>3} {:>8} {:>19} {:>8}\n",
         "paired (a - b)", "metric", "n", "mean", "bootstrap 95% CI", "p"
     ));
     for comparison in &study.comparisons {
@@ -602,17 +949,13 @@ pub fn format_study(study: &StudyFile) -> String {
                 continue;
             };
             out.push_str(&format!(
-                "{:<18} {:<5} {:>3} {:>8.2} {:>19} {:>8}\n",
+                "{:<pair_width$} {:<5} {:>3} {:>8.2} {:>19} {:>8}\n",
                 format!("{} - {}", comparison.a, comparison.b),
                 label(metric),
                 p.difference.n,
                 p.difference.mean,
-                p.bootstrap_ci95
-                    .map(|[l, h]| format!("[{l:.2}, {h:.2}]"))
-                    .unwrap_or_else(|| "-".into()),
-                p.p_value
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_else(|| "-".into())
+                interval(p.bootstrap_ci95),
+                p.p_value.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
             ));
         }
     }

@@ -118,7 +118,7 @@ pub enum GgufError {
         reason: String,
     },
     /// A tensor of a type that [`quants::dequantize`] does not handle.
-    #[error("{path}: tensor {tensor:?} has type {dtype}, which cannot be dequantised (supported: {supported})", supported = GgmlType::DEQUANTIZABLE.map(|t| t.name()).join(", "))]
+    #[error("{path}: tensor {tensor:?} has type {dtype}, which cannot be dequantised (supported: {supported})", supported = GgmlType::DEQUANTIZABLE.map(quants::GgmlType::name).join(", "))]
     UnsupportedType {
         /// The file.
         path: PathBuf,
@@ -527,6 +527,9 @@ impl GgufFile {
     ///
     /// # Errors
     /// [`GgufError::MissingTensor`], [`GgufError::UnsupportedType`], [`GgufError::Io`].
+    ///
+    /// # Panics
+    /// Never: the tensor type is checked to be dequantizable and its bytes whole blocks before.
     pub fn dequantize(&self, name: &str) -> Result<HostTensor, GgufError> {
         let info = self.require_tensor(name)?;
         if !info.dtype.is_dequantizable() {

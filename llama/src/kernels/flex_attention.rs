@@ -181,7 +181,7 @@ impl Scores<'_> {
                 query,
                 key.transposed(),
                 Parallelism::None,
-            )
+            );
         };
         for r in 0..rows {
             // SAFETY: row `r` of `dst` holds `end` values just written.
@@ -229,7 +229,9 @@ fn softmax_row(row: &mut [f32], scale: f32, blocked: &[u8]) {
         max = max.max(*v);
     }
     let inv = (1.0 / exp_shifted_in_place(row, max)) as f32;
-    row.iter_mut().for_each(|v| *v *= inv);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
 }
 
 /// A raw output pointer shared by tasks that write disjoint parts of one buffer.
@@ -381,7 +383,7 @@ pub(crate) fn probabilities(
                     // this task only.
                     unsafe {
                         let rows_start = dst.add(((bi * h + hi) * s + first) * t);
-                        scores.probabilities([bi, hi], [first, rows, end], rows_start, t)
+                        scores.probabilities([bi, hi], [first, rows, end], rows_start, t);
                     };
                 }
             }

@@ -58,7 +58,7 @@ impl FrozenMatmulBackend for Flex {
                     Operand::rows(x, first, k),
                     w,
                     parallelism,
-                )
+                );
             }
         };
         // Enough rows: one single-threaded product per thread, as flex does for a batch of
@@ -77,7 +77,7 @@ impl FrozenMatmulBackend for Flex {
                         i * rows_per_thread,
                         rows,
                         Parallelism::None,
-                    )
+                    );
                 });
         } else {
             rows_product(out.as_mut_ptr(), 0, m, Parallelism::Rayon(0));

@@ -222,7 +222,7 @@ fn flex_head_loss_in_blocks(
                 h_rows,
                 w.transposed(),
                 parallel,
-            )
+            );
         };
         loss += logits
             .par_chunks_mut(vocab)
@@ -252,7 +252,9 @@ fn row_loss(row: &mut [f32], target: usize, into_grad: bool) -> f64 {
     let sum = exp_shifted_in_place(row, max);
     if into_grad {
         let inv = (1.0 / sum) as f32;
-        row.iter_mut().for_each(|p| *p *= inv);
+        for p in row.iter_mut() {
+            *p *= inv;
+        }
         row[target] -= 1.0;
     }
     f64::from(max) + sum.ln() - f64::from(picked)

@@ -41,6 +41,9 @@ pub struct Described {
 }
 
 /// [`Described`] of `values`.
+///
+/// # Panics
+/// Never for a finite sample: Student's t with n − 1 ≥ 1 degrees of freedom is always defined.
 pub fn describe(values: &[f64]) -> Described {
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n as f64;

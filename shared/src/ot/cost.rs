@@ -423,7 +423,9 @@ impl PreparedCloud {
             }
             for (point, &sq) in points.chunks_exact_mut(d).zip(&sq_norms) {
                 let norm = sq.sqrt();
-                point.iter_mut().for_each(|v| *v /= norm);
+                for v in point.iter_mut() {
+                    *v /= norm;
+                }
             }
             if precision == CostPrecision::Float32 {
                 single = Some(points.iter().map(|&v| v as f32).collect());

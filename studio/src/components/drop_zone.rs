@@ -97,7 +97,7 @@ async fn load_example(state: AppState, dir: &'static str) {
                 file: list_path.clone(),
                 message,
             }],
-        )
+        );
     };
     let list: Vec<String> = match fetch_text(&list_path).await {
         Ok(text) => match serde_json::from_str(&text) {

@@ -53,8 +53,9 @@ pub fn LineChart(
     id: String,
     /// Caption.
     title: String,
-    /// Axis titles.
+    /// The x axis title.
     x_label: String,
+    /// The y axis title.
     y_label: String,
     /// The lines.
     series: Vec<Series>,

@@ -1,5 +1,6 @@
-//! One metric of a study as an SVG chart: per strategy a bar at the mean, an error bar over
-//! the 95% confidence interval and one dot per run, with n under the bar.
+//! One metric of a study as an SVG chart: per arm (method and replay strategy) a bar at the
+//! mean, an error bar over the 95% confidence interval and one dot per run, with n under the
+//! bar.
 
 use inscl::artifact::StudyFile;
 use leptos::prelude::*;
@@ -14,40 +15,40 @@ const BOTTOM: f64 = 44.0;
 const BAR: f64 = 36.0;
 const GAP: f64 = 22.0;
 
-/// One strategy's bar: the summary of the metric and the values of its runs.
+/// One arm's bar: the summary of the metric and the values of its runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpreadBar {
-    /// The strategy.
-    pub strategy: String,
+    /// The arm's label ([`inscl::artifact::StudyArm::label`]: `inscl`, `inscl+ewc`).
+    pub arm: String,
     /// Runs with the metric (the summary's n).
     pub n: usize,
     /// Mean over the runs; `None` when no run has the metric.
     pub mean: Option<f64>,
     /// 95% confidence interval of the mean, `[low, high]`.
     pub ci95: Option<[f64; 2]>,
-    /// `(run folder, value)` of every cell of the strategy that has the metric.
+    /// `(run folder, value)` of every cell of the arm that has the metric.
     pub runs: Vec<(String, f64)>,
 }
 
-/// The bars of `metric`, one per strategy in the study's order.
+/// The bars of `metric`, one per arm in the study's order ([`StudyFile::arms`]).
 pub fn spread_bars(study: &StudyFile, metric: &str) -> Vec<SpreadBar> {
     study
-        .strategies
-        .iter()
-        .map(|strategy| {
+        .arms()
+        .into_iter()
+        .map(|arm| {
             let described = study
                 .summaries
                 .iter()
-                .find(|s| &s.strategy == strategy)
+                .find(|s| s.arm() == arm)
                 .and_then(|s| s.metrics.get(metric));
             let runs = study
                 .cells
                 .iter()
-                .filter(|c| &c.strategy == strategy)
+                .filter(|c| c.arm() == arm)
                 .filter_map(|c| Some((c.run.clone(), *c.metrics.get(metric)?)))
                 .collect();
             SpreadBar {
-                strategy: strategy.clone(),
+                arm: arm.label(),
                 n: described.map_or(0, |d| d.n),
                 mean: described.map(|d| d.mean).filter(|m| m.is_finite()),
                 ci95: described.and_then(|d| d.ci95),
@@ -99,12 +100,12 @@ pub fn MetricBars(
         .map(|(k, bar)| {
             let x = LEFT + GAP + (BAR + GAP) * k as f64;
             let mid = x + BAR / 2.0;
-            let strategy = bar.strategy.clone();
+            let arm = bar.arm.clone();
             view! {
-                <g class="strategy" data-strategy=strategy.clone() data-metric=metric data-n=bar.n>
+                <g class="arm" data-arm=arm.clone() data-metric=metric data-n=bar.n>
                     <MeanBar bar=bar.clone() x=x zero=sy(0.0) sy=sy color=palette(k) />
                     <RunDots runs=bar.runs mid=mid sy=sy />
-                    <text x=mid y=HEIGHT - BOTTOM + 14.0 font-size="10" text-anchor="middle">{strategy.clone()}</text>
+                    <text x=mid y=HEIGHT - BOTTOM + 14.0 font-size="10" text-anchor="middle">{arm.clone()}</text>
                     <text class="n" x=mid y=HEIGHT - BOTTOM + 27.0 font-size="10" text-anchor="middle"
                         fill="#555">{format!("n = {}", bar.n)}</text>
                 </g>
@@ -148,7 +149,7 @@ fn MeanBar(
                 <line x1=mid x2=mid y1=sy(low) y2=sy(high) stroke="#222" stroke-width="1.5" />
                 {cap(low)}
                 {cap(high)}
-                <title>{format!("{}: 95% CI [{}, {}]", bar.strategy, fmt(Some(low), 2), fmt(Some(high), 2))}</title>
+                <title>{format!("{}: 95% CI [{}, {}]", bar.arm, fmt(Some(low), 2), fmt(Some(high), 2))}</title>
             </g>
         }
     });
@@ -156,7 +157,7 @@ fn MeanBar(
     Some(view! {
         <rect class="mean" x=x y=top width=BAR height=(sy(mean) - zero).abs() fill=color
             fill-opacity="0.55" data-value=mean.to_string()>
-            <title>{format!("{}: mean {} (n = {})", bar.strategy, fmt(Some(mean), 2), bar.n)}</title>
+            <title>{format!("{}: mean {} (n = {})", bar.arm, fmt(Some(mean), 2), bar.n)}</title>
         </rect>
         {error_bar}
     })

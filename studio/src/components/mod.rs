@@ -56,7 +56,7 @@ pub fn ExportCsv(
 ) -> impl IntoView {
     view! {
         <button class="export" on:click=move |_| {
-            crate::export::download(&filename, "text/csv", &make.run(()))
+            crate::export::download(&filename, "text/csv", &make.run(()));
         }>"Export CSV"</button>
     }
 }

@@ -1,6 +1,7 @@
-//! The paired comparisons of a study: for every pair of strategies (a, b) and metric, the mean
-//! of the differences a − b over matched (seed, order) cells with its bootstrap 95% CI and the
-//! sign-flip p-value, as a table and as forest plots (one per metric).
+//! The paired comparisons of a study: for every pair of arms (a, b) that differ in their method
+//! or their strategy, and every metric, the mean of the differences a − b over matched (seed,
+//! order) cells with its bootstrap 95% CI and the sign-flip p-value, as a table and as forest
+//! plots (one per metric).
 
 use std::sync::Arc;
 
@@ -21,9 +22,9 @@ const BOTTOM: f64 = 22.0;
 /// One comparison of one metric: `a − b` and its statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairedRow {
-    /// The first strategy.
+    /// The first arm's label.
     pub a: String,
-    /// The strategy subtracted.
+    /// The label of the arm subtracted.
     pub b: String,
     /// Metric name ([`StudyFile::METRICS`]).
     pub metric: &'static str,
@@ -63,7 +64,10 @@ pub fn paired_rows(study: &StudyFile, metrics: &[&'static str]) -> Vec<PairedRow
 
 /// The table of every comparison, with a CSV export.
 #[component]
-pub fn PairedTable(study: Arc<StudyFile>) -> impl IntoView {
+pub fn PairedTable(
+    /// The study whose comparisons are listed.
+    study: Arc<StudyFile>,
+) -> impl IntoView {
     let rows = paired_rows(&study, &StudyFile::METRICS);
     let csv_rows: Vec<Vec<String>> = rows
         .iter()
@@ -137,7 +141,12 @@ pub fn PairedTable(study: Arc<StudyFile>) -> impl IntoView {
 /// pair the mean difference and its bootstrap 95% CI around a line at 0, the p-value on the
 /// right.
 #[component]
-pub fn ForestPlot(study: Arc<StudyFile>, metric: &'static str) -> impl IntoView {
+pub fn ForestPlot(
+    /// The study whose comparisons are drawn.
+    study: Arc<StudyFile>,
+    /// The metric's name ([`StudyFile::METRICS`]).
+    metric: &'static str,
+) -> impl IntoView {
     let rows = paired_rows(&study, &[metric]);
     let ends = rows.iter().flat_map(|r| {
         r.mean()

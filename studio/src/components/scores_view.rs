@@ -127,7 +127,7 @@ pub fn ScoresView() -> impl IntoView {
                     x_label="task".to_owned() y_label="ROUGE-L".to_owned() series=finals />
                 <div>
                     <label>"task " <select on:change=move |ev| {
-                        task.set(event_target_value(&ev).parse().unwrap_or(0))
+                        task.set(event_target_value(&ev).parse().unwrap_or(0));
                     }>{options}</select></label>
                     <LineChart id="forgetting-curve".to_owned()
                         title="Score of the task across stages".to_owned()

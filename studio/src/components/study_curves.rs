@@ -1,5 +1,6 @@
 //! A study's per-task score curves: for one order and task, the task's score after each stage
-//! averaged over the seeds, one line per strategy with a band of ± one sd.
+//! averaged over the seeds, one line per arm (method and replay strategy) with a band of ± one
+//! sd.
 
 use std::sync::Arc;
 
@@ -9,11 +10,13 @@ use leptos::prelude::*;
 use super::line_chart::{LineChart, Series};
 
 /// Task `task`'s mean score after each stage from the one that learns it, `(stage, mean)`
-/// with the band `(mean − sd, mean + sd)`; empty when the order has no such task.
+/// with the band `(mean − sd, mean + sd)`, named by the arm's label; empty when the order has
+/// no such task.
 pub fn task_curve(curves: &ScoreCurves, task: &str) -> Series {
+    let name = curves.arm().label();
     let Some(j) = curves.tasks.iter().position(|t| t == task) else {
         return Series {
-            name: curves.strategy.clone(),
+            name,
             ..Series::default()
         };
     };
@@ -28,16 +31,15 @@ pub fn task_curve(curves: &ScoreCurves, task: &str) -> Series {
             Some((((i + 1) as f64, m), (m - s, m + s)))
         })
         .unzip();
-    Series {
-        name: curves.strategy.clone(),
-        points,
-        band,
-    }
+    Series { name, points, band }
 }
 
 /// The curves section: order and task pickers and the chart (element id `study-curves`).
 #[component]
-pub fn StudyCurves(study: Arc<StudyFile>) -> impl IntoView {
+pub fn StudyCurves(
+    /// The study whose averaged score matrices are drawn.
+    study: Arc<StudyFile>,
+) -> impl IntoView {
     let order = RwSignal::new(study.orders.first().cloned().unwrap_or_default());
     let task = RwSignal::new(None::<String>);
     let order_options = study
@@ -56,7 +58,7 @@ pub fn StudyCurves(study: Arc<StudyFile>) -> impl IntoView {
         let series: Vec<Series> = curves.iter().map(|c| task_curve(c, &picked)).collect();
         let runs = curves
             .iter()
-            .map(|c| format!("{} {}", c.strategy, c.n))
+            .map(|c| format!("{} {}", c.arm().label(), c.n))
             .collect::<Vec<_>>()
             .join(", ");
         let task_options = tasks

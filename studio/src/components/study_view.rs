@@ -1,6 +1,7 @@
-//! A study (`study.json`, a grid of runs: strategies × seeds × orders): per metric the
-//! strategies' means with 95% CIs and their runs ([`super::metric_bars`]), the paired
-//! comparisons ([`super::paired_view`]) and the mean score curves ([`super::study_curves`]).
+//! A study (`study.json`, a grid of runs: methods × strategies × seeds × orders): per metric
+//! the arms' (method and strategy) means with 95% CIs and their runs ([`super::metric_bars`]),
+//! the paired comparisons ([`super::paired_view`]) and the mean score curves
+//! ([`super::study_curves`]).
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use super::paired_view::{ForestPlot, PairedTable};
 use super::study_curves::StudyCurves;
 use crate::state::AppState;
 
-/// The per-strategy summaries as CSV: one line per strategy and metric.
+/// The per-arm summaries as CSV: one line per arm and metric.
 fn summaries_csv(study: &StudyFile) -> String {
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let rows: Vec<Vec<String>> = study
@@ -22,6 +23,7 @@ fn summaries_csv(study: &StudyFile) -> String {
         .flat_map(|s| {
             s.metrics.iter().map(|(metric, d)| {
                 vec![
+                    s.method.clone(),
                     s.strategy.clone(),
                     metric.clone(),
                     d.n.to_string(),
@@ -35,6 +37,7 @@ fn summaries_csv(study: &StudyFile) -> String {
         .collect();
     crate::export::csv(
         &[
+            "method",
             "strategy",
             "metric",
             "n",
@@ -50,8 +53,17 @@ fn summaries_csv(study: &StudyFile) -> String {
 /// One study: what it ran, its metrics, comparisons and curves.
 #[component]
 fn Study(study: Arc<StudyFile>) -> impl IntoView {
+    let methods = if study.methods.len() > 1 {
+        format!(
+            "{} methods ({}) × ",
+            study.methods.len(),
+            study.methods.join(", ")
+        )
+    } else {
+        String::new()
+    };
     let grid = format!(
-        "{} strategies × {} seeds × {} orders ({}), {} finished runs{}",
+        "{methods}{} strategies × {} seeds × {} orders ({}), {} finished runs{}",
         study.strategies.len(),
         study.seeds.len(),
         study.orders.len(),
@@ -73,7 +85,7 @@ fn Study(study: Arc<StudyFile>) -> impl IntoView {
         .collect_view();
     view! {
         <p class="study-grid">{grid}</p>
-        <h3>"Metrics per strategy"</h3>
+        <h3>"Metrics per arm (method and strategy)"</h3>
         <ExportCsv filename=format!("{}-summary.csv", study.name) make=csv />
         <div class="row">{bars}</div>
         <h3>"Paired differences (matched seed and order)"</h3>
@@ -84,19 +96,24 @@ fn Study(study: Arc<StudyFile>) -> impl IntoView {
     }
 }
 
-/// The studies section: the chosen study (the latest loaded unless another is picked).
+/// The studies section: the chosen study (the latest loaded unless another was picked since it
+/// loaded: loading a study shows it).
 #[component]
 pub fn StudyView() -> impl IntoView {
     let state = AppState::expect();
-    let chosen = RwSignal::new(None::<String>);
+    // The picked study's name and the latest study's name at the time of the pick.
+    let chosen = RwSignal::new(None::<(String, String)>);
     move || {
         let studies = state.studies.get();
-        let name = chosen.get();
-        let study = studies
-            .iter()
-            .find(|s| Some(&s.name) == name.as_ref())
-            .or(studies.last())?
-            .clone();
+        let latest = studies.last()?;
+        let study = match chosen.get() {
+            Some((picked, latest_then)) if latest_then == latest.name => {
+                studies.iter().find(|s| s.name == picked).unwrap_or(latest)
+            }
+            _ => latest,
+        }
+        .clone();
+        let latest = latest.name.clone();
         let name = study.name.clone();
         let picker = (studies.len() > 1).then(|| {
             let options = studies
@@ -105,7 +122,7 @@ pub fn StudyView() -> impl IntoView {
                 .collect_view();
             view! {
                 <label>"study " <select id="study-select"
-                    on:change=move |ev| chosen.set(Some(event_target_value(&ev)))>{options}</select></label>
+                    on:change=move |ev| chosen.set(Some((event_target_value(&ev), latest.clone())))>{options}</select></label>
             }
         });
         Some(view! {

@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// strategy.name: none, random, dynamic, insinfo, inscl, multitask, single.
     #[arg(long, conflicts_with = "resume")]
     pub strategy: Option<String>,
-    /// method.name: seq, ewc, mas, si, tir, agem, lwf, ema, olora, expand.
+    /// method.name: seq, ewc, mas, si, tir, agem, lwf, ema, olora, clora, expand.
     #[arg(long, conflicts_with = "resume")]
     pub method: Option<String>,
     /// strategy.alpha: replayed instances per previous stage.
@@ -103,17 +103,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         None => Config::load(args.config.as_deref(), &args.overrides())?,
     };
     let root = PathBuf::from(".");
-    let data_path = root.join(&config.data.path);
-    anyhow::ensure!(
-        data_path.exists(),
-        "data not found at {}; run {} to put the benchmark data in data/",
-        data_path.display(),
-        trainer::data::FETCH_DATA_HINT
-    );
+    // The data first: a data problem stops the run before the model loads.
+    let dataset = trainer::data::load(&config.data, &root)?;
+    for notice in &dataset.notices {
+        eprintln!("notice: {notice}");
+    }
     let mut learner = open_learner(&config, &root, &config.model.path)?;
-    // `[tagger] model`: a second checkpoint asked for the `llm` tags (inference only).
+    // `[tagger] model` without an endpoint: a second checkpoint asked for the `llm` tags
+    // (inference only).
     let tag_model = match &config.tagger.model {
-        Some(path) if config.strategy.tags.0.contains(&TagSource::Llm) => {
+        Some(path)
+            if config.strategy.tags.0.contains(&TagSource::Llm)
+                && config.tagger.endpoint.is_none() =>
+        {
             Some(open_learner(&config, &root, path)?)
         }
         _ => None,
@@ -143,6 +145,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         progress,
         versions: Vec::new(),
         tag_model,
+        dataset: Some(dataset),
     };
     let outcome = run::run(&config, learner.as_mut(), &mut options)?;
     println!("{}", trainer::report::format_results(&outcome.results));

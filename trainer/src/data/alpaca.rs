@@ -34,8 +34,7 @@ pub fn read(path: &Path) -> Result<Vec<AlpacaTask>, DataError> {
     let file = RecordFile::read(path)?;
     let default_task = path
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".to_owned());
+        .map_or_else(|| "data".to_owned(), |s| s.to_string_lossy().into_owned());
     let mut tasks: Vec<AlpacaTask> = Vec::new();
     for record in file.records() {
         let name = match record.get("task") {

@@ -6,24 +6,37 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::DataError;
+use super::described::optional_name;
 use super::records::{Record, strings};
 
-/// Keys and role names of sharegpt messages (LLaMA-Factory's `tags`). Unset, a message's role
-/// is `from` or `role`, its text `value` or `content`, and the roles are `human` or `user`,
-/// `gpt` or `assistant`, and `system`.
+/// Keys and role names of sharegpt messages (LLaMA-Factory's `tags`). Unset (or `""`), a
+/// message's role is `from` or `role`, its text `value` or `content`, and the roles are
+/// `human` or `user`, `gpt` or `assistant`, and `system`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tags {
     /// Key of a message's role.
+    #[serde(default, deserialize_with = "optional_name")]
     pub role_tag: Option<String>,
     /// Key of a message's text.
+    #[serde(default, deserialize_with = "optional_name")]
     pub content_tag: Option<String>,
     /// Role of user turns.
+    #[serde(default, deserialize_with = "optional_name")]
     pub user_tag: Option<String>,
     /// Role of assistant turns.
+    #[serde(default, deserialize_with = "optional_name")]
     pub assistant_tag: Option<String>,
     /// Role of a leading system turn.
+    #[serde(default, deserialize_with = "optional_name")]
     pub system_tag: Option<String>,
+    /// LLaMA-Factory's role of tool results; accepted, but tool turns are not read (a
+    /// conversation with one is an error naming the turn).
+    #[serde(default, deserialize_with = "optional_name")]
+    pub observation_tag: Option<String>,
+    /// LLaMA-Factory's role of function calls; see [`Tags::observation_tag`].
+    #[serde(default, deserialize_with = "optional_name")]
+    pub function_tag: Option<String>,
 }
 
 /// `(user, assistant)` turns as `User: …` / `Assistant: …` lines.

@@ -25,6 +25,7 @@
 pub mod alpaca;
 pub mod conversation;
 pub mod described;
+pub mod instruction;
 pub mod prompt_only;
 pub mod records;
 mod report;
@@ -122,29 +123,46 @@ pub fn instruction_id(text: &str) -> String {
 pub enum DataError {
     /// A data path that does not exist.
     #[error("{path} does not exist; run {FETCH_DATA_HINT} to put the benchmark data in data/")]
-    Missing { path: String },
+    Missing {
+        /// The path, as given.
+        path: String,
+    },
     /// Reading a file failed.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file read.
+        file: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
     /// A file that is not JSON.
     #[error("{file}: not valid JSON: {error}")]
     Json {
+        /// The file read.
         file: String,
+        /// The underlying error.
         error: serde_json::Error,
     },
     /// A field of the wrong type or value.
     #[error("{file}: field {field}: {problem}, got {value}")]
     Field {
+        /// The file read.
         file: String,
+        /// The field, as named in the file.
         field: String,
+        /// What is wrong with it.
         problem: &'static str,
+        /// The value found (shortened).
         value: String,
     },
     /// An order name the data source does not define.
     #[error("unknown order \"{order}\" in {file}; known orders: {known}")]
     UnknownOrder {
+        /// The order asked for.
         order: String,
+        /// The file read.
         file: String,
+        /// The orders the source has.
         known: String,
     },
     /// No order name and no explicit task list for a source without a natural order.
@@ -152,25 +170,45 @@ pub enum DataError {
         "{source_kind} data at {path} needs data.tasks or data.order ({path} has no orders.json)"
     )]
     NoOrder {
+        /// The kind of source (`benchmark`, `superni`, ...).
         source_kind: &'static str,
+        /// The path, as given.
         path: String,
     },
     /// A task named in the order or task list that the source does not have.
     #[error("task \"{task}\" not found in {path}")]
-    UnknownTask { task: String, path: String },
+    UnknownTask {
+        /// The task's name.
+        task: String,
+        /// The path, as given.
+        path: String,
+    },
     /// A task listed twice; `list` says where: `data.tasks` or an order of a file.
     #[error("task \"{task}\" appears twice in {list}")]
-    DuplicateTask { task: String, list: String },
+    DuplicateTask {
+        /// The task's name.
+        task: String,
+        /// Where the task list came from.
+        list: String,
+    },
     /// A folder given as `data.path` without the description file the format reads.
     #[error(
         "{folder} is a folder without {file}; set data.path to the {file} file or put one in the folder"
     )]
-    NoDescription { folder: String, file: &'static str },
+    NoDescription {
+        /// The folder given.
+        folder: String,
+        /// The file read.
+        file: &'static str,
+    },
     /// An entry of a dataset description that is not usable.
     #[error("{file}: entry \"{key}\": {problem}")]
     Description {
+        /// The file read.
         file: String,
+        /// The entry of the description.
         key: String,
+        /// What is wrong with it.
         problem: String,
     },
     /// A prompt-only task whose instruction cannot be derived by its rule.
@@ -178,10 +216,15 @@ pub enum DataError {
         "{file}: field {field}: no instruction of task \"{task}\" can be derived by {rule}: {reason}"
     )]
     NoInstruction {
+        /// The file read.
         file: String,
+        /// The field, as named in the file.
         field: String,
+        /// The task's name.
         task: String,
+        /// The derivation rule, as written.
         rule: String,
+        /// Why the value is refused.
         reason: String,
     },
     /// A task all of whose records have blank outputs.
@@ -189,23 +232,46 @@ pub enum DataError {
         "task \"{task}\": all {skipped} records have empty outputs; nothing to train or score (source: {source_path})"
     )]
     AllEmpty {
+        /// The task's name.
         task: String,
+        /// Records skipped for empty outputs.
         skipped: usize,
+        /// The file or description read.
         source_path: String,
     },
-    /// A task with an empty split after parsing (and capping).
-    #[error("task \"{task}\" has no usable {split} instances (source: {source_path})")]
+    /// A task with an empty split after parsing (and de-duplication), with why.
+    #[error("task \"{task}\" has no usable {split} instances: {reason} (source: {source_path})")]
     EmptySplit {
+        /// The task's name.
         task: String,
+        /// `train` or `test`.
         split: &'static str,
+        /// Why the split is empty.
+        reason: String,
+        /// The file or description read.
         source_path: String,
+    },
+    /// A data file whose SHA-1 differs from its description's `file_sha1`.
+    #[error(
+        "{file}: SHA-1 {actual} differs from the description's file_sha1 {expected}; the file is not the one described (update or remove file_sha1 if the change is intended)"
+    )]
+    Checksum {
+        /// The data file.
+        file: String,
+        /// The description's `file_sha1`.
+        expected: String,
+        /// The file's SHA-1.
+        actual: String,
     },
     /// The task list is empty.
     #[error("the task list is empty (data.first = 0 or an empty order)")]
     NoTasks,
     /// A data file without a single record.
     #[error("{file}: no records (an empty file or an empty JSON array)")]
-    NoRecords { file: String },
+    NoRecords {
+        /// The file read.
+        file: String,
+    },
 }
 
 /// A JSON value shortened for error messages (at most 80 characters).
@@ -215,7 +281,12 @@ pub(crate) fn show_value(value: &serde_json::Value) -> String {
 
 /// A text shortened for error messages (at most 80 characters, then `…`).
 pub(crate) fn show_text(text: &str) -> String {
-    match text.char_indices().nth(80) {
+    show_text_max(text, 80)
+}
+
+/// A text shortened to at most `max` characters, then `…`.
+pub(crate) fn show_text_max(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
@@ -229,6 +300,10 @@ pub struct Dataset {
     pub order: String,
     /// Tasks in training order.
     pub tasks: Vec<TaskData>,
+    /// Things the user should know that are not errors (an order that fell back to the file
+    /// order, ignored description keys, inputs that every prompt already holds), one line each,
+    /// for the commands to print before anything long starts.
+    pub notices: Vec<String>,
 }
 
 /// Loads the tasks `config` describes, relative to `root` (the working directory for the
@@ -245,13 +320,15 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
             path: path.display().to_string(),
         });
     }
+    let mut notices = Vec::new();
     let (order, mut tasks) = match config.format {
         DataFormat::Benchmark => {
             let (order, names) = resolve_order(
                 config,
                 &path,
-                read_orders(&path.join("orders.json"))?,
+                folder_orders(&path, "benchmark")?,
                 "benchmark",
+                &mut notices,
             )?;
             let tasks = names
                 .iter()
@@ -263,8 +340,9 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
             let (order, names) = resolve_order(
                 config,
                 &path,
-                read_orders(&path.join("orders.json"))?,
+                folder_orders(&path, "superni")?,
                 "superni",
+                &mut notices,
             )?;
             let tasks = names
                 .iter()
@@ -282,11 +360,14 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
                 .collect::<Result<Vec<_>, _>>()?;
             (order, tasks)
         }
-        DataFormat::Categories => load_categories(config, &in_folder(&path, "categories.json")?)?,
-        DataFormat::Alpaca => load_alpaca(config, &path)?,
+        DataFormat::Categories => {
+            load_categories(config, &in_folder(&path, "categories.json")?, &mut notices)?
+        }
+        DataFormat::Alpaca => load_alpaca(config, &path, &mut notices)?,
         DataFormat::Described => {
             let file = in_folder(&path, described::DESCRIPTION_FILE)?;
-            let dataset = described::load(config, &file)?;
+            let mut dataset = described::load(config, &file)?;
+            notices.append(&mut dataset.notices);
             (dataset.order, dataset.tasks)
         }
     };
@@ -298,6 +379,7 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
                 source_path: path.display().to_string(),
             });
         }
+        let loaded = (task.train.len(), task.test.len());
         report::check(task, config.dedup);
         task.train = cap(
             std::mem::take(&mut task.train),
@@ -313,17 +395,50 @@ pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
             &task.name,
             "test",
         );
-        for (split, examples) in [("train", &task.train), ("test", &task.test)] {
+        for (split, examples, loaded) in [
+            ("train", &task.train, loaded.0),
+            ("test", &task.test, loaded.1),
+        ] {
             if examples.is_empty() {
+                let reason = if loaded > 0 {
+                    format!(
+                        "data.dedup removed all {loaded} (repeats, or test instances also in train)"
+                    )
+                } else {
+                    format!(
+                        "it has {} train and {} test instances after loading (held_out = {} for sources without a test split)",
+                        task.train.len(),
+                        task.test.len(),
+                        config.held_out
+                    )
+                };
                 return Err(DataError::EmptySplit {
                     task: task.name.clone(),
                     split,
+                    reason,
                     source_path: path.display().to_string(),
                 });
             }
         }
     }
-    Ok(Dataset { order, tasks })
+    Ok(Dataset {
+        order,
+        tasks,
+        notices,
+    })
+}
+
+/// The data settings as a run records them: a selection inherited from the embedded default
+/// ([`DataConfig::selection_inherited`]) that fell back to another order is replaced by that
+/// order (`file`), so that `--resume` loads the same tasks.
+pub fn resolved_config(config: &DataConfig, dataset: &Dataset) -> DataConfig {
+    let mut resolved = config.clone();
+    if config.selection_inherited && dataset.order != CUSTOM_ORDER {
+        resolved.tasks.clear();
+        resolved.order = Some(dataset.order.clone());
+    }
+    resolved.selection_inherited = false;
+    resolved
 }
 
 /// `path`, or `path/name` when `path` is a folder.
@@ -350,6 +465,34 @@ struct OrdersFile {
     orders: BTreeMap<String, Vec<String>>,
 }
 
+/// The orders of a folder source (`benchmark`, `superni`): `orders.json`'s, and `file`, its
+/// tasks in name order (task folders with a `train.json`, or task files `<task>.json`).
+fn folder_orders(
+    folder: &Path,
+    source_kind: &str,
+) -> Result<(String, BTreeMap<String, Vec<String>>), DataError> {
+    let (file, mut orders) = read_orders(&folder.join("orders.json"))?;
+    let entries = std::fs::read_dir(folder).map_err(|error| DataError::Io {
+        file: folder.display().to_string(),
+        error,
+    })?;
+    let mut tasks: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter_map(|path| match source_kind {
+            "benchmark" => path
+                .join("train.json")
+                .is_file()
+                .then(|| path.file_name()?.to_str().map(str::to_owned))?,
+            _ => (path.extension()? == "json" && path.file_stem()? != "orders")
+                .then(|| path.file_stem()?.to_str().map(str::to_owned))?,
+        })
+        .collect();
+    tasks.sort();
+    orders.entry("file".to_owned()).or_insert(tasks);
+    Ok((file, orders))
+}
+
 /// Named orders of `file`, or an empty map when it does not exist.
 fn read_orders(file: &Path) -> Result<(String, BTreeMap<String, Vec<String>>), DataError> {
     let name = file.display().to_string();
@@ -367,25 +510,72 @@ fn read_orders(file: &Path) -> Result<(String, BTreeMap<String, Vec<String>>), D
     Ok((name, parsed.orders))
 }
 
+/// The order name a run records for an explicit `data.tasks` list.
+const CUSTOM_ORDER: &str = "custom";
+
 /// The task list: `config.tasks` if given, else the named order; then the first
-/// `config.first` tasks. Rejects duplicates and an empty result.
+/// `config.first` tasks. Rejects duplicates and an empty result. A selection inherited from
+/// the embedded default ([`DataConfig::selection_inherited`]) that the source lacks (an order
+/// it does not define, a task it does not have) falls back to its `file` order, with a notice.
 fn resolve_order(
     config: &DataConfig,
     path: &Path,
     (orders_file, orders): (String, BTreeMap<String, Vec<String>>),
     source_kind: &'static str,
+    notices: &mut Vec<String>,
 ) -> Result<(String, Vec<String>), DataError> {
+    let missing_default_task = config
+        .tasks
+        .iter()
+        .find(|task| orders.get("file").is_some_and(|all| !all.contains(task)));
+    let file_order;
+    let config = match missing_default_task {
+        Some(task) if config.selection_inherited => {
+            notices.push(format!(
+                "data.tasks = {:?} comes from the embedded default and {} has no task {task:?}; \
+                 the tasks run in file order (set data.order or data.tasks to choose)",
+                config.tasks,
+                path.display()
+            ));
+            file_order = DataConfig {
+                tasks: Vec::new(),
+                order: Some("file".to_owned()),
+                ..config.clone()
+            };
+            &file_order
+        }
+        _ => config,
+    };
     let (name, mut tasks, list) = if !config.tasks.is_empty() {
         (
-            "custom".to_owned(),
+            CUSTOM_ORDER.to_owned(),
             config.tasks.clone(),
             "data.tasks".to_owned(),
         )
     } else {
-        let order = config.order.as_deref().ok_or_else(|| DataError::NoOrder {
+        let mut order = config.order.as_deref().ok_or_else(|| DataError::NoOrder {
             source_kind,
             path: path.display().to_string(),
         })?;
+        if config.selection_inherited && !orders.contains_key(order) && orders.contains_key("file")
+        {
+            let defined: Vec<&str> = orders
+                .keys()
+                .map(String::as_str)
+                .filter(|o| *o != "file")
+                .collect();
+            notices.push(format!(
+                "data.order = {order:?} comes from the embedded default and {} defines no such order ({}); \
+                 the tasks run in file order (set data.order or data.tasks to choose)",
+                path.display(),
+                if defined.is_empty() {
+                    "it defines none".to_owned()
+                } else {
+                    format!("it defines {}", defined.join(", "))
+                }
+            ));
+            order = "file";
+        }
         let tasks = orders.get(order).ok_or_else(|| DataError::UnknownOrder {
             order: order.to_owned(),
             file: orders_file.clone(),
@@ -422,12 +612,13 @@ fn resolve_order_or_file(
     path: &Path,
     orders: (String, BTreeMap<String, Vec<String>>),
     source_kind: &'static str,
+    notices: &mut Vec<String>,
 ) -> Result<(String, Vec<String>), DataError> {
     let defaulted = DataConfig {
         order: config.order.clone().or_else(|| Some("file".to_owned())),
         ..config.clone()
     };
-    resolve_order(&defaulted, path, orders, source_kind)
+    resolve_order(&defaulted, path, orders, source_kind, notices)
 }
 
 fn load_benchmark_task(root: &Path, name: &str) -> Result<TaskData, DataError> {
@@ -455,10 +646,14 @@ fn load_benchmark_task(root: &Path, name: &str) -> Result<TaskData, DataError> {
     })
 }
 
-fn load_categories(config: &DataConfig, file: &Path) -> Result<(String, Vec<TaskData>), DataError> {
+fn load_categories(
+    config: &DataConfig,
+    file: &Path,
+    notices: &mut Vec<String>,
+) -> Result<(String, Vec<TaskData>), DataError> {
     #[derive(Deserialize)]
     struct CategoriesFile {
-        categories: BTreeMap<String, Vec<String>>,
+        categories: Ordered,
         #[serde(default)]
         orders: BTreeMap<String, Vec<String>>,
     }
@@ -471,20 +666,33 @@ fn load_categories(config: &DataConfig, file: &Path) -> Result<(String, Vec<Task
         file: name.clone(),
         error,
     })?;
+    let mut categories_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut orders = parsed.orders;
+    let mut in_file = Vec::new();
+    for (category, members) in parsed.categories.0 {
+        let members: Vec<String> =
+            serde_json::from_value(members.clone()).map_err(|_| DataError::Field {
+                file: name.clone(),
+                field: format!("categories.{category}"),
+                problem: "expected a list of task names",
+                value: show_value(&members),
+            })?;
+        in_file.push(category.clone());
+        categories_of.insert(category, members);
+    }
+    orders.entry("file".to_owned()).or_insert(in_file);
     let (order, categories) =
-        resolve_order(config, file, (name.clone(), parsed.orders), "categories")?;
+        resolve_order(config, file, (name.clone(), orders), "categories", notices)?;
     let task_dir = file.parent().unwrap_or(Path::new(".")).join("tasks");
     let tasks = categories
         .iter()
         .map(|category| {
-            let members =
-                parsed
-                    .categories
-                    .get(category)
-                    .ok_or_else(|| DataError::UnknownTask {
-                        task: category.clone(),
-                        path: name.clone(),
-                    })?;
+            let members = categories_of
+                .get(category)
+                .ok_or_else(|| DataError::UnknownTask {
+                    task: category.clone(),
+                    path: name.clone(),
+                })?;
             let files = members
                 .iter()
                 .map(|member| {
@@ -503,15 +711,24 @@ fn load_categories(config: &DataConfig, file: &Path) -> Result<(String, Vec<Task
     Ok((order, tasks))
 }
 
-fn load_alpaca(config: &DataConfig, file: &Path) -> Result<(String, Vec<TaskData>), DataError> {
+fn load_alpaca(
+    config: &DataConfig,
+    file: &Path,
+    notices: &mut Vec<String>,
+) -> Result<(String, Vec<TaskData>), DataError> {
     let mut read = alpaca::read(file)?;
     let mut orders = BTreeMap::new();
     orders.insert(
         "file".to_owned(),
         read.iter().map(|t| t.name.clone()).collect(),
     );
-    let (order, names) =
-        resolve_order_or_file(config, file, (file.display().to_string(), orders), "alpaca")?;
+    let (order, names) = resolve_order_or_file(
+        config,
+        file,
+        (file.display().to_string(), orders),
+        "alpaca",
+        notices,
+    )?;
     let tasks = names
         .iter()
         .map(|name| {
@@ -565,6 +782,32 @@ fn held_out_task(name: &str, files: &[SuperNiTask], config: &DataConfig) -> Task
             .extend(file.metadata.iter().cloned());
     }
     task
+}
+
+/// The members of a JSON object in file order (a JSON map would sort them).
+pub(crate) struct Ordered(pub Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> serde::de::Visitor<'de> for MembersVisitor {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Ordered(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
 }
 
 /// A seeded random stream per (seed, purpose, name), independent of the other tasks.

@@ -83,6 +83,11 @@ impl RecordFile {
         Ok(read)
     }
 
+    /// Whether the file holds no record (an empty file, or an empty JSON array).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// The records in file order.
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
         self.records.iter().map(|(line, index, value)| Record {

@@ -26,8 +26,52 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use llama::lora::LoraConfig;
+
 use super::params::ParamTensors;
-use super::{ContinualMethod, MethodConfig, STATE_JSON, StageContext};
+use super::{ContinualMethod, MethodSettings, STATE_JSON, StageContext};
+use crate::invalid::{InvalidValue, check};
+
+/// `[method] name = "agem"` (absent fields take the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgemConfig {
+    /// Training examples stored per task, apart from replay (≥ 1).
+    pub memory_per_task: usize,
+    /// Examples per reference batch (≥ 1); `None` = `training.batch_size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_batch: Option<usize>,
+}
+
+impl Default for AgemConfig {
+    fn default() -> Self {
+        Self {
+            memory_per_task: 16,
+            memory_batch: None,
+        }
+    }
+}
+
+impl MethodSettings for AgemConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check(
+            self.memory_per_task >= 1,
+            "method.memory_per_task",
+            self.memory_per_task,
+            "must be at least 1",
+        )?;
+        check(
+            self.memory_batch.is_none_or(|b| b >= 1),
+            "method.memory_batch",
+            self.memory_batch.unwrap_or_default(),
+            "must be at least 1",
+        )
+    }
+
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Agem::new(self)))
+    }
+}
 
 /// A-GEM's episodic memory and the stage's sampling stream.
 pub struct Agem {
@@ -48,7 +92,7 @@ struct StoredExample {
 
 impl Agem {
     /// An empty memory.
-    pub fn new(config: &MethodConfig) -> Self {
+    pub fn new(config: &AgemConfig) -> Self {
         Self {
             memory_per_task: config.memory_per_task,
             memory_batch: config.memory_batch,
@@ -83,6 +127,9 @@ impl Agem {
 /// A-GEM's projection of `g` given the reference gradient `g_ref`:
 /// `g − (⟨g, g_ref⟩ / ⟨g_ref, g_ref⟩) · g_ref` when `⟨g, g_ref⟩ < 0`, `None` (keep `g`)
 /// otherwise. One host sync.
+///
+/// # Panics
+/// When `g_ref` lacks a parameter of `g` (both come from one model), or the backend cannot read the products back.
 pub fn project(g: &ParamTensors, g_ref: &ParamTensors) -> Option<ParamTensors> {
     let dots = Tensor::cat(vec![g.dot(g_ref), g_ref.dot(g_ref)], 0)
         .into_data()

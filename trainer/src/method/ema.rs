@@ -17,8 +17,22 @@
 use burn::tensor::Tensor;
 use llama::model::Llama;
 
+use llama::lora::LoraConfig;
+use serde::{Deserialize, Serialize};
+
 use super::params::ParamTensors;
-use super::{ContinualMethod, StageContext};
+use super::{ContinualMethod, MethodSettings, StageContext};
+
+/// `[method] name = "ema"`: no settings (CoIN's coefficients are fixed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {}
+
+impl MethodSettings for EmaConfig {
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Ema::new()))
+    }
+}
 
 /// CoIN's fallback coefficient.
 pub const FALLBACK_ALPHA: f64 = 0.01;

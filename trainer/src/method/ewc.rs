@@ -27,15 +27,66 @@ use burn::optim::GradientsParams;
 use llama::model::Llama;
 use llama::train::{Batch, causal_lm_loss};
 
+use llama::lora::LoraConfig;
+use serde::{Deserialize, Serialize};
+
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
-    mean_gradient_statistic, save_anchors,
+    Anchors, ContinualMethod, MethodSettings, StageContext, add_quadratic_penalty, check_lambda,
+    load_anchors, mean_gradient_statistic, save_anchors,
 };
-pub use crate::config::EwcMode;
+use crate::invalid::{InvalidValue, check};
 
 /// TRACE's `lambda_ewc`.
 pub const DEFAULT_LAMBDA: f64 = 400.0;
+
+/// EWC's penalty over earlier tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EwcMode {
+    /// One Fisher and anchor per earlier task.
+    Separate,
+    /// One decayed running Fisher, anchored at the last task.
+    Online,
+}
+
+/// `[method] name = "ewc"` (absent fields take the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EwcConfig {
+    /// Penalty strength λ (≥ 0; [`DEFAULT_LAMBDA`]).
+    pub lambda: f64,
+    /// `separate` | `online`.
+    pub ewc_mode: EwcMode,
+    /// `online`: decay γ of the old Fisher, in [0, 1].
+    pub ewc_decay: f64,
+}
+
+impl Default for EwcConfig {
+    fn default() -> Self {
+        Self {
+            lambda: DEFAULT_LAMBDA,
+            ewc_mode: EwcMode::Separate,
+            ewc_decay: 0.9,
+        }
+    }
+}
+
+impl MethodSettings for EwcConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check_lambda(self.lambda)?;
+        check(
+            (0.0..=1.0).contains(&self.ewc_decay),
+            "method.ewc_decay",
+            self.ewc_decay,
+            "must be in [0, 1]",
+        )
+    }
+
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Ewc::new(self)))
+    }
+}
 
 /// EWC's state: one (Fisher, anchor) pair, which holds every earlier task's penalty exactly
 /// (`separate`) or the decayed running one (`online`).
@@ -48,9 +99,9 @@ pub struct Ewc {
 
 impl Ewc {
     /// No task seen yet.
-    pub fn new(config: &MethodConfig) -> Self {
+    pub fn new(config: &EwcConfig) -> Self {
         Self {
-            lambda: config.lambda.unwrap_or(DEFAULT_LAMBDA),
+            lambda: config.lambda,
             mode: config.ewc_mode,
             decay: config.ewc_decay,
             anchors: Vec::new(),

@@ -25,19 +25,48 @@ use llama::model::Llama;
 use llama::peft::{apply_lora, load_peft_adapter, peft_adapter_tensors};
 use serde::{Deserialize, Serialize};
 
-use super::{ContinualMethod, MethodConfig, STATE_JSON, STATE_TENSORS, StageContext, read_tensors};
+use super::routing::{Expert, cosine, nearest_key};
+use super::{
+    ContinualMethod, MethodSettings, STATE_JSON, STATE_TENSORS, StageContext, read_tensors,
+};
+use crate::invalid::{InvalidValue, check};
 
-/// One adapter of the bank.
-#[derive(Debug, Clone)]
-pub struct Expert {
-    /// Mean base-model embedding of the instructions of its tasks.
-    pub key: Vec<f32>,
-    /// The tasks it was trained on, in order.
-    pub tasks: Vec<String>,
-    /// Its factors, PEFT names and layouts.
-    pub adapter: HostTensors,
-    /// Instructions its key averages (one key per task, weighted by this count).
-    instructions: usize,
+/// `[method] name = "expand"` (absent fields take the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExpandConfig {
+    /// Cosine similarity of a task's instruction embedding to an adapter's key at which that
+    /// adapter is trained further instead of a new one, in [-1, 1]; 1 = one adapter per task
+    /// (EProj).
+    pub expand_threshold: f64,
+}
+
+impl Default for ExpandConfig {
+    fn default() -> Self {
+        Self {
+            expand_threshold: 1.0,
+        }
+    }
+}
+
+impl MethodSettings for ExpandConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check(
+            (-1.0..=1.0).contains(&self.expand_threshold),
+            "method.expand_threshold",
+            self.expand_threshold,
+            "must be in [-1, 1]",
+        )
+    }
+
+    fn build(&self, lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        let lora = lora.context("expand trains LoRA adapters: set training.method = \"lora\"")?;
+        Ok(Box::new(Expansion::new(self, lora)))
+    }
+
+    fn trains_adapters(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,25 +85,9 @@ pub struct Expansion {
     training: Option<(Option<usize>, Vec<f32>, usize)>,
 }
 
-/// Cosine similarity of two vectors (0 when either is zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator > 0.0 {
-        dot / denominator
-    } else {
-        0.0
-    }
-}
-
 impl Expansion {
     /// An empty bank.
-    pub fn new(config: &MethodConfig, lora: &LoraConfig) -> Self {
+    pub fn new(config: &ExpandConfig, lora: &LoraConfig) -> Self {
         Self {
             threshold: config.expand_threshold,
             lora: lora.clone(),
@@ -89,14 +102,6 @@ impl Expansion {
     }
 }
 
-/// The index of the key most similar (cosine) to `embedding`; `None` without keys.
-pub fn nearest_key(keys: &[Vec<f32>], embedding: &[f32]) -> Option<usize> {
-    keys.iter()
-        .map(|key| cosine(key, embedding))
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(k, _)| k)
-}
 
 impl ContinualMethod for Expansion {
     fn routes(&self) -> Option<&[Expert]> {

@@ -29,10 +29,54 @@ use burn::tensor::{Int, Tensor};
 use llama::model::{Llama, scored_positions};
 use llama::train::Batch;
 
-use super::{ContinualMethod, MethodConfig, StageContext};
+use llama::lora::LoraConfig;
+use serde::{Deserialize, Serialize};
+
+use super::{ContinualMethod, MethodSettings, StageContext};
+use crate::invalid::{InvalidValue, check};
 
 /// TRACE's temperature.
 pub const DEFAULT_TEMPERATURE: f64 = 2.0;
+
+/// `[method] name = "lwf"` (absent fields take the defaults, TRACE's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LwfConfig {
+    /// Distillation temperature T (> 0).
+    pub temperature: f64,
+    /// Weight of the distillation term (≥ 0).
+    pub distill_weight: f64,
+}
+
+impl Default for LwfConfig {
+    fn default() -> Self {
+        Self {
+            temperature: DEFAULT_TEMPERATURE,
+            distill_weight: 1.0,
+        }
+    }
+}
+
+impl MethodSettings for LwfConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check(
+            self.temperature.is_finite() && self.temperature > 0.0,
+            "method.temperature",
+            self.temperature,
+            "must be positive",
+        )?;
+        check(
+            self.distill_weight.is_finite() && self.distill_weight >= 0.0,
+            "method.distill_weight",
+            self.distill_weight,
+            "must be ≥ 0",
+        )
+    }
+
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Lwf::new(self)))
+    }
+}
 
 /// LwF's state: the frozen previous model, for the stage being trained.
 pub struct Lwf {
@@ -43,7 +87,7 @@ pub struct Lwf {
 
 impl Lwf {
     /// No teacher before the second task.
-    pub fn new(config: &MethodConfig) -> Self {
+    pub fn new(config: &LwfConfig) -> Self {
         Self {
             temperature: config.temperature,
             weight: config.distill_weight,

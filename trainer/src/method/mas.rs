@@ -20,14 +20,44 @@ use burn::tensor::Tensor;
 use llama::model::Llama;
 use llama::train::Batch;
 
+use llama::lora::LoraConfig;
+use serde::{Deserialize, Serialize};
+
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
-    mean_gradient_statistic, save_anchors,
+    Anchors, ContinualMethod, MethodSettings, StageContext, add_quadratic_penalty, check_lambda,
+    load_anchors, mean_gradient_statistic, save_anchors,
 };
+use crate::invalid::InvalidValue;
 
 /// Avalanche's `lambda_reg`.
 pub const DEFAULT_LAMBDA: f64 = 1.0;
+
+/// `[method] name = "mas"` (absent fields take the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MasConfig {
+    /// Penalty strength λ (≥ 0; [`DEFAULT_LAMBDA`]).
+    pub lambda: f64,
+}
+
+impl Default for MasConfig {
+    fn default() -> Self {
+        Self {
+            lambda: DEFAULT_LAMBDA,
+        }
+    }
+}
+
+impl MethodSettings for MasConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check_lambda(self.lambda)
+    }
+
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Mas::new(self)))
+    }
+}
 /// Avalanche's `alpha`: the old importance's share when merging.
 pub const MERGE_ALPHA: f64 = 0.5;
 
@@ -39,9 +69,9 @@ pub struct Mas {
 
 impl Mas {
     /// No task seen yet.
-    pub fn new(config: &MethodConfig) -> Self {
+    pub fn new(config: &MasConfig) -> Self {
         Self {
-            lambda: config.lambda.unwrap_or(DEFAULT_LAMBDA),
+            lambda: config.lambda,
             anchors: Vec::new(),
         }
     }
@@ -66,7 +96,7 @@ pub fn output_norm_loss(model: &Llama, batch: &Batch, hidden: Tensor<3>) -> Tens
 
 /// MAS importance over `batches`: the mean of `|∂ output_norm_loss / ∂θ|` per batch.
 pub fn importance(model: &Llama, batches: &[Batch]) -> ParamTensors {
-    mean_gradient_statistic(model, batches, &output_norm_loss, |g| g.abs())
+    mean_gradient_statistic(model, batches, &output_norm_loss, burn::Tensor::abs)
 }
 
 impl ContinualMethod for Mas {

@@ -3,34 +3,25 @@
 //!
 //! Each method is one file behind [`ContinualMethod`]; the learner calls its hooks around
 //! every optimiser step and at each stage's start and end, and saves its state in the stage
-//! checkpoint so that a resumed run continues exactly:
+//! checkpoint so that a resumed run continues exactly.
 //!
-//! | method | file | source |
-//! |---|---|---|
-//! | `seq` | here ([`Sequential`]) | plain fine-tuning |
-//! | `ewc` | [`ewc`] | TRACE `model/Regular/EWC.py`; Avalanche `plugins/ewc.py` (online mode) |
-//! | `mas` | [`mas`] | Avalanche `plugins/mas.py` |
-//! | `si` | [`si`] | Avalanche `plugins/synaptic_intelligence.py` |
-//! | `tir` | [`tir`] | arXiv 2311.16206; the CLMM code's `cl_learner/tir.py` |
-//! | `agem` | [`agem`] | Avalanche `plugins/agem.py` |
-//! | `lwf` | [`lwf`] | TRACE `model/Regular/LwF.py` |
-//! | `ema` | [`ema`] | LCIA, JingyangQiao/CoIN `peft/tuners/lora.py` (`ema_update`) |
-//! | `olora` | [`olora`] | cmnfriend/O-LoRA `src/uie_trainer_lora.py` |
-//! | `expand` | [`expand`] | EProj (arXiv 2311.16206); LCIA's retrain-or-expand (CoIN `LoRASelect.py`) |
+//! The [registry](MethodConfig) names every method; each method's file gives its formula, the
+//! source it follows (paper, reference implementation and file) and its departures.
 //!
 //! All act on the trainable parameters ([`params::ParamTensors`]): the LoRA factors, or every
 //! weight under full fine-tuning.
+//!
+//! A method is self-contained: its file holds its settings (`XConfig`: fields, defaults, checks,
+//! [`MethodSettings`]) and the method ([`ContinualMethod`]); one line of the registry below
+//! names it, which makes it a `[method] name` and a variant of [`MethodConfig`]. What a method
+//! needs from the run is a capability of its settings, not a check of its name:
+//! [`MethodSettings::reads_task_similarity`] (task distances, TIR),
+//! [`MethodSettings::trains_adapters`] (LoRA only), [`ContinualMethod::routes`] (routing
+//! evaluation through [`routing`], expansion).
 
-pub mod agem;
-pub mod ema;
-pub mod ewc;
-pub mod expand;
-pub mod lwf;
-pub mod mas;
-pub mod olora;
+pub mod frozen;
 pub mod params;
-pub mod si;
-pub mod tir;
+pub mod routing;
 
 use std::path::Path;
 
@@ -44,8 +35,277 @@ use llama::train::{
     Batch, Encoded, LossFn, StepOutcome, Trainer, accumulate_gradients, causal_lm_loss,
 };
 
-pub use crate::config::{MethodConfig, MethodName};
 use params::ParamTensors;
+use serde::{Deserialize, Serialize};
+
+use crate::invalid::{InvalidValue, check};
+
+/// The registry of methods: one line per method, `file => Variant(Settings)`, where `file` is
+/// the method's module (its name in `[method] name`) and `Settings` its configuration type.
+/// It declares the modules and builds [`MethodConfig`], the `[method]` section: an enum tagged
+/// by `name` that holds the chosen method's settings.
+macro_rules! registry {
+    ($($(#[$doc:meta])* $file:ident => $variant:ident($settings:ident),)+) => {
+        $(pub mod $file;)+
+
+        /// `[method]`: the continual-learning method (`name`) and its settings, whose fields,
+        /// defaults and checks live in the method's own file.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "name", rename_all = "lowercase")]
+        pub enum MethodConfig {
+            $($(#[$doc])* $variant($file::$settings),)+
+        }
+
+        impl MethodConfig {
+            /// Every method's name, in registry order.
+            pub const NAMES: &[&str] = &[$(stringify!($file)),+];
+
+            /// The method's name in `[method] name`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($file),)+
+                }
+            }
+
+            /// The method's settings behind their common interface.
+            pub fn settings(&self) -> &dyn MethodSettings {
+                match self {
+                    $(Self::$variant(settings) => settings,)+
+                }
+            }
+
+            /// The method called `name` with its default settings; `None` for an unknown name.
+            pub fn named(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($file) => Some(Self::$variant(Default::default())),)+
+                    _ => None,
+                }
+            }
+
+            /// The field names each method's settings accept, by method name.
+            fn fields() -> Vec<(&'static str, &'static [&'static str])> {
+                vec![$((stringify!($file), field_names::<$file::$settings>()),)+]
+            }
+
+            /// The method's name as a value (a study's methods axis).
+            pub fn method_name(&self) -> MethodName {
+                match self {
+                    $(Self::$variant(_) => MethodName::$variant,)+
+                }
+            }
+        }
+
+        /// A method by name alone, without settings: the methods axis of `trainer study`.
+        /// Serialised as the `[method] name` (the variant in lowercase).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum MethodName {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl MethodName {
+            /// Every method, in registry order.
+            pub const ALL: &[MethodName] = &[$(Self::$variant),+];
+
+            /// The name in `[method] name`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($file),)+
+                }
+            }
+        }
+    };
+}
+
+impl std::fmt::Display for MethodName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+registry! {
+    /// Plain sequential fine-tuning.
+    seq => Seq(SeqConfig),
+    /// Elastic weight consolidation.
+    ewc => Ewc(EwcConfig),
+    /// Memory aware synapses.
+    mas => Mas(MasConfig),
+    /// Synaptic intelligence.
+    si => Si(SiConfig),
+    /// Task-similarity-informed regularisation (EWC weakened towards similar tasks).
+    tir => Tir(TirConfig),
+    /// Averaged gradient episodic memory.
+    agem => Agem(AgemConfig),
+    /// Learning without forgetting.
+    lwf => Lwf(LwfConfig),
+    /// LCIA's adaptive EMA of the weights.
+    ema => Ema(EmaConfig),
+    /// O-LoRA: a fresh adapter per task, orthogonal to the frozen earlier ones.
+    olora => Olora(OLoraConfig),
+    /// C-LoRA: a fresh adapter per task, penalised where the earlier ones moved the weight.
+    clora => CLora(CLoraConfig),
+    /// Per-task adapters with instruction routing (EProj, LCIA's retrain-or-expand).
+    expand => Expand(ExpandConfig),
+}
+
+impl Default for MethodConfig {
+    /// Plain fine-tuning.
+    fn default() -> Self {
+        Self::Seq(seq::SeqConfig::default())
+    }
+}
+
+/// What every method's settings (`XConfig` in the method's file) provide: their checks, the
+/// method they build and what the method needs from the run.
+pub trait MethodSettings {
+    /// Checks the settings' own fields (named `method.<field>`).
+    ///
+    /// # Errors
+    /// [`InvalidValue`] naming the field and value.
+    fn validate(&self) -> Result<(), InvalidValue> {
+        Ok(())
+    }
+
+    /// The method, with no state (before the first stage); `lora` is the adapter configuration
+    /// (`None` under full fine-tuning).
+    ///
+    /// # Errors
+    /// A method that needs LoRA adapters under full fine-tuning.
+    fn build(&self, lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>>;
+
+    /// Whether the method trains LoRA adapters of its own (so needs `training.method = "lora"`).
+    fn trains_adapters(&self) -> bool {
+        false
+    }
+
+    /// Whether the method reads the seen tasks' Wasserstein distances as similarities
+    /// (`1 − W`, so needs the cosine cost): the runner then computes them for every stage
+    /// ([`StageContext::task_distances`]).
+    fn reads_task_similarity(&self) -> bool {
+        false
+    }
+}
+
+impl MethodConfig {
+    /// Checks the chosen method's settings.
+    ///
+    /// # Errors
+    /// [`InvalidValue`] naming the field and value.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        self.settings().validate()
+    }
+
+    /// The chosen method, with no state (before the first stage); `lora` is the adapter
+    /// configuration (`None` under full fine-tuning).
+    ///
+    /// # Errors
+    /// A method that needs LoRA adapters under full fine-tuning.
+    pub fn build(&self, lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        self.settings().build(lora)
+    }
+
+    /// Takes from a `[method]` table the fields that belong to other methods than the one it
+    /// names (older configs and `run.json` files wrote every method's fields in one flat
+    /// `[method]`). Each is checked as its own method checks it, then dropped; the names of
+    /// those dropped are returned, for a notice. A field of no method stays, for the unknown
+    /// field error.
+    ///
+    /// # Errors
+    /// A dropped field of the wrong type or out of its range, naming it.
+    pub fn take_other_methods_fields(
+        table: &mut toml::Table,
+    ) -> Result<Vec<String>, OtherFieldError> {
+        let Some(name) = table.get("name").and_then(toml::Value::as_str) else {
+            return Ok(Vec::new());
+        };
+        let fields = Self::fields();
+        let Some((_, own)) = fields.iter().find(|(method, _)| *method == name) else {
+            return Ok(Vec::new());
+        };
+        let foreign: Vec<String> = table
+            .keys()
+            .filter(|key| *key != "name" && !own.contains(&key.as_str()))
+            .filter(|key| fields.iter().any(|(_, f)| f.contains(&key.as_str())))
+            .cloned()
+            .collect();
+        for (method, accepted) in &fields {
+            let mut theirs: toml::Table = foreign
+                .iter()
+                .filter(|key| accepted.contains(&key.as_str()))
+                .map(|key| (key.clone(), table[key].clone()))
+                .collect();
+            if theirs.is_empty() {
+                continue;
+            }
+            theirs.insert("name".into(), toml::Value::String((*method).into()));
+            let settings: Self = toml::Value::Table(theirs)
+                .try_into()
+                .map_err(|e: toml::de::Error| OtherFieldError::Parse(e.message().to_owned()))?;
+            settings.validate()?;
+        }
+        for key in &foreign {
+            table.remove(key);
+        }
+        Ok(foreign)
+    }
+}
+
+/// A field of another method in a flat `[method]` table that is not valid for that method.
+#[derive(Debug, thiserror::Error)]
+pub enum OtherFieldError {
+    /// The field has the wrong type; the message names it.
+    #[error("{0}")]
+    Parse(String),
+    /// The field is out of its range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+}
+
+/// The field names that serde's derive gives a settings struct (what `deserialize_struct`
+/// is called with), so that a flat `[method]` table's fields can be told apart by method.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Capture<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Capture<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only the field names are read"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            self.deserialize_any(visitor)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    // The error is the point: the names were captured on the way.
+    let _ = T::deserialize(Capture(&mut fields));
+    fields
+}
+
+/// The check of a quadratic penalty's strength λ (EWC, MAS, SI, TIR).
+///
+/// # Errors
+/// [`InvalidValue`] for a negative or non-finite λ.
+pub fn check_lambda(lambda: f64) -> Result<(), InvalidValue> {
+    check(
+        lambda.is_finite() && lambda >= 0.0,
+        "method.lambda",
+        lambda,
+        "must be ≥ 0 and finite",
+    )
+}
 
 /// What a method sees of the stage it trains.
 pub struct StageContext<'a> {
@@ -130,7 +390,7 @@ pub trait ContinualMethod {
 
     /// The adapter bank that evaluation routes each instance through (expansion); `None`
     /// when one model answers everything.
-    fn routes(&self) -> Option<&[expand::Expert]> {
+    fn routes(&self) -> Option<&[routing::Expert]> {
         None
     }
 
@@ -178,40 +438,6 @@ pub fn train_step(
     let clipped = clipped.expect("the trainer shows the clipped gradients");
     method.after_step(&before, &clipped, &model);
     (model, outcome)
-}
-
-/// Plain sequential fine-tuning: no hook changes anything.
-pub struct Sequential;
-
-impl ContinualMethod for Sequential {}
-
-/// The method of `config`, with no state (before the first stage); `lora` is the adapter
-/// configuration (`None` under full fine-tuning).
-///
-/// # Errors
-/// `olora` without LoRA.
-pub fn new_method(
-    config: &MethodConfig,
-    lora: Option<&LoraConfig>,
-) -> anyhow::Result<Box<dyn ContinualMethod>> {
-    Ok(match config.name {
-        MethodName::Seq => Box::new(Sequential),
-        MethodName::Ewc => Box::new(ewc::Ewc::new(config)),
-        MethodName::Mas => Box::new(mas::Mas::new(config)),
-        MethodName::Si => Box::new(si::Si::new(config)),
-        MethodName::Tir => Box::new(tir::Tir::new(config)),
-        MethodName::Agem => Box::new(agem::Agem::new(config)),
-        MethodName::Lwf => Box::new(lwf::Lwf::new(config)),
-        MethodName::Ema => Box::new(ema::Ema::new()),
-        MethodName::Olora => Box::new(olora::OLora::new(
-            config,
-            lora.context("olora trains LoRA adapters: set training.method = \"lora\"")?,
-        )),
-        MethodName::Expand => Box::new(expand::Expansion::new(
-            config,
-            lora.context("expand trains LoRA adapters: set training.method = \"lora\"")?,
-        )),
-    })
 }
 
 /// Importance-weighted anchors of a quadratic penalty: `(Ω_k, θ*_k)` per entry.

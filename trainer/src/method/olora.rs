@@ -14,111 +14,85 @@
 //! (PEFT's initialisation) is attached.
 //!
 //! The frozen adapters act as `W + s · Σ_k B_k A_k`, so they are folded into the frozen base
-//! weight (the same function; O-LoRA computes them unmerged, sharing the new adapter's dropout
+//! weight ([`super::frozen`]; the same function: O-LoRA computes them unmerged, sharing the new adapter's dropout
 //! mask, so the two differ only with `lora_dropout > 0`), and their `A`s are kept apart for the
 //! penalty. The penalty's gradient is added analytically: with burn's `[in, r]` layout,
 //! `∂/∂A_new Σ|A_oldᵀ A_new| = A_old · sign(A_oldᵀ A_new)`, `∂‖θ‖₂/∂θ = θ / ‖θ‖₂` (0 at θ = 0,
 //! as PyTorch's subgradient, so a fresh adapter's `B = 0` stays finite).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
-use llama::io::host::HostTensors;
-use llama::lora::{LoraConfig, LoraTarget};
+use llama::lora::LoraConfig;
 use llama::model::Llama;
-use llama::peft::apply_lora;
+use serde::{Deserialize, Serialize};
 
-use super::params::host_tensor;
-use super::{ContinualMethod, MethodConfig, STATE_TENSORS, StageContext, read_tensors};
+use super::frozen::{Current, FrozenAdapters, add_gradient, current_adapters};
+use super::{ContinualMethod, MethodSettings, StageContext};
+use crate::invalid::{InvalidValue, check};
 
-/// The frozen adapters' factors of one projection, stacked: `A` `[in, r_sum]`, `B`
-/// `[r_sum, out]`.
-struct Frozen {
-    a: Tensor<2>,
-    b: Tensor<2>,
+/// `[method] name = "olora"` (absent fields take the defaults, O-LoRA's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OLoraConfig {
+    /// λ1, weight of the orthogonality penalty (≥ 0).
+    pub orthogonal_weight: f64,
+    /// λ2, weight of the new adapter's L2 norm (≥ 0).
+    pub l2_weight: f64,
 }
 
-/// O-LoRA's state: the frozen adapters per adapted projection (`layers.{i}.{module}`).
+impl Default for OLoraConfig {
+    fn default() -> Self {
+        Self {
+            orthogonal_weight: 0.5,
+            l2_weight: 0.0,
+        }
+    }
+}
+
+impl MethodSettings for OLoraConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        for (value, field) in [
+            (self.orthogonal_weight, "method.orthogonal_weight"),
+            (self.l2_weight, "method.l2_weight"),
+        ] {
+            check(value.is_finite() && value >= 0.0, field, value, "must be ≥ 0")?;
+        }
+        Ok(())
+    }
+
+    fn build(&self, lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        let lora = lora.context("olora trains LoRA adapters: set training.method = \"lora\"")?;
+        Ok(Box::new(OLora::new(self, lora)))
+    }
+
+    fn trains_adapters(&self) -> bool {
+        true
+    }
+}
+
+/// O-LoRA's state: the frozen adapters.
 pub struct OLora {
     orthogonal_weight: f64,
     l2_weight: f64,
-    lora: LoraConfig,
-    frozen: BTreeMap<String, Frozen>,
+    frozen: FrozenAdapters,
 }
 
 impl OLora {
     /// No frozen adapter yet.
-    pub fn new(config: &MethodConfig, lora: &LoraConfig) -> Self {
+    pub fn new(config: &OLoraConfig, lora: &LoraConfig) -> Self {
         Self {
             orthogonal_weight: config.orthogonal_weight,
             l2_weight: config.l2_weight,
-            lora: lora.clone(),
-            frozen: BTreeMap::new(),
+            frozen: FrozenAdapters::new(lora),
         }
     }
 
     /// Rank of the frozen adapters of each projection (`r` × finished tasks).
     pub fn frozen_rank(&self) -> Option<usize> {
-        self.frozen.values().next().map(|f| f.a.dims()[1])
+        self.frozen.rank()
     }
-}
-
-/// The current adapter of one projection: its key (`layers.{i}.{module}`), the ids and
-/// values (plain device) of `A` `[in, r]` and `B` `[r, out]`, and its scale `s`.
-struct Current {
-    key: String,
-    a: (ParamId, Tensor<2>),
-    b: (ParamId, Tensor<2>),
-    scale: f64,
-}
-
-/// The current adapter of every adapted projection of `model`.
-fn adapters(model: &Llama) -> Vec<Current> {
-    let mut out = Vec::new();
-    for (i, layer) in model.layers.iter().enumerate() {
-        for target in LoraTarget::ALL {
-            if let Some(adapter) = &layer.projection(target).lora {
-                let value = |p: &Param<Tensor<2>>| (p.id, p.val().inner());
-                out.push(Current {
-                    key: format!("layers.{i}.{}", target.module_path()),
-                    a: value(&adapter.a),
-                    b: value(&adapter.b),
-                    scale: adapter.scale,
-                });
-            }
-        }
-    }
-    out
-}
-
-fn add_gradient(grads: &mut GradientsParams, id: ParamId, extra: Tensor<2>) {
-    let sum = match grads.remove::<2>(id) {
-        Some(g) => g + extra,
-        None => extra,
-    };
-    grads.register::<2>(id, sum);
-}
-
-/// `t` in a fresh contiguous buffer.
-fn contiguous(t: Tensor<2>) -> Tensor<2> {
-    let device = t.device();
-    Tensor::from_data(t.into_data(), &device)
-}
-
-/// `model` with `s · A B` added to the frozen base weight of the projection `key`.
-fn fold(mut model: Llama, key: &str, delta: Tensor<2>) -> Llama {
-    for (i, layer) in model.layers.iter_mut().enumerate() {
-        for target in LoraTarget::ALL {
-            if key == format!("layers.{i}.{}", target.module_path()) {
-                layer.projection_mut(target).add_to_base(delta.clone());
-            }
-        }
-    }
-    model
 }
 
 impl ContinualMethod for OLora {
@@ -128,7 +102,7 @@ impl ContinualMethod for OLora {
             a: (a_id, a),
             b: (b_id, b),
             ..
-        } in adapters(model)
+        } in current_adapters(model)
         {
             if let Some(frozen) = self.frozen.get(&key) {
                 let overlap = frozen.a.clone().transpose().matmul(a.clone()).sign();
@@ -154,82 +128,15 @@ impl ContinualMethod for OLora {
         }
     }
 
-    fn end_stage(&mut self, mut model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
-        for Current {
-            key,
-            a: (_, a),
-            b: (_, b),
-            scale,
-        } in adapters(&model)
-        {
-            // Contiguous copies, as `load` reads them: the fold rounds alike on resume.
-            let (a, b) = (contiguous(a), contiguous(b));
-            model = fold(model, &key, a.clone().matmul(b.clone()) * scale);
-            let stacked = match self.frozen.remove(&key) {
-                Some(old) => Frozen {
-                    a: Tensor::cat(vec![old.a, a], 1),
-                    b: Tensor::cat(vec![old.b, b], 0),
-                },
-                None => Frozen { a, b },
-            };
-            self.frozen.insert(key, stacked);
-        }
-        // The next task's adapter: PEFT's initialisation, seeded by this stage.
-        Ok(apply_lora(model, &self.lora, stage.seed ^ 0x0_10_4A)?)
+    fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
+        self.frozen.freeze(model, stage.seed)
     }
 
     fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let host: HostTensors = self
-            .frozen
-            .iter()
-            .flat_map(|(key, f)| [(format!("{key}.a"), &f.a), (format!("{key}.b"), &f.b)])
-            .map(|(name, t)| (name, host_tensor(t)))
-            .collect();
-        llama::io::safetensors::save_host_tensors(&dir.join(STATE_TENSORS), &host)?;
-        Ok(())
+        self.frozen.save(dir)
     }
 
-    fn load(&mut self, dir: &Path, mut model: Llama) -> anyhow::Result<Llama> {
-        let host = read_tensors(dir)?;
-        let file = dir.join(STATE_TENSORS);
-        self.frozen.clear();
-        for Current {
-            key,
-            a: (_, a),
-            scale,
-            ..
-        } in adapters(&model)
-        {
-            let device = a.device();
-            let read = |factor: &str| -> anyhow::Result<Tensor<2>> {
-                let name = format!("{key}.{factor}");
-                let t = host
-                    .get(&name)
-                    .with_context(|| format!("{}: no tensor `{name}`", file.display()))?;
-                let [rows, cols] = t.shape[..] else {
-                    anyhow::bail!("{}: `{name}` is not a matrix", file.display());
-                };
-                Ok(Tensor::from_data(
-                    TensorData::new(t.data.clone(), [rows, cols]),
-                    &device,
-                ))
-            };
-            if host.is_empty() {
-                break;
-            }
-            let frozen = Frozen {
-                a: read("a")?,
-                b: read("b")?,
-            };
-            // Task by task, in order, as the uninterrupted run folded them.
-            let r = self.lora.r;
-            for k in 0..frozen.a.dims()[1] / r {
-                let a = contiguous(frozen.a.clone().narrow(1, k * r, r));
-                let b = contiguous(frozen.b.clone().narrow(0, k * r, r));
-                model = fold(model, &key, a.matmul(b) * scale);
-            }
-            self.frozen.insert(key, frozen);
-        }
-        Ok(model)
+    fn load(&mut self, dir: &Path, model: Llama) -> anyhow::Result<Llama> {
+        self.frozen.load(dir, model)
     }
 }

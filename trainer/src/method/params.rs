@@ -204,6 +204,9 @@ impl ParamTensors {
 
     /// `Σ_params Σ_i a_i · b_i` over every parameter, as one device scalar `[1]` (no host
     /// sync per tensor).
+    ///
+    /// # Panics
+    /// When `other` lacks a parameter of `self`, or neither holds any.
     pub fn dot(&self, other: &Self) -> Tensor<1> {
         self.0
             .iter()
@@ -266,6 +269,9 @@ impl ParamTensors {
 }
 
 /// A host copy of `tensor` (f32, its shape), for a safetensors file.
+///
+/// # Panics
+/// When the backend cannot give the values as f32.
 pub fn host_tensor<const D: usize>(tensor: &Tensor<D>) -> HostTensor {
     HostTensor {
         shape: tensor.dims().to_vec(),

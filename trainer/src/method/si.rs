@@ -19,15 +19,54 @@ use std::path::Path;
 use burn::optim::GradientsParams;
 use llama::model::Llama;
 
+use llama::lora::LoraConfig;
+use serde::{Deserialize, Serialize};
+
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
-    save_anchors,
+    Anchors, ContinualMethod, MethodSettings, StageContext, add_quadratic_penalty, check_lambda,
+    load_anchors, save_anchors,
 };
+use crate::invalid::{InvalidValue, check};
 
 /// Penalty strength λ when `[method] lambda` is not set (Avalanche's `si_lambda` has no
 /// default).
 pub const DEFAULT_LAMBDA: f64 = 1.0;
+
+/// `[method] name = "si"` (absent fields take the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiConfig {
+    /// Penalty strength λ (≥ 0; [`DEFAULT_LAMBDA`]).
+    pub lambda: f64,
+    /// Damping ξ of the importance's denominator (> 0; Avalanche's `eps`).
+    pub si_xi: f64,
+}
+
+impl Default for SiConfig {
+    fn default() -> Self {
+        Self {
+            lambda: DEFAULT_LAMBDA,
+            si_xi: 1e-7,
+        }
+    }
+}
+
+impl MethodSettings for SiConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check_lambda(self.lambda)?;
+        check(
+            self.si_xi.is_finite() && self.si_xi > 0.0,
+            "method.si_xi",
+            self.si_xi,
+            "must be positive",
+        )
+    }
+
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Si::new(self)))
+    }
+}
 /// Avalanche's `clip_to`: the importance's upper bound.
 pub const CLIP_TO: f64 = 0.001;
 /// Avalanche's `c` in `update_ewc_data`.
@@ -47,9 +86,9 @@ pub struct Si {
 
 impl Si {
     /// No task seen yet.
-    pub fn new(config: &MethodConfig) -> Self {
+    pub fn new(config: &SiConfig) -> Self {
         Self {
-            lambda: config.lambda.unwrap_or(DEFAULT_LAMBDA),
+            lambda: config.lambda,
             xi: config.si_xi,
             anchors: Vec::new(),
             cumulative: None,

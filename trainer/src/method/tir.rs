@@ -30,15 +30,49 @@ use burn::tensor::Tensor;
 use llama::model::Llama;
 
 use super::ewc::empirical_fisher;
+use llama::lora::LoraConfig;
+use serde::{Deserialize, Serialize};
+
 use super::params::ParamTensors;
 use super::{
-    Anchors, ContinualMethod, MethodConfig, StageContext, add_quadratic_penalty, load_anchors,
-    save_anchors,
+    Anchors, ContinualMethod, MethodSettings, StageContext, add_quadratic_penalty, check_lambda,
+    load_anchors, save_anchors,
 };
+use crate::invalid::InvalidValue;
 
 /// Penalty strength λ when `[method] lambda` is not set. The importance sums to 1 over all
 /// trainable parameters, so λ is far larger than EWC's (CLMM's scripts pass 1e2 to 1e8).
 pub const DEFAULT_LAMBDA: f64 = 1e6;
+
+/// `[method] name = "tir"` (absent fields take the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TirConfig {
+    /// Penalty strength λ (≥ 0; [`DEFAULT_LAMBDA`]).
+    pub lambda: f64,
+}
+
+impl Default for TirConfig {
+    fn default() -> Self {
+        Self {
+            lambda: DEFAULT_LAMBDA,
+        }
+    }
+}
+
+impl MethodSettings for TirConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check_lambda(self.lambda)
+    }
+
+    fn build(&self, _lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>> {
+        Ok(Box::new(Tir::new(self)))
+    }
+
+    fn reads_task_similarity(&self) -> bool {
+        true
+    }
+}
 
 /// TIR's state.
 pub struct Tir {
@@ -51,9 +85,9 @@ pub struct Tir {
 
 impl Tir {
     /// No task seen yet.
-    pub fn new(config: &MethodConfig) -> Self {
+    pub fn new(config: &TirConfig) -> Self {
         Self {
-            lambda: config.lambda.unwrap_or(DEFAULT_LAMBDA),
+            lambda: config.lambda,
             state: None,
             scaled: Vec::new(),
         }

@@ -44,8 +44,11 @@ pub enum VectorFileError {
         "embedding.file {file}, {record}: expected {{\"instruction_id\" | \"text\": ..., \"embedding\": [numbers]}}: {problem}"
     )]
     Record {
+        /// The vector file.
         file: String,
+        /// The record, by its key.
         record: String,
+        /// What is wrong with it.
         problem: String,
     },
     /// A vector of another dimension than the first one.
@@ -53,9 +56,13 @@ pub enum VectorFileError {
         "embedding.file {file}, {record}: the embedding has {found} dimensions, the first one has {expected}"
     )]
     Dimension {
+        /// The vector file.
         file: String,
+        /// The record, by its key.
         record: String,
+        /// The record's dimension.
         found: usize,
+        /// The first record's dimension.
         expected: usize,
     },
     /// An instruction of the run without a vector.
@@ -63,9 +70,13 @@ pub enum VectorFileError {
         "embedding.file {file} has no vector for instruction {id} of task \"{task}\" (text: {text:?}); add a record with \"instruction_id\": \"{id}\" or its \"text\""
     )]
     Missing {
+        /// The vector file.
         file: String,
+        /// The instruction's task.
         task: String,
+        /// The instruction id.
         id: String,
+        /// The instruction's text (shortened).
         text: String,
     },
 }

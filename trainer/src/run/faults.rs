@@ -2,7 +2,7 @@
 //!
 //! `INSCL_TEST_PAUSE_AT=POINT:N` makes the N-th (1-based) arrival at the point named `POINT`
 //! print `paused at POINT:N` on stderr and wait for one line on stdin before going on. A test
-//! (`tests/run_faults.rs`) kills the process there with SIGKILL, or fills the disk and lets it
+//! (`trainer/tests/run_faults.rs`) kills the process there with SIGKILL, or fills the disk and lets it
 //! go on. Without the variable a point does nothing. The points:
 //!
 //! | point | where |

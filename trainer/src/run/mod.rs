@@ -49,7 +49,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, EmbeddingSource, MethodName, RunStrategy};
+use crate::config::{Config, EmbeddingSource, RunStrategy};
 use crate::data::{self, Dataset, Example, InstructionGroup, TaskData};
 use crate::learner::{Learner, StepReport, TrainPlan};
 use crate::progress::{Event, Progress};
@@ -60,37 +60,55 @@ pub use folder::RunFolder;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
+    /// The configuration is invalid.
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
+    /// The data cannot be read.
     Data(#[from] data::DataError),
     #[error(transparent)]
+    /// The tags cannot be made.
     Tags(#[from] crate::tags::TagError),
     #[error(transparent)]
+    /// The `embedding.file` vectors cannot be used.
     VectorFile(#[from] embedding::VectorFileError),
     #[error("stage {stage}: replay plan: {source}")]
+    /// The core crate refused to plan a stage.
     Plan {
+        /// 1-based stage.
         stage: usize,
+        /// The planner's error.
         source: inscl::plan::PlanError,
     },
     #[error(transparent)]
+    /// An artifact cannot be read or written.
     Artifact(#[from] artifact::ArtifactError),
     #[error("score matrix: {0}")]
+    /// The scores do not form a score matrix.
     Metrics(#[from] inscl::metrics::MetricsError),
     /// The run folder exists and `--resume` was not given.
     #[error(
         "{folder} already exists: resume it with `trainer run --resume {folder}` or choose another --name"
     )]
-    Exists { folder: String },
+    Exists {
+        /// The run folder.
+        folder: String,
+    },
     /// `--resume` on a folder without `run.json`.
     #[error("{folder} is not a run folder (no run.json)")]
-    NotARun { folder: String },
+    NotARun {
+        /// The run folder.
+        folder: String,
+    },
     /// A finished stage whose checkpoint is gone.
     #[error(
         "cannot resume {folder}: stage {stage} is finished but its checkpoint {checkpoint} is missing"
     )]
     MissingCheckpoint {
+        /// The run folder.
         folder: String,
+        /// 1-based stage.
         stage: usize,
+        /// The checkpoint folder that is missing.
         checkpoint: String,
     },
     /// The training loss became NaN or infinite.
@@ -99,27 +117,50 @@ pub enum RunError {
          (lower training.lr or raise training.clip_norm; the run can be resumed from the previous stage)"
     )]
     NonFiniteLoss {
+        /// 1-based stage.
         stage: usize,
+        /// The task's name.
         task: String,
+        /// Optimiser step within the stage, 1-based.
         step: usize,
+        /// The loss value (NaN or ±inf).
         loss: f64,
     },
     /// Ctrl-C.
     #[error("interrupted during stage {stage}; resume with `trainer run --resume {folder}`")]
-    Interrupted { stage: usize, folder: String },
+    Interrupted {
+        /// 1-based stage.
+        stage: usize,
+        /// The run folder.
+        folder: String,
+    },
     /// The learner failed. The cause is in the message (with its chain), so not also a
     /// `source`: printed with its sources, it would repeat.
     #[error("stage {stage}: {what}: {error:#}")]
     Learner {
+        /// 1-based stage.
         stage: usize,
+        /// What the learner was doing.
         what: &'static str,
+        /// The learner's error.
         error: anyhow::Error,
     },
     /// The upper-bound run does not fit this run.
     #[error("eval.upper_bounds {folder}: {problem}")]
-    UpperBounds { folder: String, problem: String },
+    UpperBounds {
+        /// The run folder.
+        folder: String,
+        /// What does not fit.
+        problem: String,
+    },
+    /// A file or folder of the run could not be read or written.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The learner's error.
+        error: std::io::Error,
+    },
 }
 
 /// How to run, besides the configuration.
@@ -137,6 +178,9 @@ pub struct RunOptions {
     /// The chat model of the `llm` tag source (`[tagger] model`); `None` = the learner's base
     /// weights.
     pub tag_model: Option<Box<dyn Learner>>,
+    /// The data, loaded and checked before the model (its notices already shown); `None` =
+    /// [`run`] loads it.
+    pub dataset: Option<Dataset>,
 }
 
 impl RunOptions {
@@ -149,6 +193,7 @@ impl RunOptions {
             progress: Progress::quiet(),
             versions: Vec::new(),
             tag_model: None,
+            dataset: None,
         }
     }
 }
@@ -199,7 +244,21 @@ pub fn run(
     learner: &mut dyn Learner,
     options: &mut RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let dataset = data::load(&config.data, &options.root)?;
+    let dataset = match options.dataset.take() {
+        Some(dataset) => dataset,
+        None => {
+            let dataset = data::load(&config.data, &options.root)?;
+            for notice in &dataset.notices {
+                options.progress.println(&format!("notice: {notice}"));
+            }
+            dataset
+        }
+    };
+    // An order inherited from the default is recorded as the one it resolved to (resume).
+    let config = &Config {
+        data: data::resolved_config(&config.data, &dataset),
+        ..config.clone()
+    };
     let tagger = Tagger::new(&config.strategy, &options.root)?;
     let upper_bounds = match &config.eval.upper_bounds {
         Some(folder) => Some(read_upper_bounds(&options.root.join(folder), &dataset)?),
@@ -302,8 +361,7 @@ fn manifest(
         device: learner.device(),
         created_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+            .map_or(0, |d| d.as_secs()),
     }
 }
 
@@ -520,7 +578,9 @@ impl Stages<'_> {
         progress.event(&Event::ZeroShot {
             tasks: self.dataset.tasks.len(),
         });
+        let started = Instant::now();
         let eval = self.evaluate(learner, progress, 0, self.dataset.tasks.len())?;
+        let eval_seconds = started.elapsed().as_secs_f64();
         self.zero_shot = Some(eval.iter().map(|e| e.rouge_l).collect());
         let record = StageRecord {
             schema_version: SCHEMA_VERSION,
@@ -536,7 +596,9 @@ impl Stages<'_> {
             train_examples: 0,
             loss: Vec::new(),
             eval,
-            wall_seconds: 0.0,
+            wall_seconds: eval_seconds,
+            train_seconds: None,
+            eval_seconds: Some(eval_seconds),
         };
         artifact::write_atomic(&self.folder.stage(0), &record)?;
         Ok(())
@@ -583,8 +645,12 @@ impl Stages<'_> {
             replayed: replayed.iter().map(|r| r.ids.len()).sum(),
         });
         let task_distances = self.method_distances(&embeddings, stage)?;
+        let training = Instant::now();
         let loss = self.train(learner, progress, stage, &plan.task, &mix, task_distances)?;
+        let train_seconds = training.elapsed().as_secs_f64();
+        let evaluating = Instant::now();
         let eval = self.evaluate(learner, progress, stage, seen)?;
+        let eval_seconds = evaluating.elapsed().as_secs_f64();
         let record = StageRecord {
             schema_version: SCHEMA_VERSION,
             stage,
@@ -595,6 +661,8 @@ impl Stages<'_> {
             loss,
             eval,
             wall_seconds: started.elapsed().as_secs_f64(),
+            train_seconds: Some(train_seconds),
+            eval_seconds: Some(eval_seconds),
         };
         let wall_seconds = record.wall_seconds;
         self.write_stage(learner, record, embeddings)?;
@@ -711,14 +779,14 @@ impl Stages<'_> {
         (examples, replayed)
     }
 
-    /// The pairwise task distances the `tir` method needs (same embeddings and similarity
-    /// settings as the replay plan); empty for the other methods.
+    /// The pairwise task distances a method that reads task similarity needs (same embeddings
+    /// and similarity settings as the replay plan); empty for the other methods.
     fn method_distances(
         &self,
         embeddings: &[TaskEmbeddings],
         stage: usize,
     ) -> Result<Vec<Vec<f64>>, RunError> {
-        if self.config.method.name != MethodName::Tir {
+        if !self.config.method.settings().reads_task_similarity() {
             return Ok(Vec::new());
         }
         inscl::plan::task_distances(embeddings, &self.config.strategy.similarity)
@@ -801,6 +869,7 @@ impl Stages<'_> {
                 instances: task.test.len(),
             });
             let interrupt = self.interrupt.clone();
+            let started = Instant::now();
             let eval =
                 eval::evaluate_task(learner, task, budget, self.config.eval.stem, &mut |done| {
                     progress.event(&Event::EvalProgress { done });
@@ -827,6 +896,8 @@ impl Stages<'_> {
                 task: task.name.clone(),
                 rouge_l: eval.rouge_l,
                 exact_match: eval.exact_match,
+                seconds: started.elapsed().as_secs_f64(),
+                generation: learner.last_generation_stats(),
             });
             evals.push(eval);
         }

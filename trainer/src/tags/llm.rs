@@ -2,7 +2,9 @@
 //! does with GPT-4 (official code, `get_api_output.py`: InsTag's prompt, Lu et al. 2023,
 //! arXiv 2308.07074, §2.1).
 //!
-//! Each instruction is asked once with [`instag_prompt`]. A reply is parsed by [`parse_tags`]
+//! The chat model is a local checkpoint ([`Learner::chat`]) or an OpenAI-compatible server
+//! ([`super::api::ChatApi`]); both answer through a [`Chat`]. Each instruction is asked once
+//! with [`instag_prompt`]. A reply is parsed by [`parse_tags`]
 //! (a JSON list of `{"tag": ..}` objects or strings, or comma / line separated tags); an
 //! unusable reply (no tag, or an echo of the instruction: [`is_echo`]) is asked again once
 //! with [`strict_prompt`]; if that is unusable too, the
@@ -19,6 +21,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::InstructionGroup;
+
+#[cfg(doc)]
 use crate::learner::Learner;
 
 /// Version of [`LlmTagFile`]'s layout and of the prompts: a cache of another version is
@@ -218,6 +223,7 @@ pub struct LlmTagRecord {
     pub text: String,
     /// The tags, as written.
     pub tags: Vec<String>,
+    /// Where the tags came from (the model, or the keyphrase fallback).
     pub origin: TagOrigin,
     /// The model's replies, first and (if asked) retry.
     pub replies: Vec<String>,
@@ -230,6 +236,7 @@ pub struct LlmTagFile {
     pub version: u32,
     /// The chat model that wrote the tags.
     pub model: String,
+    /// Every instruction tagged so far, in tagging order.
     pub instructions: Vec<LlmTagRecord>,
     /// Instructions that fell back to keyphrases.
     pub fallbacks: usize,
@@ -263,6 +270,20 @@ impl LlmTagFile {
     }
 }
 
+/// The distinct instruction texts of `groups` as `(id, text)`, in order of first appearance
+/// (tasks can share an instruction; it is tagged once).
+pub fn distinct_instructions<'g>(
+    groups: impl Iterator<Item = &'g InstructionGroup>,
+) -> Vec<(String, String)> {
+    let mut instructions: Vec<(String, String)> = Vec::new();
+    for group in groups {
+        if !instructions.iter().any(|(_, text)| *text == group.text) {
+            instructions.push((group.id.clone(), group.text.clone()));
+        }
+    }
+    instructions
+}
+
 /// The instructions `(id, text)` of `instructions` that `file` has not tagged yet.
 pub fn untagged<'i>(
     file: &LlmTagFile,
@@ -274,22 +295,29 @@ pub fn untagged<'i>(
         .collect()
 }
 
-/// Tags one batch of instructions `(id, text)` with `model` and adds them to `file`: asks
+/// A chat model answering prompts, one reply per prompt in order: a local checkpoint
+/// (`|prompts| learner.chat(prompts, max_new_tokens)`) or an OpenAI-compatible server
+/// ([`super::api::ChatApi::chat`]).
+pub type Chat<'c> = dyn FnMut(&[String]) -> anyhow::Result<Vec<String>> + 'c;
+
+/// Tags one batch of instructions `(id, text)` with `chat` and adds them to `file`: asks
 /// [`instag_prompt`], asks [`strict_prompt`] again for unusable replies, falls back to
 /// `keyphrases` YAKE keyphrases where both are unusable.
 ///
 /// # Errors
 /// The model's failure.
+///
+/// # Panics
+/// Never: every reply asked again has its retry.
 pub fn tag_batch(
     file: &mut LlmTagFile,
     batch: &[&(String, String)],
-    model: &mut dyn Learner,
-    max_new_tokens: usize,
+    chat: &mut Chat,
     keyphrases: usize,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let prompts: Vec<String> = batch.iter().map(|(_, t)| instag_prompt(t)).collect();
-    let first = model.chat(&prompts, max_new_tokens)?;
+    let first = chat(&prompts)?;
     anyhow::ensure!(
         first.len() == batch.len(),
         "the tagger model answered {} of {} prompts",
@@ -313,7 +341,7 @@ pub fn tag_batch(
     let retried = if retry_prompts.is_empty() {
         Vec::new()
     } else {
-        model.chat(&retry_prompts, max_new_tokens)?
+        chat(&retry_prompts)?
     };
     anyhow::ensure!(
         retried.len() == retry_prompts.len(),

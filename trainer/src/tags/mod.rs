@@ -8,12 +8,14 @@
 //! - `file`: tags from an external tagger such as InsTag, a JSONL file of
 //!   `{"instruction_id": ID | "text": TEXT, "tags": [..]}` where ID is
 //!   [`crate::data::instruction_id`] of the text;
-//! - `llm`: intention tags written by a chat model with InsTag's prompt ([`llm`]), tagged once
-//!   per run before stage 1 and cached in the run folder.
+//! - `llm`: intention tags written by a chat model with InsTag's prompt ([`llm`]): a local
+//!   checkpoint or an OpenAI-compatible server ([`api`]), tagged once per run before stage 1
+//!   and cached in the run folder.
 //!
 //! Sources combine as a union in order (`metadata+keyphrase` is the default). Raw tags are
 //! returned as written; the planner normalises them ([`inscl::insinfo::TagNormalizer`]).
 
+pub mod api;
 pub mod llm;
 
 use std::collections::HashMap;
@@ -28,20 +30,34 @@ use llm::LlmTagFile;
 /// Why the tag file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
+    /// The tag file could not be read.
     #[error("{file}: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        file: String,
+        /// The parser's error.
+        error: std::io::Error,
+    },
     /// A JSONL line that is not a tag record.
     #[error(
         "{file}:{line}: expected {{\"instruction_id\" | \"text\": ..., \"tags\": [...]}}: {error}"
     )]
     Record {
+        /// The file, as given.
         file: String,
+        /// 1-based line of the file.
         line: usize,
+        /// The parser's error.
         error: serde_json::Error,
     },
     /// A record with neither an id nor a text.
     #[error("{file}:{line}: record has neither \"instruction_id\" nor \"text\"")]
-    NoKey { file: String, line: usize },
+    NoKey {
+        /// The file, as given.
+        file: String,
+        /// 1-based line of the file.
+        line: usize,
+    },
 }
 
 /// Produces the raw tags of an instruction from the configured sources.
@@ -95,7 +111,7 @@ impl Tagger {
                 match (record.instruction_id, record.text) {
                     (Some(id), _) => tagger.by_id.entry(id).or_default().extend(record.tags),
                     (None, Some(text)) => {
-                        tagger.by_text.entry(text).or_default().extend(record.tags)
+                        tagger.by_text.entry(text).or_default().extend(record.tags);
                     }
                     (None, None) => {
                         return Err(TagError::NoKey {
@@ -171,6 +187,9 @@ pub fn metadata_tags(values: &[String]) -> Vec<String> {
 }
 
 /// The `k` best YAKE keyphrases of `text` (lower-case), best first.
+///
+/// # Panics
+/// Never: the crate is built with yake-rust's `en` stop words.
 pub fn keyphrases(text: &str, k: usize) -> Vec<String> {
     let stop_words =
         yake_rust::StopWords::predefined("en").expect("the `en` feature of yake-rust is enabled");
