@@ -89,19 +89,19 @@ fn alternatives(config: &Config) -> Vec<(String, Config)> {
     let t = &config.training;
     if !t.checkpoint_layers {
         push("training.checkpoint_layers=true".into(), &|c| {
-            c.training.checkpoint_layers = true
+            c.training.checkpoint_layers = true;
         });
     }
     if t.method == Finetuning::Lora && config.model.base_precision != BasePrecision::Bf16 {
         push("model.base_precision=bf16".into(), &|c| {
-            c.model.base_precision = BasePrecision::Bf16
+            c.model.base_precision = BasePrecision::Bf16;
         });
     }
     let mut batch = t.batch_size / 2;
     while batch >= 1 {
         let b = batch;
         push(format!("training.batch_size={b}"), &|c| {
-            c.training.batch_size = b
+            c.training.batch_size = b;
         });
         batch /= 2;
     }
@@ -115,8 +115,20 @@ fn alternatives(config: &Config) -> Vec<(String, Config)> {
 /// # Errors
 /// An unreadable checkpoint header, or a plan that does not fit.
 pub fn check(config: &Config, path: &Path) -> anyhow::Result<MemoryPlan> {
+    check_against(config, path, available_bytes())
+}
+
+/// [`check`] against `available` bytes (`None`: unknown, nothing is refused).
+///
+/// # Errors
+/// As [`check`].
+pub fn check_against(
+    config: &Config,
+    path: &Path,
+    available: Option<u64>,
+) -> anyhow::Result<MemoryPlan> {
     let plan = estimate(config, path)?;
-    let Some(available) = available_bytes() else {
+    let Some(available) = available else {
         eprintln!("memory plan: {} (free memory unknown)", plan.describe());
         return Ok(plan);
     };

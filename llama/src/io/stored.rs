@@ -273,6 +273,9 @@ impl StoredMatrix {
     }
 
     /// The bf16 values of a [`GgmlType::BF16`] matrix, row-major; `None` for other types.
+    ///
+    /// # Panics
+    /// When the storage is not 2-byte aligned (the allocator gives a `Vec<u8>` more).
     pub fn bf16_values(&self) -> Option<&[u16]> {
         (self.dtype == GgmlType::BF16).then(|| {
             // SAFETY: any bit pattern is a u16; the alignment is checked, not assumed (the
