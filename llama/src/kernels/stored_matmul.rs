@@ -416,7 +416,8 @@ mod tests {
     }
 
     /// The AVX512-BF16 products against f64 sums of the bf16-rounded operands, which they
-    /// compute up to the order of the f32 sums: 1e-4 relative to Σ|x w|.
+    /// compute up to the order of the f32 sums: 1e-4 relative to Σ|x w|. The pairs need an
+    /// even reduction length; an odd one ([`stored_product`] with 33 rows) takes the f32 tiles.
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn bf16_dot_products_match_rounded_operands() {
@@ -431,7 +432,7 @@ mod tests {
                 .map(|&x| half::bf16::from_f32(x).to_f32())
                 .collect()
         };
-        for (m, rows, cols) in [(1, 33, 64), (9, 70, 530), (20, 64, 1040)] {
+        for (m, rows, cols) in [(1, 34, 64), (9, 70, 530), (20, 64, 1040)] {
             let w = StoredMatrix::bf16_from_f32(rows, cols, &values(rows * cols, 0.29));
             for side in [Side::Forward, Side::InputGrad] {
                 let k = if side == Side::Forward { cols } else { rows };
@@ -445,6 +446,11 @@ mod tests {
                 );
             }
         }
+        let w = StoredMatrix::bf16_from_f32(33, 64, &values(33 * 64, 0.29));
+        let lhs = values(2 * 33, 0.13);
+        let found = stored_product(&lhs, 2, &w, Side::InputGrad);
+        let error = max_abs_diff(&found, &reference(&lhs, 2, &w, Side::InputGrad));
+        assert!(error < 1e-4, "odd reduction: {error}");
     }
 
     /// Output and input gradient under autodiff against burn's matmul of the dequantised
