@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use half::{bf16, f16};
 use llama::config::LlamaConfig;
