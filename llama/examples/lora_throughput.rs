@@ -6,8 +6,8 @@
 //! Modes (tokens are the synthetic ids `(i · 7919) mod V`, identical on both sides):
 //! - `train`: LoRA rank 8, α 16 on q, k, v, o, gate, up, down (`--targets qkvo`: q, k, v, o);
 //!   batch 8 × 256 tokens (`--batch`, `--seq`); one step = causal-LM loss forward + backward
-//!   (`llama::train::accumulate_gradients`, with `--checkpoint-layers` recomputing each layer)
-//!   + AdamW (lr 1e-4, β 0.9/0.999, ε 1e-8, weight decay 0.01: PyTorch's `AdamW` defaults).
+//!   (`llama::train::accumulate_gradients`, with `--checkpoint-layers` recomputing each layer),
+//!   then AdamW (lr 1e-4, β 0.9/0.999, ε 1e-8, weight decay 0.01: PyTorch's `AdamW` defaults).
 //!   Tokens/s = batch · seq / step seconds.
 //! - `prefill`: batched forward of 8 × 256 tokens to the full logits, no autodiff.
 //! - `decode`: greedy decoding with the KV cache from a 16-token prompt, batch 1. Decode

@@ -201,6 +201,9 @@ pub fn read_header(path: &Path) -> Result<(Metadata, u64), SafetensorsError> {
 ///
 /// # Errors
 /// [`SafetensorsError::Io`], [`SafetensorsError::Format`], [`SafetensorsError::UnsupportedDtype`].
+///
+/// # Panics
+/// Never: [`read_header`] checked that each tensor's bytes fill its shape.
 pub fn read_file_with(
     path: &Path,
     precision: BasePrecision,

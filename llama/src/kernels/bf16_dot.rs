@@ -56,6 +56,13 @@ pub(crate) trait PackB: Sync {
 /// A raw output pointer shared by the threads, each writing its own columns.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
+
+impl Out {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: threads write disjoint columns of the output (one panel each).
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
@@ -80,7 +87,6 @@ pub(crate) fn product(
     (0..panels).into_par_iter().for_each_init(
         || vec![0u32; KC * NR],
         |packed, panel| {
-            let dst = dst;
             let columns = panel * NR..((panel + 1) * NR).min(width);
             for first in (0..pairs).step_by(KC) {
                 let block = first..(first + KC).min(pairs);
@@ -93,7 +99,7 @@ pub(crate) fn product(
                     // rows hold `columns` (inside `width`) of this thread's panel.
                     unsafe {
                         let a = a.as_ptr().add(row * pairs + block.start);
-                        let out = dst.0.add(row * width + columns.start);
+                        let out = dst.ptr().add(row * width + columns.start);
                         let tile = Tile {
                             a,
                             a_stride: pairs,

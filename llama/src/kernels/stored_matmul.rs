@@ -174,7 +174,6 @@ fn stored_product(lhs: &[f32], m: usize, weight: &StoredMatrix, side: Side) -> V
     (0..width.div_ceil(panel)).into_par_iter().for_each_init(
         || vec![0.0f32; panel * chunk],
         |tile, p| {
-            let dst = dst;
             let columns = p * panel..((p + 1) * panel).min(width);
             for (c, first) in (0..k).step_by(chunk).enumerate() {
                 let reduction = first..(first + chunk).min(k);
@@ -195,7 +194,7 @@ fn stored_product(lhs: &[f32], m: usize, weight: &StoredMatrix, side: Side) -> V
                 // were written by chunk 0 before later chunks add to them.
                 unsafe {
                     product_into(
-                        dst.0.add(columns.start),
+                        dst.ptr().add(columns.start),
                         width,
                         [m, columns.len(), reduction.len()],
                         Operand::strided(lhs, reduction.start, k as isize, 1),
@@ -215,6 +214,13 @@ fn stored_product(lhs: &[f32], m: usize, weight: &StoredMatrix, side: Side) -> V
 /// A raw output pointer shared by the threads, each writing its own columns.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: threads write disjoint columns of the output (one panel each).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
