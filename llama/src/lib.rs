@@ -1,5 +1,6 @@
 //! LLaMA-family causal language models for inscl's trainer.
 //!
+//! - [`checkpoint`]: activation checkpointing per decoder layer for training.
 //! - [`config`]: hyper-parameters (HF `config.json` names).
 //! - [`device`]: `auto | gpu | cpu` device selection (a physical wgpu GPU, else burn's flex CPU).
 //! - [`generate`]: batched greedy / top-p generation with a KV cache.
@@ -9,6 +10,7 @@
 //! - [`kernels`]: the model's own differentiable ops with CPU (flex) kernels: attention,
 //!   frozen projections, SwiGLU, the output head's loss.
 //! - [`lora`]: the LoRA layer ([`lora::LoraLinear`]) of the attention/MLP projections.
+//! - [`memory`]: the estimated peak memory of a fine-tuning run, and the memory free.
 //! - [`model`]: the LLaMA decoder (HF `LlamaForCausalLM`) in burn, with KV cache.
 //! - [`peft`]: LoRA adapters on a whole model in PEFT's format: attach, merge, load, export.
 //! - [`train`]: AdamW with warmup + cosine/linear schedules, global-norm clipping, gradient
@@ -16,8 +18,10 @@
 //! - [`tokenizer`]: byte-level BPE tokenizers from `tokenizer.json` or GGUF metadata, and chat templates.
 //!
 //! Imports run one way: `kernels` and `io` use nothing of the model; `lora` uses `kernels`;
-//! `model` uses `lora`, `kernels` and `io`; `peft`, `generate` and `train` use `model`.
+//! `model` uses `lora`, `kernels` and `io`; `peft`, `generate`, `checkpoint` and `train` use
+//! `model`.
 
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod generate;
@@ -25,6 +29,7 @@ pub mod heap;
 pub mod io;
 pub mod kernels;
 pub mod lora;
+pub mod memory;
 pub mod model;
 pub mod peft;
 pub mod tokenizer;

@@ -11,17 +11,27 @@
 //! gradient (`∂L/∂A = s · xᵀ (∂L/∂h) Bᵀ`, a rank-r product); [`LoraLinear::merge`] folds `s · A B` into
 //! `W` for inference and export.
 //!
+//! The frozen `W` is an f32 parameter or, under a reduced [`crate::io::stored::BasePrecision`],
+//! a [`StoredMatrix`] in bf16, f16 or a GGUF block format (QLoRA's setting, Dettmers et al. 2023,
+//! with llama.cpp's formats for NF4): the adapter's `A`, `B`, their gradients and optimiser
+//! state are f32 either way.
+//!
 //! This module is the layer alone ([`LoraLinear`], which the model's projections are, as
 //! candle's `llama.rs` takes `LoraLinear` from candle-nn); attaching, merging, loading and
 //! exporting adapters on a whole [`crate::model::Llama`] in PEFT's format is [`crate::peft`].
 
-use burn::module::{Module, Param};
+use burn::module::{
+    Content, Devices, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor,
+    Param,
+};
 use burn::nn::Dropout;
-use burn::tensor::Tensor;
 use burn::tensor::module::linear;
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::io::stored::StoredMatrix;
 use crate::kernels::frozen_matmul::project;
+use crate::kernels::stored_matmul::stored_matmul;
 
 /// A projection LoRA may adapt, named as in HF/PEFT `target_modules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,42 +166,178 @@ impl LoraAdapter {
     }
 }
 
-/// A bias-free linear layer (burn layout: `weight` `[in, out]`) with an optional LoRA adapter;
-/// the attention and MLP projections of [`crate::model::Llama`].
+/// The base weight `W` of a projection.
+#[derive(Debug, Clone)]
+pub enum BaseWeight {
+    /// An f32 parameter in burn's `[in, out]` layout: trained under full fine-tuning, frozen
+    /// under LoRA.
+    Dense(Param<Tensor<2>>),
+    /// A frozen matrix in its storage format, HF `[out, in]`, shared by every clone of the
+    /// model and held on the host (the flex kernels read it there; other backends upload it
+    /// per product). It has no parameter: module visitors and mappers do not see it.
+    Stored(StoredMatrix),
+}
+
+/// A module whose only tensor is the dense weight, visited under the field's own name (a
+/// derived enum would add the variant's name to every parameter path).
+impl Module for BaseWeight {
+    fn collect_devices(&self, devices: Devices) -> Devices {
+        match self {
+            Self::Dense(w) => Module::collect_devices(w, devices),
+            Self::Stored(_) => devices,
+        }
+    }
+
+    fn fork(self, device: &Device) -> Self {
+        match self {
+            Self::Dense(w) => Self::Dense(Module::fork(w, device)),
+            stored => stored,
+        }
+    }
+
+    fn to_device(self, device: &Device) -> Self {
+        match self {
+            Self::Dense(w) => Self::Dense(Module::to_device(w, device)),
+            stored => stored,
+        }
+    }
+
+    fn train(self) -> Self {
+        match self {
+            Self::Dense(w) => Self::Dense(Module::train(w)),
+            stored => stored,
+        }
+    }
+
+    fn valid(&self) -> Self {
+        match self {
+            Self::Dense(w) => Self::Dense(Module::valid(w)),
+            stored => stored.clone(),
+        }
+    }
+
+    fn materialize(self) -> Self {
+        match self {
+            Self::Dense(w) => Self::Dense(Module::materialize(w)),
+            stored => stored,
+        }
+    }
+
+    fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
+        if let Self::Dense(w) = self {
+            Module::visit(w, visitor);
+        }
+    }
+
+    fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
+        match self {
+            Self::Dense(w) => Self::Dense(Module::map(w, mapper)),
+            stored => stored,
+        }
+    }
+}
+
+impl ModuleDisplayDefault for BaseWeight {
+    fn content(&self, content: Content) -> Option<Content> {
+        match self {
+            Self::Dense(w) => w.content(content),
+            Self::Stored(m) => content.add_formatted(&format!("{m:?}")).optional(),
+        }
+    }
+}
+
+impl ModuleDisplay for BaseWeight {}
+
+/// A bias-free linear layer (`W` as [`BaseWeight`], `[in, out]` in burn's terms) with an
+/// optional LoRA adapter; the attention and MLP projections of [`crate::model::Llama`].
 #[derive(Module, Debug)]
 pub struct LoraLinear {
-    /// `W`, `[in, out]`; frozen once an adapter is attached.
-    pub weight: Param<Tensor<2>>,
+    /// `W`: frozen once an adapter is attached, and always when stored.
+    pub weight: BaseWeight,
     /// The adapter, when this projection is targeted.
     pub lora: Option<LoraAdapter>,
 }
 
 impl LoraLinear {
-    /// A plain projection with weight `[in, out]`.
+    /// A plain projection with the f32 weight `[in, out]`.
     pub fn new(weight: Param<Tensor<2>>) -> Self {
-        Self { weight, lora: None }
-    }
-
-    /// `x W (+ s · dropout(x) A B)` for `x` `[…, in]` → `[…, out]`; `x W` through
-    /// [`project`], so a frozen `W` costs no weight gradient and no extra passes.
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match &self.lora {
-            None => project(x, self.weight.val()),
-            Some(adapter) => project(x.clone(), self.weight.val()) + adapter.forward(x),
+        Self {
+            weight: BaseWeight::Dense(weight),
+            lora: None,
         }
     }
 
-    /// Folds the adapter into the weight (`W ← W + s · A B`) and drops it: the same function
-    /// without dropout, one matmul cheaper.
+    /// A projection whose frozen weight stays in its storage format (HF `[out, in]`).
+    pub fn stored(weight: StoredMatrix) -> Self {
+        Self {
+            weight: BaseWeight::Stored(weight),
+            lora: None,
+        }
+    }
+
+    /// `x W (+ s · dropout(x) A B)` for `x` `[…, in]` → `[…, out]`; `x W` through
+    /// [`project`] (a frozen f32 `W` costs no weight gradient and no extra passes) or
+    /// [`stored_matmul`].
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let base = |x| match &self.weight {
+            BaseWeight::Dense(w) => project(x, w.val()),
+            BaseWeight::Stored(w) => stored_matmul(x, w),
+        };
+        match &self.lora {
+            None => base(x),
+            Some(adapter) => base(x.clone()) + adapter.forward(x),
+        }
+    }
+
+    /// Folds the adapter into an f32 weight (`W ← W + s · A B`) and drops it: the same
+    /// function without dropout, one matmul cheaper. A stored weight keeps its adapter
+    /// unmerged: folding would need an f32 copy of it.
     pub fn merge(&mut self) {
+        let BaseWeight::Dense(weight) = &self.weight else {
+            return;
+        };
         if let Some(adapter) = self.lora.take() {
-            self.weight = self.weight.clone().map(|w| w + adapter.delta());
+            self.weight = BaseWeight::Dense(weight.clone().map(|w| w + adapter.delta()));
+        }
+    }
+
+    /// Adds `delta` `[in, out]` to the frozen base weight (e.g. a finished adapter, O-LoRA).
+    /// `delta` lives on the inner (non-autodiff) device of the weight. A stored weight becomes
+    /// an f32 one: `W` dequantised, plus `delta`.
+    pub fn add_to_base(&mut self, delta: Tensor<2>) {
+        self.weight = match &self.weight {
+            BaseWeight::Dense(w) => {
+                BaseWeight::Dense(w.clone().map(|w| Tensor::from_inner(w.inner() + delta)))
+            }
+            BaseWeight::Stored(w) => {
+                let [out, input] = w.shape();
+                let dense = Tensor::<2>::from_data(
+                    TensorData::new(w.to_f32(), [out, input]),
+                    &delta.device(),
+                );
+                let sum = Tensor::from_inner(dense.transpose() + delta);
+                BaseWeight::Dense(Param::from_tensor(sum).set_require_grad(false))
+            }
+        };
+    }
+
+    /// The f32 weight `[in, out]`; `None` when it is stored.
+    pub fn dense_weight(&self) -> Option<&Param<Tensor<2>>> {
+        match &self.weight {
+            BaseWeight::Dense(w) => Some(w),
+            BaseWeight::Stored(_) => None,
         }
     }
 
     /// `[in, out]`.
     pub(crate) fn dims(&self) -> [usize; 2] {
-        self.weight.val().dims()
+        match &self.weight {
+            BaseWeight::Dense(w) => w.val().dims(),
+            BaseWeight::Stored(w) => {
+                let [out, input] = w.shape();
+                [input, out]
+            }
+        }
     }
 }
 

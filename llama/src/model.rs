@@ -14,7 +14,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::config::LlamaConfig;
-use crate::io::host::{HostTensor, HostTensors};
+use crate::io::host::{CheckpointTensors, HostTensor, HostTensors};
 use crate::kernels::attention::masked_attention;
 use crate::kernels::frozen_matmul::project;
 use crate::kernels::head_loss::head_nll_sum;
@@ -176,6 +176,10 @@ pub struct Llama {
     inv_freq: Vec<f32>,
     #[module(skip)]
     config: LlamaConfig,
+    /// Whether training recomputes each decoder layer in the backward pass
+    /// ([`crate::checkpoint`]).
+    #[module(skip)]
+    checkpoint_layers: bool,
 }
 
 /// Key/value cache for incremental decoding: per layer the rotated keys and the values of every
@@ -386,7 +390,7 @@ impl KvCache {
 }
 
 /// Position-dependent inputs shared by all layers of one forward pass.
-struct Positional {
+pub(crate) struct Positional {
     /// `[b, 1, s, head_dim]` RoPE cosines and sines.
     cos: Tensor<4>,
     sin: Tensor<4>,
@@ -543,73 +547,116 @@ impl DecoderLayer {
     }
 }
 
-/// Looks up `name`, checks its HF shape and returns it.
-fn tensor<'a>(
-    tensors: &'a HostTensors,
-    name: &str,
-    shape: &[usize],
-) -> Result<&'a HostTensor, ModelError> {
-    let t = tensors
-        .get(name)
-        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
-    if t.shape != shape {
-        return Err(ModelError::ShapeMismatch {
+/// The checkpoint's tensors as the model takes them: each once, shapes checked.
+struct Source {
+    tensors: CheckpointTensors,
+    device: Device,
+}
+
+impl Source {
+    fn shape_mismatch(name: &str, expected: &[usize], found: &[usize]) -> ModelError {
+        ModelError::ShapeMismatch {
             name: name.to_string(),
-            expected: shape.to_vec(),
-            found: t.shape.clone(),
-        });
+            expected: expected.to_vec(),
+            found: found.to_vec(),
+        }
     }
-    Ok(t)
-}
 
-fn param<const D: usize>(t: &HostTensor, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::from_data(
-        TensorData::new(t.data.clone(), shape),
-        device,
-    ))
-}
+    /// The dense tensor `name` with HF shape `shape`.
+    fn dense(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor, ModelError> {
+        let t = self
+            .tensors
+            .dense
+            .remove(name)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        if t.shape != shape {
+            return Err(Self::shape_mismatch(name, shape, &t.shape));
+        }
+        Ok(t)
+    }
 
-/// A linear weight from HF `[out, in]`, transposed to burn's `[in, out]`.
-fn linear_weight(
-    tensors: &HostTensors,
-    name: &str,
-    out_features: usize,
-    in_features: usize,
-    device: &Device,
-) -> Result<Param<Tensor<2>>, ModelError> {
-    let t = tensor(tensors, name, &[out_features, in_features])?.transposed();
-    Ok(Param::from_tensor(Tensor::from_data(
-        TensorData::new(t.data, [in_features, out_features]),
-        device,
-    )))
-}
+    fn param<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Param<Tensor<D>>, ModelError> {
+        let t = self.dense(name, &shape)?;
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(t.data, shape),
+            &self.device,
+        )))
+    }
 
-fn rms_norm(
-    tensors: &HostTensors,
-    name: &str,
-    d: usize,
-    eps: f64,
-    device: &Device,
-) -> Result<RmsNorm, ModelError> {
-    Ok(RmsNorm {
-        gamma: param(tensor(tensors, name, &[d])?, [d], device),
-        epsilon: eps,
-    })
+    /// A linear weight from HF `[out, in]`, transposed to burn's `[in, out]`.
+    fn linear_weight(
+        &mut self,
+        name: &str,
+        out_features: usize,
+        in_features: usize,
+    ) -> Result<Param<Tensor<2>>, ModelError> {
+        let t = self.dense(name, &[out_features, in_features])?.transposed();
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(t.data, [in_features, out_features]),
+            &self.device,
+        )))
+    }
+
+    /// A projection: its weight kept in storage when the checkpoint read it so, else dense.
+    fn projection(
+        &mut self,
+        name: &str,
+        out_features: usize,
+        in_features: usize,
+    ) -> Result<LoraLinear, ModelError> {
+        match self.tensors.stored.remove(name) {
+            Some(w) if w.shape() != [out_features, in_features] => Err(Self::shape_mismatch(
+                name,
+                &[out_features, in_features],
+                &w.shape(),
+            )),
+            Some(w) => Ok(LoraLinear::stored(w)),
+            None => self
+                .linear_weight(name, out_features, in_features)
+                .map(LoraLinear::new),
+        }
+    }
+
+    fn rms_norm(&mut self, name: &str, d: usize, eps: f64) -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm {
+            gamma: self.param(name, [d])?,
+            epsilon: eps,
+        })
+    }
 }
 
 impl Llama {
     /// Builds the model from HF-named host tensors (`model.embed_tokens.weight`,
     /// `model.layers.{i}.self_attn.q_proj.weight`, …, `model.norm.weight`, and `lm_head.weight`
-    /// unless `tie_word_embeddings`). Linear weights are HF `[out, in]`; extra tensors are
-    /// ignored.
+    /// unless `tie_word_embeddings`), all f32 parameters. Linear weights are HF `[out, in]`;
+    /// extra tensors are ignored.
+    ///
+    /// # Errors
+    /// As [`Llama::from_checkpoint`].
+    pub fn from_host_tensors(
+        config: &LlamaConfig,
+        tensors: &HostTensors,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        Self::from_checkpoint(config, CheckpointTensors::dense(tensors.clone()), device)
+    }
+
+    /// Builds the model from a checkpoint's tensors (HF names as for
+    /// [`Llama::from_host_tensors`]), taking them over: dense tensors become f32 parameters
+    /// on `device` without another copy, and projection weights in `tensors.stored` stay in
+    /// their storage format ([`LoraLinear::stored`]).
     ///
     /// # Errors
     /// [`ModelError::MissingTensor`] / [`ModelError::ShapeMismatch`] naming the tensor,
     /// [`ModelError::InvalidConfig`] when heads do not divide `hidden_size`, `n_kv_heads`
     /// does not divide `n_heads` or the head dimension is odd, and the RoPE-scaling errors of [`rope_inv_freq`].
-    pub fn from_host_tensors(
+    pub fn from_checkpoint(
         config: &LlamaConfig,
-        tensors: &HostTensors,
+        tensors: CheckpointTensors,
         device: &Device,
     ) -> Result<Self, ModelError> {
         let (d, n_heads, n_kv) = (
@@ -639,43 +686,45 @@ impl Llama {
             config.rms_norm_eps,
         );
         let inv_freq = rope_inv_freq(config)?;
-        let embed = tensor(tensors, "model.embed_tokens.weight", &[v, d])?;
+        let mut source = Source {
+            tensors,
+            device: device.clone(),
+        };
+        let embed_tokens = Embedding {
+            weight: source.param("model.embed_tokens.weight", [v, d])?,
+        };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let p = format!("model.layers.{i}.");
-                let lin = |name: &str, out_f, in_f| {
-                    linear_weight(tensors, &format!("{p}{name}"), out_f, in_f, device)
-                        .map(LoraLinear::new)
+                let mut lin =
+                    |name: &str, out_f, in_f| source.projection(&format!("{p}{name}"), out_f, in_f);
+                let self_attn = Attention {
+                    q_proj: lin("self_attn.q_proj.weight", n_heads * head_dim, d)?,
+                    k_proj: lin("self_attn.k_proj.weight", n_kv * head_dim, d)?,
+                    v_proj: lin("self_attn.v_proj.weight", n_kv * head_dim, d)?,
+                    o_proj: lin("self_attn.o_proj.weight", d, n_heads * head_dim)?,
+                    n_heads,
+                    n_kv_heads: n_kv,
+                    head_dim,
+                };
+                let mlp = Mlp {
+                    gate_proj: lin("mlp.gate_proj.weight", ff, d)?,
+                    up_proj: lin("mlp.up_proj.weight", ff, d)?,
+                    down_proj: lin("mlp.down_proj.weight", d, ff)?,
                 };
                 Ok(DecoderLayer {
-                    input_layernorm: rms_norm(
-                        tensors,
+                    input_layernorm: source.rms_norm(
                         &format!("{p}input_layernorm.weight"),
                         d,
                         eps,
-                        device,
                     )?,
-                    self_attn: Attention {
-                        q_proj: lin("self_attn.q_proj.weight", n_heads * head_dim, d)?,
-                        k_proj: lin("self_attn.k_proj.weight", n_kv * head_dim, d)?,
-                        v_proj: lin("self_attn.v_proj.weight", n_kv * head_dim, d)?,
-                        o_proj: lin("self_attn.o_proj.weight", d, n_heads * head_dim)?,
-                        n_heads,
-                        n_kv_heads: n_kv,
-                        head_dim,
-                    },
-                    post_attention_layernorm: rms_norm(
-                        tensors,
+                    self_attn,
+                    post_attention_layernorm: source.rms_norm(
                         &format!("{p}post_attention_layernorm.weight"),
                         d,
                         eps,
-                        device,
                     )?,
-                    mlp: Mlp {
-                        gate_proj: lin("mlp.gate_proj.weight", ff, d)?,
-                        up_proj: lin("mlp.up_proj.weight", ff, d)?,
-                        down_proj: lin("mlp.down_proj.weight", d, ff)?,
-                    },
+                    mlp,
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
@@ -683,19 +732,44 @@ impl Llama {
             None
         } else {
             Some(Linear {
-                weight: linear_weight(tensors, "lm_head.weight", v, d, device)?,
+                weight: source.linear_weight("lm_head.weight", v, d)?,
                 bias: None,
             })
         };
         Ok(Self {
-            embed_tokens: Embedding {
-                weight: param(embed, [v, d], device),
-            },
+            embed_tokens,
             layers,
-            norm: rms_norm(tensors, "model.norm.weight", d, eps, device)?,
+            norm: source.rms_norm("model.norm.weight", d, eps)?,
             lm_head,
             inv_freq,
             config: config.clone(),
+            checkpoint_layers: false,
+        })
+    }
+
+    /// The model with activation checkpointing per decoder layer on or off: training
+    /// ([`crate::train::accumulate_gradients`]) then recomputes each layer's activations in
+    /// the backward pass instead of keeping them ([`crate::checkpoint`]).
+    pub fn with_layer_checkpointing(mut self, on: bool) -> Self {
+        self.checkpoint_layers = on;
+        self
+    }
+
+    /// Whether training checkpoints each decoder layer.
+    pub fn checkpoints_layers(&self) -> bool {
+        self.checkpoint_layers
+    }
+
+    /// Whether an adapter drops inputs while training (a dropout probability above 0).
+    pub fn adapter_dropout_active(&self) -> bool {
+        self.layers.iter().any(|layer| {
+            LoraTarget::ALL.into_iter().any(|target| {
+                layer
+                    .projection(target)
+                    .lora
+                    .as_ref()
+                    .is_some_and(|a| a.dropout.prob > 0.0)
+            })
         })
     }
 
@@ -786,8 +860,15 @@ impl Llama {
         attention_mask: Tensor<2, Int>,
         labels: Tensor<2, Int>,
     ) -> Tensor<1> {
-        let device = tokens.device();
-        let Some((hidden, targets)) = self.scored_hidden(tokens, attention_mask, labels) else {
+        let hidden = self.final_hidden(tokens, attention_mask);
+        self.causal_lm_loss_of_hidden(hidden, labels)
+    }
+
+    /// [`Llama::causal_lm_loss`] of the final hidden states `hidden` `[b, s, d]`
+    /// ([`Llama::final_hidden`]) and `labels` `[b, s]`.
+    pub fn causal_lm_loss_of_hidden(&self, hidden: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
+        let device = hidden.device();
+        let Some((hidden, targets)) = scored_hidden(hidden, labels) else {
             return Tensor::<1>::from_data(TensorData::new(vec![f32::NAN], [1]), &device);
         };
         let n = hidden.dims()[0];
@@ -815,23 +896,31 @@ impl Llama {
         attention_mask: Tensor<2, Int>,
         labels: Tensor<2, Int>,
     ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
-        let (hidden, targets) = self.scored_hidden(tokens, attention_mask, labels)?;
+        self.scored_logits_of_hidden(self.final_hidden(tokens, attention_mask), labels)
+    }
+
+    /// [`Llama::scored_logits`] of the final hidden states `hidden` `[b, s, d]`.
+    pub fn scored_logits_of_hidden(
+        &self,
+        hidden: Tensor<3>,
+        labels: Tensor<2, Int>,
+    ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
+        let (hidden, targets) = scored_hidden(hidden, labels)?;
         Some((project(hidden, self.head_weight().transpose()), targets))
     }
 
-    /// The final hidden states `[n, d]` of the positions [`Llama::scored_logits`] scores, and
-    /// their labels `[n, 1]`.
-    fn scored_hidden(
+    /// The final (RMS-normalised) hidden states `[b, s, d]`: what the output head reads.
+    pub fn final_hidden(
         &self,
         tokens: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
-        labels: Tensor<2, Int>,
-    ) -> Option<(Tensor<2>, Tensor<2, Int>)> {
-        let [b, s] = tokens.dims();
-        let (rows, targets) = scored_positions(labels)?;
-        let h = self.run(tokens, attention_mask, None, self.layers.len());
-        let d = h.dims()[2];
-        Some((h.reshape([b * s, d]).select(0, rows), targets))
+    ) -> Tensor<3> {
+        self.run(tokens, attention_mask, None, self.layers.len())
+    }
+
+    /// Logits `[b, s, V]` of final hidden states `[b, s, d]` ([`Llama::final_hidden`]).
+    pub fn logits_of_hidden(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.head(hidden)
     }
 
     /// The output head as `[V, d]`: the token embedding when tied, else the transposed view of
@@ -848,6 +937,22 @@ impl Llama {
         project(h, self.head_weight().transpose())
     }
 
+    /// The token embeddings `[b, s, d]` of a whole-sequence pass (no cache) and the positional
+    /// inputs its layers share: what [`crate::checkpoint`] runs the layers on one at a time.
+    pub(crate) fn trunk_inputs(
+        &self,
+        tokens: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+    ) -> (Tensor<3>, Positional) {
+        let pos = self.positional(attention_mask, 0, tokens.dims()[1]);
+        (self.embed_tokens.forward(tokens), pos)
+    }
+
+    /// Decoder layer `i` on `h` `[b, s, d]` without a cache.
+    pub(crate) fn layer_forward(&self, i: usize, h: Tensor<3>, pos: &Positional) -> Tensor<3> {
+        self.layers[i].forward(h, pos, None)
+    }
+
     /// Embedding, then `depth` decoder layers, then the final norm when all layers ran.
     fn run(
         &self,
@@ -856,8 +961,7 @@ impl Llama {
         mut cache: Option<&mut KvCache>,
         depth: usize,
     ) -> Tensor<3> {
-        let [b, s] = tokens.dims();
-        let device = tokens.device();
+        let s = tokens.dims()[1];
         let past = cache.as_ref().map_or(0, |c| c.len());
         let full_mask = match cache.as_deref_mut() {
             Some(c) => {
@@ -870,6 +974,23 @@ impl Llama {
             }
             None => attention_mask,
         };
+        let pos = self.positional(full_mask, past, s);
+        let mut h = self.embed_tokens.forward(tokens);
+        for (i, layer) in self.layers.iter().take(depth).enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            h = layer.forward(h, &pos, slot);
+        }
+        if depth == self.layers.len() {
+            h = self.norm.forward(h);
+        }
+        h
+    }
+
+    /// RoPE angles and the attention mask of `s` new positions after `past` cached ones, from
+    /// the mask `full_mask` `[b, past + s]` of all of them.
+    fn positional(&self, full_mask: Tensor<2, Int>, past: usize, s: usize) -> Positional {
+        let b = full_mask.dims()[0];
+        let device = full_mask.device();
         let t = past + s;
         let positions = (full_mask.clone().cumsum(1) - 1)
             .clamp_min(0)
@@ -890,22 +1011,20 @@ impl Llama {
             .equal_elem(0)
             .reshape([b, 1, 1, t])
             .expand([b, 1, s, t]);
-        let pos = Positional {
+        Positional {
             cos: emb.clone().cos(),
             sin: emb.sin(),
             blocked: causal.bool_or(padding),
-        };
-
-        let mut h = self.embed_tokens.forward(tokens);
-        for (i, layer) in self.layers.iter().take(depth).enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            h = layer.forward(h, &pos, slot);
         }
-        if depth == self.layers.len() {
-            h = self.norm.forward(h);
-        }
-        h
     }
+}
+
+/// The rows of `hidden` `[b, s, d]` flattened to `[b · s, d]` that predict a scored label
+/// ([`scored_positions`]), `[n, d]`, and those labels `[n, 1]`; `None` when none is scored.
+fn scored_hidden(hidden: Tensor<3>, labels: Tensor<2, Int>) -> Option<(Tensor<2>, Tensor<2, Int>)> {
+    let [b, s, d] = hidden.dims();
+    let (rows, targets) = scored_positions(labels)?;
+    Some((hidden.reshape([b * s, d]).select(0, rows), targets))
 }
 
 /// The positions of a `[b, s]` batch that predict a scored label: their row in the batch

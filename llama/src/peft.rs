@@ -108,10 +108,10 @@ fn attach(
 ) -> Result<Llama, LoraError> {
     let mut model = model.no_grad();
     let scale = config.lora_alpha / config.r as f64;
+    let device = model.embed_tokens.weight.val().device();
     for (i, layer) in model.layers.iter_mut().enumerate() {
         for target in targets_in_order(config) {
             let projection = layer.projection_mut(target);
-            let device = projection.weight.val().device();
             let (a, b) = factors(i, target, projection.dims(), &device)?;
             projection.lora = Some(LoraAdapter {
                 a,

@@ -28,6 +28,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::layerwise_gradients;
 use crate::io::host::HostTensors;
 use crate::io::host::parameters_on_host;
 use crate::model::{IGNORE_INDEX, Llama};
@@ -414,23 +415,24 @@ pub struct StepGradients {
     pub tokens: usize,
 }
 
-/// A micro-batch's training loss as a scalar `[1]` on the autodiff device: the mean over its
-/// scored tokens, so that [`accumulate_gradients`] can weight it by its share of them.
-pub type LossFn<'a> = dyn Fn(&Llama, &Batch) -> Tensor<1> + 'a;
+/// A micro-batch's training loss as a scalar `[1]` on the autodiff device, from the model,
+/// the batch and the model's final hidden states `[b, s, d]` for it ([`Llama::final_hidden`],
+/// computed by [`accumulate_gradients`], with or without layer checkpointing): the mean over
+/// its scored tokens, so that [`accumulate_gradients`] can weight it by its share of them.
+pub type LossFn<'a> = dyn Fn(&Llama, &Batch, Tensor<3>) -> Tensor<1> + 'a;
 
-/// The plain causal-LM loss ([`Llama::causal_lm_loss`]) of a batch.
-pub fn causal_lm_loss(model: &Llama, batch: &Batch) -> Tensor<1> {
-    model.causal_lm_loss(
-        batch.tokens.clone(),
-        batch.attention_mask.clone(),
-        batch.labels.clone(),
-    )
+/// The plain causal-LM loss ([`Llama::causal_lm_loss`]) of a batch, from its final hidden
+/// states.
+pub fn causal_lm_loss(model: &Llama, batch: &Batch, hidden: Tensor<3>) -> Tensor<1> {
+    model.causal_lm_loss_of_hidden(hidden, batch.labels.clone())
 }
 
 /// The gradient of `loss` over `micro_batches` (gradient accumulation): each micro-batch's
 /// mean loss is weighted by its share of the step's scored tokens, so the accumulated gradient
 /// is that of the mean token loss over all micro-batches (as one big batch would give).
-/// Micro-batches without scored tokens are skipped.
+/// Micro-batches without scored tokens are skipped. A model with
+/// [`Llama::with_layer_checkpointing`] recomputes its layers in the backward pass
+/// ([`crate::checkpoint`]).
 ///
 /// # Panics
 /// When no micro-batch has a scored token.
@@ -448,9 +450,15 @@ pub fn accumulate_gradients(
     let mut loss_sum = 0.0;
     for batch in micro_batches.iter().filter(|b| b.n_scored > 0) {
         let weight = batch.n_scored as f64 / total_scored as f64;
-        let weighted = loss(model, batch).mul_scalar(weight);
-        let grads = GradientsParams::from_grads(weighted.backward(), model);
-        loss_sum += f64::from(weighted.into_scalar::<f32>());
+        let (value, grads) = if model.checkpoints_layers() {
+            layerwise_gradients(model, batch, loss, weight)
+        } else {
+            let hidden = model.final_hidden(batch.tokens.clone(), batch.attention_mask.clone());
+            let weighted = loss(model, batch, hidden).mul_scalar(weight);
+            let grads = GradientsParams::from_grads(weighted.backward(), model);
+            (f64::from(weighted.into_scalar::<f32>()), grads)
+        };
+        loss_sum += value;
         accumulator.accumulate(model, grads);
     }
     StepGradients {

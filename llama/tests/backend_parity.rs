@@ -124,7 +124,7 @@ fn wgpu_lora_gradients_match_flex() {
         }
         assert!(
             grads
-                .get::<2>(model.layers[0].self_attn.q_proj.weight.id)
+                .get::<2>(model.layers[0].self_attn.q_proj.dense_weight().unwrap().id)
                 .is_none(),
             "frozen weights get no gradient"
         );

@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     let mut learner = LlamaLearner::open(
         std::path::Path::new(&config.model.path),
         config.model.device.parse()?,
+        config.model.base_precision,
         &config.training,
         &config.method,
         config.embedding.layer,

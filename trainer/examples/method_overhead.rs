@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     let learner = LlamaLearner::open(
         std::path::Path::new(&gguf),
         llama::device::DeviceChoice::Cpu,
+        config.model.base_precision,
         &config.training,
         &config.method,
         None,
@@ -204,6 +205,7 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
             let learner = LlamaLearner::open(
                 std::path::Path::new(gguf),
                 llama::device::DeviceChoice::Cpu,
+                config.model.base_precision,
                 &training,
                 &method,
                 None,

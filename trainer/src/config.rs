@@ -13,6 +13,7 @@ use std::str::FromStr;
 use inscl::insinfo::TagNormalizer;
 use inscl::replay::Strategy;
 use inscl::similarity::SimilarityConfig;
+use llama::io::stored::BasePrecision;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::invalid::{InvalidValue, check};
@@ -56,6 +57,17 @@ pub struct ModelConfig {
     pub path: String,
     /// `auto`, `gpu` or `cpu`.
     pub device: String,
+    /// The precision the frozen base of LoRA keeps: `stored` (as in the checkpoint: bf16,
+    /// f16 or a GGUF block format), `f32` or `bf16` (re-encoded). Full fine-tuning trains f32
+    /// weights: `stored` loads them as f32 there and `bf16` is refused. Absent in `run.json`
+    /// files written before the field existed, whose runs dequantised everything: `f32`.
+    #[serde(default = "f32_base")]
+    pub base_precision: BasePrecision,
+}
+
+/// What runs recorded before `model.base_precision` existed used.
+fn f32_base() -> BasePrecision {
+    BasePrecision::F32
 }
 
 /// Which weights embed the instructions that task distances compare (`[embedding] source`).
@@ -450,6 +462,10 @@ pub struct TrainingConfig {
     pub lora_dropout: f64,
     /// Among q, k, v, o, gate, up, down.
     pub lora_targets: Vec<String>,
+    /// Recompute each decoder layer's activations in the backward pass instead of keeping
+    /// them (activation checkpointing): activation memory of one layer instead of all.
+    #[serde(default)]
+    pub checkpoint_layers: bool,
 }
 
 /// `[eval]`: generation limits and metric settings.
@@ -675,6 +691,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), InvalidValue> {
         let t = &self.training;
+        check(
+            t.method != Finetuning::Full || self.model.base_precision != BasePrecision::Bf16,
+            "model.base_precision",
+            self.model.base_precision,
+            "full fine-tuning trains f32 weights; a bf16 base is for LoRA (set model.base_precision = \"f32\" or training.method = \"lora\")",
+        )?;
         check(
             ["auto", "gpu", "cpu"].contains(&self.model.device.as_str()),
             "model.device",

@@ -7,6 +7,7 @@
 //! | [`invalid`] | the out-of-range value error every configuration check returns |
 //! | [`tags`] | InsInfo taggers: SuperNI metadata, YAKE keyphrases, external tag files |
 //! | [`learner`] | the [`learner::Learner`] trait the model implements |
+//! | [`memory_plan`] | the estimated peak memory of a run, checked before the model loads |
 //! | [`model`] | the burn LLaMA as a [`learner::Learner`]: checkpoints, device, prompt format |
 //! | [`method`] | continual-learning methods, one file each with its `[method]` settings, and their registry |
 //! | [`run`] | the stage loop, artifacts, resume |
@@ -17,6 +18,7 @@ pub mod config;
 pub mod data;
 pub mod invalid;
 pub mod learner;
+pub mod memory_plan;
 pub mod method;
 pub mod model;
 pub mod progress;

@@ -27,7 +27,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
 use llama::device::{DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, GenerationStats, generate_queued};
-use llama::io::host::HostTensors;
+use llama::io::host::{CheckpointTensors, HostTensors};
+use llama::io::stored::BasePrecision;
 use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
 use llama::peft::{
@@ -72,24 +73,24 @@ pub fn resolve_model(spec: &str) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A loaded checkpoint: configuration, HF-named f32 weights and tokenizer.
+/// A loaded checkpoint: configuration, HF-named weights and tokenizer.
 pub struct Checkpoint {
     /// Hyper-parameters.
     pub config: LlamaConfig,
-    /// Weights (HF names and layouts).
-    pub tensors: HostTensors,
+    /// Weights (HF names and layouts): f32, and the projections kept as the precision says.
+    pub tensors: CheckpointTensors,
     /// Tokenizer with chat template.
     pub tokenizer: Tokenizer,
 }
 
 /// Opens a GGUF file or an HF folder (`config.json`, `*.safetensors`, `tokenizer.json`,
-/// optional `tokenizer_config.json`).
+/// optional `tokenizer_config.json`), its projection weights kept for `precision`.
 ///
 /// # Errors
 /// A missing path or any reader error, naming the path.
-pub fn open_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
+pub fn open_checkpoint(path: &Path, precision: BasePrecision) -> anyhow::Result<Checkpoint> {
     if path.is_dir() {
-        let (config, tensors) = llama::io::safetensors::load_llama(path)
+        let (config, tensors) = llama::io::safetensors::load_llama_with(path, precision)
             .with_context(|| format!("loading the HF checkpoint {}", path.display()))?;
         let tokenizer = Tokenizer::from_hf_dir(path)
             .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
@@ -101,7 +102,7 @@ pub fn open_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
     } else {
         let file = llama::io::gguf::GgufFile::open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        let (config, tensors) = llama::io::gguf::load_llama(path)
+        let (config, tensors) = llama::io::gguf::load_llama_with(path, precision)
             .with_context(|| format!("loading the GGUF checkpoint {}", path.display()))?;
         let tokenizer = Tokenizer::from_gguf(&file)
             .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
@@ -110,6 +111,20 @@ pub fn open_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
             tensors,
             tokenizer,
         })
+    }
+}
+
+/// The base precision as the device line prints it: what the model keeps, and why when the
+/// configuration asked for another.
+fn describe_precision(used: BasePrecision, asked: BasePrecision) -> String {
+    match (used, asked) {
+        (BasePrecision::F32, BasePrecision::Stored) => {
+            "base f32 (full fine-tuning trains f32 weights; model.base_precision = \"stored\" has no effect)".to_owned()
+        }
+        (BasePrecision::Bf16, _) if llama::kernels::stored_matmul::bf16_dot_products() => {
+            "base bf16 (AVX512-BF16 dot products)".to_owned()
+        }
+        (used, _) => format!("base {used}"),
     }
 }
 
@@ -246,7 +261,10 @@ fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
 /// time per process.
 pub struct LlamaLearner {
     config: LlamaConfig,
-    base: HostTensors,
+    /// The pretrained weights on the autodiff device, without adapters: the one copy that the
+    /// trained model, the embeddings, the LLM tags and evaluation share (clones share tensors
+    /// and stored matrices).
+    base: Llama,
     format: PromptFormat,
     stop: Vec<u32>,
     device: Device,
@@ -268,8 +286,6 @@ pub struct LlamaLearner {
     routes: Option<Vec<Vec<String>>>,
     /// Where the last [`Learner::generate`] call's time went, summed over its batches.
     generation_stats: GenerationStats,
-    /// [`LlamaLearner::base_model`], once built.
-    base_inference: std::cell::OnceCell<Llama>,
     /// Base-model embeddings of the instructions routed so far: every stage evaluates the same
     /// test instructions.
     routing_embeddings: std::collections::BTreeMap<String, Vec<f32>>,
@@ -279,16 +295,18 @@ pub struct LlamaLearner {
 }
 
 impl LlamaLearner {
-    /// Loads `path` (GGUF or HF folder) onto the chosen device and prepares it for
-    /// `training.method` and the continual-learning `method`, printing the device to stderr.
-    /// `adapter_seed` seeds the LoRA `A` initialisation (the run seed: two seeds give two
-    /// different adapters).
+    /// Loads `path` (GGUF or HF folder) onto the chosen device, its LoRA base kept in
+    /// `base_precision` (f32 under full fine-tuning), and prepares it for `training.method`
+    /// and the continual-learning `method`, printing the device to stderr. `adapter_seed`
+    /// seeds the LoRA `A` initialisation (the run seed: two seeds give two different adapters).
     ///
     /// # Errors
     /// Checkpoint, device or configuration errors.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         path: &Path,
         device: DeviceChoice,
+        base_precision: BasePrecision,
         training: &TrainingConfig,
         method: &MethodConfig,
         embedding_layer: Option<usize>,
@@ -299,23 +317,26 @@ impl LlamaLearner {
             device,
             description: device_name,
         } = select_device(device)?;
-        eprintln!("model {} on {device_name}", path.display());
-        let ckpt = open_checkpoint(path)?;
+        let precision = match training.method {
+            Finetuning::Lora => base_precision,
+            Finetuning::Full => BasePrecision::F32,
+        };
+        eprintln!(
+            "model {} on {device_name}, {}",
+            path.display(),
+            describe_precision(precision, base_precision)
+        );
+        let ckpt = open_checkpoint(path, precision)?;
         let stop = stop_tokens(&ckpt.config, &ckpt.tokenizer);
         let lora = lora_config(training)?;
-        let model = Self::fresh(
-            &ckpt.config,
-            &ckpt.tensors,
-            &device,
-            training.method,
-            &lora,
-            adapter_seed,
-        )?;
+        let base = Llama::from_checkpoint(&ckpt.config, ckpt.tensors, &device.clone().autodiff())?
+            .with_layer_checkpointing(training.checkpoint_layers);
+        let model = Self::fresh(&base, training.method, &lora, adapter_seed)?;
         let continual = method.build((training.method == Finetuning::Lora).then_some(&lora))?;
         Ok(Self {
             format: PromptFormat::new(ckpt.tokenizer, &stop),
             config: ckpt.config,
-            base: ckpt.tensors,
+            base,
             stop,
             device,
             device_name,
@@ -330,24 +351,20 @@ impl LlamaLearner {
             method: continual,
             routes: None,
             generation_stats: GenerationStats::default(),
-            base_inference: std::cell::OnceCell::new(),
             routing_embeddings: std::collections::BTreeMap::new(),
             expert_models: Vec::new(),
         })
     }
 
-    /// The base weights on the autodiff device, with a fresh adapter seeded by `adapter_seed`
-    /// for LoRA.
+    /// The base weights (a clone of `base`, on the autodiff device), with a fresh adapter
+    /// seeded by `adapter_seed` for LoRA.
     fn fresh(
-        config: &LlamaConfig,
-        tensors: &HostTensors,
-        device: &Device,
+        base: &Llama,
         method: Finetuning,
         lora: &LoraConfig,
         adapter_seed: u64,
     ) -> anyhow::Result<Llama> {
-        let autodiff = device.clone().autodiff();
-        let model = Llama::from_host_tensors(config, tensors, &autodiff)?;
+        let model = base.clone();
         Ok(match method {
             Finetuning::Full => model,
             Finetuning::Lora => apply_lora(model, lora, adapter_seed)?,
@@ -442,14 +459,10 @@ impl LlamaLearner {
         merge_lora(self.model.valid())
     }
 
-    /// The pretrained weights for inference, without adapters: built once, then shared (a
-    /// clone shares the tensors).
+    /// The pretrained weights for inference, without adapters, on the plain device: the
+    /// base's tensors, shared.
     fn base_model(&self) -> anyhow::Result<Llama> {
-        if let Some(model) = self.base_inference.get() {
-            return Ok(model.clone());
-        }
-        let model = Llama::from_host_tensors(&self.config, &self.base, &self.device)?;
-        Ok(self.base_inference.get_or_init(|| model).clone())
+        Ok(self.base.valid())
     }
 
     /// Greedy generation of `model` from token prompts by continuous batching
@@ -809,12 +822,7 @@ impl Learner for LlamaLearner {
         match self.training.method {
             Finetuning::Lora => {
                 let peft = read("adapter_model.safetensors")?;
-                let base = Llama::from_host_tensors(
-                    &self.config,
-                    &self.base,
-                    &self.device.clone().autodiff(),
-                )?;
-                let model = load_peft_adapter(base, &self.lora, &peft)
+                let model = load_peft_adapter(self.base.clone(), &self.lora, &peft)
                     .with_context(|| format!("loading the adapter in {}", dir.display()))?;
                 // A and B of every targeted projection of every layer.
                 let expected = 2 * self.config.num_hidden_layers * self.lora.target_modules.len();
@@ -832,7 +840,8 @@ impl Learner for LlamaLearner {
                     &self.config,
                     &tensors,
                     &self.device.clone().autodiff(),
-                )?;
+                )?
+                .with_layer_checkpointing(self.training.checkpoint_layers);
             }
         }
         self.method = self.fresh_method()?;
@@ -843,9 +852,7 @@ impl Learner for LlamaLearner {
 
     fn reset(&mut self) -> anyhow::Result<()> {
         self.model = Self::fresh(
-            &self.config,
             &self.base,
-            &self.device,
             self.training.method,
             &self.lora,
             self.adapter_seed,

@@ -321,3 +321,45 @@ fn the_method_flag_sets_method_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn base_precision_is_recorded_and_checked() {
+    use llama::io::stored::BasePrecision;
+    let config = Config::embedded_default();
+    assert_eq!(config.model.base_precision, BasePrecision::Stored);
+    assert!(!config.training.checkpoint_layers);
+    assert_eq!(
+        config.to_json()["model"]["base_precision"],
+        serde_json::json!("stored")
+    );
+    let bf16 = set(&[
+        "model.base_precision=\"bf16\"",
+        "training.checkpoint_layers=true",
+    ])
+    .unwrap();
+    assert_eq!(bf16.model.base_precision, BasePrecision::Bf16);
+    assert!(bf16.training.checkpoint_layers);
+    assert_eq!(Config::from_json(&bf16.to_json()).unwrap(), bf16);
+    // run.json files from before the field existed dequantised every weight: f32.
+    let mut old = Config::embedded_default().to_json();
+    old["model"]
+        .as_object_mut()
+        .unwrap()
+        .remove("base_precision");
+    assert_eq!(
+        Config::from_json(&old).unwrap().model.base_precision,
+        BasePrecision::F32
+    );
+    let err = set(&["model.base_precision=\"f8\""])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("f8"), "{err}");
+    let err = set(&["model.base_precision=\"bf16\"", "training.method=\"full\""])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.base_precision = bf16")
+            && err.contains("full fine-tuning trains f32 weights"),
+        "{err}"
+    );
+}

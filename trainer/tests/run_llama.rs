@@ -450,3 +450,53 @@ fn base_weights_stay_put_while_current_ones_train() {
     // The byte-level tokenizer: one token per byte.
     assert_eq!(counts, vec![texts[0].len(), texts[1].len()]);
 }
+
+/// The memory plan of a LoRA run on the tiny model: activation checkpointing shrinks the
+/// activations, and a machine with less memory than the peak refuses the run, naming the
+/// settings whose estimate fits (each of them checked against the same machine).
+#[test]
+fn the_memory_plan_refuses_a_run_that_does_not_fit_and_names_what_fits() {
+    use trainer::memory_plan::{check_against, estimate};
+    let out = tempfile::tempdir().unwrap();
+    let model = tiny_llama::tiny_model(out.path());
+    let config = config("inscl", &model, out.path());
+    let plan = estimate(&config, &model).unwrap();
+    assert!(plan.weights > 0 && plan.trainable > 0 && plan.optimizer == plan.trainable);
+    let mut checkpointed = config.clone();
+    checkpointed.training.checkpoint_layers = true;
+    let smaller = estimate(&checkpointed, &model).unwrap();
+    assert!(smaller.activations < plan.activations);
+    assert_eq!(
+        check_against(&config, &model, Some(plan.peak())).unwrap(),
+        plan
+    );
+    assert_eq!(check_against(&config, &model, None).unwrap(), plan);
+    let available = plan.peak() - 1;
+    let err = check_against(&config, &model, Some(available))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "estimated peak memory {} exceeds",
+            llama::memory::gib(plan.peak())
+        )),
+        "{err}"
+    );
+    let mut halved = config.clone();
+    halved.training.batch_size /= 2;
+    assert!(estimate(&halved, &model).unwrap().peak() <= available);
+    assert!(
+        err.contains(&format!(
+            "--set training.batch_size={}",
+            halved.training.batch_size
+        )),
+        "{err}"
+    );
+    let err = check_against(&config, &model, Some(1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no batch size, precision or checkpointing setting fits"),
+        "{err}"
+    );
+}

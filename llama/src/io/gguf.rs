@@ -17,7 +17,9 @@
 pub mod llama;
 pub mod quants;
 
-pub use llama::{hf_name, llama_config, load_llama, unpermute_rows};
+pub use llama::{
+    hf_name, llama_config, load_llama, load_llama_with, unpermute_rows, unpermuted_row_order,
+};
 pub use quants::GgmlType;
 
 use std::fmt;

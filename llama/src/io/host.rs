@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
+use crate::io::gguf::GgmlType;
+use crate::io::stored::{BasePrecision, StoredMatrix};
+
 /// A dense f32 tensor in row-major order with its shape (HF layout: linear weights are
 /// `[out_features, in_features]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +61,88 @@ impl HostTensor {
 
 /// All tensors of a checkpoint by HF name (e.g. `model.layers.0.self_attn.q_proj.weight`).
 pub type HostTensors = BTreeMap<String, HostTensor>;
+
+/// A checkpoint's tensors as a reader returns them for a [`BasePrecision`]: the projection
+/// weights it keeps in their storage format, and every other tensor as dense f32. Each name is
+/// in exactly one of the two maps.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointTensors {
+    /// f32 tensors (norms, embeddings, the output head, and every weight under
+    /// [`BasePrecision::F32`]).
+    pub dense: HostTensors,
+    /// Projection weights ([`is_projection_weight`]) kept as stored or re-encoded.
+    pub stored: BTreeMap<String, StoredMatrix>,
+}
+
+impl CheckpointTensors {
+    /// Only dense tensors.
+    pub fn dense(tensors: HostTensors) -> Self {
+        Self {
+            dense: tensors,
+            stored: BTreeMap::new(),
+        }
+    }
+
+    /// Bytes the weights take on the host: 4 per dense value plus the stored matrices.
+    pub fn host_bytes(&self) -> usize {
+        let dense: usize = self.dense.values().map(|t| 4 * t.data.len()).sum();
+        dense
+            + self
+                .stored
+                .values()
+                .map(StoredMatrix::storage_bytes)
+                .sum::<usize>()
+    }
+}
+
+/// Whether the HF tensor `name` is the weight of one of a decoder layer's seven projections
+/// (`model.layers.N.self_attn.{q,k,v,o}_proj.weight`, `model.layers.N.mlp.{gate,up,down}_proj.weight`):
+/// the frozen base that [`BasePrecision::Stored`] and [`BasePrecision::Bf16`] keep out of f32.
+/// Embeddings, norms and the output head stay f32.
+pub fn is_projection_weight(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("model.layers.") else {
+        return false;
+    };
+    let Some((layer, part)) = rest.split_once('.') else {
+        return false;
+    };
+    layer.parse::<usize>().is_ok()
+        && matches!(
+            part,
+            "self_attn.q_proj.weight"
+                | "self_attn.k_proj.weight"
+                | "self_attn.v_proj.weight"
+                | "self_attn.o_proj.weight"
+                | "mlp.gate_proj.weight"
+                | "mlp.up_proj.weight"
+                | "mlp.down_proj.weight"
+        )
+}
+
+/// How a reader keeps one tensor of a checkpoint read for `precision`.
+pub(crate) enum Keep {
+    /// As its stored bytes.
+    Stored,
+    /// Dequantised, then rounded to bf16.
+    Bf16,
+    /// Dequantised to f32.
+    Dense,
+}
+
+impl Keep {
+    /// The choice for the HF tensor `name` stored as `dtype`.
+    pub(crate) fn choose(precision: BasePrecision, name: &str, dtype: GgmlType) -> Self {
+        let storable = GgmlType::STORABLE.contains(&dtype);
+        match precision {
+            _ if !is_projection_weight(name) => Self::Dense,
+            BasePrecision::F32 => Self::Dense,
+            BasePrecision::Stored if storable => Self::Stored,
+            BasePrecision::Stored => Self::Dense,
+            BasePrecision::Bf16 if dtype == GgmlType::BF16 => Self::Stored,
+            BasePrecision::Bf16 => Self::Bf16,
+        }
+    }
+}
 
 /// Copies every float parameter of `module` to the host, keyed by its burn path joined with
 /// dots (`layers.0.self_attn.q_proj.weight`; LoRA factors under `….q_proj.lora.a` / `.b`).

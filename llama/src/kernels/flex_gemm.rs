@@ -78,9 +78,26 @@ impl Operand {
 pub(crate) unsafe fn product(
     dst: *mut f32,
     dst_row_stride: usize,
+    dims: [usize; 3],
+    lhs: Operand,
+    rhs: Operand,
+    parallelism: Parallelism,
+) {
+    // SAFETY: as the caller promises.
+    unsafe { product_into(dst, dst_row_stride, dims, lhs, rhs, false, parallelism) }
+}
+
+/// [`product`], or with `accumulate` `dst += lhs · rhs` (`dst` read, so initialised).
+///
+/// # Safety
+/// As [`product`]; with `accumulate`, `dst` must also be initialised.
+pub(crate) unsafe fn product_into(
+    dst: *mut f32,
+    dst_row_stride: usize,
     [rows, n, k]: [usize; 3],
     lhs: Operand,
     rhs: Operand,
+    accumulate: bool,
     parallelism: Parallelism,
 ) {
     // SAFETY: as the caller promises.
@@ -92,14 +109,14 @@ pub(crate) unsafe fn product(
             dst,
             1,
             dst_row_stride as isize,
-            false,
+            accumulate,
             lhs.ptr,
             lhs.col_stride,
             lhs.row_stride,
             rhs.ptr,
             rhs.col_stride,
             rhs.row_stride,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,

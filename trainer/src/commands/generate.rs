@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use llama::device::{DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, Sampling, generate};
+use llama::io::stored::BasePrecision;
 use llama::model::Llama;
 use trainer::model::{open_checkpoint, resolve_model, stop_tokens};
 
@@ -36,6 +37,9 @@ pub struct GenerateArgs {
     /// auto, gpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// The projection weights: stored (as the checkpoint stores them), f32 or bf16.
+    #[arg(long, default_value = "stored")]
+    pub base_precision: BasePrecision,
 }
 
 /// Loads the model, generates, prints the text then a `N tokens in S s (T tokens/s)` line.
@@ -50,8 +54,8 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     } = select_device(choice)?;
     let path = resolve_model(&args.model)?;
     eprintln!("model {} on {device_name}", path.display());
-    let ckpt = open_checkpoint(&path)?;
-    let model = Llama::from_host_tensors(&ckpt.config, &ckpt.tensors, &device)?;
+    let ckpt = open_checkpoint(&path, args.base_precision)?;
+    let model = Llama::from_checkpoint(&ckpt.config, ckpt.tensors, &device)?;
     let text = if args.chat {
         ckpt.tokenizer
             .chat_template()

@@ -170,9 +170,11 @@ pub(crate) fn open_learner(
         "model not found at {}; run {FETCH_ASSETS_HINT} to fetch SmolLM2-135M-Instruct into assets/",
         path.display()
     );
+    trainer::memory_plan::check(config, &path)?;
     Ok(Box::new(LlamaLearner::open(
         &path,
         config.model.device.parse()?,
+        config.model.base_precision,
         &config.training,
         &config.method,
         config.embedding.layer,

@@ -84,12 +84,7 @@ fn fold(mut model: Llama, key: &str, delta: Tensor<2>) -> Llama {
     for (i, layer) in model.layers.iter_mut().enumerate() {
         for target in LoraTarget::ALL {
             if key == format!("layers.{i}.{}", target.module_path()) {
-                let projection = layer.projection_mut(target);
-                let delta = delta.clone();
-                projection.weight = projection
-                    .weight
-                    .clone()
-                    .map(|w| Tensor::from_inner(w.inner() + delta));
+                layer.projection_mut(target).add_to_base(delta.clone());
             }
         }
     }

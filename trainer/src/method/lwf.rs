@@ -130,11 +130,11 @@ impl ContinualMethod for Lwf {
         Ok(model)
     }
 
-    fn loss(&self, model: &Llama, batch: &Batch) -> Tensor<1> {
+    fn loss(&self, model: &Llama, batch: &Batch, hidden: Tensor<3>) -> Tensor<1> {
         let Some(teacher) = &self.teacher else {
-            return llama::train::causal_lm_loss(model, batch);
+            return llama::train::causal_lm_loss(model, batch, hidden);
         };
-        let logits = model.forward(batch.tokens.clone(), batch.attention_mask.clone());
+        let logits = model.logits_of_hidden(hidden);
         let previous = teacher.forward(
             batch.tokens.clone().inner(),
             batch.attention_mask.clone().inner(),

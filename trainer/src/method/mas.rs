@@ -83,14 +83,11 @@ impl Mas {
     }
 }
 
-/// The output-norm loss of a batch: the mean over its scored positions of the squared L2 norm
-/// of the next-token logits. `[1]`; NaN without a scored position.
-pub fn output_norm_loss(model: &Llama, batch: &Batch) -> Tensor<1> {
-    let Some((logits, _)) = model.scored_logits(
-        batch.tokens.clone(),
-        batch.attention_mask.clone(),
-        batch.labels.clone(),
-    ) else {
+/// The output-norm loss of a batch from its final hidden states `hidden`: the mean over its
+/// scored positions of the squared L2 norm of the next-token logits. `[1]`; NaN without a
+/// scored position.
+pub fn output_norm_loss(model: &Llama, batch: &Batch, hidden: Tensor<3>) -> Tensor<1> {
+    let Some((logits, _)) = model.scored_logits_of_hidden(hidden, batch.labels.clone()) else {
         return Tensor::<1>::full([1], f32::NAN, &batch.tokens.device());
     };
     let n = logits.dims()[0];

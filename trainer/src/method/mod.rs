@@ -354,9 +354,16 @@ pub trait ContinualMethod {
         Ok(model)
     }
 
-    /// The training loss of one micro-batch: the mean over its scored tokens.
-    fn loss(&self, model: &Llama, batch: &Batch) -> Tensor<1> {
-        causal_lm_loss(model, batch)
+    /// The training loss of one micro-batch from the model's final hidden states for it: the
+    /// mean over its scored tokens.
+    fn loss(&self, model: &Llama, batch: &Batch, hidden: Tensor<3>) -> Tensor<1> {
+        causal_lm_loss(model, batch, hidden)
+    }
+
+    /// [`ContinualMethod::loss`] of a micro-batch from the model's own final hidden states.
+    fn batch_loss(&self, model: &Llama, batch: &Batch) -> Tensor<1> {
+        let hidden = model.final_hidden(batch.tokens.clone(), batch.attention_mask.clone());
+        self.loss(model, batch, hidden)
     }
 
     /// Changes the step's accumulated gradient before clipping: penalty gradients, A-GEM's
@@ -417,7 +424,8 @@ pub fn train_step(
     model: Llama,
     micro_batches: &[Batch],
 ) -> (Llama, StepOutcome) {
-    let mut gradients = accumulate_gradients(&model, micro_batches, &|m, b| method.loss(m, b));
+    let mut gradients =
+        accumulate_gradients(&model, micro_batches, &|m, b, h| method.loss(m, b, h));
     method.shape_gradients(&model, &mut gradients.grads);
     if !method.observes_steps() {
         return trainer.apply(model, gradients, &mut |_, _| {});

@@ -70,6 +70,7 @@ pub fn learner(config: &trainer::config::Config, seed: u64) -> trainer::model::L
     trainer::model::LlamaLearner::open(
         Path::new(&config.model.path),
         llama::device::DeviceChoice::Cpu,
+        config.model.base_precision,
         &config.training,
         &config.method,
         config.embedding.layer,

@@ -1,25 +1,43 @@
-//! LLaMA checkpoints from GGUF: [`LlamaConfig`] from `llama.*` metadata and f32 tensors in
-//! Hugging Face names and layouts, with llama.cpp's attention row permutation undone.
+//! LLaMA checkpoints from GGUF: [`LlamaConfig`] from `llama.*` metadata and tensors in
+//! Hugging Face names and layouts, with llama.cpp's attention row permutation undone: f32, or
+//! with the projection weights kept in their storage format ([`load_llama_with`]).
 
 use serde_json::json;
 
 use super::{GgufError, GgufFile};
 use crate::config::LlamaConfig;
-use crate::io::host::{HostTensor, HostTensors};
+use crate::io::host::{CheckpointTensors, HostTensor, HostTensors, Keep};
+use crate::io::stored::{BasePrecision, StoredMatrix};
 
 /// Reads `path` and returns its LLaMA config and all tensors, dequantised to f32, under HF
 /// names (see [`hf_name`]) with `q_proj`/`k_proj` rows restored to HF order ([`unpermute_rows`]).
 ///
 /// # Errors
-/// Everything [`GgufFile::open`], [`GgufFile::dequantize`] and [`llama_config`] report, and
-/// [`GgufError::BadTensor`] for a tensor with no HF counterpart (e.g. `rope_freqs.weight`)
-/// or q/k rows that do not split into heads.
+/// As [`load_llama_with`].
 pub fn load_llama(
     path: impl AsRef<std::path::Path>,
 ) -> Result<(LlamaConfig, HostTensors), GgufError> {
+    let (config, tensors) = load_llama_with(path, BasePrecision::F32)?;
+    Ok((config, tensors.dense))
+}
+
+/// Reads `path` for `precision`: its LLaMA config, and its tensors under HF names (see
+/// [`hf_name`]) with `q_proj`/`k_proj` rows restored to HF order ([`unpermute_rows`]). Under
+/// [`BasePrecision::Stored`] the projection weights stored in a [`super::GgmlType::STORABLE`]
+/// type keep their blocks, under [`BasePrecision::Bf16`] they are rounded to bf16; every other
+/// tensor is dequantised to f32. Tensors are read one at a time.
+///
+/// # Errors
+/// Everything [`GgufFile::open`], [`GgufFile::dequantize`] and [`llama_config`] report, and
+/// [`GgufError::BadTensor`] for a tensor with no HF counterpart (e.g. `rope_freqs.weight`)
+/// or q/k rows that do not split into heads.
+pub fn load_llama_with(
+    path: impl AsRef<std::path::Path>,
+    precision: BasePrecision,
+) -> Result<(LlamaConfig, CheckpointTensors), GgufError> {
     let file = GgufFile::open(path)?;
     let config = llama_config(&file)?;
-    let mut tensors = HostTensors::new();
+    let mut tensors = CheckpointTensors::default();
     for info in file.tensors() {
         let bad = |reason: String| GgufError::BadTensor {
             path: file.path().to_path_buf(),
@@ -28,7 +46,6 @@ pub fn load_llama(
         };
         let name = hf_name(&info.name)
             .ok_or_else(|| bad("no Hugging Face LLaMA counterpart".to_owned()))?;
-        let mut tensor = file.dequantize(&info.name)?;
         let heads = if name.ends_with("self_attn.q_proj.weight") {
             Some(config.num_attention_heads)
         } else if name.ends_with("self_attn.k_proj.weight") {
@@ -36,15 +53,44 @@ pub fn load_llama(
         } else {
             None
         };
-        if let Some(n_head) = heads {
-            tensor = unpermute_rows(&tensor, n_head).ok_or_else(|| {
+        let shape = info.shape();
+        let row_order = match heads {
+            Some(n_head) => Some(unpermuted_row_order(shape[0], n_head).ok_or_else(|| {
                 bad(format!(
-                    "shape {:?} does not split into {n_head} heads of two halves",
-                    tensor.shape
+                    "shape {shape:?} does not split into {n_head} heads of two halves"
                 ))
-            })?;
+            })?),
+            None => None,
+        };
+        let stored = match (Keep::choose(precision, &name, info.dtype), &shape[..]) {
+            (Keep::Dense, _) => None,
+            (Keep::Stored, &[rows, cols]) => Some(
+                StoredMatrix::new(info.dtype, rows, cols, file.tensor_bytes(&info.name)?)
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            (Keep::Bf16, &[rows, cols]) => Some(StoredMatrix::bf16_from_f32(
+                rows,
+                cols,
+                &file.dequantize(&info.name)?.data,
+            )),
+            _ => return Err(bad(format!("a projection weight is 2-D, not {shape:?}"))),
+        };
+        match stored {
+            Some(matrix) => {
+                let matrix = match &row_order {
+                    Some(order) => matrix.with_rows_from(order),
+                    None => matrix,
+                };
+                tensors.stored.insert(name, matrix);
+            }
+            None => {
+                let mut tensor = file.dequantize(&info.name)?;
+                if let Some(order) = &row_order {
+                    tensor = rows_from(&tensor, order);
+                }
+                tensors.dense.insert(name, tensor);
+            }
         }
-        tensors.insert(name, tensor);
     }
     Ok((config, tensors))
 }
@@ -200,27 +246,39 @@ pub fn hf_name(gguf_name: &str) -> Option<String> {
 ///
 /// Returns `None` when the row count is zero or not a multiple of `2·n_head`.
 pub fn unpermute_rows(t: &HostTensor, n_head: usize) -> Option<HostTensor> {
-    let rows = *t.shape.first()?;
+    let order = unpermuted_row_order(*t.shape.first()?, n_head)?;
+    Some(rows_from(t, &order))
+}
+
+/// For each HF row of a permuted q/k projection with `rows` rows, the GGUF row holding it
+/// (see [`unpermute_rows`]); `None` when `rows` is zero or not a multiple of `2·n_head`.
+pub fn unpermuted_row_order(rows: usize, n_head: usize) -> Option<Vec<usize>> {
     if n_head == 0 || rows == 0 || !rows.is_multiple_of(2 * n_head) {
         return None;
     }
-    let cols = t.data.len() / rows;
     let half = rows / n_head / 2;
-    let mut data = vec![0.0; t.data.len()];
+    let mut order = vec![0; rows];
     for h in 0..n_head {
         for i in 0..2 {
             for j in 0..half {
-                let hf_row = h * 2 * half + i * half + j;
-                let gguf_row = h * 2 * half + 2 * j + i;
-                data[hf_row * cols..(hf_row + 1) * cols]
-                    .copy_from_slice(&t.data[gguf_row * cols..(gguf_row + 1) * cols]);
+                order[h * 2 * half + i * half + j] = h * 2 * half + 2 * j + i;
             }
         }
     }
-    Some(HostTensor {
+    Some(order)
+}
+
+/// `t` with row `i` taken from row `order[i]`.
+fn rows_from(t: &HostTensor, order: &[usize]) -> HostTensor {
+    let cols = t.data.len() / order.len();
+    let mut data = Vec::with_capacity(t.data.len());
+    for &row in order {
+        data.extend_from_slice(&t.data[row * cols..(row + 1) * cols]);
+    }
+    HostTensor {
         shape: t.shape.clone(),
         data,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use half::{bf16, f16};
+use half::f16;
 
 /// Elements per block of the k-quants (`QK_K`).
 const QK_K: usize = 256;
@@ -62,6 +62,20 @@ impl GgmlType {
     /// The types [`dequantize`] converts.
     pub const DEQUANTIZABLE: [GgmlType; 10] = [
         Self::F32,
+        Self::F16,
+        Self::BF16,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+        Self::Q4_K,
+        Self::Q6_K,
+    ];
+
+    /// The types a frozen weight can be kept in ([`crate::io::stored::StoredMatrix`]):
+    /// the dequantisable ones but F32.
+    pub const STORABLE: [GgmlType; 9] = [
         Self::F16,
         Self::BF16,
         Self::Q4_0,
@@ -205,38 +219,86 @@ impl fmt::Display for GgmlType {
 /// whole number of blocks.
 pub fn dequantize(dtype: GgmlType, bytes: &[u8]) -> Option<Vec<f32>> {
     let type_size = dtype.type_size() as usize;
-    if !dtype.is_dequantizable() || !bytes.len().is_multiple_of(type_size) {
+    if !bytes.len().is_multiple_of(type_size) {
         return None;
     }
     let mut out = vec![0.0; bytes.len() / type_size * dtype.block_size() as usize];
-    let block_fn: fn(&[u8], &mut [f32]) = match dtype {
-        GgmlType::F32 => |b, y| y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        GgmlType::F16 => |b, y| y[0] = f16_at(b, 0),
-        GgmlType::BF16 => |b, y| y[0] = bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-        GgmlType::Q4_0 => q4_0,
-        GgmlType::Q4_1 => q4_1,
-        GgmlType::Q5_0 => q5_0,
-        GgmlType::Q5_1 => q5_1,
-        GgmlType::Q8_0 => q8_0,
-        GgmlType::Q4_K => q4_k,
-        GgmlType::Q6_K => q6_k,
-        _ => unreachable!("checked is_dequantizable"),
-    };
-    for (block, y) in bytes
-        .chunks_exact(type_size)
-        .zip(out.chunks_exact_mut(dtype.block_size() as usize))
-    {
-        block_fn(block, y);
-    }
+    dequantize_into(dtype, bytes, &mut out)?;
     Some(out)
 }
 
+/// [`dequantize`] into `out`, which holds exactly `block_size` values per block of `bytes`:
+/// the in-place form the frozen-weight kernels use on one tile at a time. Inlined, so that a
+/// caller compiled for a wider instruction set (`#[target_feature]`) vectorises the block
+/// loops with it.
+///
+/// Returns `None` (and leaves `out` unspecified) when `dtype` is not one of
+/// [`GgmlType::DEQUANTIZABLE`], `bytes` is not a whole number of blocks or `out` has another
+/// length.
+#[inline]
+pub fn dequantize_into(dtype: GgmlType, bytes: &[u8], out: &mut [f32]) -> Option<()> {
+    let type_size = dtype.type_size() as usize;
+    let block = dtype.block_size() as usize;
+    if !dtype.is_dequantizable()
+        || !bytes.len().is_multiple_of(type_size)
+        || bytes.len() / type_size * block != out.len()
+    {
+        return None;
+    }
+    match dtype {
+        GgmlType::F32 => {
+            for (y, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *y = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        GgmlType::F16 => {
+            for (y, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *y = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        GgmlType::BF16 => {
+            // A bf16 is the upper half of the f32 with the same bits.
+            for (y, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *y = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+            }
+        }
+        GgmlType::Q4_0 => blocks(bytes, out, type_size, block, q4_0),
+        GgmlType::Q4_1 => blocks(bytes, out, type_size, block, q4_1),
+        GgmlType::Q5_0 => blocks(bytes, out, type_size, block, q5_0),
+        GgmlType::Q5_1 => blocks(bytes, out, type_size, block, q5_1),
+        GgmlType::Q8_0 => blocks(bytes, out, type_size, block, q8_0),
+        GgmlType::Q4_K => blocks(bytes, out, type_size, block, q4_k),
+        GgmlType::Q6_K => blocks(bytes, out, type_size, block, q6_k),
+        _ => unreachable!("checked is_dequantizable"),
+    }
+    Some(())
+}
+
+/// `decode` on every block of `bytes` into its `block` values of `out`.
+#[inline(always)]
+fn blocks(
+    bytes: &[u8],
+    out: &mut [f32],
+    type_size: usize,
+    block: usize,
+    decode: impl Fn(&[u8], &mut [f32]),
+) {
+    for (block_bytes, y) in bytes
+        .chunks_exact(type_size)
+        .zip(out.chunks_exact_mut(block))
+    {
+        decode(block_bytes, y);
+    }
+}
+
 /// The f16 at byte offset `at`, widened.
+#[inline(always)]
 fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
 
 /// `block_q4_0 { f16 d; u8 qs[16]; }`: y[j] = (lo(qs[j]) − 8)·d, y[j+16] = (hi(qs[j]) − 8)·d.
+#[inline(always)]
 fn q4_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for (j, &q) in b[2..18].iter().enumerate() {
@@ -246,6 +308,7 @@ fn q4_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// `block_q4_1 { f16 d; f16 m; u8 qs[16]; }`: y[j] = lo(qs[j])·d + m, y[j+16] = hi(qs[j])·d + m.
+#[inline(always)]
 fn q4_1(b: &[u8], y: &mut [f32]) {
     let (d, m) = (f16_at(b, 0), f16_at(b, 2));
     for (j, &q) in b[4..20].iter().enumerate() {
@@ -256,6 +319,7 @@ fn q4_1(b: &[u8], y: &mut [f32]) {
 
 /// The 5-bit values of a Q5 block: low nibbles from `qs`, fifth bits from the u32 `qh`
 /// (bit j for element j, bit j+16 for element j+16).
+#[inline(always)]
 fn q5_values(qh: &[u8], qs: &[u8]) -> impl Iterator<Item = (usize, u8, u8)> {
     let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
     qs.iter().enumerate().map(move |(j, &q)| {
@@ -266,6 +330,7 @@ fn q5_values(qh: &[u8], qs: &[u8]) -> impl Iterator<Item = (usize, u8, u8)> {
 }
 
 /// `block_q5_0 { f16 d; u8 qh[4]; u8 qs[16]; }`: y = (q − 16)·d.
+#[inline(always)]
 fn q5_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for (j, x0, x1) in q5_values(&b[2..6], &b[6..22]) {
@@ -275,6 +340,7 @@ fn q5_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// `block_q5_1 { f16 d; f16 m; u8 qh[4]; u8 qs[16]; }`: y = q·d + m.
+#[inline(always)]
 fn q5_1(b: &[u8], y: &mut [f32]) {
     let (d, m) = (f16_at(b, 0), f16_at(b, 2));
     for (j, x0, x1) in q5_values(&b[4..8], &b[8..24]) {
@@ -284,6 +350,7 @@ fn q5_1(b: &[u8], y: &mut [f32]) {
 }
 
 /// `block_q8_0 { f16 d; i8 qs[32]; }`: y = q·d.
+#[inline(always)]
 fn q8_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for (yj, &q) in y.iter_mut().zip(&b[2..34]) {
@@ -294,6 +361,7 @@ fn q8_0(b: &[u8], y: &mut [f32]) {
 /// Scale and min of sub-block `j` (0..8) from Q4_K's 12 packed bytes (`get_scale_min_k4`):
 /// 6 bits each; sub-blocks 4..8 keep their low 4 bits in bytes 8..12 and their high 2 bits in
 /// the top bits of bytes 0..8.
+#[inline(always)]
 fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -308,6 +376,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 /// `block_q4_K { f16 d; f16 dmin; u8 scales[12]; u8 qs[128]; }`: each 64-element chunk takes
 /// 32 bytes of `qs`, low nibbles for its first 32 elements (sub-block 2i), high for the next
 /// 32 (sub-block 2i+1); y = (d·sc)·q − dmin·m.
+#[inline(always)]
 fn q4_k(b: &[u8], y: &mut [f32]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let scales = &b[4..16];
@@ -330,6 +399,7 @@ fn q4_k(b: &[u8], y: &mut [f32]) {
 /// `block_q6_K { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d; }`: each 128-element half takes
 /// 64 bytes of `ql` (low nibbles), 32 of `qh` (2 high bits each for four elements) and 8
 /// scales (one per 16 elements); y = (d·sc)·(q − 32).
+#[inline(always)]
 fn q6_k(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 208);
     for n in 0..2 {
