@@ -326,11 +326,11 @@ fn the_method_flag_sets_method_name() {
 fn base_precision_is_recorded_and_checked() {
     use llama::io::stored::BasePrecision;
     let config = Config::embedded_default();
-    assert_eq!(config.model.base_precision, BasePrecision::Stored);
+    assert_eq!(config.model.base_precision, BasePrecision::F32);
     assert!(!config.training.checkpoint_layers);
     assert_eq!(
         config.to_json()["model"]["base_precision"],
-        serde_json::json!("stored")
+        serde_json::json!("f32")
     );
     let bf16 = set(&[
         "model.base_precision=\"bf16\"",
