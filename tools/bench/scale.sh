@@ -12,6 +12,8 @@
 #   BENCH_VENV        venv with torch, transformers, peft, numpy, safetensors, gguf
 #                     (default /root/.cache/bench-venv)
 #   CARGO_TARGET_DIR  cargo target directory (default /root/.cache/bench-target)
+#   BIN               a lora_throughput binary built beforehand (skips the build, as in
+#                     lora_throughput.sh)
 #   FORMATS           burn's bases (default "bf16 q4_k")
 #   CHECKPOINT        1: burn recomputes each layer in the backward pass (--checkpoint-layers),
 #                     PyTorch with gradient checkpointing (default 0)
@@ -33,8 +35,10 @@ STEPS=${STEPS:-2}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT" "$SCALE_DIR"
 
-nice -n 19 cargo build --release -p llama --example lora_throughput
-BIN=$CARGO_TARGET_DIR/release/examples/lora_throughput
+if [ -z "${BIN:-}" ]; then
+    nice -n 19 cargo build --release -p llama --example lora_throughput
+    BIN=$CARGO_TARGET_DIR/release/examples/lora_throughput
+fi
 BURN_ARGS=(train --batch 1 --seq 256 --targets qkvo --base-precision stored --warmup "$WARMUP" --steps "$STEPS")
 TORCH_ARGS=(--warmup "$WARMUP" --steps "$STEPS")
 if [[ $CHECKPOINT == 1 ]]; then

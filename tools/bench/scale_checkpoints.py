@@ -5,7 +5,7 @@
 Usage: scale_checkpoints.py SIZE FORMAT OUT
   SIZE    smollm2-360m | tinyllama-1b | llama3.2-3b | llama-7b | llama3-8b (see SIZES)
   FORMAT  bf16  -> OUT/ is an HF folder: config.json, the byte-level tokenizer of
-                   tests/fixtures/tiny_llama (tokenizer.json, tokenizer_config.json) and
+                   llama/fixtures/byte_tokenizer (tokenizer.json, tokenizer_config.json) and
                    model-NNNNN-of-NNNNN.safetensors shards (<= 2 GiB) with their index
           q4_k | q4_0 | q8_0
                 -> OUT is a GGUF file: the projection weights in that block format (q4_k
@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TOKENIZER = ROOT / "tests" / "fixtures" / "tiny_llama"
+TOKENIZER = ROOT / "llama" / "fixtures" / "byte_tokenizer"
 VOCAB = 259
 SHARD_BYTES = 2 << 30
 

@@ -99,7 +99,8 @@ def summarise(directory):
     (user + system of both threads) per step."""
     results = {}
     for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
-        size, impl = os.path.basename(path)[: -len(".json")].split(".", 1)
+        # Sizes may contain dots ("llama3.2-3b"); the implementation is the last field.
+        size, impl = os.path.basename(path)[: -len(".json")].rsplit(".", 1)
         with open(path) as f:
             lines = f.read().strip().splitlines()
         if not lines:
