@@ -59,20 +59,6 @@ pub enum GgmlType {
 }
 
 impl GgmlType {
-    /// The types [`dequantize`] converts.
-    pub const DEQUANTIZABLE: [GgmlType; 10] = [
-        Self::F32,
-        Self::F16,
-        Self::BF16,
-        Self::Q4_0,
-        Self::Q4_1,
-        Self::Q5_0,
-        Self::Q5_1,
-        Self::Q8_0,
-        Self::Q4_K,
-        Self::Q6_K,
-    ];
-
     /// The types a frozen weight can be kept in ([`crate::io::stored::StoredMatrix`]):
     /// the dequantisable ones but F32.
     pub const STORABLE: [GgmlType; 9] = [
@@ -86,6 +72,17 @@ impl GgmlType {
         Self::Q4_K,
         Self::Q6_K,
     ];
+
+    /// The types [`dequantize`] converts: F32 and [`GgmlType::STORABLE`].
+    pub const DEQUANTIZABLE: [GgmlType; 10] = {
+        let mut types = [Self::F32; 10];
+        let mut i = 0;
+        while i < Self::STORABLE.len() {
+            types[i + 1] = Self::STORABLE[i];
+            i += 1;
+        }
+        types
+    };
 
     /// Every type this reader knows the layout size of.
     pub const ALL: [GgmlType; 20] = [
