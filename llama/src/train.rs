@@ -8,7 +8,7 @@
 //!   `torch.nn.utils.clip_grad_norm_` (burn's own clipping is per tensor).
 //! - [`encode_example`] / [`bucket_batches`] / [`collate`]: response-only labels (prompt and
 //!   padding get [`IGNORE_INDEX`]), left truncation of the prompt, and length-bucketed batches.
-//! - [`Trainer`]: AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with the schedule
+//! - [`ScheduledAdamW`]: AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with the schedule
 //!   and global-norm clipping; [`accumulate_gradients`]: one step's gradient over its
 //!   micro-batches, of the causal-LM loss or another [`LossFn`] (continual-learning methods
 //!   change the loss and the gradient between the two).
@@ -308,7 +308,7 @@ pub fn collate(examples: &[&Encoded], device: &Device) -> Batch {
     }
 }
 
-/// Optimiser settings of a [`Trainer`].
+/// Optimiser settings of a [`ScheduledAdamW`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimConfig {
     /// Learning-rate schedule (its `total_steps` counts optimiser steps).
@@ -320,7 +320,7 @@ pub struct OptimConfig {
     pub clip_norm: Option<f64>,
 }
 
-/// Result of one [`Trainer::step`].
+/// Result of one [`ScheduledAdamW::step`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepOutcome {
     /// Mean cross-entropy (nats) over the scored tokens of all micro-batches.
@@ -334,14 +334,14 @@ pub struct StepOutcome {
 }
 
 /// AdamW (β = 0.9, 0.999, ε = 1e-8 as PyTorch) with a schedule, gradient accumulation and
-/// global-norm clipping. One [`Trainer::step`] = one optimiser step over its micro-batches.
-pub struct Trainer {
+/// global-norm clipping. One [`ScheduledAdamW::step`] = one optimiser step over its micro-batches.
+pub struct ScheduledAdamW {
     optimizer: ModuleOptimizer,
     config: OptimConfig,
     step: usize,
 }
 
-impl Trainer {
+impl ScheduledAdamW {
     /// A fresh optimiser (no moment estimates) at step 0.
     pub fn new(config: OptimConfig) -> Self {
         let optimizer = AdamWConfig::new()
@@ -361,7 +361,7 @@ impl Trainer {
     }
 
     /// One optimiser step on `micro_batches` with the causal-LM loss:
-    /// [`accumulate_gradients`] then [`Trainer::apply`].
+    /// [`accumulate_gradients`] then [`ScheduledAdamW::apply`].
     ///
     /// # Panics
     /// When no micro-batch has a scored token.
@@ -469,7 +469,7 @@ pub fn accumulate_gradients(
 }
 
 /// Mean response-token cross-entropy (nats) of `model` over `batches`: each batch's mean
-/// weighted by its scored tokens, i.e. the loss of all batches taken as one (HF `Trainer`'s
+/// weighted by its scored tokens, i.e. the loss of all batches taken as one (HF `ScheduledAdamW`'s
 /// `eval_loss` averages per batch instead, which over-weights short batches). Use the inference
 /// model (`model.valid()`, adapters merged or not) on the plain device. NaN when no batch has a
 /// scored token.

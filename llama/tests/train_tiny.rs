@@ -1,4 +1,4 @@
-//! `llama::train` on the tiny checkpoint: the [`Trainer`] (AdamW + schedule + accumulation +
+//! `llama::train` on the tiny checkpoint: the [`ScheduledAdamW`] (AdamW + schedule + accumulation +
 //! global-norm clipping) lowers the response loss with LoRA while the frozen base stays
 //! bit-identical; full fine-tuning moves every weight; the clipped global norm is what PyTorch's
 //! `clip_grad_norm_` gives (checked against the norm recomputed from the gradients).
@@ -10,7 +10,7 @@ use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
 use llama::peft::apply_lora;
 use llama::train::{
-    Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, clip_grad_norm, collate,
+    Encoded, LrSchedule, OptimConfig, ScheduleKind, ScheduledAdamW, clip_grad_norm, collate,
     encode_example, hf_tensors, mean_loss,
 };
 
@@ -58,7 +58,7 @@ fn lora_training_with_accumulation_lowers_loss_and_keeps_the_base_bit_identical(
     let rows: Vec<&Encoded> = data.iter().collect();
     // Two micro-batches of two per optimiser step.
     let micro = [collate(&rows[..2], &device), collate(&rows[2..], &device)];
-    let mut trainer = Trainer::new(optim(12));
+    let mut trainer = ScheduledAdamW::new(optim(12));
     let mut losses = Vec::new();
     for _ in 0..12 {
         let (next, outcome) = trainer.step(model, &micro);
@@ -97,7 +97,7 @@ fn full_fine_tuning_trains_every_weight_and_exports_hf_names() {
     let data = examples();
     let rows: Vec<&Encoded> = data.iter().collect();
     let batch = [collate(&rows, &device)];
-    let mut trainer = Trainer::new(optim(3));
+    let mut trainer = ScheduledAdamW::new(optim(3));
     for _ in 0..3 {
         model = trainer.step(model, &batch).0;
     }

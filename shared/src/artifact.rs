@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::insinfo::TagNormalizer;
 use crate::metrics::{ContinualSummary, ScoreMatrix};
+// The embeddings a plan reads are the plan's types; `embeddings.json` stores them as they are.
 use crate::plan::StagePlan;
+pub use crate::plan::{InstructionEmbedding, TaskEmbeddings};
 use crate::replay::Strategy;
 use crate::similarity::SimilarityConfig;
 
@@ -549,32 +551,6 @@ pub struct EmbeddingsFile {
     pub stage: Option<usize>,
     /// Tasks in sequence order.
     pub tasks: Vec<TaskEmbeddings>,
-}
-
-/// One task's instructions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskEmbeddings {
-    /// Task name.
-    pub name: String,
-    /// The task's distinct instructions.
-    pub instructions: Vec<InstructionEmbedding>,
-}
-
-/// One distinct instruction of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstructionEmbedding {
-    /// Id, unique within the task.
-    pub id: String,
-    /// Instruction text.
-    #[serde(default)]
-    pub text: String,
-    /// Number of training instances that use this instruction (its weight under `real`).
-    pub count: u32,
-    /// Tags for InsInfo, as given (normalised by the planner).
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Embedding vector (all instructions share one dimension).
-    pub embedding: Vec<f32>,
 }
 
 /// The method of a study arm that names none: plain sequential fine-tuning (`trainer run`'s

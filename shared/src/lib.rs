@@ -11,6 +11,7 @@
 //!   distances between them (InsCL §3.1).
 //! - [`insinfo`]: tag normalisation and the InsInfo score of an instruction (InsCL §3.2).
 //! - [`replay`]: replay budgets, dynamic allocation and InsInfo-guided sampling.
+//! - [`seed`]: the derivations of every random stream from the one run seed.
 //! - [`plan`]: the whole replay plan for a task sequence (what `trainer plan` prints).
 //! - [`metrics`]: ROUGE-L / exact match and the continual-learning metrics over the score
 //!   matrix (AP, F.Ra, BWT, FWT, Relative Gain).
@@ -24,4 +25,5 @@ pub mod metrics;
 pub mod ot;
 pub mod plan;
 pub mod replay;
+pub mod seed;
 pub mod similarity;

@@ -15,11 +15,36 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::TaskEmbeddings;
 use crate::insinfo::{TagNormalizer, TagStatistics};
 use crate::ot::{CostKind, OtError};
 use crate::replay::{self, Strategy};
 use crate::similarity::{self, InstructionCloud, SimilarityConfig};
+
+/// One task's instructions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEmbeddings {
+    /// Task name.
+    pub name: String,
+    /// The task's distinct instructions.
+    pub instructions: Vec<InstructionEmbedding>,
+}
+
+/// One distinct instruction of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstructionEmbedding {
+    /// Id, unique within the task.
+    pub id: String,
+    /// Instruction text.
+    #[serde(default)]
+    pub text: String,
+    /// Number of training instances that use this instruction (its weight under `real`).
+    pub count: u32,
+    /// Tags for InsInfo, as given (normalised by the planner).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Embedding vector (all instructions share one dimension).
+    pub embedding: Vec<f32>,
+}
 
 /// Everything besides the embeddings that determines a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,8 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -206,20 +205,9 @@ pub fn allocate_uniform(tasks: usize, budget: usize) -> Vec<usize> {
         .collect()
 }
 
-/// The random stream for replaying previous task `task` at stage `stage` under `seed`:
-/// `ChaCha8Rng::seed_from_u64(seed)` on stream `(stage << 32) | task`.
-///
-/// Each (stage, task) pair has its own stream, so changing one task's quota never changes the
-/// instances drawn for another task. `stage` and `task` must be below 2³² (debug assertion).
-pub fn replay_rng(seed: u64, stage: usize, task: usize) -> ChaCha8Rng {
-    debug_assert!(
-        u32::try_from(stage).is_ok() && u32::try_from(task).is_ok(),
-        "stage {stage} and task {task} must fit in 32 bits"
-    );
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(((stage as u64) << 32) | task as u64);
-    rng
-}
+/// The random stream for replaying previous task `task` at stage `stage` under `seed`
+/// ([`crate::seed::replay_stream`]).
+pub use crate::seed::replay_stream as replay_rng;
 
 /// Uniformly random instances of one previous task (Random and Dynamic strategies).
 ///
@@ -441,6 +429,8 @@ fn choose_distinct(n: u32, k: u32, rng: &mut impl Rng) -> Vec<u32> {
 mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use rand_chacha::ChaCha8Rng;
 
     use super::*;
 

@@ -4,8 +4,9 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use inscl::ot::{
-    CostKind, CostMatrix, EmdAlgorithm, EmdConfig, OtError, PlanEntry, PointCloud, SinkhornConfig,
-    cost_matrix, emd, emd_with, linear_assignment, sinkhorn_divergence, sinkhorn_log,
+    CostKind, CostMatrix, EmdAlgorithm, EmdConfig, OtError, PointCloud, SinkhornConfig,
+    TransportEntry, cost_matrix, emd, emd_with, linear_assignment, sinkhorn_divergence,
+    sinkhorn_log,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,7 +26,7 @@ fn uniform(n: usize) -> Vec<f64> {
     vec![1.0 / n as f64; n]
 }
 
-fn marginals(plan: &[PlanEntry], n: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
+fn marginals(plan: &[TransportEntry], n: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
     let (mut rows, mut cols) = (vec![0.0; n], vec![0.0; m]);
     for p in plan {
         rows[p.row] += p.mass;
@@ -171,12 +172,12 @@ fn emd_shift_in_one_dimension() {
     assert_eq!(
         sol.plan,
         vec![
-            PlanEntry {
+            TransportEntry {
                 row: 0,
                 col: 0,
                 mass: 0.5
             },
-            PlanEntry {
+            TransportEntry {
                 row: 1,
                 col: 1,
                 mass: 0.5

@@ -15,7 +15,7 @@ use crate::state::AppState;
 /// Problems of dropped files, each naming the file; dismissable.
 #[component]
 fn Errors() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     move || {
         let errors = state.errors.get();
         (!errors.is_empty()).then(|| {

@@ -40,7 +40,7 @@ impl AppState {
     ///
     /// # Panics
     /// Outside the app's component tree.
-    pub fn expect() -> Self {
+    pub fn from_context() -> Self {
         expect_context::<AppState>()
     }
 

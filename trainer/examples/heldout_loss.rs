@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, ensure};
 use clap::Parser;
 use trainer::config::Config;
-use trainer::learner::{Learner, TrainPlan};
+use trainer::learner::{ContinualLearner, StageTraining};
 use trainer::model::LlamaLearner;
 
 #[derive(Parser)]
@@ -50,16 +50,7 @@ fn main() -> anyhow::Result<()> {
         .tasks
         .first()
         .context("the configuration selects no task")?;
-    let mut learner = LlamaLearner::open(
-        std::path::Path::new(&config.model.path),
-        config.model.device.parse()?,
-        config.model.base_precision,
-        &config.training,
-        &config.method,
-        config.embedding.layer,
-        config.eval.batch_size,
-        config.strategy.seed,
-    )?;
+    let mut learner = LlamaLearner::from_config(std::path::Path::new(&config.model.path), &config)?;
     println!(
         "task {}: {} train / {} held-out instances; LoRA r {} alpha {} dropout {} on {:?}; lr {} \
          ({:?}), batch {}, {} epochs",
@@ -78,10 +69,10 @@ fn main() -> anyhow::Result<()> {
 
     let before = learner.held_out_loss(&task.test)?;
     println!("held-out loss before: {before:.4}");
-    let plan = TrainPlan {
+    let plan = StageTraining {
         stage: 1,
         task: task.name.clone(),
-        seed: config.strategy.seed,
+        seed: config.run.seed,
         config: config.training.clone(),
         task_distances: Vec::new(),
     };

@@ -16,11 +16,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::tensor::Device;
-use llama::train::{Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, collate};
+use llama::train::{
+    Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, ScheduledAdamW, collate,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainer::config::{Config, MethodConfig};
-use trainer::learner::{Example, Learner, TrainPlan};
+use trainer::learner::{ContinualLearner, Example, StageTraining};
 use trainer::method::{ContinualMethod, StageContext, train_step};
 use trainer::model::LlamaLearner;
 
@@ -67,17 +69,9 @@ fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| "assets/SmolLM2-135M-Instruct.Q4_1.gguf".into());
     let rounds: usize = args.next().map_or(Ok(5), |r| r.parse())?;
-    let config = Config::embedded_default();
-    let learner = LlamaLearner::open(
-        std::path::Path::new(&gguf),
-        llama::device::DeviceChoice::Cpu,
-        config.model.base_precision,
-        &config.training,
-        &config.method,
-        None,
-        config.eval.batch_size,
-        0,
-    )?;
+    let mut config = Config::embedded_default();
+    config.model.device = "cpu".into();
+    let learner = LlamaLearner::from_config(std::path::Path::new(&gguf), &config)?;
     eprintln!("{}", learner.device());
     let base = learner.model_in_training().clone();
     let vocab = base.config().vocab_size as u32;
@@ -119,13 +113,13 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
     let trainer = || {
-        Trainer::new(OptimConfig {
+        ScheduledAdamW::new(OptimConfig {
             schedule: LrSchedule::new(1e-4, 0.0, 1000, ScheduleKind::Constant),
             weight_decay: 0.0,
             clip_norm: Some(1.0),
         })
     };
-    let mut trainers: Vec<Trainer> = methods.iter().map(|_| trainer()).collect();
+    let mut trainers: Vec<ScheduledAdamW> = methods.iter().map(|_| trainer()).collect();
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); methods.len()];
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     // One untimed warm-up round.
@@ -201,17 +195,10 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
         .into_iter()
         .map(|name| {
             // The defaults: expansion's threshold 1 gives one adapter per task.
-            let method = MethodConfig::named(name).context("a registered method")?;
-            let learner = LlamaLearner::open(
-                std::path::Path::new(gguf),
-                llama::device::DeviceChoice::Cpu,
-                config.model.base_precision,
-                &training,
-                &method,
-                None,
-                config.eval.batch_size,
-                0,
-            )?;
+            let mut config = config.clone();
+            config.training = training.clone();
+            config.method = MethodConfig::named(name).context("a registered method")?;
+            let learner = LlamaLearner::from_config(std::path::Path::new(gguf), &config)?;
             Ok((name, learner))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -219,7 +206,7 @@ fn evaluation_overhead(gguf: &str, config: &Config, rounds: usize) -> anyhow::Re
     for (stage, (task, instruction)) in tasks.iter().enumerate() {
         let data = examples(task, instruction);
         for (_, learner) in &mut learners {
-            let plan = TrainPlan {
+            let plan = StageTraining {
                 stage: stage + 1,
                 task: (*task).to_owned(),
                 seed: 0,

@@ -1,7 +1,7 @@
 //! The model behind `trainer run`, as a trait: the runner does data, replay planning,
-//! evaluation, artifacts and resume; a [`Learner`] embeds, trains, generates and checkpoints.
+//! evaluation, artifacts and resume; a [`ContinualLearner`] embeds, trains, generates and checkpoints.
 //!
-//! The burn LLaMA of the model layer implements it (`impl Learner for LlamaLearner`); the
+//! The burn LLaMA of the model layer implements it (`impl ContinualLearner for LlamaLearner`); the
 //! runner's tests use a deterministic test double.
 
 use std::ops::ControlFlow;
@@ -15,7 +15,7 @@ pub use crate::data::Example;
 
 /// What one stage's training needs besides the examples.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainPlan {
+pub struct StageTraining {
     /// 1-based stage number (1 for the single `multitask` stage).
     pub stage: usize,
     /// The task trained at this stage (`multitask` for the multitask stage): continual-learning
@@ -32,7 +32,7 @@ pub struct TrainPlan {
     pub task_distances: Vec<Vec<f64>>,
 }
 
-/// Which weights a [`Learner::embed`] call uses.
+/// Which weights a [`ContinualLearner::embed`] call uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
     /// The pretrained weights, adapters off (or the initial weights under full fine-tuning):
@@ -58,13 +58,13 @@ pub struct StepReport {
     pub tokens_per_s: f64,
 }
 
-/// The neural network of a run.
+/// The neural network of a run (named apart from burn-train's `Learner`, a training loop).
 ///
 /// Callbacks return [`ControlFlow::Break`] when the runner wants the learner to stop early
 /// (Ctrl-C, or a NaN/inf loss): the learner must return promptly (with `Ok` and what it has;
 /// the runner discards the stage). Implementations must be deterministic given the
-/// checkpointed state and [`TrainPlan::seed`]: resuming a run relies on it.
-pub trait Learner {
+/// checkpointed state and [`StageTraining::seed`]: resuming a run relies on it.
+pub trait ContinualLearner {
     /// Mean-pooled hidden states (of the configured layer) of each text under `weights`: one
     /// f32 vector per text, all of one dimension, none all-zero.
     ///
@@ -94,7 +94,7 @@ pub trait Learner {
     fn train(
         &mut self,
         examples: &[Example],
-        plan: &TrainPlan,
+        plan: &StageTraining,
         on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<LossPoint>>;
 
@@ -111,14 +111,14 @@ pub trait Learner {
         on_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<String>>;
 
-    /// For the last [`Learner::generate`] call of a learner that routes each instance to one
+    /// For the last [`ContinualLearner::generate`] call of a learner that routes each instance to one
     /// of several adapters (the `expand` method): per example, the tasks that trained the
     /// adapter it went to. `None` when one model answers everything.
     fn last_routes(&self) -> Option<Vec<Vec<String>>> {
         None
     }
 
-    /// Where the last [`Learner::generate`] call's time went (prefill against decoding);
+    /// Where the last [`ContinualLearner::generate`] call's time went (prefill against decoding);
     /// `None` for a learner that does not measure it.
     fn last_generation_stats(&self) -> Option<GenerationStats> {
         None
@@ -130,7 +130,7 @@ pub trait Learner {
     /// I/O failures.
     fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()>;
 
-    /// Restores the state written by [`Learner::save_checkpoint`].
+    /// Restores the state written by [`ContinualLearner::save_checkpoint`].
     ///
     /// # Errors
     /// A missing or incompatible checkpoint.

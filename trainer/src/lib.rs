@@ -6,9 +6,9 @@
 //! | [`data`] | SuperNI / benchmark / category / Alpaca data, orders, splits, caps |
 //! | [`invalid`] | the out-of-range value error every configuration check returns |
 //! | [`tags`] | InsInfo taggers: SuperNI metadata, YAKE keyphrases, external tag files |
-//! | [`learner`] | the [`learner::Learner`] trait the model implements |
+//! | [`learner`] | the [`learner::ContinualLearner`] trait the model implements |
 //! | [`memory_plan`] | the estimated peak memory of a run, checked before the model loads |
-//! | [`model`] | the burn LLaMA as a [`learner::Learner`]: checkpoints, device, prompt format |
+//! | [`model`] | the burn LLaMA as a [`learner::ContinualLearner`]: checkpoints, device, prompt format |
 //! | [`method`] | continual-learning methods, one file each with its `[method]` settings, and their registry |
 //! | [`run`] | the stage loop, artifacts, resume |
 //! | [`progress`] | progress bars and JSON-lines events |

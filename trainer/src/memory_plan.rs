@@ -28,7 +28,7 @@ fn model_config(path: &Path) -> anyhow::Result<LlamaConfig> {
 
 /// The precision the base is loaded in under `config` (full fine-tuning: f32).
 pub fn loaded_precision(config: &Config) -> BasePrecision {
-    match config.training.method {
+    match config.training.adapter {
         Finetuning::Lora => config.model.base_precision,
         Finetuning::Full => BasePrecision::F32,
     }
@@ -47,7 +47,7 @@ pub fn estimate(config: &Config, path: &Path) -> anyhow::Result<MemoryPlan> {
         model.num_attention_heads * model.head_dim(),
         model.kv_heads() * model.head_dim(),
     );
-    let trained = match t.method {
+    let trained = match t.adapter {
         Finetuning::Full => Trained::Full,
         Finetuning::Lora => Trained::Lora {
             r: t.lora_rank,
@@ -92,7 +92,7 @@ fn alternatives(config: &Config) -> Vec<(String, Config)> {
             c.training.checkpoint_layers = true;
         });
     }
-    if t.method == Finetuning::Lora && config.model.base_precision != BasePrecision::Bf16 {
+    if t.adapter == Finetuning::Lora && config.model.base_precision != BasePrecision::Bf16 {
         push("model.base_precision=bf16".into(), &|c| {
             c.model.base_precision = BasePrecision::Bf16;
         });
@@ -152,7 +152,7 @@ pub fn check_against(
         let mut smallest = config.clone();
         smallest.training.checkpoint_layers = true;
         smallest.training.batch_size = 1;
-        if smallest.training.method == Finetuning::Lora {
+        if smallest.training.adapter == Finetuning::Lora {
             smallest.model.base_precision = match config.model.base_precision {
                 BasePrecision::F32 => BasePrecision::Bf16,
                 kept => kept,

@@ -241,6 +241,7 @@ impl Progress {
     ///
     /// # Panics
     /// Never: every event serialises to JSON.
+    // Long: one match arm per event kind.
     pub fn event(&mut self, event: &Event) {
         if let Some(json) = &self.json {
             let mut out = json
@@ -401,6 +402,7 @@ impl Lines {
     }
 
     /// The line(s) of one event.
+    // Long: one match arm per event kind.
     fn event(&mut self, event: &Event) {
         match event {
             Event::RunStarted {

@@ -13,7 +13,7 @@ use llama::lora::LoraConfig;
 use llama::model::Llama;
 use llama::peft::{load_peft_adapter, read_peft_adapter};
 use llama::train::{
-    Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, accumulate_gradients,
+    Batch, Encoded, LrSchedule, OptimConfig, ScheduleKind, ScheduledAdamW, accumulate_gradients,
     causal_lm_loss, collate,
 };
 use serde_json::Value;
@@ -147,9 +147,9 @@ impl Reference {
     }
 
     /// The AdamW trainer of the SI and EMA references (constant lr, clip 1).
-    fn trainer(&self, section: &str) -> Trainer {
+    fn trainer(&self, section: &str) -> ScheduledAdamW {
         let s = &self.json[section];
-        Trainer::new(OptimConfig {
+        ScheduledAdamW::new(OptimConfig {
             schedule: LrSchedule::new(s["lr"].as_f64().unwrap(), 0.0, 100, ScheduleKind::Constant),
             weight_decay: s["weight_decay"].as_f64().unwrap(),
             clip_norm: Some(s["clip_norm"].as_f64().unwrap()),

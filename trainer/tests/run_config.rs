@@ -55,7 +55,7 @@ fn embedded_default_is_the_small_cpu_run() {
     assert_eq!(config.strategy.tags.to_string(), "metadata+keyphrase");
     assert_eq!(
         (
-            config.training.method,
+            config.training.adapter,
             config.training.epochs,
             config.training.max_length,
             config.training.lora_rank

@@ -41,7 +41,7 @@ fn config(model: &Path, name: &str) -> Config {
 }
 
 fn learner(config: &Config) -> LlamaLearner {
-    tiny_llama::learner(config, config.strategy.seed)
+    tiny_llama::learner(config, config.run.seed)
 }
 
 /// Every file under `folder`, with its bytes, sorted by path.

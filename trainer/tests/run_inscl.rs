@@ -16,7 +16,7 @@ use double::MemorisingDouble;
 use inscl::artifact::{self, EmbeddingsFile, RunManifest, StageRecord};
 use inscl::plan::task_distances;
 use trainer::config::{Config, DataFormat, EmbeddingSource};
-use trainer::learner::{Learner, Weights};
+use trainer::learner::{ContinualLearner, Weights};
 use trainer::run::{self, RunError, RunFolder, RunOptions};
 use trainer::tags::llm::{LlmTagFile, TagOrigin};
 
@@ -199,7 +199,7 @@ fn one_seed_reaches_replay_shuffle_and_batches() {
     let out = tempfile::tempdir().unwrap();
     let run_seed = |name: &str, seed: u64| {
         let mut config = config(out.path(), name);
-        config.strategy.seed = seed;
+        config.run.seed = seed;
         let mut learner = MemorisingDouble::new(1000);
         let folder = run_with(&config, &mut learner);
         (folder, learner.trained_ids)

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::{self, RunManifest, RunResults, StageRecord};
 use trainer::config::{Config, DataFormat, MethodConfig, RunStrategy};
-use trainer::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
+use trainer::learner::{ContinualLearner, Example, LossPoint, StageTraining, StepReport, Weights};
 use trainer::method::ewc::EwcConfig;
 use trainer::method::expand::ExpandConfig;
 use trainer::model::LlamaLearner;
@@ -51,7 +51,7 @@ fn config(strategy: &str, model: &Path, out: &Path) -> Config {
 }
 
 fn learner(config: &Config) -> LlamaLearner {
-    tiny_llama::learner(config, config.strategy.seed)
+    tiny_llama::learner(config, config.run.seed)
 }
 
 #[test]
@@ -166,7 +166,7 @@ struct Interrupting {
     flag: Arc<AtomicBool>,
 }
 
-impl Learner for Interrupting {
+impl ContinualLearner for Interrupting {
     fn embed(&mut self, texts: &[String], weights: Weights) -> anyhow::Result<Vec<Vec<f32>>> {
         self.inner.embed(texts, weights)
     }
@@ -179,7 +179,7 @@ impl Learner for Interrupting {
     fn train(
         &mut self,
         examples: &[Example],
-        plan: &TrainPlan,
+        plan: &StageTraining,
         on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<LossPoint>> {
         let (stage, flag) = (self.stage, self.flag.clone());
@@ -316,7 +316,7 @@ fn every_method_resumes_exactly_and_changes_training() {
     }
     // Full fine-tuning: the state covers every weight.
     assert_resume_is_exact("ewc, full fine-tuning", |config| {
-        config.training.method = trainer::config::Finetuning::Full;
+        config.training.adapter = trainer::config::Finetuning::Full;
         config.method = MethodConfig::Ewc(EwcConfig::default());
     });
 }
@@ -429,7 +429,7 @@ fn base_weights_stay_put_while_current_ones_train() {
     let before = learner.embed(&texts, Weights::Base).unwrap();
     assert_eq!(before, learner.embed(&texts, Weights::Current).unwrap());
     let dataset = trainer::data::load(&config.data, &fixtures()).unwrap();
-    let plan = TrainPlan {
+    let plan = StageTraining {
         stage: 1,
         task: dataset.tasks[0].name.clone(),
         seed: 3,

@@ -215,7 +215,7 @@ fn resume_after_crash_and_interrupt_equals_uninterrupted_run() {
     assert!(
         matches!(
             err,
-            RunError::Learner {
+            RunError::ContinualLearner {
                 stage: 2,
                 what: "training",
                 ..

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use double::MemorisingDouble;
 use inscl::artifact::{self, ArtifactBody, RunManifest, StudyFile};
 use trainer::config::Config;
-use trainer::learner::Learner;
+use trainer::learner::ContinualLearner;
 use trainer::method::MethodName;
 use trainer::progress::Progress;
 use trainer::run::RunError;
@@ -67,7 +67,7 @@ fn with_doubles<T>(
     body: impl FnOnce(&mut StudyOptions<'_>) -> T,
 ) -> T {
     let flag = Arc::new(AtomicBool::new(false));
-    let mut open = |config: &Config| -> anyhow::Result<Box<dyn Learner>> {
+    let mut open = |config: &Config| -> anyhow::Result<Box<dyn ContinualLearner>> {
         let mut learner = double(config);
         if interrupt_cell == Some(*opened) {
             learner.interrupt_at_stage = Some((2, flag.clone()));

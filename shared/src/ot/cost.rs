@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{OtError, PlanEntry};
+use super::{OtError, TransportEntry};
 
 /// A borrowed cloud of `rows()` points in `dim()` dimensions, stored row-major as `f32`.
 ///
@@ -567,7 +567,7 @@ fn costs_from_products<T: GemmFloat>(
 /// # Panics
 /// When the clouds were prepared for different costs or dimensions, or an entry's row or
 /// column is out of range.
-pub fn prepared_plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[PlanEntry]) -> f64 {
+pub fn prepared_plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[TransportEntry]) -> f64 {
     assert_eq!(x.kind, y.kind, "clouds prepared for different costs");
     assert_eq!(x.dim, y.dim, "clouds of different dimensions");
     #[cfg(target_arch = "wasm32")]
@@ -578,7 +578,7 @@ pub fn prepared_plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[PlanEntr
 
 /// [`prepared_plan_cost`] after its checks.
 #[inline(always)]
-fn plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[PlanEntry]) -> f64 {
+fn plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[TransportEntry]) -> f64 {
     let d = x.dim;
     plan.iter()
         .map(|p| {
@@ -595,7 +595,7 @@ fn plan_cost(x: &PreparedCloud, y: &PreparedCloud, plan: &[PlanEntry]) -> f64 {
 /// already need simd128; wasm has no runtime feature detection).
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
-fn plan_cost_simd128(x: &PreparedCloud, y: &PreparedCloud, plan: &[PlanEntry]) -> f64 {
+fn plan_cost_simd128(x: &PreparedCloud, y: &PreparedCloud, plan: &[TransportEntry]) -> f64 {
     plan_cost(x, y, plan)
 }
 

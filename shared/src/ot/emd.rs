@@ -76,7 +76,7 @@ impl EmdConfig {
 
 /// One non-zero entry `P[row][col] = mass` of a transport plan.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PlanEntry {
+pub struct TransportEntry {
     /// Source index (row of the cost matrix).
     pub row: usize,
     /// Target index (column of the cost matrix).
@@ -105,7 +105,7 @@ pub struct EmdSolution {
     /// The optimal plan as its non-zero entries, sorted by `(row, col)`; a basic solution, so
     /// at most `n + m − 1` entries (`n`, one per row, from the assignment solver). Row sums
     /// equal `a`; column sums equal `b` rescaled to the mass of `a` (as POT does).
-    pub plan: Vec<PlanEntry>,
+    pub plan: Vec<TransportEntry>,
     /// Simplex pivots performed, or shortest augmenting paths searched by the assignment
     /// solver ([`super::Assignment::augmentations`]).
     pub iterations: usize,
@@ -169,9 +169,9 @@ pub fn emd_with(
     let iterations = simplex.run(cfg.limit(rows.len(), cols.len()))?;
 
     let m = cols.len();
-    let mut plan: Vec<PlanEntry> = simplex
+    let mut plan: Vec<TransportEntry> = simplex
         .tree_flows()
-        .map(|(e, mass)| PlanEntry {
+        .map(|(e, mass)| TransportEntry {
             row: rows[e / m],
             col: cols[e % m],
             mass,
@@ -196,11 +196,11 @@ fn is_uniform(w: &[f64]) -> bool {
 /// assigned column; `b` is the same mass per column up to the rescaling POT applies.
 fn emd_assignment(a: &[f64], cost: &CostMatrix) -> Result<EmdSolution, OtError> {
     let assignment = super::linear_assignment(cost)?;
-    let plan: Vec<PlanEntry> = assignment
+    let plan: Vec<TransportEntry> = assignment
         .col_of_row
         .iter()
         .enumerate()
-        .map(|(row, &col)| PlanEntry {
+        .map(|(row, &col)| TransportEntry {
             row,
             col,
             mass: a[row],

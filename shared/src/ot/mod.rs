@@ -32,7 +32,7 @@ pub use cost::{
     CostKind, CostMatrix, CostPrecision, ParseCostKindError, ParseCostPrecisionError, PointCloud,
     PreparedCloud, cost_matrix, prepared_cost_matrix, prepared_plan_cost,
 };
-pub use emd::{EmdAlgorithm, EmdConfig, EmdSolution, PlanEntry, emd, emd_with};
+pub use emd::{EmdAlgorithm, EmdConfig, EmdSolution, TransportEntry, emd, emd_with};
 pub use error::OtError;
 pub use sinkhorn::{SinkhornConfig, SinkhornSolution, sinkhorn_divergence, sinkhorn_log};
 

@@ -140,7 +140,7 @@ async fn fetch_text(url: &str) -> Result<String, String> {
 /// buttons.
 #[component]
 pub fn DropZone() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     let dragging = RwSignal::new(false);
     // `webkitdirectory` (pick a folder) is not among leptos' typed input attributes.
     let folder_input = NodeRef::<leptos::html::Input>::new();

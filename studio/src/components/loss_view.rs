@@ -38,7 +38,7 @@ const EMA_KEY: &str = "studio.loss.ema";
 /// The loss section.
 #[component]
 pub fn LossView() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     let beta = RwSignal::new(LocalStorage::get::<f64>(EMA_KEY).unwrap_or(0.6));
     let chart = move || {
         let b = beta.get();

@@ -27,7 +27,7 @@ pub fn quota_bars<'a>(plans: impl IntoIterator<Item = &'a StagePlan>) -> Vec<Bar
 /// The plan section.
 #[component]
 pub fn PlanView() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     let stage = RwSignal::new(usize::MAX);
     let task = RwSignal::new(0_usize);
     let picked = RwSignal::new(None::<String>);

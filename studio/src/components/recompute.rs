@@ -541,7 +541,7 @@ impl PartialEq for Focused {
 /// The recompute section (for the focused run, when it has embeddings).
 #[component]
 pub fn RecomputePanel() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     // Rebuilt (controls reset to the run's settings) only when the focused run itself
     // changes, not when other runs are loaded.
     let focused = Memo::new(move |_| state.focused_run().map(Focused));

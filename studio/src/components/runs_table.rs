@@ -120,7 +120,7 @@ fn config_columns(
 /// The table of loaded runs.
 #[component]
 pub fn RunsTable() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     let only_differing = RwSignal::new(true);
     let table = move || {
         let runs = state.runs.get();

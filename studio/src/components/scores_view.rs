@@ -46,7 +46,7 @@ fn forgetting_curve(run: &Run, j: usize) -> Vec<(f64, f64)> {
 /// The scores section.
 #[component]
 pub fn ScoresView() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     let task = RwSignal::new(0_usize);
     let heatmap = move || {
         let run = state.focused_run()?;

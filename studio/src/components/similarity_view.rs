@@ -10,7 +10,7 @@ use crate::state::AppState;
 /// The similarity section.
 #[component]
 pub fn SimilarityView() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     move || {
         let run = state.focused_run()?;
         if run.stages.is_empty() {

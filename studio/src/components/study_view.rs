@@ -100,7 +100,7 @@ fn Study(study: Arc<StudyFile>) -> impl IntoView {
 /// loaded: loading a study shows it).
 #[component]
 pub fn StudyView() -> impl IntoView {
-    let state = AppState::expect();
+    let state = AppState::from_context();
     // The picked study's name and the latest study's name at the time of the pick.
     let chosen = RwSignal::new(None::<(String, String)>);
     move || {

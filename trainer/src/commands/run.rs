@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::Args;
 use trainer::config::{Config, TagSource};
-use trainer::learner::Learner;
+use trainer::learner::ContinualLearner;
 use trainer::model::{LlamaLearner, resolve_model};
 use trainer::progress::Progress;
 use trainer::run::{self, RunOptions};
@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// strategy.alpha: replayed instances per previous stage.
     #[arg(long, conflicts_with = "resume")]
     pub alpha: Option<usize>,
-    /// strategy.seed.
+    /// run.seed.
     #[arg(long, conflicts_with = "resume")]
     pub seed: Option<u64>,
     /// output.dir: where run folders go.
@@ -77,7 +77,7 @@ impl RunArgs {
             all.push(format!("strategy.alpha={a}"));
         }
         if let Some(s) = self.seed {
-            all.push(format!("strategy.seed={s}"));
+            all.push(format!("run.seed={s}"));
         }
         if let Some(o) = &self.output {
             all.push(format!("output.dir={}", quoted(o)));
@@ -163,7 +163,7 @@ pub(crate) fn open_learner(
     config: &Config,
     root: &Path,
     model: &str,
-) -> anyhow::Result<Box<dyn Learner>> {
+) -> anyhow::Result<Box<dyn ContinualLearner>> {
     let path = root.join(resolve_model(model)?);
     anyhow::ensure!(
         path.exists(),
@@ -171,14 +171,5 @@ pub(crate) fn open_learner(
         path.display()
     );
     trainer::memory_plan::check(config, &path)?;
-    Ok(Box::new(LlamaLearner::open(
-        &path,
-        config.model.device.parse()?,
-        config.model.base_precision,
-        &config.training,
-        &config.method,
-        config.embedding.layer,
-        config.eval.batch_size,
-        config.strategy.seed,
-    )?))
+    Ok(Box::new(LlamaLearner::from_config(&path, config)?))
 }

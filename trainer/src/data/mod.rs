@@ -25,24 +25,30 @@
 pub mod alpaca;
 pub mod conversation;
 pub mod described;
+mod error;
 pub mod instruction;
+mod order;
 pub mod prompt_only;
 pub mod records;
 mod report;
+mod split;
 pub mod superni;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{DataConfig, DataFormat};
 use inscl::artifact::DataReport;
 use superni::SuperNiTask;
+
+pub use error::DataError;
+pub(crate) use error::{show_text, show_text_max, show_value};
+use order::{CUSTOM_ORDER, folder_orders, resolve_order, resolve_order_or_file};
+use split::cap;
+pub use split::held_out_split;
 
 /// The command that puts the benchmark data in `data/`.
 pub const FETCH_DATA_HINT: &str = "scripts/fetch-data";
@@ -118,180 +124,6 @@ pub fn instruction_id(text: &str) -> String {
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Why the data could not be loaded. Every variant names the file, field or task at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    /// A data path that does not exist.
-    #[error("{path} does not exist; run {FETCH_DATA_HINT} to put the benchmark data in data/")]
-    Missing {
-        /// The path, as given.
-        path: String,
-    },
-    /// Reading a file failed.
-    #[error("{file}: {error}")]
-    Io {
-        /// The file read.
-        file: String,
-        /// The underlying error.
-        error: std::io::Error,
-    },
-    /// A file that is not JSON.
-    #[error("{file}: not valid JSON: {error}")]
-    Json {
-        /// The file read.
-        file: String,
-        /// The underlying error.
-        error: serde_json::Error,
-    },
-    /// A field of the wrong type or value.
-    #[error("{file}: field {field}: {problem}, got {value}")]
-    Field {
-        /// The file read.
-        file: String,
-        /// The field, as named in the file.
-        field: String,
-        /// What is wrong with it.
-        problem: &'static str,
-        /// The value found (shortened).
-        value: String,
-    },
-    /// An order name the data source does not define.
-    #[error("unknown order \"{order}\" in {file}; known orders: {known}")]
-    UnknownOrder {
-        /// The order asked for.
-        order: String,
-        /// The file read.
-        file: String,
-        /// The orders the source has.
-        known: String,
-    },
-    /// No order name and no explicit task list for a source without a natural order.
-    #[error(
-        "{source_kind} data at {path} needs data.tasks or data.order ({path} has no orders.json)"
-    )]
-    NoOrder {
-        /// The kind of source (`benchmark`, `superni`, ...).
-        source_kind: &'static str,
-        /// The path, as given.
-        path: String,
-    },
-    /// A task named in the order or task list that the source does not have.
-    #[error("task \"{task}\" not found in {path}")]
-    UnknownTask {
-        /// The task's name.
-        task: String,
-        /// The path, as given.
-        path: String,
-    },
-    /// A task listed twice; `list` says where: `data.tasks` or an order of a file.
-    #[error("task \"{task}\" appears twice in {list}")]
-    DuplicateTask {
-        /// The task's name.
-        task: String,
-        /// Where the task list came from.
-        list: String,
-    },
-    /// A folder given as `data.path` without the description file the format reads.
-    #[error(
-        "{folder} is a folder without {file}; set data.path to the {file} file or put one in the folder"
-    )]
-    NoDescription {
-        /// The folder given.
-        folder: String,
-        /// The file read.
-        file: &'static str,
-    },
-    /// An entry of a dataset description that is not usable.
-    #[error("{file}: entry \"{key}\": {problem}")]
-    Description {
-        /// The file read.
-        file: String,
-        /// The entry of the description.
-        key: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// A prompt-only task whose instruction cannot be derived by its rule.
-    #[error(
-        "{file}: field {field}: no instruction of task \"{task}\" can be derived by {rule}: {reason}"
-    )]
-    NoInstruction {
-        /// The file read.
-        file: String,
-        /// The field, as named in the file.
-        field: String,
-        /// The task's name.
-        task: String,
-        /// The derivation rule, as written.
-        rule: String,
-        /// Why the value is refused.
-        reason: String,
-    },
-    /// A task all of whose records have blank outputs.
-    #[error(
-        "task \"{task}\": all {skipped} records have empty outputs; nothing to train or score (source: {source_path})"
-    )]
-    AllEmpty {
-        /// The task's name.
-        task: String,
-        /// Records skipped for empty outputs.
-        skipped: usize,
-        /// The file or description read.
-        source_path: String,
-    },
-    /// A task with an empty split after parsing (and de-duplication), with why.
-    #[error("task \"{task}\" has no usable {split} instances: {reason} (source: {source_path})")]
-    EmptySplit {
-        /// The task's name.
-        task: String,
-        /// `train` or `test`.
-        split: &'static str,
-        /// Why the split is empty.
-        reason: String,
-        /// The file or description read.
-        source_path: String,
-    },
-    /// A data file whose SHA-1 differs from its description's `file_sha1`.
-    #[error(
-        "{file}: SHA-1 {actual} differs from the description's file_sha1 {expected}; the file is not the one described (update or remove file_sha1 if the change is intended)"
-    )]
-    Checksum {
-        /// The data file.
-        file: String,
-        /// The description's `file_sha1`.
-        expected: String,
-        /// The file's SHA-1.
-        actual: String,
-    },
-    /// The task list is empty.
-    #[error("the task list is empty (data.first = 0 or an empty order)")]
-    NoTasks,
-    /// A data file without a single record.
-    #[error("{file}: no records (an empty file or an empty JSON array)")]
-    NoRecords {
-        /// The file read.
-        file: String,
-    },
-}
-
-/// A JSON value shortened for error messages (at most 80 characters).
-pub(crate) fn show_value(value: &serde_json::Value) -> String {
-    show_text(&value.to_string())
-}
-
-/// A text shortened for error messages (at most 80 characters, then `…`).
-pub(crate) fn show_text(text: &str) -> String {
-    show_text_max(text, 80)
-}
-
-/// A text shortened to at most `max` characters, then `…`.
-pub(crate) fn show_text_max(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 /// The loaded tasks of a run, in training order, and the order's name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -313,6 +145,7 @@ pub struct Dataset {
 ///
 /// # Errors
 /// [`DataError`] naming the file, field, order or task at fault.
+// Long: one arm per data format, each resolving its order and reading its tasks.
 pub fn load(config: &DataConfig, root: &Path) -> Result<Dataset, DataError> {
     let path = root.join(&config.path);
     if !path.exists() {
@@ -458,167 +291,6 @@ fn in_folder(path: &Path, name: &'static str) -> Result<PathBuf, DataError> {
             file: name,
         })
     }
-}
-
-#[derive(Deserialize)]
-struct OrdersFile {
-    orders: BTreeMap<String, Vec<String>>,
-}
-
-/// The orders of a folder source (`benchmark`, `superni`): `orders.json`'s, and `file`, its
-/// tasks in name order (task folders with a `train.json`, or task files `<task>.json`).
-fn folder_orders(
-    folder: &Path,
-    source_kind: &str,
-) -> Result<(String, BTreeMap<String, Vec<String>>), DataError> {
-    let (file, mut orders) = read_orders(&folder.join("orders.json"))?;
-    let entries = std::fs::read_dir(folder).map_err(|error| DataError::Io {
-        file: folder.display().to_string(),
-        error,
-    })?;
-    let mut tasks: Vec<String> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter_map(|path| match source_kind {
-            "benchmark" => path
-                .join("train.json")
-                .is_file()
-                .then(|| path.file_name()?.to_str().map(str::to_owned))?,
-            _ => (path.extension()? == "json" && path.file_stem()? != "orders")
-                .then(|| path.file_stem()?.to_str().map(str::to_owned))?,
-        })
-        .collect();
-    tasks.sort();
-    orders.entry("file".to_owned()).or_insert(tasks);
-    Ok((file, orders))
-}
-
-/// Named orders of `file`, or an empty map when it does not exist.
-fn read_orders(file: &Path) -> Result<(String, BTreeMap<String, Vec<String>>), DataError> {
-    let name = file.display().to_string();
-    if !file.exists() {
-        return Ok((name, BTreeMap::new()));
-    }
-    let text = std::fs::read_to_string(file).map_err(|error| DataError::Io {
-        file: name.clone(),
-        error,
-    })?;
-    let parsed: OrdersFile = serde_json::from_str(&text).map_err(|error| DataError::Json {
-        file: name.clone(),
-        error,
-    })?;
-    Ok((name, parsed.orders))
-}
-
-/// The order name a run records for an explicit `data.tasks` list.
-const CUSTOM_ORDER: &str = "custom";
-
-/// The task list: `config.tasks` if given, else the named order; then the first
-/// `config.first` tasks. Rejects duplicates and an empty result. A selection inherited from
-/// the embedded default ([`DataConfig::selection_inherited`]) that the source lacks (an order
-/// it does not define, a task it does not have) falls back to its `file` order, with a notice.
-fn resolve_order(
-    config: &DataConfig,
-    path: &Path,
-    (orders_file, orders): (String, BTreeMap<String, Vec<String>>),
-    source_kind: &'static str,
-    notices: &mut Vec<String>,
-) -> Result<(String, Vec<String>), DataError> {
-    let missing_default_task = config
-        .tasks
-        .iter()
-        .find(|task| orders.get("file").is_some_and(|all| !all.contains(task)));
-    let file_order;
-    let config = match missing_default_task {
-        Some(task) if config.selection_inherited => {
-            notices.push(format!(
-                "data.tasks = {:?} comes from the embedded default and {} has no task {task:?}; \
-                 the tasks run in file order (set data.order or data.tasks to choose)",
-                config.tasks,
-                path.display()
-            ));
-            file_order = DataConfig {
-                tasks: Vec::new(),
-                order: Some("file".to_owned()),
-                ..config.clone()
-            };
-            &file_order
-        }
-        _ => config,
-    };
-    let (name, mut tasks, list) = if !config.tasks.is_empty() {
-        (
-            CUSTOM_ORDER.to_owned(),
-            config.tasks.clone(),
-            "data.tasks".to_owned(),
-        )
-    } else {
-        let mut order = config.order.as_deref().ok_or_else(|| DataError::NoOrder {
-            source_kind,
-            path: path.display().to_string(),
-        })?;
-        if config.selection_inherited && !orders.contains_key(order) && orders.contains_key("file")
-        {
-            let defined: Vec<&str> = orders
-                .keys()
-                .map(String::as_str)
-                .filter(|o| *o != "file")
-                .collect();
-            notices.push(format!(
-                "data.order = {order:?} comes from the embedded default and {} defines no such order ({}); \
-                 the tasks run in file order (set data.order or data.tasks to choose)",
-                path.display(),
-                if defined.is_empty() {
-                    "it defines none".to_owned()
-                } else {
-                    format!("it defines {}", defined.join(", "))
-                }
-            ));
-            order = "file";
-        }
-        let tasks = orders.get(order).ok_or_else(|| DataError::UnknownOrder {
-            order: order.to_owned(),
-            file: orders_file.clone(),
-            known: if orders.is_empty() {
-                format!("none ({orders_file} is missing; run {FETCH_DATA_HINT})")
-            } else {
-                orders.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
-        })?;
-        let list = format!("order \"{order}\" of {orders_file}");
-        (order.to_owned(), tasks.clone(), list)
-    };
-    if let Some(first) = config.first {
-        tasks.truncate(first);
-    }
-    if tasks.is_empty() {
-        return Err(DataError::NoTasks);
-    }
-    for (i, task) in tasks.iter().enumerate() {
-        if tasks[..i].contains(task) {
-            return Err(DataError::DuplicateTask {
-                task: task.clone(),
-                list,
-            });
-        }
-    }
-    Ok((name, tasks))
-}
-
-/// As [`resolve_order`], with the order `file` (the source's own task order) when neither
-/// `data.order` nor `data.tasks` is given.
-fn resolve_order_or_file(
-    config: &DataConfig,
-    path: &Path,
-    orders: (String, BTreeMap<String, Vec<String>>),
-    source_kind: &'static str,
-    notices: &mut Vec<String>,
-) -> Result<(String, Vec<String>), DataError> {
-    let defaulted = DataConfig {
-        order: config.order.clone().or_else(|| Some("file".to_owned())),
-        ..config.clone()
-    };
-    resolve_order(&defaulted, path, orders, source_kind, notices)
 }
 
 fn load_benchmark_task(root: &Path, name: &str) -> Result<TaskData, DataError> {
@@ -807,69 +479,5 @@ impl<'de> Deserialize<'de> for Ordered {
             }
         }
         deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-/// A seeded random stream per (seed, purpose, name), independent of the other tasks.
-fn named_rng(seed: u64, purpose: &str, name: &str) -> ChaCha8Rng {
-    let digest = Sha256::digest(format!("{seed}/{purpose}/{name}").as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&digest);
-    ChaCha8Rng::from_seed(key)
-}
-
-/// Splits `examples` into (train, test): `round(fraction × n)` test examples chosen by a
-/// stream seeded by `(seed, name)`, at least one of each when `n ≥ 2` and `0 < fraction < 1`.
-/// Both parts keep data order.
-pub fn held_out_split(
-    examples: Vec<Example>,
-    fraction: f64,
-    seed: u64,
-    name: &str,
-) -> (Vec<Example>, Vec<Example>) {
-    let n = examples.len();
-    let mut test_count = (fraction * n as f64).round() as usize;
-    if n >= 2 && fraction > 0.0 && fraction < 1.0 {
-        test_count = test_count.clamp(1, n - 1);
-    }
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.shuffle(&mut named_rng(seed, "held-out", name));
-    let mut is_test = vec![false; n];
-    for &i in &order[..test_count.min(n)] {
-        is_test[i as usize] = true;
-    }
-    let (test, train): (Vec<_>, Vec<_>) = examples
-        .into_iter()
-        .zip(is_test)
-        .partition(|(_, test)| *test);
-    (
-        train.into_iter().map(|(e, _)| e).collect(),
-        test.into_iter().map(|(e, _)| e).collect(),
-    )
-}
-
-/// At most `limit` examples: a seeded random subset, in data order.
-fn cap(
-    examples: Vec<Example>,
-    limit: Option<usize>,
-    seed: u64,
-    task: &str,
-    split: &str,
-) -> Vec<Example> {
-    match limit {
-        Some(limit) if examples.len() > limit => {
-            let mut order: Vec<u32> = (0..examples.len() as u32).collect();
-            order.shuffle(&mut named_rng(seed, split, task));
-            let mut keep = vec![false; examples.len()];
-            for &i in &order[..limit] {
-                keep[i as usize] = true;
-            }
-            examples
-                .into_iter()
-                .zip(keep)
-                .filter_map(|(e, k)| k.then_some(e))
-                .collect()
-        }
-        _ => examples,
     }
 }

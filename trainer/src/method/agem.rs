@@ -32,6 +32,13 @@ use super::params::ParamTensors;
 use super::{ContinualMethod, MethodSettings, STATE_JSON, StageContext};
 use crate::invalid::{InvalidValue, check};
 
+/// Salt of the stream that draws each step's reference batch from the memory
+/// ([`inscl::seed::salted`]).
+const REFERENCE_BATCH_SALT: u64 = 0xA6E3;
+
+/// Salt of the stream that chooses a finished task's examples for the memory.
+const MEMORY_SALT: u64 = 0x3E3;
+
 /// `[method] name = "agem"` (absent fields take the defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,7 +151,7 @@ impl ContinualMethod for Agem {
     fn begin_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
         self.sampling = Some((
             self.memory_batch.unwrap_or(stage.batch_size),
-            ChaCha8Rng::seed_from_u64(stage.seed ^ 0xA6E3),
+            ChaCha8Rng::seed_from_u64(inscl::seed::salted(stage.seed, REFERENCE_BATCH_SALT)),
             stage.device.clone(),
         ));
         Ok(model)
@@ -169,7 +176,7 @@ impl ContinualMethod for Agem {
     }
 
     fn end_stage(&mut self, model: Llama, stage: &StageContext<'_>) -> anyhow::Result<Llama> {
-        let mut rng = ChaCha8Rng::seed_from_u64(stage.seed ^ 0x3E3);
+        let mut rng = ChaCha8Rng::seed_from_u64(inscl::seed::salted(stage.seed, MEMORY_SALT));
         let mut chosen: Vec<&Encoded> = stage.task.iter().collect();
         chosen.shuffle(&mut rng);
         chosen.truncate(self.memory_per_task);

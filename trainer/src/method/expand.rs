@@ -31,6 +31,9 @@ use super::{
 };
 use crate::invalid::{InvalidValue, check};
 
+/// Salt of the seed that initialises a new expert's adapter ([`inscl::seed::salted`]).
+const NEW_EXPERT_SALT: u64 = 0xE7_9A_4D;
+
 /// `[method] name = "expand"` (absent fields take the defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -119,7 +122,7 @@ impl ContinualMethod for Expansion {
             Some(k) => load_peft_adapter(model, &self.lora, &self.experts[k].adapter)?,
             // The first task trains the adapter the model was created with.
             None if self.experts.is_empty() => model,
-            None => apply_lora(model, &self.lora, stage.seed ^ 0xE7_9A_4D)?,
+            None => apply_lora(model, &self.lora, inscl::seed::salted(stage.seed, NEW_EXPERT_SALT))?,
         };
         self.training = Some((reuse, key, instructions));
         Ok(model)

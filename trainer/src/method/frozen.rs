@@ -23,6 +23,10 @@ use llama::peft::apply_lora;
 use super::params::host_tensor;
 use super::{STATE_TENSORS, read_tensors};
 
+/// Salt of the seed that initialises the adapter trained after a freeze
+/// ([`inscl::seed::salted`]).
+const NEXT_ADAPTER_SALT: u64 = 0x0_10_4A;
+
 /// The finished adapters' factors of one projection, stacked in task order: `A` `[in, r_sum]`,
 /// `B` `[r_sum, out]`, so that `s · A B` is the sum of their updates.
 pub struct Frozen {
@@ -146,7 +150,11 @@ impl FrozenAdapters {
             };
             self.by_projection.insert(key, stacked);
         }
-        Ok(apply_lora(model, &self.lora, seed ^ 0x0_10_4A)?)
+        Ok(apply_lora(
+            model,
+            &self.lora,
+            inscl::seed::salted(seed, NEXT_ADAPTER_SALT),
+        )?)
     }
 
     /// Writes the stacked factors (`{key}.a`, `{key}.b`) to `dir`/[`STATE_TENSORS`].

@@ -32,7 +32,7 @@ use llama::io::host::HostTensors;
 use llama::lora::LoraConfig;
 use llama::model::Llama;
 use llama::train::{
-    Batch, Encoded, LossFn, StepOutcome, Trainer, accumulate_gradients, causal_lm_loss,
+    Batch, Encoded, LossFn, ScheduledAdamW, StepOutcome, accumulate_gradients, causal_lm_loss,
 };
 
 use params::ParamTensors;
@@ -173,7 +173,7 @@ pub trait MethodSettings {
     /// A method that needs LoRA adapters under full fine-tuning.
     fn build(&self, lora: Option<&LoraConfig>) -> anyhow::Result<Box<dyn ContinualMethod>>;
 
-    /// Whether the method trains LoRA adapters of its own (so needs `training.method = "lora"`).
+    /// Whether the method trains LoRA adapters of its own (so needs `training.adapter = "lora"`).
     fn trains_adapters(&self) -> bool {
         false
     }
@@ -317,7 +317,7 @@ pub struct StageContext<'a> {
     /// For methods that route ([`ContinualMethod::routes`]): the mean base-model embedding of
     /// the task's distinct instructions, and their number.
     pub task_key: Option<(Vec<f32>, usize)>,
-    /// [`crate::learner::TrainPlan::task_distances`]: pairwise Wasserstein distances among the
+    /// [`crate::learner::StageTraining::task_distances`]: pairwise Wasserstein distances among the
     /// seen tasks, the current one last (for TIR; empty otherwise).
     pub task_distances: &'a [Vec<f64>],
     /// The stage task's own training examples (no replay), encoded as for training: the data
@@ -325,7 +325,7 @@ pub struct StageContext<'a> {
     pub task: &'a [Encoded],
     /// Examples per batch of the importance passes.
     pub batch_size: usize,
-    /// Seed of the stage's random choices ([`crate::learner::TrainPlan::seed`]).
+    /// Seed of the stage's random choices ([`crate::learner::StageTraining::seed`]).
     pub seed: u64,
     /// The autodiff device the batches go to.
     pub device: &'a Device,
@@ -419,7 +419,7 @@ pub trait ContinualMethod {
 /// # Panics
 /// When no micro-batch has a scored token.
 pub fn train_step(
-    trainer: &mut Trainer,
+    trainer: &mut ScheduledAdamW,
     method: &mut dyn ContinualMethod,
     model: Llama,
     micro_batches: &[Batch],

@@ -27,11 +27,12 @@ use inscl::artifact::{self, InstructionEmbedding, TaskEmbeddings};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{RunError, Stages, faults};
+use super::state::RunState;
+use super::{RunError, faults};
 use crate::config::EmbeddingSource;
 use crate::data::InstructionGroup;
 use crate::data::records::RecordFile;
-use crate::learner::{Learner, Weights};
+use crate::learner::{ContinualLearner, Weights};
 
 /// Why the vector file cannot serve the run.
 #[derive(Debug, thiserror::Error)]
@@ -211,12 +212,12 @@ fn parse(file: &str, read: &RecordFile) -> Result<Vectors, VectorFileError> {
     Ok(vectors)
 }
 
-impl Stages<'_> {
+impl RunState<'_> {
     /// For `base` and `file`: the one embedding space of the run, every task's instructions
     /// (base vectors are cached in the run folder). `None` for `current`.
     pub(super) fn fixed_space(
         &self,
-        learner: &mut dyn Learner,
+        learner: &mut dyn ContinualLearner,
     ) -> Result<Option<Vec<Vec<Vec<f32>>>>, RunError> {
         match self.config.embedding.source {
             EmbeddingSource::Current => Ok(None),
@@ -251,7 +252,7 @@ impl Stages<'_> {
     /// model differs per stage); `0` for `base`.
     fn embed_tasks(
         &self,
-        learner: &mut dyn Learner,
+        learner: &mut dyn ContinualLearner,
         stage: usize,
         tasks: usize,
         weights: Weights,
@@ -282,7 +283,7 @@ impl Stages<'_> {
         let vectors = match cached {
             Some(vectors) => vectors,
             None => {
-                let failed = |source| RunError::Learner {
+                let failed = |source| RunError::ContinualLearner {
                     stage,
                     what: "embedding instructions",
                     error: source,
@@ -312,7 +313,7 @@ impl Stages<'_> {
     /// `stage` compares: the run's one space, or for `current` the learner's present weights.
     pub(super) fn stage_embeddings(
         &self,
-        learner: &mut dyn Learner,
+        learner: &mut dyn ContinualLearner,
         stage: usize,
         seen: usize,
     ) -> Result<Vec<TaskEmbeddings>, RunError> {

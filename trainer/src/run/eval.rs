@@ -7,7 +7,7 @@ use inscl::artifact::{Prediction, TaskEval};
 use inscl::metrics::{exact_match, rouge_l_max};
 
 use crate::data::TaskData;
-use crate::learner::Learner;
+use crate::learner::ContinualLearner;
 
 /// A task's generation budget in tokens: the `quantile` quantile (nearest rank: the
 /// ⌈quantile·n⌉-th smallest) of its gold output lengths `lengths`, plus `margin`, at most
@@ -32,7 +32,7 @@ pub fn generation_budget(lengths: &[usize], quantile: f64, margin: usize, cap: u
 /// # Errors
 /// The learner's failure, or a learner that returns a different number of outputs.
 pub fn evaluate_task(
-    learner: &mut dyn Learner,
+    learner: &mut dyn ContinualLearner,
     task: &TaskData,
     max_new_tokens: usize,
     stem: bool,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::learner::Learner;
+use crate::learner::ContinualLearner;
 
 /// Paths of one run folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,11 @@ impl RunFolder {
     ///
     /// # Errors
     /// The learner's or I/O failures, naming the path.
-    pub fn save_checkpoint(&self, learner: &dyn Learner, stage: usize) -> anyhow::Result<()> {
+    pub fn save_checkpoint(
+        &self,
+        learner: &dyn ContinualLearner,
+        stage: usize,
+    ) -> anyhow::Result<()> {
         let tmp = self
             .root
             .join("checkpoints")
@@ -122,7 +126,7 @@ impl RunFolder {
 
     fn write_checkpoint(
         &self,
-        learner: &dyn Learner,
+        learner: &dyn ContinualLearner,
         stage: usize,
         tmp: &Path,
     ) -> anyhow::Result<()> {

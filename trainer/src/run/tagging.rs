@@ -5,20 +5,21 @@
 
 use inscl::artifact;
 
-use super::{RunError, Stages, faults};
-use crate::learner::Learner;
+use super::state::RunState;
+use super::{RunError, faults};
+use crate::learner::ContinualLearner;
 use crate::progress::{Event, Progress};
 use crate::tags::api::ChatApi;
 use crate::tags::llm::{self, Chat, LlmTagFile, TAG_FILE_VERSION};
 
-impl Stages<'_> {
+impl RunState<'_> {
     /// The raw tags of every instruction, before stage 1. The `llm` source asks the
     /// `[tagger] endpoint`, or `tag_model` (without one, the learner's base weights), for the
     /// instructions that the run folder's `tags.json` lacks.
     pub(super) fn tag_instructions(
         &mut self,
-        learner: &mut dyn Learner,
-        tag_model: Option<&mut dyn Learner>,
+        learner: &mut dyn ContinualLearner,
+        tag_model: Option<&mut dyn ContinualLearner>,
         progress: &mut Progress,
     ) -> Result<(), RunError> {
         let llm = if !self.tagger.uses_llm() {
@@ -29,7 +30,7 @@ impl Stages<'_> {
             let mut chat = |prompts: &[String]| Ok(api.chat(prompts)?);
             Some(self.llm_tags(&name, &mut chat, progress)?)
         } else {
-            let model: &mut dyn Learner = match tag_model {
+            let model: &mut dyn ContinualLearner = match tag_model {
                 Some(model) => model,
                 None => learner,
             };
@@ -76,7 +77,7 @@ impl Stages<'_> {
         let total = instructions.len();
         for batch in llm::untagged(&file, &instructions).chunks(self.config.tagger.batch_size) {
             llm::tag_batch(&mut file, batch, chat, self.tagger.keyphrase_count()).map_err(
-                |source| RunError::Learner {
+                |source| RunError::ContinualLearner {
                     stage: 0,
                     what: "tagging instructions",
                     error: source,

@@ -124,6 +124,8 @@ pub struct SubmitOptions {
 /// # Errors
 /// A grid or status error; [`StudyError::Io`] writing a script; [`StudyError::Scheduler`]
 /// when `squeue` or `sbatch` fails, with its message.
+// Long: the submission's steps in the order they must happen (status, scripts, the
+// submitted config, sbatch, the record), each short and with its own error.
 pub fn submit(study: &StudyConfig, options: &SubmitOptions) -> Result<Submitted, StudyError> {
     let root = options
         .root

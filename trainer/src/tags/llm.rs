@@ -2,7 +2,7 @@
 //! does with GPT-4 (official code, `get_api_output.py`: InsTag's prompt, Lu et al. 2023,
 //! arXiv 2308.07074, §2.1).
 //!
-//! The chat model is a local checkpoint ([`Learner::chat`]) or an OpenAI-compatible server
+//! The chat model is a local checkpoint ([`ContinualLearner::chat`]) or an OpenAI-compatible server
 //! ([`super::api::ChatApi`]); both answer through a [`Chat`]. Each instruction is asked once
 //! with [`instag_prompt`]. A reply is parsed by [`parse_tags`]
 //! (a JSON list of `{"tag": ..}` objects or strings, or comma / line separated tags); an
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::InstructionGroup;
 
 #[cfg(doc)]
-use crate::learner::Learner;
+use crate::learner::ContinualLearner;
 
 /// Version of [`LlmTagFile`]'s layout and of the prompts: a cache of another version is
 /// ignored and the instructions are tagged again.

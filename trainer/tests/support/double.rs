@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inscl::artifact::LossPoint;
-use trainer::learner::{Example, Learner, StepReport, TrainPlan, Weights};
+use trainer::learner::{ContinualLearner, Example, StageTraining, StepReport, Weights};
 
 /// TEST DOUBLE, not a model: memorises the first output of each (instruction, input) in a
 /// first-in-first-out memory of fixed capacity (so it forgets old tasks unless they are
@@ -28,7 +28,7 @@ pub struct MemorisingDouble {
     pub interrupt_at_stage: Option<(usize, Arc<AtomicBool>)>,
     /// Instance ids in the order they were trained on (this process only).
     pub trained_ids: Vec<String>,
-    /// Prompts answered by [`Learner::chat`] (this process only).
+    /// Prompts answered by [`ContinualLearner::chat`] (this process only).
     pub chat_prompts: usize,
 }
 
@@ -80,7 +80,7 @@ fn text_hash(text: &str) -> u64 {
     h.finish()
 }
 
-impl Learner for MemorisingDouble {
+impl ContinualLearner for MemorisingDouble {
     /// Hashed word counts; the current weights add a drift that grows with what was trained
     /// (as a fine-tuned model's hidden states move), the base weights do not.
     fn embed(&mut self, texts: &[String], weights: Weights) -> anyhow::Result<Vec<Vec<f32>>> {
@@ -140,7 +140,7 @@ impl Learner for MemorisingDouble {
     fn train(
         &mut self,
         examples: &[Example],
-        plan: &TrainPlan,
+        plan: &StageTraining,
         on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<LossPoint>> {
         let batches: Vec<&[Example]> = examples.chunks(plan.config.batch_size).collect();

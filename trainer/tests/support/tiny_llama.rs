@@ -67,15 +67,8 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
 /// binary that builds the tiny model opens one).
 #[allow(dead_code)]
 pub fn learner(config: &trainer::config::Config, seed: u64) -> trainer::model::LlamaLearner {
-    trainer::model::LlamaLearner::open(
-        Path::new(&config.model.path),
-        llama::device::DeviceChoice::Cpu,
-        config.model.base_precision,
-        &config.training,
-        &config.method,
-        config.embedding.layer,
-        config.eval.batch_size,
-        seed,
-    )
-    .unwrap()
+    let mut config = config.clone();
+    config.model.device = "cpu".into();
+    config.run.seed = seed;
+    trainer::model::LlamaLearner::from_config(Path::new(&config.model.path), &config).unwrap()
 }

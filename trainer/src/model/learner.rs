@@ -1,21 +1,4 @@
-//! The burn LLaMA of crate `llama` behind the runner's [`Learner`] trait.
-//!
-//! # Prompt format (training and evaluation alike)
-//! One ChatML user turn in the checkpoint's chat template (SmolLM2 adds its default system
-//! prompt), SuperNI's "Definition + input" wording (Wang et al. 2022, §4: `Definition: …`
-//! then the instance):
-//!
-//! ```text
-//! <|im_start|>system\n{default system prompt}<|im_end|>\n
-//! <|im_start|>user\nDefinition: {instruction}\n\nInput: {input}<|im_end|>\n
-//! <|im_start|>assistant\n{output}<|im_end|>
-//! ```
-//!
-//! (`\n\nInput: {input}` is left out for an empty input.) The loss covers `{output}<|im_end|>`
-//! only. A checkpoint without a chat template gets the same user text followed by
-//! `\nOutput: ` and the output. Sequences longer than `training.max_length` lose tokens from the
-//! left of `{input}` first (its end is kept), then from the end of `{instruction}`, then from the
-//! end of the output; generation prompts are cut the same way to `max_length`.
+//! [`LlamaLearner`]: the burn LLaMA of crate `llama` behind the runner's [`ContinualLearner`] trait.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -27,204 +10,26 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
 use llama::device::{DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, GenerationStats, generate_queued};
-use llama::io::host::{CheckpointTensors, HostTensors};
 use llama::io::stored::BasePrecision;
 use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
-use llama::peft::{
-    apply_lora, load_peft_adapter, merge_lora, peft_adapter_config, peft_adapter_tensors,
-};
-use llama::tokenizer::{ChatTemplate, Tokenizer};
+use llama::peft::{apply_lora, load_peft_adapter, merge_lora};
 use llama::train::{
-    Cut, Encoded, LrSchedule, OptimConfig, ScheduleKind, Trainer, bucket_batches, collate,
-    encode_example, hf_tensors, mean_loss,
+    Encoded, LrSchedule, OptimConfig, ScheduleKind, ScheduledAdamW, bucket_batches, collate,
+    mean_loss,
 };
 
-use crate::config::{Finetuning, Schedule, TrainingConfig};
-use crate::learner::{Example, Learner, LossPoint, StepReport, TrainPlan, Weights};
+use super::checkpoint::{
+    describe_precision, open_checkpoint, read_tensors, save_adapter, save_full, stop_tokens,
+};
+use super::prompt::PromptFormat;
+use crate::config::{Config, Finetuning, Schedule, TrainingConfig};
+use crate::learner::{ContinualLearner, Example, LossPoint, StageTraining, StepReport, Weights};
 use crate::method::routing::nearest_key;
 use crate::method::{ContinualMethod, MethodConfig, StageContext, train_step};
 
 /// Batches of a length window are sorted together ([`bucket_batches`]).
 const BUCKET_WINDOW_BATCHES: usize = 8;
-
-/// The local checkpoint path of a model argument: a path as given, or for
-/// `hf:owner/name[@revision]` the HF cache folder it is downloaded into ([`llama::io::hub`], in
-/// builds with the `hub` feature).
-///
-/// # Errors
-/// Download failures, or an `hf:` model in a build without the `hub` feature.
-pub fn resolve_model(spec: &str) -> anyhow::Result<PathBuf> {
-    let Some(repo) = spec.strip_prefix("hf:") else {
-        return Ok(PathBuf::from(spec));
-    };
-    #[cfg(feature = "hub")]
-    {
-        let (id, revision) = match repo.split_once('@') {
-            Some((id, revision)) => (id, Some(revision)),
-            None => (repo, None),
-        };
-        Ok(llama::io::hub::download_model(id, revision)?)
-    }
-    #[cfg(not(feature = "hub"))]
-    bail!(
-        "model {spec:?}: this build cannot download {repo} from the Hugging Face Hub; rebuild \
-         with `--features hub`, or download the folder and give its path"
-    )
-}
-
-/// A loaded checkpoint: configuration, HF-named weights and tokenizer.
-pub struct Checkpoint {
-    /// Hyper-parameters.
-    pub config: LlamaConfig,
-    /// Weights (HF names and layouts): f32, and the projections kept as the precision says.
-    pub tensors: CheckpointTensors,
-    /// Tokenizer with chat template.
-    pub tokenizer: Tokenizer,
-}
-
-/// Opens a GGUF file or an HF folder (`config.json`, `*.safetensors`, `tokenizer.json`,
-/// optional `tokenizer_config.json`), its projection weights kept for `precision`.
-///
-/// # Errors
-/// A missing path or any reader error, naming the path.
-pub fn open_checkpoint(path: &Path, precision: BasePrecision) -> anyhow::Result<Checkpoint> {
-    if path.is_dir() {
-        let (config, tensors) = llama::io::safetensors::load_llama_with(path, precision)
-            .with_context(|| format!("loading the HF checkpoint {}", path.display()))?;
-        let tokenizer = Tokenizer::from_hf_dir(path)
-            .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
-        Ok(Checkpoint {
-            config,
-            tensors,
-            tokenizer,
-        })
-    } else {
-        let file = llama::io::gguf::GgufFile::open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let (config, tensors) = llama::io::gguf::load_llama_with(path, precision)
-            .with_context(|| format!("loading the GGUF checkpoint {}", path.display()))?;
-        let tokenizer = Tokenizer::from_gguf(&file)
-            .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
-        Ok(Checkpoint {
-            config,
-            tensors,
-            tokenizer,
-        })
-    }
-}
-
-/// The base precision as the device line prints it: what the model keeps, and why when the
-/// configuration asked for another.
-fn describe_precision(used: BasePrecision, asked: BasePrecision) -> String {
-    match (used, asked) {
-        (BasePrecision::F32, BasePrecision::Stored) => {
-            "base f32 (full fine-tuning trains f32 weights; model.base_precision = \"stored\" has no effect)".to_owned()
-        }
-        (BasePrecision::Bf16, _) if llama::kernels::stored_matmul::bf16_dot_products() => {
-            "base bf16 (AVX512-BF16 dot products)".to_owned()
-        }
-        (used, _) => format!("base {used}"),
-    }
-}
-
-/// Token ids that end a generation: the config's EOS ids and the tokenizer's EOS.
-pub fn stop_tokens(config: &LlamaConfig, tokenizer: &Tokenizer) -> Vec<u32> {
-    let mut ids = llama::generate::eos_token_ids(config);
-    ids.extend(tokenizer.eos_id());
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// The prompt format of the module docs, tokenised in segments so the input can be truncated
-/// on its own.
-#[derive(Debug, Clone)]
-struct PromptFormat {
-    tokenizer: Tokenizer,
-    template: Option<ChatTemplate>,
-    /// Appended to every response (`<|im_end|>` / EOS) so the model learns to stop.
-    end: Vec<u32>,
-}
-
-impl PromptFormat {
-    fn new(tokenizer: Tokenizer, stop: &[u32]) -> Self {
-        let template = tokenizer.chat_template().cloned();
-        let end = tokenizer
-            .eos_id()
-            .or(stop.first().copied())
-            .into_iter()
-            .collect();
-        Self {
-            tokenizer,
-            template,
-            end,
-        }
-    }
-
-    fn tokens(&self, text: &str) -> anyhow::Result<Vec<u32>> {
-        Ok(self.tokenizer.encode(text, false)?)
-    }
-
-    /// Prompt segments `[markup, definition, markup, input, markup]`: the input may lose
-    /// tokens from its left, then the definition from its right ([`PROMPT_CUTS`]).
-    fn prompt(&self, example: &Example) -> anyhow::Result<Vec<Vec<u32>>> {
-        const DEF: &str = "\u{1}DEFINITION\u{1}";
-        const INPUT: &str = "\u{1}INPUT\u{1}";
-        let user = if example.input.is_empty() {
-            format!("Definition: {DEF}{INPUT}")
-        } else {
-            format!("Definition: {DEF}\n\nInput: {INPUT}")
-        };
-        let text = match &self.template {
-            Some(t) => t.user_prompt(&user),
-            None => format!("{user}\nOutput: "),
-        };
-        let (head, rest) = text.split_once(DEF).expect("the marker is in the prompt");
-        let (middle, tail) = rest.split_once(INPUT).expect("the marker is in the prompt");
-        Ok(vec![
-            self.tokens(head)?,
-            self.tokens(&example.instruction)?,
-            self.tokens(middle)?,
-            self.tokens(&example.input)?,
-            self.tokens(tail)?,
-        ])
-    }
-
-    fn training(&self, example: &Example, max_length: usize) -> anyhow::Result<Encoded> {
-        let mut response = self.tokens(example.output.first().map_or("", String::as_str))?;
-        response.extend(&self.end);
-        Ok(encode_example(
-            &self.prompt(example)?,
-            &PROMPT_CUTS,
-            &response,
-            max_length,
-        ))
-    }
-
-    fn generation(&self, example: &Example, max_length: usize) -> anyhow::Result<Vec<u32>> {
-        Ok(encode_example(&self.prompt(example)?, &PROMPT_CUTS, &[], max_length).tokens)
-    }
-}
-
-/// Truncation order of the prompt segments: the input from its left (its end, usually the
-/// part asked about, is kept), then the definition from its right.
-const PROMPT_CUTS: [Cut; 2] = [
-    Cut {
-        segment: 3,
-        from_left: true,
-    },
-    Cut {
-        segment: 1,
-        from_left: false,
-    },
-];
-
-/// Writes `value` as pretty JSON to `path` (a checkpoint's config file).
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
 
 /// The LoRA settings of `training`.
 fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
@@ -252,11 +57,33 @@ fn lora_config(training: &TrainingConfig) -> anyhow::Result<LoraConfig> {
     })
 }
 
-/// [`Learner`] over a burn LLaMA: LoRA adapters (or all weights) trained with
-/// [`llama::train::Trainer`] under a continual-learning method ([`crate::method`]), greedy
+/// The AdamW optimiser of `t` over `total_steps` optimiser steps: warmup, then `t.schedule`.
+fn optimiser(t: &TrainingConfig, total_steps: usize) -> ScheduledAdamW {
+    let kind = match t.schedule {
+        Schedule::Cosine => ScheduleKind::Cosine,
+        Schedule::Linear => ScheduleKind::Linear,
+        Schedule::Constant => ScheduleKind::Constant,
+    };
+    ScheduledAdamW::new(OptimConfig {
+        schedule: LrSchedule::new(t.lr, t.warmup_ratio, total_steps, kind),
+        weight_decay: t.weight_decay,
+        clip_norm: Some(t.clip_norm),
+    })
+}
+
+/// The tasks of `examples`, sorted, each once (the tasks the multitask stage trains).
+fn distinct_tasks(examples: &[Example]) -> Vec<String> {
+    let mut all: Vec<String> = examples.iter().map(|e| e.task.clone()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// [`ContinualLearner`] over a burn LLaMA: LoRA adapters (or all weights) trained with
+/// [`llama::train::ScheduledAdamW`] under a continual-learning method ([`crate::method`]), greedy
 /// generation, mean-pooled embeddings.
 ///
-/// LoRA dropout draws from burn's backend random stream, seeded with [`TrainPlan::seed`] when
+/// LoRA dropout draws from burn's backend random stream, seeded with [`StageTraining::seed`] when
 /// a stage starts. The stream is process-wide: for reproducible runs, train one model at a
 /// time per process.
 pub struct LlamaLearner {
@@ -276,15 +103,15 @@ pub struct LlamaLearner {
     embedding_layer: Option<usize>,
     eval_batch_size: usize,
     source: PathBuf,
-    /// Seed of the LoRA `A` initialisation (at open and at every [`Learner::reset`]).
+    /// Seed of the LoRA `A` initialisation (at open and at every [`ContinualLearner::reset`]).
     adapter_seed: u64,
     method_config: MethodConfig,
     /// The continual-learning method and the state it carries between stages.
     method: Box<dyn ContinualMethod>,
     /// Under a routing method: the tasks of the adapter each example of the last
-    /// [`Learner::generate`] call went to.
+    /// [`ContinualLearner::generate`] call went to.
     routes: Option<Vec<Vec<String>>>,
-    /// Where the last [`Learner::generate`] call's time went, summed over its batches.
+    /// Where the last [`ContinualLearner::generate`] call's time went, summed over its batches.
     generation_stats: GenerationStats,
     /// Base-model embeddings of the instructions routed so far: every stage evaluates the same
     /// test instructions.
@@ -295,15 +122,34 @@ pub struct LlamaLearner {
 }
 
 impl LlamaLearner {
+    /// Loads the model at `path` (the resolved `model.path` of `config`) as `config` sets it
+    /// up: `model.device` and `model.base_precision`, `[training]`, `[method]`,
+    /// `embedding.layer`, `eval.batch_size`, and the run seed for the LoRA `A` initialisation.
+    ///
+    /// # Errors
+    /// Checkpoint, device or configuration errors.
+    pub fn from_config(path: &Path, config: &Config) -> anyhow::Result<Self> {
+        Self::open(
+            path,
+            config.model.device.parse()?,
+            config.model.base_precision,
+            &config.training,
+            &config.method,
+            config.embedding.layer,
+            config.eval.batch_size,
+            config.run.seed,
+        )
+    }
+
     /// Loads `path` (GGUF or HF folder) onto the chosen device, its LoRA base kept in
-    /// `base_precision` (f32 under full fine-tuning), and prepares it for `training.method`
+    /// `base_precision` (f32 under full fine-tuning), and prepares it for `training.adapter`
     /// and the continual-learning `method`, printing the device to stderr. `adapter_seed`
     /// seeds the LoRA `A` initialisation (the run seed: two seeds give two different adapters).
     ///
     /// # Errors
     /// Checkpoint, device or configuration errors.
     #[allow(clippy::too_many_arguments)]
-    pub fn open(
+    fn open(
         path: &Path,
         device: DeviceChoice,
         base_precision: BasePrecision,
@@ -317,7 +163,7 @@ impl LlamaLearner {
             device,
             description: device_name,
         } = select_device(device)?;
-        let precision = match training.method {
+        let precision = match training.adapter {
             Finetuning::Lora => base_precision,
             Finetuning::Full => BasePrecision::F32,
         };
@@ -331,8 +177,8 @@ impl LlamaLearner {
         let lora = lora_config(training)?;
         let base = Llama::from_checkpoint(&ckpt.config, ckpt.tensors, &device.clone().autodiff())?
             .with_layer_checkpointing(training.checkpoint_layers);
-        let model = Self::fresh(&base, training.method, &lora, adapter_seed)?;
-        let continual = method.build((training.method == Finetuning::Lora).then_some(&lora))?;
+        let model = Self::fresh(&base, training.adapter, &lora, adapter_seed)?;
+        let continual = method.build((training.adapter == Finetuning::Lora).then_some(&lora))?;
         Ok(Self {
             format: PromptFormat::new(ckpt.tokenizer, &stop),
             config: ckpt.config,
@@ -440,11 +286,11 @@ impl LlamaLearner {
 
     /// The configured continual-learning method, without state.
     fn fresh_method(&self) -> anyhow::Result<Box<dyn ContinualMethod>> {
-        let lora = (self.training.method == Finetuning::Lora).then_some(&self.lora);
+        let lora = (self.training.adapter == Finetuning::Lora).then_some(&self.lora);
         self.method_config.build(lora)
     }
 
-    /// The LoRA settings (used when `training.method` is `lora`).
+    /// The LoRA settings (used when `training.adapter` is `lora`).
     pub fn lora_config(&self) -> &LoraConfig {
         &self.lora
     }
@@ -550,7 +396,7 @@ impl LlamaLearner {
     }
 }
 
-impl Learner for LlamaLearner {
+impl ContinualLearner for LlamaLearner {
     fn embed(&mut self, texts: &[String], weights: Weights) -> anyhow::Result<Vec<Vec<f32>>> {
         let model = match weights {
             Weights::Base => self.base_model()?,
@@ -562,7 +408,7 @@ impl Learner for LlamaLearner {
     fn train(
         &mut self,
         examples: &[Example],
-        plan: &TrainPlan,
+        plan: &StageTraining,
         on_step: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
     ) -> anyhow::Result<Vec<LossPoint>> {
         let t = &plan.config;
@@ -578,16 +424,7 @@ impl Learner for LlamaLearner {
             .div_ceil(t.batch_size)
             .div_ceil(t.grad_accumulation);
         let total_steps = per_epoch * t.epochs;
-        let kind = match t.schedule {
-            Schedule::Cosine => ScheduleKind::Cosine,
-            Schedule::Linear => ScheduleKind::Linear,
-            Schedule::Constant => ScheduleKind::Constant,
-        };
-        let mut trainer = Trainer::new(OptimConfig {
-            schedule: LrSchedule::new(t.lr, t.warmup_ratio, total_steps, kind),
-            weight_decay: t.weight_decay,
-            clip_norm: Some(t.clip_norm),
-        });
+        let mut trainer = optimiser(t, total_steps);
         let autodiff = self.device.clone().autodiff();
         // LoRA dropout draws from the device's stream: a resumed stage must draw the same masks.
         autodiff.seed(plan.seed);
@@ -598,11 +435,8 @@ impl Learner for LlamaLearner {
             .filter(|(e, _)| e.task == plan.task)
             .map(|(_, x)| x.clone())
             .collect();
-        let trained_tasks: Vec<String> = if own.is_empty() {
-            let mut all: Vec<String> = examples.iter().map(|e| e.task.clone()).collect();
-            all.sort();
-            all.dedup();
-            all
+        let trained_tasks = if own.is_empty() {
+            distinct_tasks(examples)
         } else {
             vec![plan.task.clone()]
         };
@@ -627,7 +461,7 @@ impl Learner for LlamaLearner {
                 &lengths,
                 t.batch_size,
                 BUCKET_WINDOW_BATCHES,
-                plan.seed.wrapping_add(epoch as u64),
+                inscl::seed::epoch(plan.seed, epoch),
             );
             for group in batches.chunks(t.grad_accumulation) {
                 let start = Instant::now();
@@ -790,38 +624,16 @@ impl Learner for LlamaLearner {
 
     fn save_checkpoint(&self, dir: &Path) -> anyhow::Result<()> {
         self.method.save(dir)?;
-        match self.training.method {
-            Finetuning::Lora => {
-                llama::io::safetensors::save_host_tensors(
-                    &dir.join("adapter_model.safetensors"),
-                    &peft_adapter_tensors(&self.model),
-                )?;
-                let mut config = peft_adapter_config(&self.lora);
-                config["base_model_name_or_path"] = self.source.display().to_string().into();
-                write_json(&dir.join("adapter_config.json"), &config)?;
-            }
-            Finetuning::Full => {
-                llama::io::safetensors::save_host_tensors(
-                    &dir.join("model.safetensors"),
-                    &hf_tensors(&self.model),
-                )?;
-                write_json(&dir.join("config.json"), &self.config)?;
-            }
+        match self.training.adapter {
+            Finetuning::Lora => save_adapter(dir, &self.model, &self.lora, &self.source),
+            Finetuning::Full => save_full(dir, &self.model, &self.config),
         }
-        Ok(())
     }
 
     fn load_checkpoint(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let read = |name: &str| -> anyhow::Result<HostTensors> {
-            let mut tensors = HostTensors::new();
-            let path = dir.join(name);
-            llama::io::safetensors::read_file_into(&path, &mut tensors)
-                .with_context(|| format!("reading checkpoint {}", path.display()))?;
-            Ok(tensors)
-        };
-        match self.training.method {
+        match self.training.adapter {
             Finetuning::Lora => {
-                let peft = read("adapter_model.safetensors")?;
+                let peft = read_tensors(dir, "adapter_model.safetensors")?;
                 let model = load_peft_adapter(self.base.clone(), &self.lora, &peft)
                     .with_context(|| format!("loading the adapter in {}", dir.display()))?;
                 // A and B of every targeted projection of every layer.
@@ -835,7 +647,7 @@ impl Learner for LlamaLearner {
                 self.model = model;
             }
             Finetuning::Full => {
-                let tensors = read("model.safetensors")?;
+                let tensors = read_tensors(dir, "model.safetensors")?;
                 self.model = Llama::from_host_tensors(
                     &self.config,
                     &tensors,
@@ -853,7 +665,7 @@ impl Learner for LlamaLearner {
     fn reset(&mut self) -> anyhow::Result<()> {
         self.model = Self::fresh(
             &self.base,
-            self.training.method,
+            self.training.adapter,
             &self.lora,
             self.adapter_seed,
         )?;
