@@ -363,3 +363,49 @@ fn base_precision_is_recorded_and_checked() {
         "{err}"
     );
 }
+
+/// Keys older configurations wrote still read: `strategy.seed` (deprecated, now `[run] seed`)
+/// and `training.method` (now `training.adapter`), as an override, in a file and in the
+/// configuration a `run.json` stores.
+#[test]
+fn renamed_keys_still_read() {
+    let config = set(&["strategy.seed=7", "training.method=\"full\""]).unwrap();
+    assert_eq!(
+        (config.run.seed, config.training.adapter),
+        (7, Finetuning::Full)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.toml");
+    std::fs::write(
+        &file,
+        "[strategy]\nseed = 3\n\n[training]\nmethod = \"full\"\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&file), &[]).unwrap();
+    assert_eq!(
+        (config.run.seed, config.training.adapter),
+        (3, Finetuning::Full)
+    );
+    // The new names are what a run records.
+    let json = config.to_json();
+    assert_eq!(json["run"]["seed"], 3);
+    assert_eq!(json["training"]["adapter"], "full");
+    assert!(json["strategy"].get("seed").is_none() && json["training"].get("method").is_none());
+}
+
+/// The committed example run, recorded before the renames, reads with its seed where it was.
+#[test]
+fn a_run_json_from_before_the_renames_reads() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/example-run/run.json");
+    let manifest: inscl::artifact::RunManifest = inscl::artifact::read(&path).unwrap();
+    assert!(
+        manifest.config["strategy"].get("seed").is_some(),
+        "an old run.json"
+    );
+    let config = Config::from_json(&manifest.config).unwrap();
+    assert_eq!(config.run.seed, manifest.replay.seed);
+    assert_eq!(config.training.adapter, Finetuning::Lora);
+    assert_eq!(config.run_name(), manifest.name);
+}

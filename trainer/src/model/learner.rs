@@ -405,6 +405,8 @@ impl ContinualLearner for LlamaLearner {
         self.embed_with(&model, texts)
     }
 
+    // Long: the stage loop itself (encode, the method's stage context, epochs of batches, the
+    // step reports); its helpers are the optimiser and the task list.
     fn train(
         &mut self,
         examples: &[Example],
