@@ -32,8 +32,8 @@ fn key(seed: u64, purpose: &str, index: impl Display) -> [u8; 32] {
 /// the first 8 bytes, little-endian, of SHA-256(`"{seed}/{purpose}/{index}"`). Distinct
 /// triples give independent seeds.
 pub fn derive(seed: u64, purpose: &str, index: impl Display) -> u64 {
-    let key = key(seed, purpose, index);
-    u64::from_le_bytes(key[..8].try_into().expect("8 of 32 bytes"))
+    let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = key(seed, purpose, index);
+    u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
 }
 
 /// A ChaCha8 stream for `purpose` number `index` under `seed`, keyed by all 32 bytes of
