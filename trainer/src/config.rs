@@ -13,6 +13,7 @@ use std::str::FromStr;
 use inscl::insinfo::TagNormalizer;
 use inscl::replay::Strategy;
 use inscl::similarity::SimilarityConfig;
+use llama::device::DeviceChoice;
 use llama::io::stored::BasePrecision;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -55,7 +56,7 @@ pub struct ModelConfig {
     /// GGUF file or HF model folder, relative to the working directory, or
     /// `hf:owner/name[@revision]` (builds with the `hub` feature).
     pub path: String,
-    /// `auto`, `gpu` or `cpu`.
+    /// `auto`, `gpu`, `cuda`, `wgpu` or `cpu` ([`llama::device::DeviceChoice`]).
     pub device: String,
     /// The precision the frozen base of LoRA keeps: `stored` (as in the checkpoint: bf16,
     /// f16 or a GGUF block format), `f32` or `bf16` (re-encoded). Full fine-tuning trains f32
@@ -466,6 +467,11 @@ pub struct TrainingConfig {
     /// them (activation checkpointing): activation memory of one layer instead of all.
     #[serde(default)]
     pub checkpoint_layers: bool,
+    /// Pad batch widths, generation prompts and attended KV-cache positions to multiples of
+    /// this many tokens ([`llama::shapes`]), so that a GPU compiles and tunes its kernels
+    /// once per bucket; 0 = exact shapes. Unset: 64 on a GPU, exact shapes on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_to_multiple_of: Option<usize>,
 }
 
 /// `[eval]`: generation limits and metric settings.
@@ -698,10 +704,10 @@ impl Config {
             "full fine-tuning trains f32 weights; a bf16 base is for LoRA (set model.base_precision = \"f32\" or training.method = \"lora\")",
         )?;
         check(
-            ["auto", "gpu", "cpu"].contains(&self.model.device.as_str()),
+            self.model.device.parse::<DeviceChoice>().is_ok(),
             "model.device",
             &self.model.device,
-            "expected auto, gpu or cpu",
+            "expected auto, gpu, cuda, wgpu or cpu",
         )?;
         check(
             (0.0..1.0).contains(&self.data.held_out),
