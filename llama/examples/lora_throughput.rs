@@ -1,5 +1,5 @@
 //! Wall-clock throughput of the burn LLaMA on a real SmolLM2 checkpoint, on the device of
-//! `--device auto|gpu|cpu` (`llama::device`; a GPU needs the `wgpu` feature), one measurement per process so that `/usr/bin/time -v` reports the
+//! `--device auto|gpu|cuda|wgpu|cpu` (`llama::device`; a GPU needs the `cuda` or `wgpu` feature), one measurement per process so that `/usr/bin/time -v` reports the
 //! peak RSS of that workload alone. The PyTorch counterpart is `tools/bench/lora_throughput.py`;
 //! `tools/bench/lora_throughput.sh` runs both and prints the comparison.
 //!
@@ -97,7 +97,7 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if args.mode.is_empty() || args.steps == 0 {
-        return Err("usage: lora_throughput <train|prefill|decode> [--gguf|--model PATH] [--base-precision f32|stored|bf16] [--batch N] [--seq N] [--targets all|qkvo] [--checkpoint-layers] [--no-bf16-dot] [--warmup N] [--steps N≥1] [--device auto|gpu|cpu]".into());
+        return Err("usage: lora_throughput <train|prefill|decode> [--gguf|--model PATH] [--base-precision f32|stored|bf16] [--batch N] [--seq N] [--targets all|qkvo] [--checkpoint-layers] [--no-bf16-dot] [--warmup N] [--steps N≥1] [--device auto|gpu|cuda|wgpu|cpu]".into());
     }
     Ok(args)
 }

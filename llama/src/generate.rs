@@ -503,7 +503,7 @@ impl PrefixPlan {
             let parts: Vec<&[u32]> = plain.iter().map(|&p| prompts[p].as_slice()).collect();
             let (cache, logits) =
                 forward_parts(model, &parts, KvCache::new(model.layers.len()), stats);
-            let longest = parts.iter().map(|p| p.len()).max().unwrap_or(0);
+            let longest = model.padded_width(parts.iter().map(|p| p.len()).max().unwrap_or(0));
             for (row, &p) in plain.iter().enumerate() {
                 if self.waiting[p] > 0 {
                     let mut own = cache.clone();
@@ -531,7 +531,8 @@ impl PrefixPlan {
                 }
             }
             let (cache, logits) = forward_parts(model, &parts, prefixes, stats);
-            let rest = parts.iter().map(|p| p.len()).max().unwrap_or(0);
+            // The width `forward_parts` pads the parts to.
+            let rest = model.padded_width(parts.iter().map(|p| p.len()).max().unwrap_or(0));
             let spans = followers
                 .iter()
                 .zip(&parts)
@@ -544,8 +545,9 @@ impl PrefixPlan {
 }
 
 /// One forward pass over `parts` (per row the tokens to compute), left-padded to the longest
-/// of them, after the positions `cache` already holds for each row (none for whole prompts):
-/// the extended cache and the next-token logits `[rows, V]`.
+/// of them (with fixed shapes, to its bucket: [`Llama::padded_width`]), after the positions
+/// `cache` already holds for each row (none for whole prompts): the extended cache and the
+/// next-token logits `[rows, V]`.
 fn forward_parts(
     model: &Llama,
     parts: &[&[u32]],
@@ -553,7 +555,7 @@ fn forward_parts(
     stats: &mut GenerationStats,
 ) -> (KvCache, Tensor<2>) {
     let b = parts.len();
-    let s = parts.iter().map(|p| p.len()).max().unwrap_or(0);
+    let s = model.padded_width(parts.iter().map(|p| p.len()).max().unwrap_or(0));
     let mut ids = Vec::with_capacity(b * s);
     let mut mask = Vec::with_capacity(b * s);
     for part in parts {

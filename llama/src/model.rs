@@ -20,6 +20,7 @@ use crate::kernels::frozen_matmul::project;
 use crate::kernels::head_loss::head_nll_sum;
 use crate::kernels::swiglu::swiglu;
 use crate::lora::{LoraLinear, LoraTarget};
+use crate::shapes::{FixedShapes, ShapeKind, record};
 
 /// Label value excluded from the loss (PyTorch `CrossEntropyLoss(ignore_index=-100)`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -180,6 +181,9 @@ pub struct Llama {
     /// ([`crate::checkpoint`]).
     #[module(skip)]
     checkpoint_layers: bool,
+    /// Bucketed shapes for the GPU backends ([`crate::shapes`]); `None` = exact shapes.
+    #[module(skip)]
+    fixed_shapes: Option<FixedShapes>,
 }
 
 /// Key/value cache for incremental decoding: per layer the rotated keys and the values of every
@@ -235,6 +239,19 @@ impl LayerCache {
         (
             self.keys.clone().narrow(2, 0, self.len),
             self.values.clone().narrow(2, 0, self.len),
+        )
+    }
+
+    /// Views of the first `t` positions (`t ≥ len`: the filled ones, then zeros that the
+    /// attention mask blocks), `[b, n_kv_heads, t, head_dim]`; the buffers grow to hold `t`.
+    fn window(&mut self, t: usize) -> (Tensor<4>, Tensor<4>) {
+        if t > self.keys.dims()[2] {
+            self.keys = with_capacity(self.keys.clone(), self.len, t);
+            self.values = with_capacity(self.values.clone(), self.len, t);
+        }
+        (
+            self.keys.clone().narrow(2, 0, t),
+            self.values.clone().narrow(2, 0, t),
         )
     }
 
@@ -433,11 +450,12 @@ impl Attention {
         // keys are masked).
         let out = match cache {
             Some(slot) => {
-                let layer = match slot.take() {
+                let mut layer = match slot.take() {
                     Some(layer) => layer.appended(k, v),
                     None => LayerCache::new(k, v),
                 };
-                let (k, v) = layer.filled();
+                // The attended width: the filled positions, or with fixed shapes a bucket.
+                let (k, v) = layer.window(pos.blocked.dims()[3]);
                 *slot = Some(layer);
                 self.grouped_attention(q, k, v, pos, scale)
             }
@@ -744,6 +762,7 @@ impl Llama {
             inv_freq,
             config: config.clone(),
             checkpoint_layers: false,
+            fixed_shapes: None,
         })
     }
 
@@ -758,6 +777,27 @@ impl Llama {
     /// Whether training checkpoints each decoder layer.
     pub fn checkpoints_layers(&self) -> bool {
         self.checkpoint_layers
+    }
+
+    /// The model with `shapes` ([`crate::shapes`]): the scored rows of its loss padded to a
+    /// bucket, generation prompts and the attended KV-cache positions to bucketed widths. The
+    /// caller pads training batches ([`crate::train::collate_shaped`] with
+    /// [`Llama::fixed_shapes`]). `None`: exact shapes (the default).
+    pub fn with_fixed_shapes(mut self, shapes: Option<FixedShapes>) -> Self {
+        self.fixed_shapes = shapes;
+        self
+    }
+
+    /// The shapes set by [`Llama::with_fixed_shapes`].
+    pub fn fixed_shapes(&self) -> Option<FixedShapes> {
+        self.fixed_shapes
+    }
+
+    /// The width a sequence of `longest` tokens is padded to: `longest` itself without fixed
+    /// shapes, else its bucket ([`FixedShapes::width`]).
+    pub fn padded_width(&self, longest: usize) -> usize {
+        self.fixed_shapes
+            .map_or(longest, |shapes| shapes.width(longest))
     }
 
     /// Whether an adapter drops inputs while training (a dropout probability above 0).
@@ -871,13 +911,32 @@ impl Llama {
         let Some((hidden, targets)) = scored_hidden(hidden, labels) else {
             return Tensor::<1>::from_data(TensorData::new(vec![f32::NAN], [1]), &device);
         };
-        let n = hidden.dims()[0];
+        let [n, d] = hidden.dims();
+        // Fixed shapes: zero filler rows up to a bucket. A zero hidden state has all logits
+        // 0 (LLaMA's head has no bias), so each filler row's loss is exactly ln V, taken off
+        // below, and its gradient reaches neither the head nor the model.
+        let filler = self
+            .fixed_shapes
+            .map_or(0, |shapes| shapes.scored_rows(n) - n);
+        let (hidden, targets) = if self.fixed_shapes.is_some() {
+            record(ShapeKind::ScoredRows, &[n + filler]);
+            (
+                Tensor::cat(vec![hidden, Tensor::zeros([filler, d], &device)], 0),
+                Tensor::cat(vec![targets, Tensor::zeros([filler, 1], &device)], 0),
+            )
+        } else {
+            (hidden, targets)
+        };
         let weight = self.head_weight();
         let summed = if weight.is_tracked() {
             let log_p = log_softmax(project(hidden, weight.transpose()), 1).gather(1, targets);
             log_p.sum().neg()
         } else {
             head_nll_sum(hidden, weight, targets)
+        };
+        let summed = match filler {
+            0 => summed,
+            filler => summed.sub_scalar(filler as f64 * (self.config.vocab_size as f64).ln()),
         };
         summed / n as f64
     }
@@ -944,7 +1003,11 @@ impl Llama {
         tokens: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
     ) -> (Tensor<3>, Positional) {
-        let pos = self.positional(attention_mask, 0, tokens.dims()[1]);
+        let [b, s] = tokens.dims();
+        if self.fixed_shapes.is_some() {
+            record(ShapeKind::Forward, &[b, s, s]);
+        }
+        let pos = self.positional(attention_mask, 0, s);
         (self.embed_tokens.forward(tokens), pos)
     }
 
@@ -961,7 +1024,7 @@ impl Llama {
         mut cache: Option<&mut KvCache>,
         depth: usize,
     ) -> Tensor<3> {
-        let s = tokens.dims()[1];
+        let [b, s] = tokens.dims();
         let past = cache.as_ref().map_or(0, |c| c.len());
         let full_mask = match cache.as_deref_mut() {
             Some(c) => {
@@ -970,10 +1033,22 @@ impl Llama {
                     None => attention_mask,
                 };
                 c.mask = Some(full.clone());
-                full
+                // With fixed shapes the cached positions are attended in a bucketed width,
+                // the positions not yet written masked.
+                let t = self.padded_width(past + s);
+                match t - (past + s) {
+                    0 => full,
+                    unwritten => {
+                        let zeros = Tensor::<2, Int>::zeros([b, unwritten], &full.device());
+                        Tensor::cat(vec![full, zeros], 1)
+                    }
+                }
             }
             None => attention_mask,
         };
+        if self.fixed_shapes.is_some() {
+            record(ShapeKind::Forward, &[b, s, full_mask.dims()[1]]);
+        }
         let pos = self.positional(full_mask, past, s);
         let mut h = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().take(depth).enumerate() {
@@ -987,11 +1062,11 @@ impl Llama {
     }
 
     /// RoPE angles and the attention mask of `s` new positions after `past` cached ones, from
-    /// the mask `full_mask` `[b, past + s]` of all of them.
+    /// the mask `full_mask` `[b, t]` of all of them (`t ≥ past + s`: the positions after the
+    /// new ones, with fixed shapes, are masked).
     fn positional(&self, full_mask: Tensor<2, Int>, past: usize, s: usize) -> Positional {
-        let b = full_mask.dims()[0];
+        let [b, t] = full_mask.dims();
         let device = full_mask.device();
-        let t = past + s;
         let positions = (full_mask.clone().cumsum(1) - 1)
             .clamp_min(0)
             .narrow(1, past, s)

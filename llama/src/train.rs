@@ -33,6 +33,7 @@ use crate::io::host::HostTensors;
 use crate::io::host::parameters_on_host;
 use crate::model::{IGNORE_INDEX, Llama};
 use crate::peft::merge_lora;
+use crate::shapes::FixedShapes;
 
 /// Shape of the learning rate after the warmup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,7 +257,8 @@ pub fn bucket_batches(
 }
 
 /// A padded batch on a device: `tokens`, `attention_mask` and `labels`, all `[b, s]` with `s`
-/// the longest example; right padding with token 0, mask 0 and label [`IGNORE_INDEX`].
+/// the longest example (or its bucket, [`collate_shaped`]); right padding with token 0, mask 0
+/// and label [`IGNORE_INDEX`].
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Token ids.
@@ -271,19 +273,52 @@ pub struct Batch {
     pub n_scored: usize,
 }
 
-/// Pads `examples` into a [`Batch`] on `device`.
+/// Pads `examples` into a [`Batch`] on `device` of `[examples.len(), longest example]`.
 ///
 /// # Panics
 /// When `examples` is empty.
 pub fn collate(examples: &[&Encoded], device: &Device) -> Batch {
+    collate_shaped(examples, None, examples.len(), device)
+}
+
+/// Pads `examples` into a [`Batch`] on `device`: with `shapes`, of `[rows, bucketed width]`
+/// ([`FixedShapes::width`] of the longest example), the rows after the examples filler rows
+/// (one unmasked token 0 without a label, so that no query of theirs has every key masked,
+/// which some backends' attention turns into NaN); without `shapes`, of
+/// `[examples.len(), longest]` as [`collate`]. The padding changes no loss or gradient
+/// (`llama/tests/fixed_shapes.rs`).
+///
+/// # Panics
+/// When `examples` is empty, or with `shapes` when `rows` is below `examples.len()`.
+pub fn collate_shaped(
+    examples: &[&Encoded],
+    shapes: Option<FixedShapes>,
+    rows: usize,
+    device: &Device,
+) -> Batch {
     assert!(!examples.is_empty(), "collate needs at least one example");
-    let b = examples.len();
-    let s = examples.iter().map(|e| e.tokens.len()).max().unwrap_or(0);
+    let longest = examples.iter().map(|e| e.tokens.len()).max().unwrap_or(0);
+    let (b, s) = match shapes {
+        Some(shapes) => {
+            assert!(
+                rows >= examples.len(),
+                "a batch of {rows} rows cannot hold {} examples",
+                examples.len()
+            );
+            (rows, shapes.width(longest))
+        }
+        None => (examples.len(), longest),
+    };
+    let filler = Encoded {
+        tokens: vec![0],
+        labels: vec![IGNORE_INDEX],
+    };
+    let fillers = std::iter::repeat_n(&filler, b - examples.len());
     let mut tokens = Vec::with_capacity(b * s);
     let mut mask = Vec::with_capacity(b * s);
     let mut labels = Vec::with_capacity(b * s);
     let mut n_scored = 0;
-    for e in examples {
+    for e in examples.iter().copied().chain(fillers) {
         let pad = s - e.tokens.len();
         tokens.extend(e.tokens.iter().map(|&t| i64::from(t)));
         tokens.extend(std::iter::repeat_n(0, pad));

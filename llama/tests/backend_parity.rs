@@ -1,14 +1,16 @@
-//! The wgpu path against the flex CPU path on the tiny checkpoint: logits, the LoRA loss and the
-//! adapters' gradients must agree (burn issues #5257, fusion/autotune results on Vulkan, and
-//! #5162, NaN gradients when only some parameters train on wgpu).
+//! A GPU path (CUDA or wgpu) against the flex CPU path on the tiny checkpoint: logits, the LoRA
+//! loss and the adapters' gradients must agree (burn issues #5257, fusion/autotune results on
+//! Vulkan, and #5162, NaN gradients when only some parameters train on wgpu).
 //!
-//! Built only with the `wgpu` feature: `scripts/check-gpu` runs it on a machine with a GPU. A
-//! software adapter (Mesa lavapipe) can stand in for a smoke test of the code path with
-//! `INSCL_WGPU_SOFTWARE=1`; without a GPU and without that variable the test fails.
-#![cfg(feature = "wgpu")]
+//! Built only with a GPU feature (`cuda` or `wgpu`): `scripts/check-gpu` runs it on a machine
+//! with a GPU, once per backend with `INSCL_PARITY_DEVICE=cuda` and `=wgpu` (default `gpu`:
+//! the one `--device gpu` picks). A software adapter (Mesa lavapipe) can stand in for a smoke
+//! test of the wgpu path with `INSCL_WGPU_SOFTWARE=1`; without a GPU and without that variable
+//! the test fails.
+#![cfg(feature = "cube")]
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, DeviceKind, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::device::{DeviceChoice, select_device};
 use llama::model::Llama;
 use llama::peft::{load_peft_adapter, read_peft_adapter};
@@ -17,14 +19,19 @@ mod support;
 use support::{fixture, max_abs_diff, tiny_model};
 
 fn gpu() -> Device {
-    match select_device(DeviceChoice::Gpu) {
+    let choice: DeviceChoice = std::env::var("INSCL_PARITY_DEVICE")
+        .unwrap_or_else(|_| "gpu".into())
+        .parse()
+        .expect("INSCL_PARITY_DEVICE");
+    match select_device(choice) {
         Ok(gpu) => {
-            eprintln!("wgpu device: {}", gpu.description);
+            eprintln!("GPU device: {}", gpu.description);
             gpu.device
         }
+        #[cfg(feature = "wgpu")]
         Err(error) if std::env::var_os("INSCL_WGPU_SOFTWARE").is_some() => {
             eprintln!("{error}; INSCL_WGPU_SOFTWARE is set: using a software adapter");
-            Device::wgpu(DeviceKind::Cpu)
+            Device::wgpu(burn::tensor::DeviceKind::Cpu)
         }
         Err(error) => panic!("{error} (set INSCL_WGPU_SOFTWARE=1 to smoke-test on software)"),
     }

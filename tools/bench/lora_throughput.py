@@ -15,7 +15,7 @@ driver is `tools/bench/lora_throughput.sh`. Same shapes, token ids and settings:
   tokens/s = 64 / (t(65 new) − t(1 new)).
 
 `--device cpu` (default) runs with `torch.set_num_threads(2)` (the machine's cores); `--device
-cuda` runs on the first CUDA GPU, float32 as on the CPU, and synchronises before each clock
+cuda` runs on the first CUDA GPU, float32 as on the CPU (or `--dtype bfloat16`), and synchronises before each clock
 read (the counterpart of `lora_throughput --device gpu`, burn's wgpu backend). Prints one JSON
 line like the Rust example.
 
@@ -62,7 +62,7 @@ def timed(warmup, steps, f, sync):
     return out
 
 
-def measure(mode, warmup, steps, device):
+def measure(mode, warmup, steps, device, dtype="float32"):
     import peft
     import torch
     import transformers
@@ -80,7 +80,9 @@ def measure(mode, warmup, steps, device):
         tie_word_embeddings=True, max_position_embeddings=8192, bos_token_id=1, eos_token_id=2,
         hidden_act="silu",
     )
-    model = LlamaForCausalLM(config).float().to(device)
+    # bfloat16: the base model's weights and activations in bf16; PEFT keeps the adapters in
+    # float32 (`autocast_adapter_dtype`), as the trainer's `training.precision = "bf16"`.
+    model = LlamaForCausalLM(config).to(dtype=getattr(torch, dtype)).to(device)
     vocab = config.vocab_size
     if mode == "train":
         model = peft.get_peft_model(
@@ -129,7 +131,8 @@ def measure(mode, warmup, steps, device):
         seconds, tokens = [run(DECODE + 1) - run(1) for _ in range(steps)], DECODE
     mean = statistics.fmean(seconds)
     print(json.dumps({
-        "impl": "pytorch", "mode": mode, "device": device, "weights": "random init, same config",
+        "impl": "pytorch", "mode": mode, "device": device, "dtype": dtype,
+        "weights": "random init, same config",
         "batch": 1 if mode == "decode" else BATCH, "tokens_per_step": tokens,
         "seconds": seconds, "mean_seconds": mean, "tokens_per_s": tokens / mean,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
@@ -190,8 +193,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = parser.parse_args()
-    measure(args.mode, args.warmup, args.steps, args.device)
+    measure(args.mode, args.warmup, args.steps, args.device, args.dtype)
 
 
 if __name__ == "__main__":

@@ -145,4 +145,13 @@ pub trait ContinualLearner {
 
     /// The compute device in words, e.g. `cpu (flex, 2 threads)`.
     fn device(&self) -> String;
+
+    /// Keeps what the compute backend learns about kernels (GPU autotune results and compiled
+    /// kernels) in the folder `dir`, for later stages and runs; by default nothing.
+    ///
+    /// # Errors
+    /// The folder cannot be created.
+    fn keep_kernels_in(&mut self, _dir: &Path) -> anyhow::Result<()> {
+        Ok(())
+    }
 }

@@ -285,7 +285,7 @@ fn invalid_values_name_field_and_value() {
         ),
         (
             "model.device=tpu",
-            "invalid config value model.device = tpu: expected auto, gpu or cpu",
+            "invalid config value model.device = tpu: expected auto, gpu, cuda, wgpu or cpu",
         ),
         (
             "strategy.tags=file",

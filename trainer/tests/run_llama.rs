@@ -500,3 +500,61 @@ fn the_memory_plan_refuses_a_run_that_does_not_fit_and_names_what_fits() {
         "{err}"
     );
 }
+
+/// `training.pad_to_multiple_of` (what a GPU run does by default, here forced on the CPU): every
+/// training batch of a stage goes to the backend in one of the width buckets, and the losses
+/// are those of the exact shapes (the padding is masked).
+#[test]
+fn fixed_shapes_keep_a_stage_in_its_buckets_and_its_losses() {
+    use llama::shapes::{FixedShapes, ShapeKind, ShapeLog};
+
+    let _shared = BACKEND_RNG
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = tempfile::tempdir().unwrap();
+    let model = tiny_llama::tiny_model(out.path());
+    let losses = |pad_to_multiple_of: Option<usize>, name: &str| {
+        let mut config = config("none", &model, &out.path().join(name));
+        config.data.first = Some(1);
+        config.training.pad_to_multiple_of = pad_to_multiple_of;
+        let outcome = run::run(
+            &config,
+            &mut learner(&config),
+            &mut RunOptions::new(fixtures()),
+        )
+        .unwrap();
+        let record: StageRecord =
+            artifact::read(&RunFolder::new(&outcome.folder).stage(1)).unwrap();
+        (config, record.loss)
+    };
+    let (_, exact) = losses(None, "exact");
+    let log = ShapeLog::start();
+    let (config, padded) = losses(Some(16), "padded");
+    let shapes = FixedShapes { multiple: 16 };
+    let t = &config.training;
+    let training: Vec<Vec<usize>> = log
+        .shapes(ShapeKind::Forward)
+        .into_iter()
+        .filter(|shape| shape[0] == t.batch_size && shape[1] > 1)
+        .collect();
+    assert!(!training.is_empty());
+    assert!(
+        training.len() <= shapes.width_buckets(t.max_length),
+        "{training:?}"
+    );
+    for shape in log.shapes(ShapeKind::Forward) {
+        assert_eq!(shape[2] % 16, 0, "attended width {shape:?}");
+    }
+    let rows = log.shapes(ShapeKind::ScoredRows);
+    assert!(rows.len() <= shapes.scored_row_buckets(t.batch_size * t.max_length));
+    assert_eq!(exact.len(), padded.len());
+    for (a, b) in exact.iter().zip(&padded) {
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-4 * a.loss.abs(),
+            "step {}: {} exact, {} padded",
+            a.step,
+            a.loss,
+            b.loss
+        );
+    }
+}

@@ -19,7 +19,7 @@
 //! - dS = P ⊙ (dP − rowsum(P ⊙ dP))
 //! - dQ = scale · dS K,  dK = scale · dSᵀ Q
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 use burn::backend::Cube;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -34,7 +34,7 @@ use burn::tensor::{Bool, Tensor};
 use crate::kernels::flex_attention;
 
 /// The attention operation on every backend the model runs on (`Dispatch` routes to it).
-#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait MaskedAttentionBackend: Backend {
     /// softmax(scale · Q Kᵀ, with `blocked` scores at −∞) V: by default the backend's own
     /// `attention` op. `query` `[b, h, s, d]`, `key` and `value` `[b, h, t, d]`, `blocked`
@@ -93,7 +93,7 @@ impl MaskedAttentionBackend for Flex {
     }
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 impl MaskedAttentionBackend for Cube {}
 
 impl<B: MaskedAttentionBackend, C: CheckpointStrategy> MaskedAttentionBackend for Autodiff<B, C> {

@@ -7,7 +7,7 @@
 //! allocates itself, and its autodiff backward pass is the one product the input needs,
 //! `dx = dy Wᵀ`, the same way.
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 use burn::backend::Cube;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use crate::kernels::flex_gemm::{Operand, contiguous_f32, f32_tensor, product};
 
 /// `x W` with a constant `W`, on every backend the model runs on (`Dispatch` routes to it).
-#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait FrozenMatmulBackend: Backend {
     /// `x` `[m, k]` times `weight` `[k, n]` (any strides) → `[m, n]`.
     fn frozen_matmul(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -32,7 +32,7 @@ pub trait FrozenMatmulBackend: Backend {
     }
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 impl FrozenMatmulBackend for Cube {}
 
 impl FrozenMatmulBackend for Flex {

@@ -14,7 +14,7 @@
 //! the gradient computed here. The head W is a constant: the caller keeps the composed ops
 //! when W is trained.
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 use burn::backend::Cube;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -35,7 +35,7 @@ use crate::kernels::vector_exp::{self, exp_shifted_in_place};
 const BLOCK_BYTES: usize = 128 << 20;
 
 /// The head loss on every backend the model runs on (`Dispatch` routes to it).
-#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait HeadLossBackend: Backend {
     /// Σᵢ −log softmax(hᵢ Wᵀ)[yᵢ] as `[1]`, for `hidden` `[n, d]`, `weight` `[V, d]` and
     /// `targets` `[n, 1]` (each in `0..V`).
@@ -106,7 +106,7 @@ impl HeadLossBackend for Flex {
     }
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 impl HeadLossBackend for Cube {}
 
 impl<B: HeadLossBackend, C: CheckpointStrategy> HeadLossBackend for Autodiff<B, C> {

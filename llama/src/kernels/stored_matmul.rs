@@ -13,7 +13,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 use burn::backend::Cube;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -61,7 +61,7 @@ fn bf16_dot_available() -> bool {
 }
 
 /// Products with a stored weight on every backend the model runs on (`Dispatch` routes to it).
-#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait StoredMatmulBackend: Backend {
     /// `x` `[m, in]` times `Wᵀ` for `weight` W `[out, in]` → `[m, out]`.
     fn stored_matmul(x: FloatTensor<Self>, weight: StoredMatrix) -> FloatTensor<Self> {
@@ -98,7 +98,7 @@ fn dequantized_product<B: Backend>(
     }
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 impl StoredMatmulBackend for Cube {}
 
 impl StoredMatmulBackend for Flex {

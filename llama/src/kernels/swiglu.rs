@@ -11,7 +11,7 @@
 //! - d up = dy ⊙ g s
 //! - d gate = dy ⊙ up ⊙ s (1 + g (1 − s))
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 use burn::backend::Cube;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -33,7 +33,7 @@ use crate::kernels::vector_exp::sigmoid;
 const CHUNK: usize = 1 << 14;
 
 /// The SwiGLU gate on every backend the model runs on (`Dispatch` routes to it).
-#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait SwigluBackend: Backend {
     /// silu(gate) ⊙ up for two tensors of the same shape.
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -128,7 +128,7 @@ fn same_shape<const N: usize>(tensors: [&FlexTensor; N]) -> Shape {
     shape
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 impl SwigluBackend for Cube {}
 
 impl<B: SwigluBackend, C: CheckpointStrategy> SwigluBackend for Autodiff<B, C> {

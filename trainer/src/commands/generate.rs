@@ -1,5 +1,5 @@
 //! `trainer generate --model PATH --prompt TEXT [--max-new-tokens N] [--chat]
-//! [--temperature T --top-p P --seed S] [--device auto|gpu|cpu]`: one completion, with its
+//! [--temperature T --top-p P --seed S] [--device auto|gpu|cuda|wgpu|cpu]`: one completion, with its
 //! speed.
 
 use anyhow::Context;
@@ -34,7 +34,7 @@ pub struct GenerateArgs {
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// auto, gpu or cpu.
+    /// auto, gpu, cuda, wgpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// The projection weights: stored (as the checkpoint stores them), f32 or bf16.
@@ -51,6 +51,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let SelectedDevice {
         device,
         description: device_name,
+        ..
     } = select_device(choice)?;
     let path = resolve_model(&args.model)?;
     eprintln!("model {} on {device_name}", path.display());

@@ -1,5 +1,6 @@
 //! `[model]`: which checkpoint, on which device.
 
+use llama::device::DeviceChoice;
 use llama::io::stored::BasePrecision;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,7 @@ pub struct ModelConfig {
     /// GGUF file or HF model folder, relative to the working directory, or
     /// `hf:owner/name[@revision]` (builds with the `hub` feature).
     pub path: String,
-    /// `auto`, `gpu` or `cpu`.
+    /// `auto`, `gpu`, `cuda`, `wgpu` or `cpu` ([`llama::device::DeviceChoice`]).
     pub device: String,
     /// The precision the frozen base of LoRA keeps: `stored` (as in the checkpoint: bf16,
     /// f16 or a GGUF block format), `f32` or `bf16` (re-encoded). Full fine-tuning trains f32
@@ -34,10 +35,10 @@ impl ModelConfig {
     /// [`InvalidValue`] naming the field and its value.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         check(
-            ["auto", "gpu", "cpu"].contains(&self.device.as_str()),
+            self.device.parse::<DeviceChoice>().is_ok(),
             "model.device",
             &self.device,
-            "expected auto, gpu or cpu",
+            "expected auto, gpu, cuda, wgpu or cpu",
         )
     }
 }

@@ -64,6 +64,11 @@ pub struct TrainingConfig {
     /// them (activation checkpointing): activation memory of one layer instead of all.
     #[serde(default)]
     pub checkpoint_layers: bool,
+    /// Pad batch widths, generation prompts and attended KV-cache positions to multiples of
+    /// this many tokens ([`llama::shapes`]), so that a GPU compiles and tunes its kernels
+    /// once per bucket; 0 = exact shapes. Unset: 64 on a GPU, exact shapes on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_to_multiple_of: Option<usize>,
 }
 
 impl TrainingConfig {

@@ -8,14 +8,15 @@ use anyhow::{Context, bail, ensure};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use llama::config::LlamaConfig;
-use llama::device::{DeviceChoice, SelectedDevice, select_device};
+use llama::device::{BackendKind, DeviceChoice, SelectedDevice, select_device};
 use llama::generate::{GenerationConfig, GenerationStats, generate_queued};
 use llama::io::stored::BasePrecision;
 use llama::lora::{LoraConfig, LoraTarget};
 use llama::model::Llama;
 use llama::peft::{apply_lora, load_peft_adapter, merge_lora};
+use llama::shapes::FixedShapes;
 use llama::train::{
-    Encoded, LrSchedule, OptimConfig, ScheduleKind, ScheduledAdamW, bucket_batches, collate,
+    Encoded, LrSchedule, OptimConfig, ScheduleKind, ScheduledAdamW, bucket_batches, collate_shaped,
     mean_loss,
 };
 
@@ -95,6 +96,8 @@ pub struct LlamaLearner {
     format: PromptFormat,
     stop: Vec<u32>,
     device: Device,
+    /// The backend behind `device` (GPU backends pad to fixed shapes and keep a kernel cache).
+    backend: BackendKind,
     device_name: String,
     /// On `device.autodiff()`: LoRA-adapted (frozen base) or fully trainable.
     model: Llama,
@@ -161,6 +164,7 @@ impl LlamaLearner {
     ) -> anyhow::Result<Self> {
         let SelectedDevice {
             device,
+            backend,
             description: device_name,
         } = select_device(device)?;
         let precision = match training.adapter {
@@ -176,7 +180,11 @@ impl LlamaLearner {
         let stop = stop_tokens(&ckpt.config, &ckpt.tokenizer);
         let lora = lora_config(training)?;
         let base = Llama::from_checkpoint(&ckpt.config, ckpt.tensors, &device.clone().autodiff())?
-            .with_layer_checkpointing(training.checkpoint_layers);
+            .with_layer_checkpointing(training.checkpoint_layers)
+            .with_fixed_shapes(FixedShapes::for_run(
+                training.pad_to_multiple_of,
+                backend.is_gpu(),
+            ));
         let model = Self::fresh(&base, training.adapter, &lora, adapter_seed)?;
         let continual = method.build((training.adapter == Finetuning::Lora).then_some(&lora))?;
         Ok(Self {
@@ -185,6 +193,7 @@ impl LlamaLearner {
             base,
             stop,
             device,
+            backend,
             device_name,
             model,
             training: training.clone(),
@@ -366,7 +375,11 @@ impl LlamaLearner {
         encoded.sort_by_key(|e| e.tokens.len());
         let batches: Vec<_> = encoded
             .chunks(self.eval_batch_size)
-            .map(|chunk| collate(&chunk.iter().collect::<Vec<_>>(), &self.device))
+            .map(|chunk| {
+                let rows: Vec<&Encoded> = chunk.iter().collect();
+                let shapes = self.model.fixed_shapes();
+                collate_shaped(&rows, shapes, self.eval_batch_size, &self.device)
+            })
             .collect();
         Ok(mean_loss(&self.inference_model(), &batches))
     }
@@ -471,7 +484,7 @@ impl ContinualLearner for LlamaLearner {
                     .iter()
                     .map(|idx| {
                         let rows: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
-                        collate(&rows, &autodiff)
+                        collate_shaped(&rows, model.fixed_shapes(), t.batch_size, &autodiff)
                     })
                     .collect();
                 let (next, outcome) = train_step(&mut trainer, self.method.as_mut(), model, &micro);
@@ -678,5 +691,13 @@ impl ContinualLearner for LlamaLearner {
 
     fn device(&self) -> String {
         self.device_name.clone()
+    }
+
+    fn keep_kernels_in(&mut self, dir: &Path) -> anyhow::Result<()> {
+        if self.backend.is_gpu() {
+            llama::device::use_kernel_cache(dir)
+                .with_context(|| format!("creating the kernel cache {}", dir.display()))?;
+        }
+        Ok(())
     }
 }

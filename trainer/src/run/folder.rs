@@ -10,6 +10,7 @@
 //! | `tags.json` | the `llm` tagger's tags, replies and fallbacks ([`crate::tags::llm::LlmTagFile`]) |
 //! | `checkpoints/stage-NN/` | the learner's state after stage NN (the last K kept) |
 //! | `cache/embed-HASH.json` | instruction vectors by content hash (model, weights, stage, layer, texts) |
+//! | `cache/kernels/` | on a GPU: cubecl's autotune results and compiled kernels ([`llama::device::use_kernel_cache`]) |
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,11 @@ impl RunFolder {
     /// `cache/embed-KEY.json`.
     pub fn embedding_cache(&self, key: &str) -> PathBuf {
         self.root.join("cache").join(format!("embed-{key}.json"))
+    }
+
+    /// `cache/kernels/`.
+    pub fn kernel_cache(&self) -> PathBuf {
+        self.root.join("cache").join("kernels")
     }
 
     /// Creates the sub-folders and removes what a killed or failed write left behind: the

@@ -162,6 +162,13 @@ pub fn run(
         }
     };
     folder.prepare().map_err(io_error(folder.root()))?;
+    learner
+        .keep_kernels_in(&folder.kernel_cache())
+        .map_err(|source| RunError::ContinualLearner {
+            stage: 0,
+            what: "keeping the GPU kernel cache",
+            error: source,
+        })?;
     let groups: Vec<Vec<InstructionGroup>> = dataset
         .tasks
         .iter()
