@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use llama::config::LlamaConfig;
 use llama::io::host::{CheckpointTensors, HostTensors};
 use llama::io::stored::BasePrecision;
@@ -32,7 +32,7 @@ pub fn resolve_model(spec: &str) -> anyhow::Result<PathBuf> {
         Ok(llama::io::hub::download_model(id, revision)?)
     }
     #[cfg(not(feature = "hub"))]
-    bail!(
+    anyhow::bail!(
         "model {spec:?}: this build cannot download {repo} from the Hugging Face Hub; rebuild \
          with `--features hub`, or download the folder and give its path"
     )
